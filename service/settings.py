@@ -1,0 +1,90 @@
+"""Typed settings, read once and passed in (never read from the environment at import time).
+
+Every value has a default that makes the embedded profile (SQLite, local archive folder, local
+PKI, in-process workers) work with no configuration at all. Environment variables use the
+``DOCSIGN_`` prefix, for example ``DOCSIGN_PUBLIC_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import ConfigurationError
+
+#: The project root of a source checkout: templates/ and schemas/ live there.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: A placeholder passphrase that only development may use; production refuses it.
+DEVELOPMENT_PASSPHRASE = "development-only-passphrase"
+
+
+def _default_soffice() -> str:
+    return shutil.which("soffice") or "/usr/lib/libreoffice/program/soffice"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSIGN_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+
+    # Where things live. Relative paths are taken from the working directory.
+    data_dir: Path = Path("var")
+    certs_dir: Path = Path("certs")
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    schemas_dir: Path = PROJECT_ROOT / "schemas"
+
+    #: The address printed in every QR code: ``{public_base_url}/v/{code}``.
+    public_base_url: str = "http://localhost:8000"
+
+    # Local PKI.
+    pki_passphrase: SecretStr = SecretStr(DEVELOPMENT_PASSPHRASE)
+    #: Name of the local root CA, printed in every certificate chain.
+    pki_organization: str = "控辍保学文书服务本地证书中心"
+    #: An RFC 3161 time-stamping service; empty means the local TSA in certs/.
+    tsa_url: str = ""
+
+    # LibreOffice.
+    soffice_path: str = Field(default_factory=_default_soffice)
+    #: Debian's interpreter, the only one that can import LibreOffice's ``uno`` module.
+    uno_python: str = "/usr/bin/python3"
+    #: Warm soffice processes kept for conversion.
+    converter_processes: int = Field(default=1, ge=1, le=16)
+    #: Seconds one conversion may take before soffice is killed and restarted.
+    conversion_timeout: float = Field(default=120.0, gt=0)
+    #: Seconds soffice may take to start.
+    converter_startup_timeout: float = Field(default=60.0, gt=0)
+    #: Documents rendered into one DOCX and converted by one soffice call in a batch.
+    merge_chunk_size: int = Field(default=100, ge=1, le=2000)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment == "production" and self.pki_passphrase.get_secret_value() in (
+            "",
+            DEVELOPMENT_PASSPHRASE,
+        ):
+            raise ValueError("DOCSIGN_PKI_PASSPHRASE must be set to a real secret in production")
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigurationError(f"配置无效：{exc}") from exc
