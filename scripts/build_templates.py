@@ -1,0 +1,577 @@
+"""Builds the seven official .docx templates in templates/ (run: .venv/bin/python scripts/build_templates.py).
+
+The committed .docx files are the product: a bureau opens and edits them in Word or WPS. This
+script is how they were made, kept so a change to the shared layout (margins, fonts, signature
+blocks) is made once and applied to all seven. Layout follows GB/T 9704-2012 (党政机关公文格式):
+A4, margins 37/35/28/26 mm, title in 2号小标宋, body in 3号仿宋 with 28.95 pt exact line spacing,
+first-level headings in 黑体, second-level in 楷体, page numbers "— 1 —" in 4号宋体.
+
+Fields are Jinja2 tags ({{ guardian_name }}); each signature block carries a Word bookmark
+(sigissuer, sigbureau, sigunit, sigschool) that tells the signing stage where the seal lands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from docx import Document
+from docx.enum.section import WD_SECTION_START
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "templates"
+
+TITLE_FONT = "方正小标宋简体"
+BODY_FONT = "仿宋_GB2312"
+H1_FONT = "黑体"
+H2_FONT = "楷体_GB2312"
+NUMBER_FONT = "宋体"
+
+BODY_PT = 16  # 3号
+TITLE_PT = 22  # 2号
+TABLE_PT = 12  # 小四
+LINE_TWIPS = 579  # 28.95 pt: 22 lines in the 225 mm type area
+CHAR_TWIPS = BODY_PT * 20  # one full-width character of body text
+TEXT_WIDTH_TWIPS = int(Mm(156).twips)  # 210 - 28 - 26 mm
+
+
+# --- low-level helpers -------------------------------------------------------------------------
+
+
+def _el(tag: str, **attrs: str) -> OxmlElement:
+    el = OxmlElement(tag)
+    for k, v in attrs.items():
+        el.set(qn(f"w:{k}"), v)
+    return el
+
+
+def _fonts(rpr, font: str) -> None:
+    rfonts = rpr.find(qn("w:rFonts"))
+    if rfonts is None:
+        rfonts = _el("w:rFonts")
+        rpr.insert(0, rfonts)
+    for attr in ("ascii", "hAnsi", "eastAsia", "cs"):
+        rfonts.set(qn(f"w:{attr}"), font)
+
+
+def run(paragraph, text: str, *, font: str = BODY_FONT, size: float = BODY_PT, bold: bool = False):
+    r = paragraph.add_run(text)
+    r.font.size = Pt(size)
+    r.font.bold = bold or None
+    _fonts(r._element.get_or_add_rPr(), font)
+    return r
+
+
+def fmt(
+    paragraph,
+    *,
+    align: str | None = None,
+    first_line: int = 0,
+    left: int = 0,
+    right: int = 0,
+    line: int | None = LINE_TWIPS,
+    before: int = 0,
+    after: int = 0,
+    keep_next: bool = False,
+) -> None:
+    ppr = paragraph._p.get_or_add_pPr()
+    if keep_next:
+        ppr.append(_el("w:keepNext"))
+    spacing = _el("w:spacing", before=str(before), after=str(after))
+    if line:
+        spacing.set(qn("w:line"), str(line))
+        spacing.set(qn("w:lineRule"), "exact")
+    ppr.append(spacing)
+    ind = _el("w:ind", left=str(left), right=str(right))
+    if first_line:
+        ind.set(qn("w:firstLine"), str(first_line))
+    ppr.append(ind)
+    if align:
+        ppr.append(_el("w:jc", val=align))
+
+
+def bookmark(paragraph, name: str, ident: int) -> None:
+    """A bookmark around the whole paragraph's text (LibreOffice exports it as a named destination)."""
+    start = _el("w:bookmarkStart", id=str(ident), name=name)
+    end = _el("w:bookmarkEnd", id=str(ident))
+    first_run = paragraph._p.find(qn("w:r"))
+    first_run.addprevious(start)
+    paragraph._p.append(end)
+
+
+class Doc:
+    def __init__(self) -> None:
+        self.doc = Document()
+        self._setup()
+
+    def _setup(self) -> None:
+        d = self.doc
+        section = d.sections[0]
+        section.page_width, section.page_height = Mm(210), Mm(297)
+        section.top_margin, section.bottom_margin = Mm(37), Mm(35)
+        section.left_margin, section.right_margin = Mm(28), Mm(26)
+        section.header_distance, section.footer_distance = Mm(15), Mm(20)
+        section.start_type = WD_SECTION_START.NEW_PAGE
+        # Document defaults: 仿宋 3号, Chinese language, no spacing.
+        normal = d.styles["Normal"]
+        normal.font.size = Pt(BODY_PT)
+        rpr = normal.element.get_or_add_rPr()
+        _fonts(rpr, BODY_FONT)
+        rpr.append(_el("w:lang", val="zh-CN", eastAsia="zh-CN", bidi="ar-SA"))
+        ppr = normal.element.get_or_add_pPr()
+        ppr.append(_el("w:spacing", before="0", after="0", line=str(LINE_TWIPS), lineRule="exact"))
+        ppr.append(_el("w:jc", val="both"))
+        # Page number "— 1 —", centered, 4号宋体 (14 pt).
+        footer = section.footer
+        p = footer.paragraphs[0]
+        fmt(p, align="center", line=None)
+        run(p, "— ", font=NUMBER_FONT, size=14)
+        fld = _el("w:fldSimple", instr="PAGE")
+        r = _el("w:r")
+        rpr = _el("w:rPr")
+        _fonts(rpr, NUMBER_FONT)
+        rpr.append(_el("w:sz", val="28"))
+        r.append(rpr)
+        t = _el("w:t")
+        t.text = "1"
+        r.append(t)
+        fld.append(r)
+        p._p.append(fld)
+        run(p, " —", font=NUMBER_FONT, size=14)
+        # python-docx starts with one empty paragraph; reuse it for the title.
+        self._first = d.paragraphs[0] if d.paragraphs else None
+        self._bookmarks = 0
+
+    def _para(self):
+        if self._first is not None:
+            p, self._first = self._first, None
+            return p
+        return self.doc.add_paragraph()
+
+    def title(self, text: str, *, after_lines: float = 1) -> None:
+        p = self._para()
+        fmt(p, align="center", line=int(TITLE_PT * 20 * 1.5), after=int(LINE_TWIPS * after_lines))
+        run(p, text, font=TITLE_FONT, size=TITLE_PT)
+
+    def subtitle(self, text: str) -> None:
+        p = self._para()
+        fmt(p, align="center", after=LINE_TWIPS)
+        run(p, text, font=H2_FONT)
+
+    def plain(
+        self,
+        text: str,
+        *,
+        indent: bool = True,
+        align: str | None = None,
+        font: str = BODY_FONT,
+        keep_next: bool = False,
+    ):
+        p = self._para()
+        fmt(p, first_line=2 * CHAR_TWIPS if indent else 0, align=align, keep_next=keep_next)
+        run(p, text, font=font)
+        return p
+
+    def h1(self, text: str) -> None:
+        self.plain(text, font=H1_FONT, keep_next=True)
+
+    def h2(self, text: str) -> None:
+        self.plain(text, font=H2_FONT, keep_next=True)
+
+    def blank(self, keep_next: bool = False) -> None:
+        p = self._para()
+        fmt(p, keep_next=keep_next)
+
+    def tag(self, text: str) -> None:
+        """A paragraph holding only a docxtpl paragraph tag ({%p if ... %}); it is removed on render."""
+        p = self._para()
+        fmt(p)
+        run(p, text)
+
+    def bookmark(self, paragraph, name: str) -> None:
+        self._bookmarks += 1
+        bookmark(paragraph, name, self._bookmarks)
+
+    # --- tables ---------------------------------------------------------------------------
+
+    def table(self, widths_mm: list[float], *, borders: bool = True):
+        t = self.doc.add_table(rows=0, cols=len(widths_mm))
+        tbl = t._tbl
+        tblpr = tbl.tblPr
+        tblpr.append(_el("w:tblLayout", type="fixed"))
+        total = sum(int(Mm(w).twips) for w in widths_mm)
+        tblpr.append(_el("w:tblW", w=str(total), type="dxa"))
+        tblpr.append(_el("w:jc", val="center"))
+        b = _el("w:tblBorders")
+        for side in ("top", "left", "bottom", "right", "insideH", "insideV"):
+            b.append(_el(f"w:{side}", val="single" if borders else "nil", sz="6", space="0", color="000000"))
+        tblpr.append(b)
+        margins = _el("w:tblCellMar")
+        for side, w in (("left", "85"), ("right", "85")):
+            margins.append(_el(f"w:{side}", w=w, type="dxa"))
+        tblpr.append(margins)
+        grid = tbl.tblGrid
+        for col, w in zip(grid.findall(qn("w:gridCol")), widths_mm, strict=True):
+            col.set(qn("w:w"), str(int(Mm(w).twips)))
+        t._widths = [int(Mm(w).twips) for w in widths_mm]
+        return t
+
+    def row(
+        self,
+        table,
+        cells: list[str | tuple[str, int]],
+        *,
+        size: float = TABLE_PT,
+        align: str = "center",
+        bold_first: bool = False,
+        min_height_mm: float | None = 9,
+        font: str = BODY_FONT,
+        line: int | None = None,
+    ) -> None:
+        """One table row; a cell is text or (text, columns spanned). Empty text leaves a blank to fill."""
+        r = table.add_row()
+        tr = r._tr
+        if min_height_mm:
+            trpr = tr.get_or_add_trPr()
+            trpr.append(_el("w:trHeight", val=str(int(Mm(min_height_mm).twips)), hRule="atLeast"))
+        col = 0
+        merged: list[tuple[int, int]] = []
+        for spec in cells:
+            text, span = (spec, 1) if isinstance(spec, str) else spec
+            if span > 1:
+                merged.append((col, col + span - 1))
+            col += span
+        assert col == len(table.columns), (cells, col, len(table.columns))
+        for a, b in merged:
+            r.cells[a].merge(r.cells[b])
+        col = 0
+        for i, spec in enumerate(cells):
+            text, span = (spec, 1) if isinstance(spec, str) else spec
+            cell = r.cells[col]
+            tcpr = cell._tc.get_or_add_tcPr()
+            tcpr.append(_el("w:vAlign", val="center"))
+            p = cell.paragraphs[0]
+            cell_align = align if not (i % 2 == 0 and bold_first) else "center"
+            fmt(p, align=cell_align, line=line or int(size * 20 * 1.3))
+            if text:
+                run(p, text, size=size, font=font)
+            col += span
+        return r
+
+
+def dated_signature(d: Doc, name_expr: str, date_expr: str, anchor: str) -> None:
+    """The issuing unit's name centered over the date, right of the page (GB/T 9704 7.3.5.1).
+
+    A borderless table keeps the name centered on the date whatever its length; the seal is
+    placed over both (骑年盖月), centered on the column, by the signing stage.
+    """
+    d.blank()
+    t = d.table([68, 76, 12], borders=False)
+    r1 = d.row(t, ["", name_expr, ""], size=BODY_PT, min_height_mm=None, line=LINE_TWIPS)
+    d.bookmark(r1.cells[1].paragraphs[0], anchor)
+    d.row(t, ["", date_expr, ""], size=BODY_PT, min_height_mm=None, line=LINE_TWIPS)
+
+
+def party_block(cell, label: str, name_expr: str, sign_label: str, date_expr: str, doc: Doc, anchor: str) -> None:
+    """A party's signature block in a cell: 甲方（盖章）/ unit / 负责人签字 / date."""
+    first = cell.paragraphs[0]
+    fmt(first, align="left", line=LINE_TWIPS)
+    run(first, label)
+    doc.bookmark(first, anchor)
+    for text in (name_expr, sign_label, date_expr):
+        p = cell.add_paragraph()
+        fmt(p, align="left", line=LINE_TWIPS)
+        run(p, text)
+
+
+def two_party_signatures(d: Doc, left: tuple[str, str, str, str, str], right: tuple[str, str, str, str, str]) -> None:
+    d.blank(keep_next=True)
+    t = d.table([78, 78], borders=False)
+    r = t.add_row()
+    party_block(r.cells[0], *left[:4], doc=d, anchor=left[4])
+    party_block(r.cells[1], *right[:4], doc=d, anchor=right[4])
+    # keep the whole block on one page
+    trpr = r._tr.get_or_add_trPr()
+    trpr.append(_el("w:cantSplit"))
+
+
+def save(d: Doc, key: str) -> None:
+    core = d.doc.core_properties
+    core.author = "docsign"
+    core.language = "zh-CN"
+    path = OUT / f"{key}.docx"
+    d.doc.save(path)
+    print("wrote", path.relative_to(ROOT))
+
+
+# --- legal wording shared by the guardian notices ----------------------------------------------
+
+# 《中华人民共和国义务教育法》第五条、第十一条、第十四条、第五十八条, as qiaocheng (七) asks notices to carry.
+LAW_DUTY = (
+    "依照《中华人民共和国义务教育法》第五条、第十一条，适龄儿童、少年的父母或者其他法定监护人应当依法保证其按时入学"
+    "接受并完成义务教育。"
+)
+LAW_NO_EMPLOYMENT = "任何单位和个人不得招用应当接受义务教育的适龄儿童、少年（第十四条）。"
+LAW_LIABILITY = (
+    "无正当理由未送适龄儿童、少年入学接受义务教育的，由当地乡镇人民政府或者县级人民政府教育行政部门给予批评教育，"
+    "责令限期改正（第五十八条）；逾期不改的，将依法提请司法部门督促履行，情节严重的依法追究法律责任。"
+)
+
+
+def notice_contact(d: Doc) -> None:
+    d.tag("{%p if school_address %}")
+    d.plain("学校地址：{{ school_address }}")
+    d.tag("{%p endif %}")
+    d.tag("{%p if contact_phone %}")
+    d.plain("联系电话：{{ contact_phone }}")
+    d.tag("{%p endif %}")
+
+
+# --- the seven documents -----------------------------------------------------------------------
+
+
+def enrollment_notice() -> None:
+    d = Doc()
+    d.title("义务教育入学通知书")
+    d.plain("{{ guardian_name }}（父母或法定监护人）：", indent=False)
+    d.plain(
+        "按照《中华人民共和国义务教育法》《{{ regulation }}》有关规定和要求，接受义务教育是法律赋予每个适龄儿童的"
+        "权利和义务。您的孩子（被监护人）{{ student_name }}已经达到接受义务教育年龄，请您于{{ report_by|cn_month_day }}"
+        "前送其到{{ school_name }}报到入学。"
+    )
+    d.plain("法律责任告知：" + LAW_DUTY + LAW_LIABILITY)
+    notice_contact(d)
+    d.plain("感谢您的支持和配合。")
+    dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
+    save(d, "enrollment_notice")
+
+
+def return_notice() -> None:
+    d = Doc()
+    d.title("义务教育复学通知书")
+    d.plain("{{ guardian_name }}（父母或法定监护人）：", indent=False)
+    d.plain(
+        "按照《中华人民共和国义务教育法》《{{ regulation }}》有关规定和要求，接受义务教育是法律赋予每个适龄儿童的"
+        "权利和义务。您的孩子（被监护人）{{ student_name }}{% if grade_class %}（原就读{{ grade_class }}）{% endif %}"
+        "处于接受义务教育年龄，请您于{{ report_by|cn_month_day }}前送其到{{ school_name }}报到入读。"
+    )
+    d.plain("法律责任告知：" + LAW_DUTY + LAW_NO_EMPLOYMENT + LAW_LIABILITY)
+    notice_contact(d)
+    d.plain("感谢您的支持和配合。")
+    dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
+    save(d, "return_notice")
+
+
+def deadline_return_notice() -> None:
+    d = Doc()
+    d.title("限期复学通知书")
+    d.plain("{{ guardian_name }}（父母或法定监护人）：", indent=False)
+    d.plain(
+        "{{ return_notice_date|cn_date }}，已向您送达《义务教育复学通知书》，要求您送孩子（被监护人）{{ student_name }}"
+        "{% if grade_class %}（原就读{{ grade_class }}）{% endif %}到{{ school_name }}报到复学。截至本通知发出之日，"
+        "{{ student_name }}仍未到校复学。"
+    )
+    d.plain(
+        "根据《中华人民共和国义务教育法》第五条、第五十八条和《{{ regulation }}》有关规定，适龄儿童、少年的父母或者"
+        "其他法定监护人应当依法保证其按时入学接受并完成义务教育；无正当理由未送适龄儿童、少年入学接受义务教育的，"
+        "由当地乡镇人民政府或者县级人民政府教育行政部门给予批评教育，责令限期改正。"
+    )
+    d.plain(
+        "现责令您于{{ report_by|cn_date }}前送{{ student_name }}到{{ school_name }}报到复学。如有特殊困难或正当理由，"
+        "请在期限内向学校或本单位书面说明。逾期仍不改正的，将依法提请司法部门发放相关司法文书，敦促您履行送适龄子女"
+        "接受义务教育的法定义务；情节严重或者构成犯罪的，依法追究法律责任。"
+    )
+    notice_contact(d)
+    d.plain("特此通知。")
+    dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
+    d.blank()
+    p = d.plain("…………………………………………（沿此线剪开）…………………………………………", indent=False, align="center")
+    p.runs[0].font.size = Pt(10.5)
+    d.plain("送达回执", indent=False, align="center", font=H1_FONT)
+    d.plain("《限期复学通知书》（{{ student_name }}，限{{ report_by|cn_date }}前报到复学）已收到。", indent=True)
+    d.plain("被通知人（签名）：　　　　　　　　签收日期：　　　年　　月　　日", indent=False, align="right")
+    save(d, "deadline_return_notice")
+
+
+RESPONSIBILITY_PREAMBLE = (
+    "为深入贯彻落实《中华人民共和国义务教育法》和《国务院办公厅关于进一步加强控辍保学提高义务教育巩固水平的通知》"
+    "（国办发〔2017〕72号）精神，实施九年义务教育控制辍学责任制与“控辍保学”第一负责人制度，巩固义务教育控辍保学"
+    "工作成果，确保适龄儿童少年依法接受并完成义务教育，经甲乙双方协商，签订本责任书。"
+)
+
+
+def responsibility(key: str, party_b: str, party_b_field: str, head_field: str, head_title: str) -> None:
+    office = key == "responsibility_office"
+    d = Doc()
+    d.title("{{ year }}年控辍目标责任书")
+    d.subtitle("（街道教育办公室）" if office else "（区直义务教育阶段学校）")
+    d.plain("甲方：{{ bureau_name }}", indent=False)
+    d.plain(f"乙方：{{{{ {party_b_field} }}}}　　{head_title}：{{{{ {head_field} }}}}", indent=False)
+    d.plain(RESPONSIBILITY_PREAMBLE)
+    d.h1("一、责任目标")
+    scope = (
+        "乙方辖区内{% if school_count %}{{ school_count }}所{% endif %}义务教育阶段学校"
+        if office
+        else "乙方义务教育阶段"
+    )
+    d.plain(f"（一）{scope}在校生零流失，九年义务教育巩固率达到{{{{ retention_target|percent }}}}。")
+    d.plain(
+        "（二）"
+        + ("辖区内" if office else "学校服务范围内")
+        + "适龄儿童少年应入尽入，失学辍学学生应返尽返，实现辍学动态清零、常态清零。"
+    )
+    d.plain("（三）控辍保学台账真实准确，做到人籍一致、人帐相符，无瞒报、漏报、虚报。")
+    d.h1("二、乙方责任")
+    if office:
+        items = [
+            "乙方主要负责人为辖区控辍保学工作第一责任人，建立健全工作机制，将控辍保学任务分解到所辖各学校，组织所辖各学校校长签订控辍保学承诺书。",
+            "会同街道、村居持续开展适龄儿童少年接受义务教育情况摸排，详细掌握、及时发现“应入未入”儿童少年；督促所辖学校落实学生考勤、请假和辍学周报告制度，一旦发现辍学或疑似辍学学生，立即核实情况，及时报送相关信息，启动劝返机制。",
+            "组织所辖学校“一人一案”做好劝返复学工作，为辍学学生建立“一生一表”工作档案，详细记录每次劝返情况；学校劝返三次以上仍不复学的，会同街道办事处组织开展联合劝返。",
+            "坚持“三细三实”原则，指导所辖学校填报控辍保学台账，台账每月维护更新一次，该销号的予以销号；每月20日前汇总上报控辍保学动态管理月报表。",
+            "突出家庭经济困难、身体残疾、随迁子女、留守儿童等重点群体，督促落实学业、生活和心理关爱帮扶措施，防止失学新发、辍学反弹。",
+            "收齐所辖学校的控辍保学承诺书，按甲方规定的时间统一报送。",
+        ]
+    else:
+        items = [
+            "乙方校长为本校控辍保学工作第一责任人，成立由校长任组长的控辍保学工作领导小组，把控辍保学工作摆上学校重要议事日程，责任落实到年级、到班级、到人。",
+            "严格执行学生考勤、请假和辍学周报告制度，及时追踪有辍学风险的学生；一旦发现辍学或疑似辍学学生，立即核实情况，及时报送相关信息，启动劝返机制。",
+            "对辍学学生“一人一案”制定劝返方案，建立“一生一表”工作档案，详细记录每次劝返情况；经学校劝返三次以上仍不复学的，及时书面报告甲方和属地街道，配合开展联合劝返。",
+            "坚持“三细三实”原则，规范填报控辍保学台账，台账每月维护更新一次；每月20日前如实上报控辍保学动态管理月报表。",
+            "突出家庭经济困难、身体残疾、随迁子女、留守儿童等重点群体，落实学生资助政策和学习困难学生帮扶制度，加强心理健康教育和家校沟通，防止因贫、因学、因厌学辍学。",
+            "开齐开足开好国家规定课程，规范办学行为，严格学籍管理，不得以任何理由劝退、开除义务教育阶段学生。",
+        ]
+    numbers = "一二三四五六七八九十"
+    for i, item in enumerate(items):
+        d.plain(f"（{numbers[i]}）{item}")
+    d.h1("三、甲方责任")
+    d.plain("（一）对乙方控辍保学工作进行业务指导和督导检查，协调解决工作中的困难和问题。")
+    d.plain(
+        "（二）会同公安、民政、司法、残联等部门和街道办事处，建立部门联控联保工作机制，支持乙方开展联合劝返和依法控辍。"
+    )
+    d.plain("（三）定期通报控辍保学工作进展，总结推广典型经验。")
+    d.h1("四、考核与责任追究")
+    d.plain("（一）甲方将乙方控辍保学工作纳入年度目标考核，实行督导检查结果通报、限期整改和责任追究制度。")
+    d.plain(
+        "（二）对不排查、不劝返、不上报，工作不力、弄虚作假，造成学生辍学或数据失实的，视情节予以约谈、通报批评，并依法依规追究相关人员责任。"
+    )
+    d.h1("五、其他")
+    d.plain("（一）本责任书责任期为{{ year }}年9月1日至{{ year + 1 }}年8月31日。")
+    d.plain("（二）本责任书一式两份，甲乙双方各执一份，自双方签字盖章之日起生效。", keep_next=True)
+    two_party_signatures(
+        d,
+        ("甲方（盖章）：", "{{ bureau_name }}", "负责人签字：", "{{ issue_date|cn_date }}", "sigbureau"),
+        ("乙方（盖章）：", f"{{{{ {party_b_field} }}}}", "负责人签字：", "{{ issue_date|cn_date }}", "sigunit"),
+    )
+    save(d, key)
+
+
+def pledge() -> None:
+    d = Doc()
+    d.title("控辍保学承诺书")
+    d.plain("{{ bureau_name }}：", indent=False)
+    d.plain(
+        "为深入贯彻落实《中华人民共和国义务教育法》和《国务院办公厅关于进一步加强控辍保学提高义务教育巩固水平的通知》"
+        "（国办发〔2017〕72号）精神，落实控辍保学目标责任制与“控辍保学”第一负责人制度，确保本校义务教育阶段在校生"
+        "零流失，本人{{ principal_name }}作为{{ school_name }}校长、本校控辍保学第一责任人，郑重承诺："
+    )
+    commitments = [
+        "依法履行控辍保学主体责任。成立由校长任组长的控辍保学工作领导小组，层层压实责任，做到责任到位、任务到位、措施到位。",
+        "落实动态监测和报告制度。严格执行学生考勤和请假制度，落实辍学周报告制度和控辍保学月报制度，每月20日前如实上报控辍保学动态管理月报表；发现辍学或疑似辍学学生，立即核实情况，及时报送相关信息，启动劝返机制。",
+        "做好劝返复学工作。对辍学学生“一人一案”制定劝返方案，建立“一生一表”工作档案，详细记录每次劝返情况；经学校劝返三次以上仍不复学的，及时书面报告区教体局和属地街道（乡镇），配合开展联合劝返。",
+        "健全管理台账。坚持“三细三实”原则规范填报控辍保学台账，每月维护更新，做到人籍一致、人帐相符，不瞒报、不漏报、不虚报。",
+        "强化关爱帮扶。重点关注家庭经济困难、身体残疾、随迁子女、留守儿童等群体，落实学生资助政策和学习困难学生帮扶制度，加强心理健康教育和家校沟通，防止因贫、因学、因厌学辍学。",
+        "规范办学行为。开齐开足开好国家规定课程，严格学籍管理，不以任何理由劝退、开除义务教育阶段学生。",
+    ]
+    numbers = "一二三四五六七八九十"
+    for i, item in enumerate(commitments):
+        head, rest = item.split("。", 1)
+        p = d.plain("")
+        run(p, f"{numbers[i]}、{head}。", font=H2_FONT)
+        run(p, rest)
+    d.plain("如因工作不力、弄虚作假造成学生辍学或数据失实，本人愿承担相应责任，接受区教体局的通报批评和责任追究。")
+    d.plain(
+        "本承诺书自签订之日起生效，有效期至{{ year + 1 }}年8月31日。本承诺书一式两份，学校和区教体局各执一份。",
+        keep_next=True,
+    )
+    d.blank(keep_next=True)
+    t = d.table([70, 86], borders=False)
+    r = t.add_row()
+    fmt(r.cells[0].paragraphs[0], line=LINE_TWIPS)
+    party_block(
+        r.cells[1], "学校（盖章）：", "{{ school_name }}", "校长签字：", "{{ issue_date|cn_date }}", d, "sigschool"
+    )
+    r._tr.get_or_add_trPr().append(_el("w:cantSplit"))
+    save(d, "pledge")
+
+
+def dropout_register() -> None:
+    d = Doc()
+    d.title("义务教育阶段辍学学生登记表", after_lines=0)
+    d.subtitle("（一生一表）")
+    p = d.plain("学校：{{ school_name }}", indent=False)
+    p.runs[0].font.size = Pt(14)
+    widths = [24, 34, 20, 26, 18, 34]
+    t = d.table(widths)
+    d.row(t, ["学生姓名", "{{ student_name }}", "性别", "{{ sex }}", "民族", "{{ ethnicity }}"])
+    d.row(t, ["出生日期", "{{ birth_date|cn_date }}", "身份证号", ("{{ student_id_number }}", 3)])
+    d.row(t, ["全国学籍号", ("{{ student_number }}", 2), "年级班级", ("{{ grade_class }}", 2)])
+    d.row(t, ["家庭住址", ("{{ home_address }}", 5)])
+    d.row(t, ["重点群体", ("{{ key_groups|join('、') if key_groups else '无' }}", 5)])
+    d.row(t, [("监护人情况", 6)], font=H1_FONT)
+    d.row(t, ["关系", "姓名", ("联系电话", 2), ("工作单位或务工地", 2)])
+    d.row(t, [("{%tr for g in guardians %}", 6)], min_height_mm=None)
+    d.row(t, ["{{ g.relation }}", "{{ g.name }}", ("{{ g.phone }}", 2), ("{{ g.workplace }}", 2)])
+    d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
+    d.row(t, [("辍学情况", 6)], font=H1_FONT)
+    d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason }}", "当前状态", "{{ status }}"])
+    d.row(t, ["原因分析", ("{{ reason_detail }}", 5)], align="left", min_height_mm=18)
+    d.row(t, ["帮扶措施", ("{{ measures }}", 5)], align="left", min_height_mm=18)
+    d.row(t, [("劝返记录", 6)], font=H1_FONT)
+    t2 = d.table([11, 33, 33, 18, 39, 22])
+    small = 10.5  # 五号
+    d.row(t2, ["序号", "劝返日期", "劝返人员", "劝返方式", "劝返结果", "备注"], size=small)
+    d.row(t2, [("{%tr for a in attempts %}", 6)], min_height_mm=None)
+    d.row(
+        t2,
+        [
+            "{{ loop.index }}",
+            "{{ a.date|cn_date }}",
+            "{{ a.staff }}",
+            "{{ a.method }}",
+            "{{ a.result }}",
+            "{{ a.note }}",
+        ],
+        size=small,
+        min_height_mm=8,
+    )
+    d.row(t2, [("{%tr endfor %}", 6)], min_height_mm=None)
+    # Blank rows to fill by hand, so the printed table always has room for three attempts.
+    d.row(t2, [("{%tr for i in range(3 - attempts|length) %}", 6)], min_height_mm=None)
+    d.row(t2, ["", "", "", "", "", ""], size=small, min_height_mm=8)
+    d.row(t2, [("{%tr endfor %}", 6)], min_height_mm=None)
+    p = d.plain(
+        "填表人：{{ filled_by }}{% if school_phone %}　　联系电话：{{ school_phone }}{% endif %}　　校长签字：",
+        indent=False,
+    )
+    p.runs[0].font.size = Pt(14)
+    dated_signature(d, "{{ school_name }}", "{{ fill_date|cn_date }}", "sigissuer")
+    save(d, "dropout_register")
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    enrollment_notice()
+    return_notice()
+    deadline_return_notice()
+    responsibility("responsibility_office", "街道教育办公室", "office_name", "office_director", "负责人")
+    responsibility("responsibility_direct", "区直学校", "school_name", "principal_name", "校长")
+    pledge()
+    dropout_register()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
