@@ -1,0 +1,50 @@
+"""Errors of the key and certificate store."""
+
+from __future__ import annotations
+
+from service.errors import DocsignError, InvalidInput, NotFound
+
+
+class PkiNotInitialized(DocsignError):
+    code = "PKI_NOT_INITIALIZED"
+    http_status = 503
+    default_message = "本地证书尚未创建，请先运行 docsign init。"
+
+
+class PkiPassphraseWrong(DocsignError):
+    code = "PKI_PASSPHRASE_WRONG"
+    http_status = 500
+    default_message = "无法解开私钥：证书口令（DOCSIGN_PKI_PASSPHRASE）与创建证书时的口令不一致。"
+
+
+class UnitCertificateMissing(NotFound):
+    code = "UNIT_CERTIFICATE_MISSING"
+    default_message = "该单位还没有签章证书，请先为其签发或导入证书。"
+
+
+class CertificateRevoked(DocsignError):
+    code = "CERTIFICATE_REVOKED"
+    http_status = 409
+    default_message = "该单位的签章证书已吊销，不能再用于签署。请重新签发证书。"
+
+
+class CertificateExpired(DocsignError):
+    code = "CERTIFICATE_EXPIRED"
+    http_status = 409
+    default_message = "该单位的签章证书已过期，请重新签发或导入证书。"
+
+
+class Pkcs12Invalid(InvalidInput):
+    code = "PKCS12_INVALID"
+    default_message = "无法读取 PKCS#12 证书文件：文件已损坏或密码不正确。"
+
+
+class UnitKeyInvalid(InvalidInput):
+    code = "UNIT_KEY_INVALID"
+    default_message = "单位标识只能包含小写字母、数字、短横线和下划线，长度不超过64个字符。"
+
+
+class UnitNameMismatch(InvalidInput):
+    code = "UNIT_NAME_MISMATCH"
+    http_status = 409
+    default_message = "该单位标识已有证书，但证书上的单位名称与本次提供的不一致。"
