@@ -1,0 +1,1 @@
+"""Content-addressed, write-once storage of signed documents."""

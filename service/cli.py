@@ -1,0 +1,310 @@
+"""The ``docsign`` command line: a thin layer over the pipeline (``documents/pipeline.py``).
+
+Errors are printed in Chinese with their stable code (``错误 [FIELDS_INVALID] ...``), never as a
+stack trace. Exit status: 0 success (for ``verify``: the document is genuine), 1 ``verify`` found
+the document not genuine, 2 bad input or a failure the message explains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.documents.codes import display_code
+from service.documents.pipeline import DocumentEngine, IssueRequest, read_fields_file
+from service.documents.registry import KINDS, example_fields, get_kind, load_schema
+from service.errors import DocsignError, InvalidInput
+from service.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="控辍保学文书服务：填充、签章、验真。")
+pki_app = typer.Typer(no_args_is_help=True, help="证书管理：签发、导入、吊销单位签章证书。")
+app.add_typer(pki_app, name="pki")
+
+out = Console()
+err = Console(stderr=True)
+
+STAGE_TEXT = {"render": "填充模板", "convert": "转换为 PDF", "sign": "盖章签名", "done": "完成"}
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # pyHanko logs expected findings (a tampered file, no online revocation fetching) as warnings
+    # and tracebacks; the verification report says the same thing in words.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+
+
+def _fail(exc: DocsignError) -> typer.Exit:
+    err.print(f"[bold red]错误[/] [{exc.code}] {exc.message}", highlight=False)
+    details = exc.details if isinstance(exc.details, dict) else {}
+    for e in details.get("errors", [])[:50]:
+        where = f"第{e['index'] + 1}份 " if "index" in e else ""
+        err.print(
+            f"  - {where}{e.get('title', e.get('field'))}（{e.get('field')}）：{e.get('message')}", highlight=False
+        )
+    return typer.Exit(2)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except DocsignError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("已取消。")
+        raise typer.Exit(130) from None
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@app.command()
+def init() -> None:
+    """创建本地证书中心（根证书、签发证书、时间戳证书、吊销列表）和数据目录。已存在时不覆盖。"""
+    with _errors():
+        settings = _settings()
+        engine = DocumentEngine(settings)
+        report = engine.pki.init()
+        settings.archive_dir.mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        verb = "已创建" if report.created else "已存在，未改动"
+        out.print(f"本地证书中心{verb}：{report.certs_dir}")
+        out.print(f"根证书：{report.root_subject}")
+        out.print(f"根证书 SHA-256 指纹：{report.root_fingerprint}", soft_wrap=True)
+        out.print(f"归档目录：{settings.archive_dir}")
+
+
+def _load_requests(
+    template: str, data: Path, issuer: str | None, signature: Path | None, seal: Path | None
+) -> tuple[list[IssueRequest], bool]:
+    get_kind(template)
+    payload = read_fields_file(data)
+    sig = signature.read_bytes() if signature else None
+    seal_bytes = seal.read_bytes() if seal else None
+    if isinstance(payload, list):
+        if not payload:
+            raise InvalidInput("字段文件中的列表是空的，没有要签发的文书。")
+        return [IssueRequest(template, item, issuer, None, sig, seal_bytes) for item in payload], True
+    return [IssueRequest(template, payload, issuer, None, sig, seal_bytes)], False
+
+
+@app.command()
+def issue(
+    template: Annotated[str, typer.Argument(help="模板标识，例如 enrollment_notice；docsign templates 列出全部")],
+    data: Annotated[Path, typer.Option("--data", help="字段 JSON 文件：一个对象签发一份，一个列表批量签发")],
+    out_path: Annotated[Path, typer.Option("--out", help="输出 PDF 文件；批量签发时为输出目录")],
+    issuer: Annotated[str | None, typer.Option("--issuer", help="签发单位的证书标识（默认按落款单位名称生成）")] = None,
+    signature: Annotated[Path | None, typer.Option("--signature", help="签发单位负责人的手写签名图片（PNG）")] = None,
+    seal: Annotated[
+        Path | None, typer.Option("--seal", help="单位公章图片（PNG，透明背景）；不给则按单位名称生成")
+    ] = None,
+) -> None:
+    """填充模板、转换为 PDF、加盖二维码与公章并数字签名，写入归档。"""
+    with _errors():
+        requests, batch = _load_requests(template, data, issuer, signature, seal)
+        settings = _settings()
+        with DocumentEngine(settings) as engine:
+            engine.pki.init()
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("准备", total=len(requests))
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    bar.update(task, description=STAGE_TEXT.get(stage, stage), completed=done)
+
+                docs = engine.issue_many(requests, progress=progress)
+        if batch:
+            out_path.mkdir(parents=True, exist_ok=True)
+            table = Table("文件", "验证码", "SHA-256")
+            for i, doc in enumerate(docs, 1):
+                path = out_path / f"{i:05d}-{doc.kind}-{doc.code[:8]}.pdf"
+                path.write_bytes(doc.pdf)
+                table.add_row(str(path), display_code(doc.code), doc.sha256[:16] + "…")
+            out.print(table)
+            out.print(f"已签发 {len(docs)} 份《{get_kind(template).title}》，已写入 {out_path}")
+        else:
+            doc = docs[0]
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_bytes(doc.pdf)
+            out.print(f"已签发《{get_kind(template).title}》：{out_path}（{doc.pages} 页）")
+            out.print(f"验证码：{display_code(doc.code)}")
+            out.print(f"验证网址：{doc.url}")
+            out.print(f"SHA-256：{doc.sha256}")
+
+
+@app.command()
+def sign(
+    pdf: Annotated[Path, typer.Argument(help="要签署的 PDF")],
+    unit: Annotated[str, typer.Option("--unit", help="签署单位的证书标识")],
+    out_path: Annotated[Path, typer.Option("--out", help="输出 PDF 文件")],
+    name: Annotated[str | None, typer.Option("--name", help="单位名称（该单位还没有证书时用来签发）")] = None,
+    field: Annotated[str | None, typer.Option("--field", help="签署位置（默认为第一个待签位置）")] = None,
+    signature: Annotated[Path | None, typer.Option("--signature", help="负责人手写签名图片（PNG）")] = None,
+    seal: Annotated[Path | None, typer.Option("--seal", help="单位公章图片（PNG）")] = None,
+) -> None:
+    """以单位（校长、教育办主任）的身份在已签发的文书上签名盖章。"""
+    with _errors():
+        data = _read_file(pdf)
+        with DocumentEngine(_settings()) as engine:
+            if name:
+                engine.pki.ensure_unit(unit, name)
+            signed, digest = engine.sign_as(
+                data,
+                unit_key=unit,
+                field_name=field,
+                signature_image=signature.read_bytes() if signature else None,
+                seal_image=seal.read_bytes() if seal else None,
+            )
+        out_path.write_bytes(signed)
+        out.print(f"已签署：{out_path}")
+        out.print(f"SHA-256：{digest}")
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"找不到文件 {path}。") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} 是目录，不是文件。") from None
+
+
+@app.command()
+def verify(
+    pdf: Annotated[Path, typer.Argument(help="要验证的 PDF")],
+    as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出结果")] = False,
+) -> None:
+    """验证 PDF 的每个签名：是否完整、可信，签署后是否被改动。真实有效时退出码为 0。"""
+    with _errors():
+        data = _read_file(pdf)
+        engine = DocumentEngine(_settings())
+        report = engine.verify(data)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        verdict = "[bold green]真实有效[/]" if report.genuine else "[bold red]不是真实有效的文书[/]"
+        out.print(f"{pdf}：{verdict}")
+        out.print(f"SHA-256：{report.sha256}")
+        for n, s in enumerate(report.signatures, 1):
+            when = s.signing_time.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if s.signing_time else "—"
+            mark = "[green]✓[/]" if s.ok else "[red]✗[/]"
+            kind = "认证签名" if s.certification else "签名"
+            out.print(f"{mark} {kind} {n}（{s.field_name}）：{s.signer}", highlight=False)
+            out.print(f"    签署时间：{when}{'（可信时间戳）' if s.timestamped else '（无时间戳）'}", highlight=False)
+            out.print(
+                f"    完整：{'是' if s.intact and s.valid else '否'}　可信：{'是' if s.trusted else '否'}"
+                f"　覆盖：{s.coverage}",
+                highlight=False,
+            )
+            out.print(
+                f"    签署后：{s.modification}" + (f"　权限：{s.permissions}" if s.permissions else ""), highlight=False
+            )
+        for p in report.all_problems:
+            out.print(f"[red]✗[/] [{p.code}] {p.message}", highlight=False)
+    raise typer.Exit(0 if report.genuine else 1)
+
+
+@app.command()
+def templates(
+    example: Annotated[str | None, typer.Option("--example", help="打印该模板的一份有效字段 JSON，可据此修改")] = None,
+) -> None:
+    """列出全部文书模板及其字段；--example 打印可直接使用的字段示例。"""
+    with _errors():
+        settings = _settings()
+        if example:
+            kind = get_kind(example)
+            sys.stdout.write(
+                json.dumps(example_fields(kind, settings.schemas_dir), ensure_ascii=False, indent=2) + "\n"
+            )
+            return
+        for kind in KINDS.values():
+            schema = load_schema(kind, settings.schemas_dir)
+            required = set(schema.get("required", []))
+            table = Table(title=f"{kind.key}　{kind.title}", title_justify="left")
+            table.add_column("字段")
+            table.add_column("名称")
+            table.add_column("类型")
+            table.add_column("必填")
+            for name, prop in schema["properties"].items():
+                table.add_row(name, str(prop.get("title", "")), _type_text(prop), "是" if name in required else "")
+            out.print(table)
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    fmt = {"date": "日期 YYYY-MM-DD", "cn-resident-id": "身份证号", "cn-phone": "电话"}.get(str(prop.get("format")))
+    if fmt:
+        return fmt
+    if "enum" in prop:
+        return "／".join(map(str, prop["enum"]))
+    return {"string": "文字", "integer": "整数", "number": "数字", "array": "列表", "object": "对象"}.get(
+        str(prop.get("type")), str(prop.get("type"))
+    )
+
+
+@pki_app.command("issue-unit")
+def pki_issue_unit(
+    key: Annotated[str, typer.Argument(help="单位标识，例如 bureau、office-wangsheren")],
+    name: Annotated[str, typer.Argument(help="单位全称，与公章上的名称一致")],
+    replace: Annotated[bool, typer.Option("--replace", help="已有证书时重新签发")] = False,
+) -> None:
+    """为单位签发签章证书（本地证书中心）。"""
+    with _errors():
+        engine = DocumentEngine(_settings())
+        engine.pki.init()
+        creds = engine.pki.issue_unit(key, name, replace=replace)
+        out.print(
+            f"单位「{creds.name}」的签章证书：序列号 {creds.certificate.serial_number:x}，"
+            f"有效期至 {creds.certificate.not_valid_after_utc:%Y-%m-%d}"
+        )
+
+
+@pki_app.command("import")
+def pki_import(
+    key: Annotated[str, typer.Argument(help="单位标识")],
+    p12: Annotated[Path, typer.Argument(help="PKCS#12（.p12/.pfx）证书文件")],
+    password: Annotated[str | None, typer.Option("--password", help="证书文件密码", prompt=False)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="单位名称（默认取证书的通用名）")] = None,
+) -> None:
+    """导入单位自有的 PKCS#12 签章证书。"""
+    with _errors():
+        engine = DocumentEngine(_settings())
+        creds = engine.pki.import_pkcs12(key, _read_file(p12), password, name)
+        out.print(f"已导入单位「{creds.name}」的证书：{creds.certificate.subject.rfc4514_string()}")
+
+
+@pki_app.command("revoke")
+def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None:
+    """吊销单位的签章证书，并更新吊销列表。"""
+    with _errors():
+        engine = DocumentEngine(_settings())
+        serial = engine.pki.revoke_unit(key)
+        out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新。")
+
+
+def main() -> None:
+    _configure_logging()
+    app()
+
+
+if __name__ == "__main__":
+    main()

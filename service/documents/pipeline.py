@@ -1,0 +1,413 @@
+"""The one place that strings the pipeline together: validate -> render -> convert -> stamp ->
+sign -> archive. The CLI, the API, the web pages and batch jobs all call :class:`DocumentEngine`.
+
+A single document is a batch of one. A batch of one template is rendered into merged DOCX files of
+``merge_chunk_size`` documents, each converted by one soffice call; while soffice converts the
+next chunk, this process stamps and signs the previous one (the two use different cores). Each
+document is archived only once it is signed, so a failure leaves nothing half-made in the archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from PIL import Image
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from service.archive.store import ArchiveStore, LocalArchive
+from service.documents.codes import new_code, normalize_code, verification_url
+from service.documents.convert import Converter, ConverterConfig
+from service.documents.errors import FieldsInvalid, LayoutError, NotSignable, PdfInvalid, TemplateInvalid
+from service.documents.fields import validate_fields
+from service.documents.placement import document_anchors, place_all, placement_in_box
+from service.documents.registry import DocumentKind, get_kind, load_schema
+from service.documents.render import CompiledTemplate, complete_context
+from service.documents.seal import load_signature_image
+from service.documents.sign import Appearance, Signatory, _asn1_cert, certify, empty_field_box, sign_field
+from service.documents.stamp import StampMark, split_and_stamp
+from service.documents.verify import VerificationReport, verify_pdf
+from service.pki.store import Pki
+from service.settings import Settings
+
+#: Progress callback: (stage, done, total).
+Progress = Callable[[str, int, int], None]
+STAGES = ("render", "convert", "stamp", "sign", "archive")
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """One document to issue."""
+
+    kind: str
+    fields: Mapping[str, Any]
+    #: The unit whose certificate certifies the document; by default derived from its name.
+    issuer_key: str | None = None
+    #: A verification code reserved beforehand (a resumable batch keeps its codes); new if None.
+    code: str | None = None
+    #: The issuer's handwritten signature (PNG/JPEG), drawn beside its seal where the layout has room.
+    signature_image: bytes | None = None
+    #: An image of the issuer's real seal, used instead of the drawn one.
+    seal_image: bytes | None = None
+
+
+@dataclass(frozen=True)
+class IssuedDocument:
+    kind: str
+    code: str
+    url: str
+    sha256: str
+    pdf: bytes
+    pages: int
+    issuer_key: str
+    issuer_name: str
+    fields: dict[str, Any]
+    issued_at: dt.datetime
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, for benchmarks."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    documents: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] += seconds
+
+    def per_document_ms(self) -> dict[str, float]:
+        n = max(self.documents, 1)
+        return {stage: self.seconds.get(stage, 0.0) * 1000 / n for stage in STAGES}
+
+
+def unit_key_for(name: str) -> str:
+    """A stable unit key for a unit known only by its name (the CLI's issuers)."""
+    return "u-" + hashlib.sha256(name.strip().encode()).hexdigest()[:16]
+
+
+def _open_image(data: bytes | None) -> Image.Image | None:
+    return load_signature_image(data) if data else None
+
+
+class DocumentEngine:
+    """The document pipeline with its warm resources (LibreOffice, keys, compiled templates)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pki: Pki | None = None,
+        archive: ArchiveStore | None = None,
+        converter: Converter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pki = pki or Pki(
+            settings.certs_dir,
+            settings.pki_passphrase.get_secret_value(),
+            settings.pki_organization,
+            settings.public_base_url,
+        )
+        self.archive: ArchiveStore = archive or LocalArchive(settings.archive_dir)
+        self._converter = converter
+        self._own_converter = converter is None
+        self.signatory = Signatory(self.pki, settings.tsa_url)
+        self._templates: dict[tuple[str, float], CompiledTemplate] = {}
+        self._lock = threading.Lock()
+        self.times = StageTimes()
+
+    # --- resources ----------------------------------------------------------------------------
+
+    @property
+    def converter(self) -> Converter:
+        with self._lock:
+            if self._converter is None:
+                s = self.settings
+                self._converter = Converter(
+                    ConverterConfig(
+                        soffice_path=s.soffice_path,
+                        uno_python=s.uno_python,
+                        timeout=s.conversion_timeout,
+                        startup_timeout=s.converter_startup_timeout,
+                        processes=s.converter_processes,
+                    )
+                )
+            return self._converter
+
+    def template(self, kind: DocumentKind) -> CompiledTemplate:
+        path = kind.template_path(self.settings.templates_dir)
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            raise TemplateInvalid(f"模板文件不存在：{path.name}。") from None
+        key = (str(path), mtime)
+        with self._lock:
+            if key not in self._templates:
+                self._templates[key] = CompiledTemplate(path.read_bytes(), kind.title)
+            return self._templates[key]
+
+    def close(self) -> None:
+        if self._converter is not None and self._own_converter:
+            self._converter.close()
+            self._converter = None
+
+    def __enter__(self) -> DocumentEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- issuing ------------------------------------------------------------------------------
+
+    def validate(self, kind_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        kind = get_kind(kind_key)
+        return validate_fields(kind, fields, self.settings.schemas_dir)
+
+    def issue(self, request: IssueRequest, progress: Progress | None = None) -> IssuedDocument:
+        return self.issue_many([request], progress=progress)[0]
+
+    def issue_many(
+        self,
+        requests: Sequence[IssueRequest],
+        *,
+        progress: Progress | None = None,
+        merge: bool = True,
+        on_issued: Callable[[IssuedDocument], None] | None = None,
+    ) -> list[IssuedDocument]:
+        """Issue documents, in order. Every request is validated before any work starts.
+
+        ``on_issued`` is called for each document right after it is archived (a job records it
+        there, so a killed batch resumes with what is missing).
+        """
+        if not requests:
+            return []
+        prepared = self._prepare(requests)
+        total = len(prepared)
+        size = self.settings.merge_chunk_size if merge and self._mergeable(prepared) else 1
+        chunks: list[list[_Prepared]] = []
+        for p in prepared:  # _prepare grouped the requests by template; a chunk holds one template
+            if chunks and len(chunks[-1]) < size and chunks[-1][0].kind.key == p.kind.key:
+                chunks[-1].append(p)
+            else:
+                chunks.append([p])
+        done = 0
+        out: list[IssuedDocument] = []
+
+        def report(stage: str) -> None:
+            if progress is not None:
+                progress(stage, done, total)
+
+        report("render")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docsign-convert") as pool:
+            pending: Future[tuple[list[_Prepared], bytes]] | None = None
+            for index in range(len(chunks) + 1):
+                # Start converting the next chunk before finishing this one: soffice and this
+                # process work on different cores.
+                next_future = pool.submit(self._render_and_convert, chunks[index]) if index < len(chunks) else None
+                if pending is not None:
+                    batch, pdf = pending.result()
+                    for doc in self._finish(batch, pdf):
+                        out.append(doc)
+                        done += 1
+                        if on_issued is not None:
+                            on_issued(doc)
+                        report("sign")
+                pending = next_future
+        report("done")
+        return out
+
+    def _prepare(self, requests: Sequence[IssueRequest]) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        errors: list[dict[str, Any]] = []
+        for i, req in enumerate(requests):
+            kind = get_kind(req.kind)
+            try:
+                fields = validate_fields(kind, req.fields, self.settings.schemas_dir)
+            except FieldsInvalid as exc:
+                if len(requests) == 1:
+                    raise
+                for e in (exc.details or {}).get("errors", []):
+                    errors.append({"index": i, **e})
+                continue
+            code = req.code or new_code()
+            if normalize_code(code) != code:
+                raise FieldsInvalid(f"验证码「{code}」格式不正确。")
+            issuer_name = str(fields[kind.issuer.name_field])
+            issuer_key = req.issuer_key or unit_key_for(issuer_name)
+            prepared.append(_Prepared(kind, req, fields, code, issuer_key, issuer_name))
+        if errors:
+            raise FieldsInvalid(
+                f"共有 {len({e['index'] for e in errors})} 份文书的字段有误，未签发任何文书。",
+                details={"errors": errors},
+            )
+        if len({p.kind.key for p in prepared}) > 1:
+            # one template per merged conversion; mixed batches run kind by kind
+            by_kind: dict[str, list[_Prepared]] = defaultdict(list)
+            for p in prepared:
+                by_kind[p.kind.key].append(p)
+            prepared = [p for group in by_kind.values() for p in group]
+        # Certificates for every issuer, before any conversion runs.
+        for key, name in {(p.issuer_key, p.issuer_name) for p in prepared}:
+            self.pki.ensure_unit(key, name)
+        return prepared
+
+    def _mergeable(self, prepared: Sequence[_Prepared]) -> bool:
+        """Templates whose headers or footers hold fields convert one document at a time."""
+        return all(self.template(kind).static_parts for kind in {p.kind for p in prepared})
+
+    def _render_and_convert(self, batch: list[_Prepared]) -> tuple[list[_Prepared], bytes]:
+        t0 = time.perf_counter()
+        template = self.template(batch[0].kind)
+        schema = load_schema(batch[0].kind, self.settings.schemas_dir)
+        bodies = [template.render_body(complete_context(schema, p.fields)) for p in batch]
+        docx = template.compose(bodies)
+        t1 = time.perf_counter()
+        pdf = self.converter.convert(docx)
+        t2 = time.perf_counter()
+        self.times.add("render", t1 - t0)
+        self.times.add("convert", t2 - t1)
+        return batch, pdf
+
+    def _finish(self, batch: list[_Prepared], pdf: bytes) -> Iterator[IssuedDocument]:
+        t0 = time.perf_counter()
+        reader = PdfReader(io.BytesIO(pdf))
+        anchors = document_anchors(reader)
+        starts = []
+        for i in range(len(batch)):
+            if i not in anchors or "start" not in anchors[i]:
+                raise LayoutError("转换结果中找不到文书的起始位置，模板中的书签可能已损坏。")
+            starts.append(anchors[i]["start"].page)
+        starts.append(len(reader.pages))
+        base = self.settings.public_base_url
+        marks = [
+            (
+                range(starts[i], starts[i + 1]),
+                StampMark(verification_url(base, p.code), p.code, p.kind.title, p.kind.key),
+            )
+            for i, p in enumerate(batch)
+        ]
+        stamped = split_and_stamp(pdf, marks)
+        t1 = time.perf_counter()
+        self.times.add("stamp", t1 - t0)
+        for i, (p, doc_pdf) in enumerate(zip(batch, stamped, strict=True)):
+            t_sign = time.perf_counter()
+            placements = place_all(p.kind, anchors[i], p.fields, first_page=starts[i])
+            appearance = Appearance(
+                seal_name=p.issuer_name,
+                seal_image=_open_image(p.request.seal_image),
+                signature=_open_image(p.request.signature_image),
+            )
+            signed = certify(
+                doc_pdf,
+                signatory=self.signatory,
+                unit_key=p.issuer_key,
+                placements=placements,
+                appearance=appearance,
+                reason=f"签发《{p.kind.title}》",
+            )
+            t_archive = time.perf_counter()
+            digest = self.archive.put(signed)
+            t_end = time.perf_counter()
+            self.times.add("sign", t_archive - t_sign)
+            self.times.add("archive", t_end - t_archive)
+            self.times.documents += 1
+            yield IssuedDocument(
+                kind=p.kind.key,
+                code=p.code,
+                url=verification_url(base, p.code),
+                sha256=digest,
+                pdf=signed,
+                pages=starts[i + 1] - starts[i],
+                issuer_key=p.issuer_key,
+                issuer_name=p.issuer_name,
+                fields=p.fields,
+                issued_at=dt.datetime.now(dt.UTC),
+            )
+
+    # --- later signatures and verification ----------------------------------------------------
+
+    def sign_as(
+        self,
+        pdf: bytes,
+        *,
+        unit_key: str,
+        field_name: str | None = None,
+        signature_image: bytes | None = None,
+        seal_image: bytes | None = None,
+    ) -> tuple[bytes, str]:
+        """A later signer (a principal, an office director) signs its field; returns the new PDF and its hash.
+
+        The document must be genuine before it is signed: signing an altered copy is refused.
+        """
+        report = self.verify(pdf)
+        if not report.genuine:
+            reasons = "；".join(p.message for p in report.all_problems[:3])
+            raise PdfInvalid(f"该文件未通过验证，不能签署：{reasons}")
+        kind = self._kind_of(pdf)
+        slots = kind.later_signers
+        if not slots:
+            raise NotSignable(f"《{kind.title}》不需要其他单位签署。")
+        slot = kind.slot(field_name) if field_name else slots[0]
+        if slot not in slots:
+            raise NotSignable(f"「{slot.title}」不是供其他单位签署的位置。")
+        page, box = empty_field_box(pdf, slot.field_name)
+        creds = self.pki.unit(unit_key)
+        placement = placement_in_box(slot, box, page) if box is not None else None
+        if placement is None:
+            raise NotSignable("该签署位置没有可见区域。")
+        signed = sign_field(
+            pdf,
+            signatory=self.signatory,
+            unit_key=unit_key,
+            placement=placement,
+            appearance=Appearance(creds.name, _open_image(seal_image), _open_image(signature_image)),
+            reason=f"签署《{kind.title}》",
+        )
+        return signed, self.archive.put(signed)
+
+    @staticmethod
+    def _kind_of(pdf: bytes) -> DocumentKind:
+        try:
+            info: Mapping[str, Any] = PdfReader(io.BytesIO(pdf)).metadata or {}
+        except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise PdfInvalid() from exc
+        key = info.get("/DocsignKind")
+        if not key:
+            raise NotSignable("该文件不是本系统签发的文书（缺少文书类型信息）。")
+        return get_kind(str(key))
+
+    def verify(self, pdf: bytes) -> VerificationReport:
+        roots = [_asn1_cert(c) for c in self.pki.trust_roots()]
+        crls = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.crls()]
+        return verify_pdf(pdf, roots, crls)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    kind: DocumentKind
+    request: IssueRequest
+    fields: dict[str, Any]
+    code: str
+    issuer_key: str
+    issuer_name: str
+
+
+def read_fields_file(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FieldsInvalid(f"找不到字段文件 {path}。") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FieldsInvalid(f"字段文件 {path.name} 不是有效的 UTF-8 JSON：{exc}") from exc
