@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from service.archive.store import ArchiveCorrupt, ArchivedFileMissing, LocalArchive
+
+
+def test_content_addressed_write_once(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path)
+    digest = archive.put(b"%PDF-1.7 signed")
+    assert digest == hashlib.sha256(b"%PDF-1.7 signed").hexdigest()
+    path = archive.path_for(digest)
+    assert path.read_bytes() == b"%PDF-1.7 signed"
+    assert not stat.S_IMODE(path.stat().st_mode) & 0o222  # read-only
+    inode = path.stat().st_ino
+    assert archive.put(b"%PDF-1.7 signed") == digest
+    assert path.stat().st_ino == inode  # never rewritten
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".incoming")]
+    assert list(archive) == [digest]
+
+
+def test_tampered_file_is_detected(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path)
+    digest = archive.put(b"original")
+    path = archive.path_for(digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"changed")
+    with pytest.raises(ArchiveCorrupt):
+        archive.get(digest)
+
+
+def test_missing_and_malformed(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path)
+    with pytest.raises(ArchivedFileMissing):
+        archive.get("0" * 64)
+    with pytest.raises(ArchivedFileMissing):
+        archive.get("../../etc/passwd")

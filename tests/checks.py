@@ -1,0 +1,102 @@
+"""Independent checkers the tests hold our PDFs against: poppler, qpdf, zbar, pyHanko itself."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+
+def _run(args: list[str], data: bytes | None = None, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = path
+        if target is None:
+            target = Path(tmp) / "doc.pdf"
+            assert data is not None
+            target.write_bytes(data)
+        return subprocess.run([*args, str(target)], capture_output=True, text=True, timeout=120)
+
+
+def pdftotext(data: bytes) -> str:
+    """Text of the PDF with all whitespace removed (LibreOffice spaces Latin and CJK apart)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "doc.pdf"
+        pdf.write_bytes(data)
+        subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), str(Path(tmp) / "doc.txt")], check=True, timeout=120)
+        text = (Path(tmp) / "doc.txt").read_text(encoding="utf-8")
+    return re.sub(r"\s+", "", text)
+
+
+def pdffonts(data: bytes) -> list[dict[str, str]]:
+    """Rows of ``pdffonts``: name, type, emb."""
+    lines = _run(["pdffonts"], data).stdout.splitlines()[2:]
+    rows = []
+    for line in lines:
+        parts = line.split()
+        # columns from the right: object ID (2), uni, sub, emb
+        rows.append({"name": parts[0], "emb": parts[-5], "sub": parts[-4], "uni": parts[-3]})
+    return rows
+
+
+def pdfsig(data: bytes, nss_db: str) -> str:
+    return _run(["pdfsig", "-nssdir", nss_db], data).stdout
+
+
+def qpdf_check(data: bytes) -> subprocess.CompletedProcess[str]:
+    return _run(["qpdf", "--check"], data)
+
+
+def qr_codes(data: bytes, page: int = 1, dpi: int = 150) -> list[str]:
+    """QR codes zbarimg finds on one page rendered at ``dpi``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "doc.pdf"
+        pdf.write_bytes(data)
+        prefix = Path(tmp) / "page"
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-r",
+                str(dpi),
+                "-f",
+                str(page),
+                "-l",
+                str(page),
+                "-png",
+                "-singlefile",
+                str(pdf),
+                str(prefix),
+            ],
+            check=True,
+            timeout=120,
+        )
+        result = subprocess.run(
+            ["zbarimg", "--quiet", "--raw", str(prefix) + ".png"], capture_output=True, text=True, timeout=60
+        )
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def page_count(data: bytes) -> int:
+    m = re.search(r"Pages:\s+(\d+)", _run(["pdfinfo"], data).stdout)
+    assert m
+    return int(m.group(1))
+
+
+def pyhanko_statuses(
+    data: bytes, root: asn1_x509.Certificate
+) -> list[tuple[str, SignatureCoverageLevel, ModificationLevel | None, bool]]:
+    """(field, coverage, modification level, bottom line) per signature, by pyHanko alone."""
+    reader = PdfFileReader(io.BytesIO(data))
+    out = []
+    for sig in reader.embedded_signatures:
+        status = validate_pdf_signature(sig, ValidationContext(trust_roots=[root], allow_fetching=False))
+        out.append((sig.field_name, status.coverage, status.modification_level, status.bottom_line))
+    return out

@@ -1,0 +1,88 @@
+"""Shared fixtures: real LibreOffice, a real local PKI made at run time, a real archive folder.
+
+The expensive pieces (a warm soffice, the PKI, the engine) are made once per test session; each
+test that writes gets its own archive folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from service.archive.store import LocalArchive
+from service.documents.convert import Converter, ConverterConfig
+from service.documents.pipeline import DocumentEngine
+from service.pki.store import Pki
+from service.settings import PROJECT_ROOT, Settings
+
+PASSPHRASE = "test-passphrase"
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("docsign")
+
+
+@pytest.fixture(scope="session")
+def settings(session_dir: Path) -> Settings:
+    return Settings(
+        data_dir=session_dir / "var",
+        certs_dir=session_dir / "certs",
+        templates_dir=PROJECT_ROOT / "templates",
+        schemas_dir=PROJECT_ROOT / "schemas",
+        public_base_url="https://kcbx.example.edu.cn",
+        pki_passphrase=PASSPHRASE,  # type: ignore[arg-type]
+        merge_chunk_size=20,
+    )
+
+
+@pytest.fixture(scope="session")
+def pki(settings: Settings) -> Pki:
+    p = Pki(settings.certs_dir, PASSPHRASE, settings.pki_organization, settings.public_base_url)
+    p.init()
+    return p
+
+
+@pytest.fixture(scope="session")
+def converter(settings: Settings) -> Iterator[Converter]:
+    c = Converter(ConverterConfig(settings.soffice_path, settings.uno_python, timeout=120))
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings, pki: Pki, converter: Converter) -> Iterator[DocumentEngine]:
+    e = DocumentEngine(settings, pki=pki, converter=converter)
+    yield e
+    e.close()
+
+
+@pytest.fixture()
+def fresh_archive(tmp_path: Path) -> LocalArchive:
+    return LocalArchive(tmp_path / "archive")
+
+
+@pytest.fixture()
+def isolated_engine(settings: Settings, pki: Pki, converter: Converter, fresh_archive: LocalArchive) -> DocumentEngine:
+    """The session's warm resources with an archive of its own, to see exactly what a test stored."""
+    return DocumentEngine(settings, pki=pki, converter=converter, archive=fresh_archive)
+
+
+@pytest.fixture(scope="session")
+def nss_db(session_dir: Path, pki: Pki) -> str:
+    """An NSS database trusting our root CA, for poppler's pdfsig."""
+    db = session_dir / "nss"
+    db.mkdir()
+    root = session_dir / "root.crt"
+    root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(
+        ["certutil", "-A", "-d", f"sql:{db}", "-n", "docsign-root", "-t", "CT,C,C", "-i", str(root)],
+        check=True,
+        capture_output=True,
+    )
+    return f"sql:{db}"
