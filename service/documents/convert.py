@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -190,7 +189,6 @@ class Converter:
         for p in self._all:
             self._idle.put(p)
         self._closed = False
-        self._lock = threading.Lock()
 
     @contextmanager
     def _process(self) -> Iterator[OfficeProcess]:
@@ -213,11 +211,18 @@ class Converter:
             return dst.read_bytes()
 
     def warm_up(self) -> None:
-        """Start every process now rather than on first use."""
-        for p in self._all:
-            with self._lock:
-                if not p.alive:
-                    p.start()
+        """Start every process now rather than on first use (taking each from the pool, so a
+        conversion running meanwhile is never handed a process that is still starting)."""
+        taken: list[OfficeProcess] = []
+        try:
+            for _ in self._all:
+                proc = self._idle.get()
+                taken.append(proc)
+                if not proc.alive:
+                    proc.start()
+        finally:
+            for proc in taken:
+                self._idle.put(proc)
 
     def office_pids(self) -> list[int]:
         return [p.office_pid for p in self._all if p.office_pid is not None]

@@ -74,6 +74,8 @@ class IssuedDocument:
     issuer_name: str
     fields: dict[str, Any]
     issued_at: dt.datetime
+    #: The request this document answers (batches come back grouped by template, not in order).
+    request: IssueRequest
 
 
 @dataclass
@@ -110,6 +112,7 @@ class DocumentEngine:
         pki: Pki | None = None,
         archive: ArchiveStore | None = None,
         converter: Converter | None = None,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.pki = pki or Pki(
@@ -121,7 +124,7 @@ class DocumentEngine:
         self.archive: ArchiveStore = archive or LocalArchive(settings.archive_dir)
         self._converter = converter
         self._own_converter = converter is None
-        self.signatory = Signatory(self.pki, settings.tsa_url)
+        self.signatory = Signatory(self.pki, settings.tsa_url, now)
         self._templates: dict[tuple[str, float], CompiledTemplate] = {}
         self._lock = threading.Lock()
         self.times = StageTimes()
@@ -332,6 +335,7 @@ class DocumentEngine:
                 issuer_name=p.issuer_name,
                 fields=p.fields,
                 issued_at=dt.datetime.now(dt.UTC),
+                request=p.request,
             )
 
     # --- later signatures and verification ----------------------------------------------------

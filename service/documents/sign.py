@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ from service.documents.errors import AlreadySigned, NotSignable, PdfInvalid, Sig
 from service.documents.placement import Placement
 from service.documents.seal import SignatureAppearance
 from service.pki.store import Pki, UnitCredentials
+
+
+class _ExpectedNoFetching(logging.Filter):
+    """pyHanko warns on every signature that revocation data is embedded without online fetching:
+    that is our design (the CRLs are our own and passed in), so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedNoFetching())
 
 #: Room reserved for the CMS signature, in hex digits (pyHanko's unit; two per byte). Ours come to
 #: about 7.4 KB (the signer's chain, the timestamp token with the TSA's chain, signed attributes);
@@ -101,7 +113,8 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
     pyHanko's in-process TSA, with our policy OID and the key parsed once.
     """
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, now: Callable[[], datetime.datetime] | None = None) -> None:
+        self._now = now
         cert, key = pki.tsa()
         assert isinstance(key, RSAPrivateKey)
         key_info = keys.PrivateKeyInfo.load(
@@ -115,6 +128,16 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
             certs_to_embed=SimpleCertificateStore.from_certs([_asn1_cert(pki.issuing_certificate())]),
         )
         self._key = key
+
+    @property
+    def fixed_dt(self) -> datetime.datetime | None:
+        """The token's time: the service clock when one is given (tests move it), else the system's."""
+        return self._now() if self._now is not None else None
+
+    @fixed_dt.setter
+    def fixed_dt(self, value: datetime.datetime | None) -> None:
+        if value is not None:
+            raise ValueError("the local TSA takes its time from the service clock")
 
     def _build_tst_info(
         self, message_imprint: tsp.MessageImprint, dt: datetime.datetime, req: tsp.TimeStampReq
@@ -145,9 +168,10 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
 class Signatory:
     """Everything signing needs, built once per process: unit signers, the TSA, the trust context."""
 
-    def __init__(self, pki: Pki, tsa_url: str = "") -> None:
+    def __init__(self, pki: Pki, tsa_url: str = "", now: Callable[[], datetime.datetime] | None = None) -> None:
         self.pki = pki
         self.tsa_url = tsa_url
+        self.now = now
         self._signers: dict[tuple[str, int], UnitSigner] = {}
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
@@ -164,7 +188,9 @@ class Signatory:
     def timestamper(self) -> TimeStamper:
         with self._lock:
             if self._timestamper is None:
-                self._timestamper = HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki)
+                self._timestamper = (
+                    HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self.now)
+                )
             return self._timestamper
 
     def validation_context(self) -> ValidationContext:
