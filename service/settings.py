@@ -62,6 +62,35 @@ class Settings(BaseSettings):
     #: Documents rendered into one DOCX and converted by one soffice call in a batch.
     merge_chunk_size: int = Field(default=100, ge=1, le=2000)
 
+    # Database: SQLite in data_dir by default; PostgreSQL by URL, e.g.
+    # postgresql+psycopg://user:password@host/dbname
+    database_url: str = ""
+    #: Deadlines are set and shown in this time zone.
+    timezone: str = "Asia/Shanghai"
+
+    # Web and API.
+    #: Sessions last this long after the last login.
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: Mark the session cookie Secure (serve over HTTPS in production).
+    secure_cookies: bool = False
+    #: Public verification lookups allowed per client per minute.
+    verify_rate_per_minute: int = Field(default=60, ge=1)
+    #: Login attempts allowed per client per minute.
+    login_rate_per_minute: int = Field(default=20, ge=1)
+    #: Every public verification answer takes at least this long, so a real code and an unknown one
+    #: cannot be told apart by timing.
+    verify_min_seconds: float = Field(default=0.15, ge=0)
+    #: Largest PDF accepted for upload (verification, signing).
+    max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    #: Largest spreadsheet accepted for import.
+    max_sheet_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    #: Largest drawn signature or seal image.
+    max_image_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    #: Trust X-Forwarded-For for the client address (only behind a reverse proxy you control).
+    trust_proxy_headers: bool = False
+    #: Background jobs (issuing a campaign) run in this many threads of the server process.
+    job_workers: int = Field(default=2, ge=1, le=32)
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production" and self.pki_passphrase.get_secret_value() in (
@@ -71,6 +100,11 @@ class Settings(BaseSettings):
             raise ValueError("DOCSIGN_PKI_PASSPHRASE must be set to a real secret in production")
         self.public_base_url = self.public_base_url.rstrip("/")
         return self
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL: the configured one, or SQLite in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'docsign.sqlite3').as_posix()}"
 
     @property
     def archive_dir(self) -> Path:

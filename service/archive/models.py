@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.campaigns.models import Unit
+from service.db.base import Base, utcnow
+
+
+class DocumentStatus(StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+
+
+STATUS_TITLES = {DocumentStatus.VALID: "有效", DocumentStatus.REVOKED: "已撤回", DocumentStatus.SUPERSEDED: "已被替代"}
+
+
+class Document(Base):
+    """An issued document. Its verification code is kept only as a SHA-256: a copy of the database
+    does not give away the codes that open verification pages."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issuer_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The unit the document is addressed to (a school for its pledge); None for guardian notices.
+    subject_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: What the public verification page may show (already masked).
+    public: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.VALID)
+    revoked_at: Mapped[dt.datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(200))
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    current_sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int] = mapped_column(default=1)
+
+    issuer: Mapped[Unit] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
+    subject: Mapped[Unit | None] = relationship(foreign_keys=[subject_unit_id], lazy="joined")
+
+
+class DocumentVersion(Base):
+    """Every signed state of a document, in order: as issued, then after each later signature."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("document_id", "number", name="uq_document_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    number: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: "issued" or "signed"
+    event: Mapped[str] = mapped_column(String(16))
+    signer_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+
+    document: Mapped[Document] = relationship(lazy="joined")

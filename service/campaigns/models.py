@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db.base import Base, utcnow
+
+
+class UnitType(StrEnum):
+    BUREAU = "bureau"  # 区（县）教体局
+    OFFICE = "office"  # 街道教育办公室
+    SCHOOL = "school"  # 义务教育阶段学校
+
+
+UNIT_TYPE_TITLES = {UnitType.BUREAU: "教体局", UnitType.OFFICE: "街道教育办", UnitType.SCHOOL: "学校"}
+
+
+class Unit(Base):
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The code from the unit sheet (学校代码 or the bureau's own); stable across imports.
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    #: 负责人: the principal of a school, the director of an office, the head of the bureau.
+    head_name: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    parent: Mapped[Unit | None] = relationship(remote_side=[id], lazy="joined", join_depth=2)
+
+    @property
+    def is_direct_school(self) -> bool:
+        """区直学校: a school directly under the bureau, not through a 街道教育办."""
+        return self.type == UnitType.SCHOOL and self.parent is not None and self.parent.type == UnitType.BUREAU
+
+    @property
+    def cert_key(self) -> str:
+        """The unit's key in the PKI store."""
+        return "unit-" + self.code.lower()
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    year: Mapped[int]
+    #: Document kinds assigned (responsibility_office, responsibility_direct, pledge), or ["report"].
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    deadline: Mapped[dt.datetime]
+    #: The date printed on the documents (文书落款日期).
+    issue_date: Mapped[dt.date]
+    #: None for a one-off campaign; "monthly" for a report due every month on ``due_day``.
+    recurrence: Mapped[str | None] = mapped_column(String(16))
+    due_day: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    issued_at: Mapped[dt.datetime | None]
+
+    bureau: Mapped[Unit] = relationship(lazy="joined")
+
+
+class AssignmentState(StrEnum):
+    ISSUED = "issued"  # 已下发
+    VIEWED = "viewed"  # 已查看
+    SIGNED = "signed"  # 已签署 (or, for a report, 已报送)
+    FORWARDED = "forwarded"  # 教育办已转交
+    RECEIVED = "received"  # 教体局已接收
+
+
+STATE_TITLES = {
+    AssignmentState.ISSUED: "已下发",
+    AssignmentState.VIEWED: "已查看",
+    AssignmentState.SIGNED: "已签署",
+    AssignmentState.FORWARDED: "已转交",
+    AssignmentState.RECEIVED: "已接收",
+}
+
+
+class Assignment(Base):
+    """One unit's part in a campaign: a document to sign (or a report to file) by a deadline."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "kind", "period", name="uq_assignment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    #: "" for a one-off campaign, "2024-10" for a monthly period.
+    period: Mapped[str] = mapped_column(String(16), default="")
+    deadline: Mapped[dt.datetime]
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=AssignmentState.ISSUED)
+    issued_at: Mapped[dt.datetime | None]
+    viewed_at: Mapped[dt.datetime | None]
+    #: For a signature: the time in its timestamp token; for a report: when it was received.
+    signed_at: Mapped[dt.datetime | None]
+    forwarded_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime | None]
+    late: Mapped[bool | None]
+    forward_batch_id: Mapped[int | None] = mapped_column(ForeignKey("forward_batches.id"))
+    #: A filed report (recurring campaigns): its archive hash and file name.
+    report_sha256: Mapped[str | None] = mapped_column(String(64))
+    report_name: Mapped[str | None] = mapped_column(String(128))
+
+    campaign: Mapped[Campaign] = relationship(lazy="joined")
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class ForwardBatch(Base):
+    """A 街道教育办 sending its schools' signed documents to the bureau in one go."""
+
+    __tablename__ = "forward_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    count: Mapped[int]
+    note: Mapped[dict[str, Any] | None] = mapped_column(JSON)

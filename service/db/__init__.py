@@ -1,0 +1,1 @@
+"""Database: typed SQLAlchemy models, sessions, and Alembic migrations applied at start."""

@@ -1,0 +1,27 @@
+"""Alembic environment: runs on the engine the service hands over (``config.attributes['engine']``)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Engine
+
+from service.db.models import Base
+
+config = context.config
+engine: Engine | None = config.attributes.get("engine")
+if engine is None:  # `alembic` run by hand: use the configured settings
+    from service.db.session import make_engine
+    from service.settings import get_settings
+
+    engine = make_engine(get_settings())
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

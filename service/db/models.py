@@ -1,0 +1,23 @@
+"""Every table, imported in one place so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from service.accounts.models import ApiToken, LoginSession, User
+from service.archive.models import Document, DocumentVersion
+from service.audit.models import AuditEvent
+from service.campaigns.models import Assignment, Campaign, ForwardBatch, Unit
+from service.db.base import Base
+from service.jobs.models import Job
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AuditEvent",
+    "Base",
+    "Campaign",
+    "Document",
+    "DocumentVersion",
+    "ForwardBatch",
+    "Job",
+    "LoginSession",
+    "Unit",
+    "User",
+]

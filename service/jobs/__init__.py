@@ -1,0 +1,1 @@
+"""Long work (issuing a campaign) as jobs with progress, run by a worker pool."""
