@@ -301,6 +301,131 @@ def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None
         out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新。")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="端口")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="没有任何单位时载入演示区县")] = True,
+) -> None:
+    """启动 Web 服务（启动时自动升级数据库结构）。"""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    with _errors():
+        settings = _settings()
+        _prepare_database(settings, demo)
+        out.print(
+            f"服务地址：http://{host}:{port}/　验真页面：http://{host}:{port}/v　接口文档：http://{host}:{port}/docs"
+        )
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", proxy_headers=settings.trust_proxy_headers
+        )
+
+
+def _prepare_database(settings: Settings, demo: bool) -> None:
+    from service.campaigns.demo import DEMO_PASSWORD, load_demo
+    from service.db.session import Database
+
+    db = Database(settings)
+    try:
+        db.migrate()
+        if demo:
+            with db.session() as session:
+                accounts = load_demo(session)
+                session.commit()
+            if accounts:
+                table = Table(
+                    "账号",
+                    "角色",
+                    "单位",
+                    "姓名",
+                    title=f"已载入演示区县；演示账号的密码都是 {DEMO_PASSWORD}",
+                    title_justify="left",
+                )
+                for a in accounts:
+                    table.add_row(a.username, a.role, a.unit, a.name)
+                out.print(table)
+    finally:
+        db.dispose()
+
+
+@app.command()
+def demo() -> None:
+    """载入演示区县（一个教体局、两个街道教育办各三所学校、两所区直学校）和各角色的演示账号。"""
+    with _errors():
+        settings = _settings()
+        _prepare_database(settings, demo=True)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="数据库维护。")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库结构升级到最新版本。"""
+    with _errors():
+        _prepare_database(_settings(), demo=False)
+        out.print("数据库结构已是最新。")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="审计日志。")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """逐条核对审计日志的哈希链；有记录被改动或删除时退出码为 1。"""
+    from service.audit.service import verify_chain
+    from service.db.session import Database
+
+    with _errors():
+        db = Database(_settings())
+        try:
+            with db.session() as session:
+                report = verify_chain(session)
+        finally:
+            db.dispose()
+    if report.ok:
+        out.print(f"审计日志完整：共 {report.events} 条记录，哈希链无断点。")
+        raise typer.Exit(0)
+    out.print(f"[bold red]审计日志被改动[/]：第 {report.first_bad_id} 号记录{report.reason}。", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command("add-user")
+def add_user(
+    username: Annotated[str, typer.Argument(help="用户名")],
+    unit_code: Annotated[str, typer.Argument(help="所属单位代码")],
+    role: Annotated[str, typer.Option("--role", help="bureau_staff、office_staff 或 unit_signer")] = "bureau_staff",
+    name: Annotated[str, typer.Option("--name", help="姓名")] = "",
+    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少8位）")] = "",
+) -> None:
+    """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
+    from sqlalchemy import select
+
+    from service.accounts.service import create_user
+    from service.campaigns.models import Unit
+    from service.db.session import Database
+
+    with _errors():
+        db = Database(_settings())
+        try:
+            db.migrate()
+            with db.session() as session:
+                unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+                if unit is None:
+                    raise InvalidInput(f"没有代码为「{unit_code}」的单位，请先导入单位。")
+                user = create_user(
+                    session, username=username, password=password, display_name=name or username, role=role, unit=unit
+                )
+                session.commit()
+                out.print(f"已创建账号 {user.username}（{unit.name}）。")
+        finally:
+            db.dispose()
+
+
 def main() -> None:
     _configure_logging()
     app()
