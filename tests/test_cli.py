@@ -121,3 +121,60 @@ def test_templates_lists_every_document(home: Path) -> None:
     ):
         assert key in listing.stdout
     assert "身份证号" in listing.stdout
+
+
+def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DOCSIGN_DATA_DIR": str(home / "serve-var"),
+        "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "COLUMNS": "160",
+    }
+    proc = subprocess.Popen(
+        [DOCSIGN, "serve", "--port", str(port)],
+        cwd=home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.loads(r.read())["status"] == "ok"
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("server did not start")
+        body = json.dumps({"username": "bureau", "password": "kcbx-demo-2024"}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/auth/login", data=body, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.loads(r.read())["unit_name"] == "济南市历城区教育和体育局"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v", timeout=10) as r:
+            assert "文书验真" in r.read().decode()
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0]
+    assert "已载入演示区县" in output and "bureau" in output and "wsr-sh-head" in output
+    env_audit = {"DOCSIGN_DATA_DIR": str(home / "serve-var")}
+    audit = subprocess.run(
+        [DOCSIGN, "audit", "verify"],
+        cwd=home,
+        env={**os.environ, **env_audit},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert audit.returncode == 0 and "审计日志完整" in audit.stdout

@@ -1,0 +1,188 @@
+"""A running service for API tests: real database (SQLite file or PostgreSQL), real LibreOffice,
+a PKI made for the test, and a clock the test can move forward."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import Workbook
+from PIL import Image, ImageDraw
+from sqlalchemy import create_engine, text
+
+from service.accounts.service import create_user
+from service.api.app import create_app
+from service.api.state import ServiceState
+from service.campaigns.models import Unit
+from service.clock import Clock
+from service.db.session import Database
+from service.settings import PROJECT_ROOT, Settings
+
+PASSWORD = "test-password-1"
+POSTGRES_ADMIN = os.environ.get("DOCSIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Service:
+    client: TestClient
+    clock: Clock
+    settings: Settings
+
+    @property
+    def state(self) -> ServiceState:
+        state: ServiceState = self.client.app.state.service  # type: ignore[attr-defined]
+        return state
+
+    def login(self, username: str, password: str = PASSWORD) -> None:
+        self.client.cookies.clear()
+        r = self.client.post("/api/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+
+    def wait_job(self, job_id: int, timeout: float = 300) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            job = self.client.get(f"/api/jobs/{job_id}").json()
+            if job["status"] in ("done", "failed"):
+                return dict(job)
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} did not finish")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = "docsign_test_" + secrets.token_hex(4)
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@contextmanager
+def running_service(tmp: Path, database_url: str = "", **overrides: Any) -> Iterator[Service]:
+    settings = Settings(
+        data_dir=tmp / "var",
+        certs_dir=tmp / "certs",
+        templates_dir=PROJECT_ROOT / "templates",
+        schemas_dir=PROJECT_ROOT / "schemas",
+        database_url=database_url,
+        public_base_url="https://kcbx.example.edu.cn",
+        pki_passphrase="api-test-passphrase",  # type: ignore[arg-type]
+        verify_min_seconds=overrides.pop("verify_min_seconds", 0.0),
+        verify_rate_per_minute=overrides.pop("verify_rate_per_minute", 10_000),
+        login_rate_per_minute=overrides.pop("login_rate_per_minute", 10_000),
+        **overrides,
+    )
+    clock = Clock()
+    with TestClient(create_app(settings, clock)) as client:
+        yield Service(client, clock, settings)
+
+
+def bootstrap_bureau(
+    service: Service, code: str = "LCJT", name: str = "济南市历城区教育和体育局", username: str = "bureau"
+) -> None:
+    """The first bureau and its first account, as `docsign add-user` makes them."""
+    db: Database = service.state.db
+    with db.session() as s:
+        unit = Unit(code=code, name=name, type="bureau", head_name="刘建华")
+        s.add(unit)
+        s.flush()
+        create_user(s, username=username, password=PASSWORD, display_name="韩玮玮", role="bureau_staff", unit=unit)
+        s.commit()
+
+
+LICHENG = [
+    ("单位代码", "单位名称", "单位类型", "上级单位代码", "负责人", "联系电话"),
+    ("WSR", "历城区王舍人街道教育办公室", "街道教育办", "LCJT", "李志强", "0531-88120000"),
+    ("WSR-SH", "历城区王舍人街道石河小学", "学校", "WSR", "赵明", "0531-88120001"),
+    ("WSR-XD", "历城区王舍人街道辛甸小学", "学校", "WSR", "钱红", ""),
+    ("WSR-ZX", "历城区王舍人街道中学", "学校", "WSR", "孙建国", ""),
+    ("HJL", "历城区洪家楼街道教育办公室", "街道教育办", "LCJT", "周海燕", ""),
+    ("HJL-XX", "历城区洪家楼小学", "学校", "HJL", "吴桂兰", ""),
+    ("HJL-BX", "历城区洪家楼北路小学", "学校", "HJL", "郑伟", ""),
+    ("HJL-ZX", "历城区洪家楼中学", "学校", "HJL", "王丽娟", ""),
+    ("SYXX", "济南市历城区实验小学", "区直学校", "LCJT", "王秀兰", "13805310001"),
+    ("DEZX", "济南市历城区第二中学", "学校", "LCJT", "陈国庆", ""),
+]
+
+
+def xlsx(rows: list[tuple[object, ...]]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in rows:
+        ws.append(list(row))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def signature_data_url() -> str:
+    img = Image.new("RGB", (420, 160), "white")
+    ImageDraw.Draw(img).line([(20, 120), (90, 30), (160, 120), (240, 40), (400, 110)], fill=(15, 15, 15), width=7)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield ""
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+def setup_licheng(service: Service) -> dict[str, int]:
+    """The small district of the issue: a bureau, two offices with three schools each, two 区直学校,
+    imported through the API from an Excel sheet, with an account for every unit. Returns unit ids by code."""
+    bootstrap_bureau(service)
+    c = service.client
+    service.login("bureau")
+    r = c.post("/api/units/import", files={"file": ("历城区单位.xlsx", xlsx(LICHENG))})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"created": 10, "updated": 0}
+    units = {u["code"]: u["id"] for u in c.get("/api/units").json()}
+    for code, *_ in LICHENG[1:]:
+        role = "unit_signer"
+        r = c.post(
+            "/api/users",
+            json={
+                "username": f"{code.lower()}-head",
+                "password": PASSWORD,
+                "display_name": f"{code}负责人",
+                "role": role,
+                "unit_id": units[code],
+            },
+        )
+        assert r.status_code == 201, r.text
+        if code in ("WSR", "HJL"):
+            r = c.post(
+                "/api/users",
+                json={
+                    "username": f"{code.lower()}-staff",
+                    "password": PASSWORD,
+                    "display_name": f"{code}办事员",
+                    "role": "office_staff",
+                    "unit_id": units[code],
+                },
+            )
+            assert r.status_code == 201, r.text
+    return units

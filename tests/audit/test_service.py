@@ -1,0 +1,58 @@
+"""The audit chain detects an edited row and a deleted row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import text
+
+from service.audit.service import Actor, record, verify_chain
+from service.db.session import Database
+from service.settings import Settings
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(Settings(data_dir=tmp_path))
+    db.migrate()
+    return db
+
+
+def test_chain_detects_edits_and_deletions(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+    with db.session() as s:
+        for i in range(6):
+            record(
+                s,
+                Actor(1, "韩玮玮", 1, "127.0.0.1"),
+                "document.sign",
+                "document",
+                i,
+                at + dt.timedelta(minutes=i),
+                unit="石河小学",
+                late=False,
+            )
+        s.commit()
+        assert verify_chain(s).ok and verify_chain(s).events == 6
+
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_events SET detail = :d WHERE id = 3"), {"d": '{"unit": "石河小学", "late": true}'}
+        )
+    with db.session() as s:
+        report = verify_chain(s)
+    assert not report.ok and report.first_bad_id == 3 and "被修改" in (report.reason or "")
+
+    db2 = _db(tmp_path / "second")
+    with db2.session() as s:
+        for i in range(4):
+            record(s, Actor(None, "系统"), "campaign.issue", "campaign", i, at)
+        s.commit()
+    with db2.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id = 2"))
+    with db2.session() as s:
+        report = verify_chain(s)
+    assert not report.ok and report.first_bad_id == 3 and "删除" in (report.reason or "")
+    db.dispose()
+    db2.dispose()
