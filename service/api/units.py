@@ -10,7 +10,7 @@ from service.accounts.models import Role, User
 from service.accounts.schemas import UserIn, UserOut
 from service.accounts.service import create_user
 from service.api.common import read_upload, unit_out, user_out
-from service.api.deps import ScopeDep, SessionDep, StateDep, UnitObj
+from service.api.deps import ScopeDep, SessionDep, StateDep, UnitObj, bureau_of_scope
 from service.audit.service import record
 from service.campaigns.errors import NotFoundForUser, SheetInvalid
 from service.campaigns.models import Unit
@@ -42,7 +42,7 @@ async def import_sheet(
 
 def _import(scope: ScopeDep, state: StateDep, session: SessionDep, data: bytes, filename: str) -> ImportOut:
     rows = read_sheet(data, filename)
-    result = import_units(session, rows)
+    result = import_units(session, rows, bureau_of_scope(scope))
     if result.errors:
         session.rollback()
         raise SheetInvalid(

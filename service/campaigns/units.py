@@ -96,7 +96,10 @@ def read_sheet(data: bytes, filename: str) -> list[SheetRow]:
                 continue
         else:
             raise SheetInvalid("无法识别 CSV 文件的编码，请另存为 UTF-8 或 GBK 编码。")
-        raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text))]
+        try:
+            raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text))]
+        except csv.Error as exc:
+            raise SheetInvalid(f"CSV 文件格式有误（{exc}），请用 Excel 重新另存为 CSV 或 .xlsx。") from exc
     else:
         raise SheetInvalid("只支持 .xlsx 或 .csv 格式的表格。")
     raw = [r for r in raw if any(r)]
@@ -128,10 +131,17 @@ def _unit_type(word: str) -> UnitType | None:
     return None
 
 
-def import_units(session: Session, rows: Sequence[SheetRow]) -> ImportResult:
-    """Validate every row, then create or update the units; nothing is written if any row is bad."""
+def import_units(session: Session, rows: Sequence[SheetRow], root: Unit | None = None) -> ImportResult:
+    """Validate every row, then create or update the units; nothing is written if any row is bad.
+
+    With ``root`` (the importing bureau), rows may only create units under it or update units of its
+    own tree: a code belonging to another bureau's tree is refused, never taken over.
+    """
     result = ImportResult()
-    existing = {u.code: u for u in session.scalars(select(Unit))}
+    everything = list(session.scalars(select(Unit)))
+    mine = descendants(everything, root.id) if root is not None else {u.id for u in everything}
+    existing = {u.code: u for u in everything if u.id in mine}
+    foreign = {u.code for u in everything if u.id not in mine}
 
     def err(row: int, key: str, message: str) -> None:
         result.errors.append({"row": row, "column": HEADERS[key], "message": message})
@@ -148,6 +158,8 @@ def import_units(session: Session, rows: Sequence[SheetRow]) -> ImportResult:
             err(r.row, "code", "单位代码只能包含字母、数字、下划线和短横线，最长32位")
         elif code in seen:
             err(r.row, "code", f"单位代码与第{seen[code]}行重复")
+        elif code in foreign:
+            err(r.row, "code", f"单位代码「{code}」已属于其他教体局的单位，不能在这里导入或修改")
         else:
             seen[code] = r.row
         unit_type = _unit_type(v.get("type", ""))
@@ -174,6 +186,8 @@ def import_units(session: Session, rows: Sequence[SheetRow]) -> ImportResult:
         if unit_type == UnitType.BUREAU:
             if parent:
                 err(r.row, "parent", "教体局不应有上级单位")
+            elif root is not None and r.values.get("code") != root.code:
+                err(r.row, "type", "只能导入本局下属的街道教育办和学校，不能新建其他教体局")
             continue
         if not parent:
             err(r.row, "parent", "街道教育办和学校必须填写上级单位代码")
