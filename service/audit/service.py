@@ -2,8 +2,9 @@
 
 Rows are only ever inserted. The chain is checked by :func:`verify_chain` (``docsign audit
 verify``): an edited row no longer matches its hash, a deleted one breaks the next row's link.
-Appends are serialized (a process lock, and on PostgreSQL a transaction-level advisory lock) so
-two writers cannot both link to the same predecessor.
+Appends are serialized by updating the single head row first (a row lock on PostgreSQL, the write
+lock on SQLite), so two writers cannot both link to the same predecessor, and the head's count
+reveals events cut off the end.
 """
 
 from __future__ import annotations
@@ -11,20 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from service.audit.models import AuditEvent
+from service.audit.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
-#: Arbitrary constant naming the audit chain's advisory lock on PostgreSQL.
-_PG_LOCK_KEY = 724_031_900_2024
-_append_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -73,39 +70,38 @@ def record(
     session: Session, actor: Actor, action: str, object_type: str, object_id: object, at: dt.datetime, **detail: Any
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the action)."""
-    with _append_lock:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-        last = session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
-        prev = last.hash if last else GENESIS
-        clean = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
-        event = AuditEvent(
-            at=at,
-            actor_user_id=actor.user_id,
-            actor=actor.label,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            unit_id=actor.unit_id,
-            client=actor.client,
-            detail=clean,
-            prev_hash=prev,
-            hash=_digest(
-                prev,
-                at,
-                actor.user_id,
-                actor.label,
-                action,
-                object_type,
-                str(object_id),
-                actor.unit_id,
-                actor.client,
-                clean,
-            ),
-        )
-        session.add(event)
+    # Take the head first: until this transaction ends, no other writer can append.
+    moved = cast(
+        CursorResult[Any],
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(events=AuditHead.events + 1)),
+    )
+    if moved.rowcount == 0:
+        session.add(AuditHead(id=1, events=1, last_hash=GENESIS))
         session.flush()
-        return event
+    head = session.get(AuditHead, 1, populate_existing=True)
+    assert head is not None
+    prev = head.last_hash
+    clean = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
+    object_id = str(object_id)
+    event = AuditEvent(
+        at=at,
+        actor_user_id=actor.user_id,
+        actor=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        unit_id=actor.unit_id,
+        client=actor.client,
+        detail=clean,
+        prev_hash=prev,
+        hash=_digest(
+            prev, at, actor.user_id, actor.label, action, object_type, object_id, actor.unit_id, actor.client, clean
+        ),
+    )
+    session.add(event)
+    head.last_hash = event.hash
+    session.flush()
+    return event
 
 
 @dataclass(frozen=True)
@@ -150,4 +146,7 @@ def verify_chain(session: Session) -> ChainReport:
         if expected != event.hash:
             return ChainReport(False, count, event.id, "记录内容与其摘要不符（记录被修改）")
         prev = event.hash
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.events != count or head.last_hash != prev):
+        return ChainReport(False, count, None, f"日志末尾缺少记录（应有 {head.events} 条，实有 {count} 条）")
     return ChainReport(True, count)

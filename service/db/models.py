@@ -2,7 +2,7 @@
 
 from service.accounts.models import ApiToken, LoginSession, User
 from service.archive.models import Document, DocumentVersion
-from service.audit.models import AuditEvent
+from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch, Unit
 from service.db.base import Base
 from service.jobs.models import Job
@@ -11,6 +11,7 @@ __all__ = [
     "ApiToken",
     "Assignment",
     "AuditEvent",
+    "AuditHead",
     "Base",
     "Campaign",
     "Document",
