@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
 from service.api.common import assignment_out, local_time
-from service.api.deps import CampaignObj, ScopeDep, SessionDep, StateDep, bureau_of_scope, campaign_visible
+from service.api.deps import (
+    CampaignObj,
+    ScopeDep,
+    SessionDep,
+    StateDep,
+    bureau_of_scope,
+    campaign_visible,
+    refresh_periods,
+)
 from service.archive.models import Document
 from service.archive.service import BundleEntry, bundle_path, write_bundle
 from service.audit.service import record
@@ -110,17 +118,17 @@ def issue_campaign(campaign: CampaignObj, scope: ScopeDep, state: StateDep, sess
     scope.require(Role.BUREAU)
     if campaign.bureau_id not in scope.units:
         raise CampaignNotReady("只能下发本局的任务。")
-    running = session.scalar(
-        select(Job).where(
-            Job.kind == "campaign.issue",
-            Job.status.in_(["queued", "running"]),
-            Job.params["campaign_id"].as_integer() == campaign.id,
-        )
+    job, new = state.jobs.create(
+        session,
+        "campaign.issue",
+        {"campaign_id": campaign.id},
+        campaign.bureau_id,
+        scope.user.id,
+        active_key=f"campaign.issue:{campaign.id}",
     )
-    if running is not None:
-        return job_out(running)
-    job = state.jobs.create(session, "campaign.issue", {"campaign_id": campaign.id}, campaign.bureau_id, scope.user.id)
     session.commit()
+    if not new:
+        return job_out(job)
     campaign_id, actor = campaign.id, scope.actor
 
     def run(s: Session, progress: JobProgress) -> None:
@@ -136,7 +144,7 @@ def issue_campaign(campaign: CampaignObj, scope: ScopeDep, state: StateDep, sess
 def campaign_status(
     campaign: CampaignObj, scope: ScopeDep, state: StateDep, session: SessionDep, period: str | None = None
 ) -> dict[str, object]:
-    state.campaigns.refresh_recurring(session)
+    refresh_periods(state, session)
     visible = None if campaign.bureau_id in scope.units else scope.units
     return state.campaigns.status(session, campaign, visible, period)
 
@@ -145,7 +153,7 @@ def campaign_status(
 def campaign_assignments(
     campaign: CampaignObj, scope: ScopeDep, state: StateDep, session: SessionDep, period: str | None = None
 ) -> list[AssignmentOut]:
-    state.campaigns.refresh_recurring(session)
+    refresh_periods(state, session)
     now = state.clock.now()
     out = []
     for a in state.campaigns.assignments(session, campaign, period):

@@ -25,6 +25,7 @@ class RateLimiter:
         self.window = window
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._pruned = 0.0
 
     def hit(self, key: str) -> int:
         """0 when allowed; otherwise the seconds to wait."""
@@ -36,8 +37,9 @@ class RateLimiter:
             if len(hits) >= self.limit:
                 return max(1, int(self.window - (now - hits[0])) + 1)
             hits.append(now)
-            if len(self._hits) > 100_000:  # forget idle clients
-                for k in [k for k, v in self._hits.items() if not v]:
+            if len(self._hits) > 10_000 and now - self._pruned > self.window:  # forget idle clients
+                self._pruned = now
+                for k in [k for k, v in self._hits.items() if not v or now - v[-1] > self.window]:
                     del self._hits[k]
             return 0
 
@@ -69,6 +71,21 @@ class ServiceState:
             verify_limit=RateLimiter(settings.verify_rate_per_minute),
             login_limit=RateLimiter(settings.login_rate_per_minute),
         )
+
+    def recover(self) -> None:
+        """After a restart: interrupted jobs end as failed, signatures claimed but not made are released."""
+        from sqlalchemy import update
+
+        from service.campaigns.models import Assignment, AssignmentState
+
+        with self.db.session() as session:
+            self.jobs.recover(session)
+            session.execute(
+                update(Assignment)
+                .where(Assignment.state == AssignmentState.SIGNING)
+                .values(state=AssignmentState.VIEWED)
+            )
+            session.commit()
 
     def close(self) -> None:
         self.jobs.shutdown()

@@ -23,6 +23,9 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(String(500))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    #: Set while the job is queued or running (for example campaign.issue:7); unique, so two
+    #: clicks or two servers cannot start the same work twice. Cleared when the job ends.
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
@@ -48,12 +50,45 @@ class JobRunner:
         self.futures: dict[int, Future[None]] = {}
 
     def create(
-        self, session: Session, kind: str, params: dict[str, Any], unit_id: int | None, user_id: int | None
-    ) -> Job:
-        job = Job(kind=kind, params=params, unit_id=unit_id, created_by_id=user_id, created_at=self.now())
-        session.add(job)
-        session.flush()
-        return job
+        self,
+        session: Session,
+        kind: str,
+        params: dict[str, Any],
+        unit_id: int | None,
+        user_id: int | None,
+        active_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """A new job, or the one already doing the same work (same ``active_key``); True when new."""
+        if active_key is not None:
+            running = session.scalar(select(Job).where(Job.active_key == active_key))
+            if running is not None:
+                return running, False
+        job = Job(
+            kind=kind,
+            params=params,
+            unit_id=unit_id,
+            created_by_id=user_id,
+            created_at=self.now(),
+            active_key=active_key,
+        )
+        try:
+            with session.begin_nested():
+                session.add(job)
+                session.flush()
+        except IntegrityError:  # another request started the same work a moment ago
+            running = session.scalar(select(Job).where(Job.active_key == active_key))
+            assert running is not None
+            return running, False
+        return job, True
+
+    def recover(self, session: Session) -> int:
+        """Jobs a stopped server left queued or running end as failed, so they can be started again."""
+        stale = list(session.scalars(select(Job).where(Job.status.in_(["queued", "running"]))))
+        for job in stale:
+            job.status, job.finished_at, job.active_key = "failed", self.now(), None
+            job.error_code = "JOB_INTERRUPTED"
+            job.error_message = "服务重启，任务被中断。请重新执行：已完成的部分不会重复。"
+        return len(stale)
 
     def submit(self, job_id: int, fn: JobFunction) -> None:
         self.futures[job_id] = self._pool.submit(self._run, job_id, fn)
@@ -82,7 +117,7 @@ class JobRunner:
         with self.db.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
-            job.status, job.finished_at = status, self.now()
+            job.status, job.finished_at, job.active_key = status, self.now(), None
             job.error_code, job.error_message = code, message
             if status == "done":
                 job.done = job.total
