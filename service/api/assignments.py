@@ -9,7 +9,7 @@ from sqlalchemy import select
 from service.accounts.errors import Forbidden
 from service.accounts.models import Role
 from service.api.common import assignment_out, decode_image, read_upload
-from service.api.deps import AssignmentObj, ScopeDep, SessionDep, StateDep
+from service.api.deps import AssignmentObj, ScopeDep, SessionDep, StateDep, refresh_periods
 from service.archive.models import Document
 from service.campaigns.errors import UploadInvalid
 from service.campaigns.models import Assignment
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["签署"])
 
 @router.get("/assignments", response_model=list[AssignmentOut], summary="本人单位（及所辖学校）待签与已签的文书")
 def my_assignments(scope: ScopeDep, state: StateDep, session: SessionDep, todo: bool = False) -> list[AssignmentOut]:
-    state.campaigns.refresh_recurring(session)
+    refresh_periods(state, session)
     now = state.clock.now()
     out = []
     for a in session.scalars(

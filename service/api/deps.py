@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.accounts.errors import Forbidden, NotAuthenticated
@@ -48,7 +49,8 @@ def client_address(request: Request, state: ServiceState) -> str:
     if state.settings.trust_proxy_headers:
         forwarded = request.headers.get("x-forwarded-for")
         if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+            # the right-most address is the one our own proxy added; the others are the client's word
+            return forwarded.split(",")[-1].strip()[:64]
     return request.client.host if request.client else "unknown"
 
 
@@ -161,3 +163,13 @@ def bureau_of_scope(scope: Scope) -> Unit:
     if unit.type != UnitType.BUREAU:
         raise Forbidden("只有教体局工作人员可以进行此操作。")
     return unit
+
+
+def refresh_periods(state: ServiceState, session: Session) -> None:
+    """Open this month's periods of recurring campaigns before reading them. Two readers racing to
+    open the same period is harmless: the loser's rows already exist."""
+    try:
+        state.campaigns.refresh_recurring(session)
+        session.commit()
+    except IntegrityError:
+        session.rollback()

@@ -74,6 +74,7 @@ class Campaign(Base):
 class AssignmentState(StrEnum):
     ISSUED = "issued"  # 已下发
     VIEWED = "viewed"  # 已查看
+    SIGNING = "signing"  # 签署中: claimed by one request while its signature is made
     SIGNED = "signed"  # 已签署 (or, for a report, 已报送)
     FORWARDED = "forwarded"  # 教育办已转交
     RECEIVED = "received"  # 教体局已接收
@@ -82,6 +83,7 @@ class AssignmentState(StrEnum):
 STATE_TITLES = {
     AssignmentState.ISSUED: "已下发",
     AssignmentState.VIEWED: "已查看",
+    AssignmentState.SIGNING: "签署中",
     AssignmentState.SIGNED: "已签署",
     AssignmentState.FORWARDED: "已转交",
     AssignmentState.RECEIVED: "已接收",

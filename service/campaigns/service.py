@@ -236,13 +236,17 @@ class Campaigns:
         what it did and a rerun issues only what is missing, never a duplicate.
         """
         if campaign.recurrence is not None:
-            return self.ensure_periods(session, campaign, actor)
+            created = self.ensure_periods(session, campaign, actor)
+            self._mark_issued(session, campaign, actor)
+            session.commit()
+            return created
         todo = self.pending(session, campaign)
         total = len(todo)
         if progress:
             progress(0, total)
         if not todo:
             self._mark_issued(session, campaign, actor)
+            session.commit()
             return 0
         bureau = campaign.bureau
         schools_under: dict[int, int] = defaultdict(int)
@@ -310,6 +314,7 @@ class Campaigns:
 
         self.engine.issue_many(requests, on_issued=on_issued)
         self._mark_issued(session, campaign, actor)
+        session.commit()
         return done
 
     def _mark_issued(self, session: Session, campaign: Campaign, actor: Actor) -> None:
@@ -317,7 +322,6 @@ class Campaigns:
             campaign.status = "issued"
             campaign.issued_at = self.now()
             record(session, actor, "campaign.issue", "campaign", campaign.id, campaign.issued_at)
-        session.commit()
 
     def periods(self, campaign: Campaign) -> list[str]:
         """The monthly periods opened so far: from the first one whose deadline falls after the
@@ -366,11 +370,11 @@ class Campaigns:
             record(
                 session, actor, "campaign.periods", "campaign", campaign.id, now, created=created, period=periods[-1]
             )
-        self._mark_issued(session, campaign, actor)
         return created
 
     def refresh_recurring(self, session: Session) -> None:
-        """Open this month's period of every issued recurring campaign (done lazily, on reading)."""
+        """Open this month's period of every issued recurring campaign (done lazily, on reading; the
+        caller commits, and treats a conflict with a concurrent reader doing the same as done)."""
         for campaign in session.scalars(
             select(Campaign).where(Campaign.recurrence.is_not(None), Campaign.status == "issued")
         ):
@@ -406,7 +410,10 @@ class Campaigns:
         assert doc is not None
         if doc.status == DocumentStatus.REVOKED:
             raise DocumentRevoked(f"该文书已于 {doc.revoked_at:%Y-%m-%d} 撤回（{doc.revoke_reason}），不能再签署。")
-        # Claim the assignment first: a second click (or a second device) finds it taken and stops.
+        # Claim the assignment and commit the claim: a second click (or a second device) finds it
+        # taken and stops, and the signature below is made without holding a database lock (on
+        # SQLite that lock would stop every other writer for as long as the TSA takes).
+        previous = assignment.state
         claimed = cast(
             CursorResult[Any],
             session.execute(
@@ -415,22 +422,34 @@ class Campaigns:
                     Assignment.id == assignment.id,
                     Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
                 )
-                .values(state=AssignmentState.SIGNED)
+                .values(state=AssignmentState.SIGNING)
             ),
         ).rowcount
         if not claimed:
-            raise AlreadySigned("该文书已经签署，不能重复签署。")
+            raise AlreadySigned("该文书已经签署（或正在签署），不能重复签署。")
+        session.commit()
         unit = assignment.unit
-        self.engine.pki.ensure_unit(unit.cert_key, unit.name)
-        pdf = self.store.get(doc.current_sha256)
-        signed, sha256 = self.engine.sign_as(
-            pdf, unit_key=unit.cert_key, signature_image=signature_png, seal_image=seal_png
-        )
-        report = self.engine.verify(signed)
+        try:
+            self.engine.pki.ensure_unit(unit.cert_key, unit.name)
+            pdf = self.store.get(doc.current_sha256)
+            signed, sha256 = self.engine.sign_as(
+                pdf, unit_key=unit.cert_key, signature_image=signature_png, seal_image=seal_png
+            )
+            report = self.engine.verify(signed)
+        except BaseException:
+            session.rollback()
+            session.execute(
+                update(Assignment)
+                .where(Assignment.id == assignment.id, Assignment.state == AssignmentState.SIGNING)
+                .values(state=previous)
+            )
+            session.commit()
+            raise
         signed_at = report.signatures[-1].signing_time or self.now()
         now = self.now()
         archive.record_signed(session, doc, sha256=sha256, size=len(signed), signer=unit, at=now)
         session.refresh(assignment)
+        assignment.state = AssignmentState.SIGNED
         assignment.signed_at = signed_at
         assignment.late = signed_at > assignment.deadline
         if assignment.viewed_at is None:
