@@ -62,6 +62,9 @@ def _errors() -> Iterator[None]:
         yield
     except DocsignError as exc:
         raise _fail(exc) from None
+    except OSError as exc:
+        where = f"：{exc.filename}" if exc.filename else ""
+        raise _fail(InvalidInput(f"无法读写文件{where}（{exc.strerror or exc}）。请检查路径和权限。")) from None
     except KeyboardInterrupt:
         err.print("已取消。")
         raise typer.Exit(130) from None
@@ -133,6 +136,7 @@ def issue(
                     bar.update(task, description=STAGE_TEXT.get(stage, stage), completed=done)
 
                 docs = engine.issue_many(requests, progress=progress)
+            _record(settings, docs)
         if batch:
             out_path.mkdir(parents=True, exist_ok=True)
             table = Table("文件", "验证码", "SHA-256")
@@ -178,6 +182,39 @@ def sign(
         out_path.write_bytes(signed)
         out.print(f"已签署：{out_path}")
         out.print(f"SHA-256：{digest}")
+
+
+def _record(settings: Settings, docs: list[Any]) -> None:
+    """Record issued documents in the database, so their QR codes verify on the service's pages."""
+    from sqlalchemy import select
+
+    from service.archive.service import record_issued
+    from service.campaigns.models import Unit
+    from service.db.session import Database
+
+    db = Database(settings)
+    try:
+        db.migrate()
+        with db.session() as session:
+            units: dict[str, Unit | None] = {}
+            for doc in docs:
+                if doc.issuer_name not in units:
+                    units[doc.issuer_name] = session.scalar(select(Unit).where(Unit.name == doc.issuer_name))
+                record_issued(
+                    session,
+                    kind=doc.kind,
+                    code=doc.code,
+                    sha256=doc.sha256,
+                    size=len(doc.pdf),
+                    pages=doc.pages,
+                    fields=doc.fields,
+                    issuer=units[doc.issuer_name],
+                    subject=None,
+                    at=doc.issued_at,
+                )
+            session.commit()
+    finally:
+        db.dispose()
 
 
 def _read_file(path: Path) -> bytes:
@@ -305,7 +342,10 @@ def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None
 def serve(
     host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="端口")] = 8000,
-    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="没有任何单位时载入演示区县")] = True,
+    demo: Annotated[
+        bool | None,
+        typer.Option("--demo/--no-demo", help="没有任何单位时载入演示区县（开发环境默认载入，生产环境不允许）"),
+    ] = None,
 ) -> None:
     """启动 Web 服务（启动时自动升级数据库结构）。"""
     import uvicorn
@@ -314,7 +354,10 @@ def serve(
 
     with _errors():
         settings = _settings()
-        _prepare_database(settings, demo)
+        production = settings.environment == "production"
+        if demo and production:
+            raise InvalidInput("生产环境不能载入演示区县（演示账号的密码是公开的）。")
+        _prepare_database(settings, demo=not production if demo is None else demo)
         out.print(
             f"服务地址：http://{host}:{port}/　验真页面：http://{host}:{port}/v　接口文档：http://{host}:{port}/docs"
         )

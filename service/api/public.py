@@ -144,8 +144,8 @@ def describe(doc: Document, state: StateDep) -> Verification:
             if when
             else "这份文书已撤回，不再有效。"
         )
-        if doc.revoke_reason:
-            problems.append(f"撤回原因：{doc.revoke_reason}")
+        # The reason is free text staff typed (it may name the child): it stays off the public page.
+        problems.append("如有疑问，请联系发文单位。")
     elif status == DocumentStatus.SUPERSEDED:
         verdict, tone, genuine = "已被替代", "warn", False
         summary = "这份文书已由发文单位重新签发的新文书替代，请以新文书为准。"
@@ -167,7 +167,6 @@ def describe(doc: Document, state: StateDep) -> Verification:
         "date": pub.get("date"),
         "fields": {k: pub[k] for k in (*FIELD_LABELS, "subject", "guardian") if k in pub},
         "revoked_at": doc.revoked_at.isoformat() if doc.revoked_at else None,
-        "revoke_reason": doc.revoke_reason,
     }
     return Verification(
         found=True,
@@ -202,7 +201,6 @@ def verify_form(request: Request, code: str = Form("")) -> Response:
                 "code_value": code[:64],
                 "code_error": "验证码应为 28 位字母和数字（可带短横线），请对照文书右下角核对后重新输入。",
             },
-            status_code=422,
         )
     return RedirectResponse(f"/v/{normalized}", status_code=303)
 

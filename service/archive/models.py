@@ -29,7 +29,9 @@ class Document(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    issuer_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The issuing unit; None for a document issued from the command line by a unit not (yet) in
+    #: the unit tree (its name is in ``public``).
+    issuer_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     #: The unit the document is addressed to (a school for its pledge); None for guardian notices.
     subject_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -43,7 +45,7 @@ class Document(Base):
     current_sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(default=1)
 
-    issuer: Mapped[Unit] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
+    issuer: Mapped[Unit | None] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
     subject: Mapped[Unit | None] = relationship(foreign_keys=[subject_unit_id], lazy="joined")
 
 

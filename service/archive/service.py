@@ -70,14 +70,14 @@ def record_issued(
     size: int,
     pages: int,
     fields: Mapping[str, Any],
-    issuer: Unit,
+    issuer: Unit | None,
     subject: Unit | None,
     at: dt.datetime,
 ) -> Document:
     doc = Document(
         kind=kind,
         code_hash=code_hash(code),
-        issuer_unit_id=issuer.id,
+        issuer_unit_id=issuer.id if issuer else None,
         subject_unit_id=subject.id if subject else None,
         fields=json.loads(json.dumps(dict(fields), ensure_ascii=False, default=str)),
         public=public_info(kind, fields),
@@ -96,7 +96,7 @@ def record_issued(
             size=size,
             created_at=at,
             event="issued",
-            signer_unit_id=issuer.id,
+            signer_unit_id=issuer.id if issuer else None,
         )
     )
     session.flush()
@@ -180,7 +180,8 @@ def write_bundle(out: IO[bytes], store: ArchiveStore, entries: Iterable[BundleEn
 
 def safe_filename(name: str) -> str:
     bad = '\\/:*?"<>|\0'
-    return "".join("_" if c in bad else c for c in name).strip() or "未命名"
+    clean = "".join("_" if c in bad or ord(c) < 32 else c for c in name).strip()
+    return "_" if clean in ("", ".", "..") else clean
 
 
 def bundle_path(*parts: str) -> str:

@@ -89,8 +89,10 @@ class AssignmentOut(BaseModel):
 
 
 class SignIn(BaseModel):
-    signature_png: str = Field(min_length=20, title="手写签名图片：PNG 的 data URL 或 base64")
-    seal_png: str | None = Field(default=None, title="单位公章图片（可选，透明背景 PNG）；不给则按单位名称生成")
+    signature_png: str = Field(min_length=20, max_length=3_000_000, title="手写签名图片：PNG 的 data URL 或 base64")
+    seal_png: str | None = Field(
+        default=None, max_length=3_000_000, title="单位公章图片（可选，透明背景 PNG）；不给则按单位名称生成"
+    )
     confirm: bool = Field(title="确认签署：必须为 true")
 
 

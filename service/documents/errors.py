@@ -66,6 +66,12 @@ class SigningError(DocsignError):
     default_message = "数字签名失败，请检查证书配置后重试。"
 
 
+class TimestampUnavailable(SigningError):
+    code = "TSA_UNAVAILABLE"
+    http_status = 503
+    default_message = "时间戳服务暂时无法访问，文书没有签署。请稍后重试；如果持续出现，请联系管理员检查时间戳服务地址。"
+
+
 class AlreadySigned(InvalidInput):
     code = "ALREADY_SIGNED"
     http_status = 409

@@ -145,14 +145,14 @@ def seal_ops(name: str, diameter: float = SEAL_DIAMETER, bottom_text: str = "") 
 def load_signature_image(data: bytes) -> Image.Image:
     """A handwritten signature (PNG or JPEG) as an RGBA image with a transparent background, cropped."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))  # reads the header only
+        if max(img.size) > MAX_SIGNATURE_PIXELS:
+            raise ImageInvalid(
+                f"签名图片过大（{img.width}×{img.height}），请上传边长不超过 {MAX_SIGNATURE_PIXELS} 像素的图片。"
+            )
         img.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageInvalid() from exc
-    if max(img.size) > MAX_SIGNATURE_PIXELS:
-        raise ImageInvalid(
-            f"签名图片过大（{img.width}×{img.height}），请上传边长不超过 {MAX_SIGNATURE_PIXELS} 像素的图片。"
-        )
     rgba = img.convert("RGBA")
     # Paper-white becomes transparent, so the seal and the text show through between strokes.
     ink = ImageOps.grayscale(rgba).point(lambda v: 255 if v < 200 else max(0, 255 - (v - 200) * 255 // 55))

@@ -37,13 +37,14 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
-from service.documents.errors import AlreadySigned, NotSignable, PdfInvalid, SigningError
+from service.documents.errors import AlreadySigned, NotSignable, PdfInvalid, SigningError, TimestampUnavailable
 from service.documents.placement import Placement
 from service.documents.seal import SignatureAppearance
 from service.pki.store import Pki, UnitCredentials
@@ -275,9 +276,11 @@ def _sign(
             if reserve is not None and "larger than expected" in str(exc):
                 reserve = None  # let pyHanko measure the signature, then sign for real
                 continue
-            raise SigningError(f"数字签名失败：{exc}") from exc
-        except (PdfError, ValueError) as exc:
-            raise SigningError(f"数字签名失败：{exc}") from exc
+            raise SigningError(details={"reason": str(exc)}) from exc
+        except TimestampRequestError as exc:
+            raise TimestampUnavailable(details={"reason": str(exc)}) from exc
+        except (PdfError, ValueError, OSError) as exc:
+            raise SigningError(details={"reason": str(exc)}) from exc
         data: bytes = out.getvalue()
         return data
 
