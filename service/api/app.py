@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.accounts.errors import TooManyRequests
+from service.accounts.errors import NotAuthenticated, TooManyRequests
 from service.api import assignments, auth, campaigns, documents, public, units
 from service.api.state import ServiceState
 from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import DocsignError
 from service.settings import Settings, get_settings
+from service.web import pages
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -56,6 +62,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         state = ServiceState.build(settings, clock)
         state.db.migrate()
         state.engine.pki.init()
+        state.recover()
         app.state.service = state
         # Start soffice now, in the background, so the first issue does not wait for it.
         threading.Thread(target=_warm, args=(state,), daemon=True).start()
@@ -72,8 +79,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
 
     @app.exception_handler(DocsignError)
-    async def docsign_error(request: Request, exc: DocsignError) -> JSONResponse:
+    async def docsign_error(request: Request, exc: DocsignError) -> Response:
+        if _is_page(request):
+            if isinstance(exc, NotAuthenticated):
+                return pages.login_redirect(pages.LoginRequired(request.url.path))
+            return pages.error_page(request, exc)
         return _error(exc)
+
+    @app.exception_handler(pages.LoginRequired)
+    async def login_required(request: Request, exc: pages.LoginRequired) -> Response:
+        return pages.login_redirect(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,9 +103,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: ("NOT_FOUND", "没有这个地址。"), 405: ("METHOD_NOT_ALLOWED", "该地址不支持这种请求方法。")}
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {
+            400: ("UPLOAD_INVALID", "请求内容无法解析：表单或上传的文件不完整、过大或格式不对，请重新提交。"),
+            404: ("NOT_FOUND", "没有这个地址。"),
+            405: ("METHOD_NOT_ALLOWED", "该地址不支持这种请求方法。"),
+        }
         code, message = codes.get(exc.status_code, ("HTTP_ERROR", str(exc.detail)))
+        if _is_page(request):
+            return pages.error_page(request, DocsignError(message), status_code=exc.status_code, code=code)
         return JSONResponse({"code": code, "message": message}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
@@ -101,8 +122,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             status_code=500,
         )
 
+    @app.middleware("http")
+    async def same_origin_writes(request: Request, call_next: Any) -> Response:
+        """Refuse a cookie-authenticated write sent from another site (CSRF). Session cookies are
+        SameSite=Lax already; this also covers older browsers and same-site subdomains."""
+        if request.method not in ("GET", "HEAD", "OPTIONS") and "docsign_session" in request.cookies:
+            origin = request.headers.get("origin") or request.headers.get("referer")
+            if origin:
+                host = urlsplit(origin).netloc
+                if host and host != request.headers.get("host"):
+                    return JSONResponse(
+                        {"code": "CROSS_SITE_REQUEST", "message": "请求来自其他网站，已拒绝。请在本系统页面中操作。"},
+                        status_code=403,
+                    )
+        response: Response = await call_next(request)
+        return response
+
     for module in (auth, units, campaigns, assignments, documents, public):
         app.include_router(module.router)
+    app.include_router(pages.router)
+    app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["运维"], summary="服务是否在运行")
@@ -110,6 +149,75 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+class BodyLimit:
+    """Refuses a request body larger than ``limit`` before it is spooled to disk or memory: by its
+    Content-Length at once, or, for a chunked upload, as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+        too_large = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                return  # the app's answer to a cut-off body is replaced by ours
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except ClientDisconnect:
+            if not too_large:
+                raise
+        if too_large and not started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        mb = self.limit // (1024 * 1024)
+        body = json.dumps(
+            {"code": "UPLOAD_TOO_LARGE", "message": f"上传的内容过大：最大约 {mb} MB。"}, ensure_ascii=False
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_page(request: Request) -> bool:
+    """A browser asking for a page (not the JSON API, not a program)."""
+    path = request.url.path
+    if path.startswith(("/api/", "/static/", "/pki/")) or path in ("/openapi.json", "/healthz"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _warm(state: ServiceState) -> None:

@@ -27,7 +27,7 @@ def document_out(session: SessionDep, doc: Document) -> DocumentOut:
         title=get_kind(doc.kind).title,
         status=doc.status,
         status_title=status_title(doc),
-        issuer=doc.issuer.name,
+        issuer=doc.issuer.name if doc.issuer else str(doc.public.get("issuer", "")),
         subject=doc.subject.name if doc.subject else None,
         issued_at=doc.issued_at,
         sha256=doc.current_sha256,

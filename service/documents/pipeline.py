@@ -338,6 +338,14 @@ class DocumentEngine:
                 request=p.request,
             )
 
+    def preview(self, kind_key: str, fields: Mapping[str, Any]) -> bytes:
+        """One document rendered and converted, unsigned and without a verification code: a draft
+        for the issuer to read before issuing."""
+        kind = get_kind(kind_key)
+        valid = validate_fields(kind, fields, self.settings.schemas_dir)
+        schema = load_schema(kind, self.settings.schemas_dir)
+        return self.converter.convert(self.template(kind).render(complete_context(schema, valid)))
+
     # --- later signatures and verification ----------------------------------------------------
 
     def sign_as(

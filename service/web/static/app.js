@@ -1,0 +1,55 @@
+// docsign pages: small behaviours, no third-party hosts.
+(function () {
+  "use strict";
+
+  // A form marked data-once submits once: a double click does not send it twice.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-once")) return;
+    if (form.dataset.sent === "1") { event.preventDefault(); return; }
+    if (event.defaultPrevented) return;
+    form.dataset.sent = "1";
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+  }, false);
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.target;
+    if (form && form.dataset) delete form.dataset.sent;
+  });
+
+  // Deadline countdowns.
+  function tick() {
+    document.querySelectorAll("[data-deadline]").forEach(function (el) {
+      var left = Date.parse(el.dataset.deadline) - Date.now();
+      if (isNaN(left)) return;
+      if (left <= 0) { el.textContent = "已截止"; return; }
+      var d = Math.floor(left / 86400000), h = Math.floor(left / 3600000) % 24,
+          m = Math.floor(left / 60000) % 60, s = Math.floor(left / 1000) % 60;
+      el.textContent = "剩余 " + (d ? d + " 天 " : "") + h + " 小时 " + m + " 分 " + s + " 秒";
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+
+  // The signature pad on the signing page.
+  function setupPad() {
+    var canvas = document.getElementById("pad");
+    if (!canvas || !window.SignaturePad) return;
+    var pad = new window.SignaturePad(canvas, { minWidth: 1.2, maxWidth: 3.2, penColor: "#111" });
+    function resize() {
+      var ratio = Math.max(window.devicePixelRatio || 1, 1);
+      var data = pad.toData();
+      canvas.width = canvas.offsetWidth * ratio;
+      canvas.height = canvas.offsetHeight * ratio;
+      canvas.getContext("2d").scale(ratio, ratio);
+      pad.clear();
+      pad.fromData(data);
+    }
+    window.addEventListener("resize", resize);
+    resize();
+    document.getElementById("pad-clear").addEventListener("click", function () { pad.clear(); });
+    document.getElementById("sign-form").addEventListener("submit", function () {
+      document.getElementById("signature_png").value = pad.isEmpty() ? "" : pad.toDataURL("image/png");
+    }, true);
+  }
+  window.addEventListener("load", setupPad);
+})();

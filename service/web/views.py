@@ -1,0 +1,113 @@
+"""View helpers for the pages: labels and tones for states, the progress chart, page images."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import zoneinfo
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.campaigns.models import Assignment, AssignmentState
+from service.documents.errors import ConversionError
+
+DONE = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
+
+
+def state_label(a: Assignment, now: dt.datetime, revoked: bool = False) -> tuple[str, str]:
+    """(label, tone) of an assignment as people say it."""
+    if revoked:
+        return "已撤回", "revoked"
+    if a.state in DONE:
+        word = {"signed": "已签署", "forwarded": "已转交", "received": "已接收"}[a.state]
+        return (f"{word}（逾期）", "late") if a.late else (f"{word}（按时）", "ok")
+    if now > a.deadline:
+        return "缺签（已逾期）", "missing"
+    return ("已查看，待签署" if a.state == AssignmentState.VIEWED else "待签署"), "pending"
+
+
+def local(t: dt.datetime | None, tz: zoneinfo.ZoneInfo, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
+    return t.astimezone(tz).strftime(fmt) if t else ""
+
+
+def countdown(deadline: dt.datetime, now: dt.datetime) -> str:
+    left = deadline - now
+    if left.total_seconds() <= 0:
+        return "已截止"
+    days, rest = divmod(int(left.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"剩余 {days} 天 {hours} 小时 {rest // 60} 分" if days else f"剩余 {hours} 小时 {rest // 60} 分"
+
+
+def progress_chart(items: Sequence[Assignment], deadline: dt.datetime, now: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    """Cumulative signatures over time against the deadline, as an inline SVG (no script needed)."""
+    total = len(items)
+    times = sorted(a.signed_at for a in items if a.signed_at is not None)
+    issued = [a.issued_at for a in items if a.issued_at is not None]
+    start = min(issued) if issued else now
+    end = max(now, deadline, *(times or [now]))
+    span = max((end - start).total_seconds(), 1.0)
+    w, h, left, right, top, bottom = 640, 220, 44, 16, 14, 34
+
+    def x(t: dt.datetime) -> float:
+        return left + (w - left - right) * (t - start).total_seconds() / span
+
+    def y(n: int) -> float:
+        return h - bottom - (h - top - bottom) * (n / total if total else 0)
+
+    points = [(x(start), y(0))]
+    for n, t in enumerate(times, 1):
+        points.append((x(t), y(n - 1)))
+        points.append((x(t), y(n)))
+    points.append((x(min(now, end)), y(len(times))))
+    path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+    dx = x(deadline)
+    on_time = sum(1 for t in times if t <= deadline)
+    parts = [
+        f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="签署进度：截止前签署 {on_time} 份，共 {total} 份">',
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#94a3b8"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#94a3b8"/>',
+        f'<text x="{left - 6}" y="{y(total) + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">{total}</text>',
+        f'<text x="{left - 6}" y="{y(0) + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">0</text>',
+        f'<line x1="{left}" y1="{y(total):.1f}" x2="{w - right}" y2="{y(total):.1f}" stroke="#e5e7eb" stroke-dasharray="4 4"/>',
+        f'<polyline points="{path}" fill="none" stroke="#15803d" stroke-width="2.5"/>',
+        f'<line x1="{dx:.1f}" y1="{top}" x2="{dx:.1f}" y2="{h - bottom}" stroke="#c8161d" stroke-width="2"/>',
+        f'<text x="{dx:.1f}" y="{h - 8}" font-size="11" text-anchor="{"end" if dx > w - 90 else "middle"}" fill="#c8161d">'
+        f"截止 {local(deadline, tz, '%m月%d日 %H:%M')}</text>",
+        f'<text x="{left}" y="{h - 8}" font-size="11" fill="#6b7280">{local(start, tz, "%m月%d日")}</text>',
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
+def page_png(pdf: Path, page: int, out: Path, width: int = 900) -> Path:
+    """One page of a PDF rendered to PNG (poppler), cached next to the other previews."""
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    try:
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-singlefile",
+                "-f",
+                str(page),
+                "-l",
+                str(page),
+                "-scale-to-x",
+                str(width),
+                "-scale-to-y",
+                "-1",
+                str(pdf),
+                str(tmp),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConversionError("无法生成文书页面的图片，请直接下载 PDF 阅读。") from exc
+    Path(str(tmp) + ".png").replace(out)
+    return out
