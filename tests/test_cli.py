@@ -52,6 +52,17 @@ def test_init_issue_verify(home: Path) -> None:
     archived = list((home / "var" / "archive").rglob("*.pdf"))
     assert len(archived) == 1 and archived[0].read_bytes() == pdf
 
+    # the issued notice is recorded, so its QR code verifies on the service's page
+    from service.archive.service import find_by_code
+    from service.db.session import Database
+    from service.settings import Settings
+
+    db = Database(Settings(data_dir=home / "var"))
+    with db.session() as s:
+        doc = find_by_code(s, url.rsplit("/", 1)[1])
+        assert doc is not None and doc.public["issuer"] == "济南市历城区教育和体育局"
+    db.dispose()
+
     verified = run(home, "verify", "notice.pdf")
     assert verified.returncode == 0 and "真实有效" in verified.stdout
     as_json = json.loads(run(home, "verify", "notice.pdf", "--json").stdout)
@@ -100,6 +111,8 @@ def test_bad_input_is_explained_without_a_traceback(home: Path) -> None:
     assert broken.returncode == 2
     assert "[FIELDS_INVALID]" in broken.stderr and "不是有效的 UTF-8 JSON" in broken.stderr
     assert "Traceback" not in broken.stderr + broken.stdout
+    no_signature = run(home, "sign", "notice.pdf", "--unit", "x", "--signature", "no-such.png", "--out", "y.pdf")
+    assert no_signature.returncode == 2 and "Traceback" not in no_signature.stderr
     missing = run(home, "verify", "no-such.pdf")
     assert missing.returncode == 2 and "找不到文件" in missing.stderr
     unknown = run(home, "issue", "admission", "--data", "bad.json", "--out", "x.pdf")

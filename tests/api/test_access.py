@@ -87,6 +87,28 @@ def test_every_route_with_an_object_id_answers_404_outside_the_users_units(tmp_p
         assert {p for _, _, path in checked for p in re.findall(r"{(\w+)}", path)} >= set(ids)
         assert len(checked) > 20
 
+        # the pages follow the same rule (they are not in the OpenAPI schema)
+        from service.web.pages import router as pages_router
+
+        service.login("wsr-sh-head")
+        page_checks = 0
+        for route in pages_router.routes:
+            path = getattr(route, "path", "")
+            params = re.findall(r"{(\w+)}", path)
+            if not any(p.endswith("_id") for p in params):
+                continue
+            url = path
+            for p in params:
+                url = url.replace("{" + p + "}", str(ids.get(p, 1)))
+            for method in getattr(route, "methods", ()):
+                if method == "HEAD":
+                    continue
+                r = c.request(method, url, headers={"accept": "text/html"}, data={})
+                assert r.status_code == 404, (method, url, r.status_code)
+                assert "未找到" in r.text
+                page_checks += 1
+        assert page_checks >= 8
+
         # and their own objects are visible
         service.login("hjl-xx-head")
         assert c.get(f"/api/assignments/{assignment_id}").status_code == 200

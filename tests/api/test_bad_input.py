@@ -183,3 +183,36 @@ def test_login_failures_are_audited_and_limited(tmp_path: Path) -> None:
         c.post("/api/auth/login", json={"username": "nobody", "password": "x"})
         r = c.post("/api/auth/login", json={"username": "bureau", "password": "x"})
         assert r.status_code == 429
+
+
+def test_an_import_cannot_take_over_another_bureaus_units(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        bootstrap_bureau(service, code="ZQ", name="章丘区教育和体育局", username="zhangqiu")
+        service.login("zhangqiu")
+        c = service.client
+        sheet = xlsx([LICHENG[0], ("WSR", "历城区王舍人街道教育办公室", "街道教育办", "ZQ", "李志强", ""),
+                      ("LCJT", "济南市历城区教育和体育局", "教体局", "", "", ""),
+                      ("ZQ-1", "章丘区第一小学", "学校", "WSR-SH", "", "")])
+        r = c.post("/api/units/import", files={"file": ("units.xlsx", sheet)})
+        assert r.status_code == 422
+        errors = {(e["row"], e["column"]): e["message"] for e in r.json()["details"]["errors"]}
+        assert "其他教体局" in errors[(2, "单位代码")] and "其他教体局" in errors[(3, "单位代码")]
+        assert "不存在" in errors[(4, "上级单位代码")]
+        assert [u["code"] for u in c.get("/api/units").json()] == ["ZQ"]
+        service.login("bureau")
+        assert len(c.get("/api/units").json()) == 11
+
+
+def test_chunked_upload_over_the_limit_is_cut_off(tmp_path: Path) -> None:
+    with running_service(tmp_path, max_sheet_bytes=4096, max_pdf_bytes=8192) as service:
+
+        def body():  # a streamed multipart upload: no Content-Length to refuse it by
+            yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+            yield b"Content-Type: application/pdf\r\n\r\n%PDF-1.7\n"
+            for _ in range(50):
+                yield b"x" * 100_000
+            yield b"\r\n--B--\r\n"
+
+        r = service.client.post("/v/check", content=body(), headers={"content-type": "multipart/form-data; boundary=B"})
+        assert r.status_code == 413 and r.json()["code"] == "UPLOAD_TOO_LARGE"

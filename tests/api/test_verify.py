@@ -77,9 +77,12 @@ def test_revoked_document_says_so(tmp_path: Path) -> None:
         r = service.client.post(f"/api/documents/{document_id}/revoke", json={"reason": "学生已随父母迁居外省"})
         assert r.status_code == 200 and r.json()["status"] == "revoked"
         page = service.client.get(f"/v/{code}").text
-        assert "已撤回" in page and "学生已随父母迁居外省" in page
+        assert "已撤回" in page
+        assert "迁居" not in page  # the reason staff typed may name the child: never public
         data = service.client.get(f"/v/{code}?format=json").json()
-        assert data["genuine"] is False and data["status"] == "revoked"
+        assert data["genuine"] is False and data["status"] == "revoked" and "迁居" not in str(data)
+        service.login("bureau")
+        assert service.client.get(f"/api/documents/{document_id}").json()["revoke_reason"] == "学生已随父母迁居外省"
 
 
 def test_random_codes_find_nothing_and_take_as_long_as_real_ones(tmp_path: Path) -> None:
@@ -143,7 +146,7 @@ def test_verify_page_and_pki_downloads(tmp_path: Path) -> None:
         home = service.client.get("/v")
         assert home.status_code == 200 and "输入文书上的验证码" in home.text
         bad = service.client.post("/v", data={"code": "123"})
-        assert bad.status_code == 422 and "28 位" in bad.text and 'value="123"' in bad.text
+        assert bad.status_code == 200 and "28 位" in bad.text and 'value="123"' in bad.text
         assert service.client.get("/pki/root.crt").text.startswith("-----BEGIN CERTIFICATE-----")
         assert service.client.get("/pki/issuing.crl").status_code == 200
         assert service.client.get("/static/site.css").status_code == 200

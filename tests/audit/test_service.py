@@ -56,3 +56,50 @@ def test_chain_detects_edits_and_deletions(tmp_path: Path) -> None:
     assert not report.ok and report.first_bad_id == 3 and "删除" in (report.reason or "")
     db.dispose()
     db2.dispose()
+
+
+def test_cutting_the_end_off_is_detected(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+    with db.session() as s:
+        for i in range(3):
+            record(s, Actor(None, "系统"), "campaign.issue", "campaign", i, at)
+        s.commit()
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id = 3"))
+    with db.session() as s:
+        report = verify_chain(s)
+    assert not report.ok and "末尾" in (report.reason or "")
+    db.dispose()
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
+    """Two transactions appending at once (the second starts while the first is open) still form one chain."""
+    import threading
+
+    db = _db(tmp_path)
+    at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+    first_open = threading.Event()
+
+    def slow() -> None:
+        with db.session() as s:
+            record(s, Actor(None, "甲"), "document.sign", "document", 1, at)
+            first_open.set()
+            threading.Event().wait(0.5)
+            s.commit()
+
+    def fast() -> None:
+        first_open.wait()
+        with db.session() as s:
+            record(s, Actor(None, "乙"), "document.sign", "document", 2, at)
+            s.commit()
+
+    threads = [threading.Thread(target=slow), threading.Thread(target=fast)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.session() as s:
+        report = verify_chain(s)
+    assert report.ok and report.events == 2
+    db.dispose()

@@ -1,0 +1,246 @@
+"""The whole Licheng campaign in a real browser: the bureau on a desktop, a principal on a phone,
+the office forwarding, a parent verifying a notice from its QR code.
+
+Each page is photographed at desktop and phone width (test-artifacts/screenshots/), must not scroll
+sideways at 375 px, and must log no console error and no failed request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from service.archive.service import record_issued
+from service.campaigns.models import Unit
+from service.db.session import Database
+from service.documents.pipeline import DocumentEngine, IssueRequest
+from service.documents.registry import KINDS, example_fields
+from tests import checks
+from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
+
+
+def both_widths(browser: Browser, server: Server, username: str | None, path: str, name: str) -> None:
+    """Open a page at desktop and phone width: photograph it, no sideways scroll, no errors."""
+    for label, device in (("desktop", DESKTOP), ("phone", PHONE)):
+        ctx = context(browser, device)
+        watch = Watch()
+        page = watch.attach(ctx.new_page())
+        if username:
+            login(page, server, username)
+        page.goto(server.url + path)
+        page.wait_for_load_state("networkidle")
+        shot(page, f"{name}-{label}")
+        if label == "phone":
+            no_horizontal_scroll(page)
+        watch.clean()
+        ctx.close()
+
+
+def draw_signature(page: Page) -> None:
+    pad = page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box is not None
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 30, y + 120)
+    page.mouse.down()
+    for i, (dx, dy) in enumerate([(60, 40), (90, 130), (130, 50), (170, 140), (210, 60), (260, 120), (300, 70)]):
+        page.mouse.move(x + dx, y + dy, steps=6 + i)
+    page.mouse.up()
+
+
+@pytest.fixture(scope="module")
+def campaign_id(browser: Browser, server: Server) -> int:
+    """The bureau creates and issues the campaign on a desktop."""
+    ctx = context(browser, DESKTOP)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+
+    # a wrong password: the error sits next to the field and the username stays
+    page.goto(server.url + "/login")
+    page.fill("#username", "bureau")
+    page.fill("#password", "wrong-password")
+    page.click("main button[type=submit]")
+    assert page.locator(".field.invalid .error").inner_text() == "用户名或密码错误，请重新输入。"
+    assert page.input_value("#username") == "bureau"
+    login(page, server, "bureau")
+    assert page.url.endswith("/dashboard")
+
+    page.goto(server.url + "/campaigns/new")
+    page.fill("#name", "2024年控辍保学目标责任书与承诺书")
+    page.fill("#deadline_date", "2020-09-29")
+    page.click("main button[type=submit]")
+    error = page.locator(".field.invalid .error")
+    assert "已经过去" in error.inner_text()
+    assert page.input_value("#name") == "2024年控辍保学目标责任书与承诺书"  # kept
+    shot(page, "campaign-new-error-desktop")
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    page.fill("#deadline_date", tomorrow.date().isoformat())
+    page.fill("#deadline_time", "16:00")
+    page.fill("#issue_date", "2024-09-25")
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r".*/campaigns/\d+$"))
+    cid = int(page.url.rsplit("/", 1)[1])
+    assert "将向 10 个单位下发 12 份文书" in page.inner_text("main")
+
+    # preview one filled document before issuing
+    preview = page.request.get(server.url + page.get_attribute("a[href$='/preview/pledge.pdf']", "href"))  # type: ignore[operator]
+    assert preview.ok and preview.body().startswith(b"%PDF")
+    assert "历城区" in checks.pdftotext(preview.body())
+
+    # issue, with a double click: one job, twelve documents
+    page.dblclick("#job-slot button[type=submit]")
+    page.wait_for_selector("text=已下发 12 份文书", timeout=180_000)
+    shot(page, "campaign-issued-desktop")
+    status = page.request.get(f"{server.url}/api/campaigns/{cid}/status").json()
+    assert status["total"] == 12
+    watch.clean()
+    ctx.close()
+    return cid
+
+
+def test_principal_signs_on_a_phone(browser: Browser, server: Server, campaign_id: int) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-sh-head")
+    assert page.url.endswith("/sign")
+    page.click("text=控辍保学承诺书")
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".page .slot").count() == 1  # where seal and signature land
+    assert "待签署" in page.inner_text("#state")
+    no_horizontal_scroll(page)
+    shot(page, "sign-to-sign-phone")
+
+    # confirming without a signature: the error sits next to the pad
+    page.check("input[name=confirm]")
+    page.click("#sign-submit")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".field.invalid .error").first.inner_text() == "请先在签名框中写下您的签名。"
+
+    draw_signature(page)
+    page.check("input[name=confirm]")
+    page.dblclick("#sign-submit")  # a double tap signs once
+    page.wait_for_selector("#download")
+    page.wait_for_load_state("networkidle")
+    assert "按时" in page.inner_text("#state")
+    no_horizontal_scroll(page)
+    shot(page, "sign-signed-phone")
+    with page.expect_download() as download:
+        page.click("#download")
+    pdf = Path(download.value.path()).read_bytes()
+    nss = _nss(server)
+    report = checks.pdfsig(pdf, nss)
+    assert report.count("Signature is Valid.") == 2 and report.count("Certificate is Trusted.") == 2, report
+    doc_id = int(re.search(r"/documents/(\d+)/", page.get_attribute("#download", "href") or "").group(1))  # type: ignore[union-attr]
+    versions = page.request.get(f"{server.url}/api/documents/{doc_id}").json()["versions"]
+    assert [v["event"] for v in versions] == ["issued", "signed"]
+    watch.clean()
+    ctx.close()
+
+
+def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, campaign_id: int) -> None:
+    ctx = context(browser, DESKTOP)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-staff")
+    assert page.url.endswith("/office")
+    card = page.locator(f"[data-campaign='{campaign_id}']")
+    card.locator("button[type=submit]").click()
+    page.wait_for_selector("text=已将 1 份已签署的文书统一转交教体局")
+    shot(page, "office-forwarded-desktop")
+    watch.clean()
+    ctx.close()
+
+    ctx = context(browser, DESKTOP)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "bureau")
+    stats = page.locator(f"[data-campaign='{campaign_id}'] .stats").inner_text()
+    assert "已签 1 / 12" in stats, stats
+    page.goto(f"{server.url}/campaigns/{campaign_id}?filter=signed")
+    rows = page.locator("table.list tbody tr")
+    assert rows.count() == 1 and "已转交（按时）" in rows.first.inner_text()
+    assert page.locator(".chart svg").count() == 1
+    shot(page, "campaign-status-desktop")
+    watch.clean()
+    ctx.close()
+
+
+def _nss(server: Server) -> str:
+    db = server.home / "nss"
+    if not db.exists():
+        db.mkdir()
+        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
+        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C", "-i",
+                        str(server.home / "certs" / "root" / "ca.crt")], check=True, capture_output=True)
+    return f"sql:{db}"
+
+
+def test_parent_scans_a_notice_and_a_tampered_copy_fails(browser: Browser, server: Server) -> None:
+    # A school issues an enrollment notice (issue 5 brings the pages for it; here the engine does it).
+    settings = server.settings()
+    engine = DocumentEngine(settings)
+    fields = example_fields(KINDS["enrollment_notice"], settings.schemas_dir)
+    # pyHanko runs its own event loop: keep it off the thread Playwright's loop runs on
+    with ThreadPoolExecutor(1) as pool:
+        doc = pool.submit(engine.issue, IssueRequest("enrollment_notice", fields, issuer_key="unit-lcjt")).result()
+    engine.close()
+    db = Database(settings)
+    with db.session() as s:
+        bureau = s.query(Unit).filter_by(code="LCJT").one()
+        record_issued(s, kind=doc.kind, code=doc.code, sha256=doc.sha256, size=len(doc.pdf), pages=doc.pages,
+                      fields=doc.fields, issuer=bureau, subject=None, at=dt.datetime.now(dt.UTC))
+        s.commit()
+    db.dispose()
+    (url,) = checks.qr_codes(doc.pdf)  # what the parent's phone camera reads
+
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    page.goto(url)
+    verdict = page.locator(".verdict .big").inner_text()
+    assert verdict == "真实有效"
+    main = page.inner_text("main")
+    for text in ("义务教育入学通知书", "济南市历城区实验小学", "2024年8月31日", "张*雨"):
+        assert text in main
+    assert "张小雨" not in main
+    no_horizontal_scroll(page)
+    shot(page, "verify-genuine-phone")
+
+    tampered = bytearray(doc.pdf)
+    tampered[doc.pdf.index(b"stream", 2000) + 30] ^= 0x01
+    with tempfile.NamedTemporaryFile(suffix=".pdf", delete=False) as f:
+        f.write(bytes(tampered))
+    page.goto(server.url + "/v")
+    page.set_input_files("#file", f.name)
+    page.click("form[action='/v/check'] button")
+    page.wait_for_selector(".verdict")
+    assert page.locator(".verdict .big").inner_text() == "不是真实有效的文书"
+    assert "被改动" in page.inner_text("main")
+    no_horizontal_scroll(page)
+    shot(page, "verify-tampered-phone")
+    watch.clean()
+    ctx.close()
+    assert hashlib.sha256(doc.pdf).hexdigest() == doc.sha256
+
+
+def test_every_page_at_both_widths(browser: Browser, server: Server, campaign_id: int) -> None:
+    both_widths(browser, server, None, "/login", "login")
+    both_widths(browser, server, None, "/v", "verify-home")
+    both_widths(browser, server, "bureau", "/dashboard", "dashboard")
+    both_widths(browser, server, "bureau", "/campaigns/new", "campaign-new")
+    both_widths(browser, server, "bureau", f"/campaigns/{campaign_id}", "campaign")
+    both_widths(browser, server, "bureau", f"/campaigns/{campaign_id}?filter=missing", "campaign-missing")
+    both_widths(browser, server, "bureau", "/units", "units")
+    both_widths(browser, server, "wsr-staff", "/office", "office")
+    both_widths(browser, server, "hjl-xx-head", "/sign", "sign-list")
