@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     converter_startup_timeout: float = Field(default=60.0, gt=0)
     #: Documents rendered into one DOCX and converted by one soffice call in a batch.
     merge_chunk_size: int = Field(default=100, ge=1, le=2000)
+    #: Processes that stamp and sign the documents of a large batch in parallel; 0 signs in this
+    #: process, empty means one per CPU core.
+    sign_workers: int | None = Field(default=None, ge=0, le=64)
+    #: A batch smaller than this is signed in this process (starting workers costs about a second).
+    sign_pool_threshold: int = Field(default=24, ge=1)
 
     # Database: SQLite in data_dir by default; PostgreSQL by URL, e.g.
     # postgresql+psycopg://user:password@host/dbname

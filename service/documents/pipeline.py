@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import multiprocessing
+import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,19 +33,19 @@ from service.documents.codes import new_code, normalize_code, verification_url
 from service.documents.convert import Converter, ConverterConfig
 from service.documents.errors import FieldsInvalid, LayoutError, NotSignable, PdfInvalid, TemplateInvalid
 from service.documents.fields import validate_fields
-from service.documents.placement import document_anchors, place_all, placement_in_box
+from service.documents.placement import Placement, document_anchors, place_all, placement_in_box
 from service.documents.registry import DocumentKind, get_kind, load_schema
 from service.documents.render import CompiledTemplate, complete_context
 from service.documents.seal import load_signature_image
 from service.documents.sign import Appearance, Signatory, _asn1_cert, certify, empty_field_box, sign_field
-from service.documents.stamp import StampMark, split_and_stamp
+from service.documents.stamp import StampMark, split_and_stamp, stamp
 from service.documents.verify import VerificationReport, verify_pdf
 from service.pki.store import Pki
 from service.settings import Settings
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
-STAGES = ("render", "convert", "stamp", "sign", "archive")
+STAGES = ("render", "convert", "split", "stamp", "sign", "archive")
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class DocumentEngine:
         self._templates: dict[tuple[str, float], CompiledTemplate] = {}
         self._lock = threading.Lock()
         self.times = StageTimes()
+        self._now = now
+        self._workers: ProcessPoolExecutor | None = None
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -163,6 +167,9 @@ class DocumentEngine:
         if self._converter is not None and self._own_converter:
             self._converter.close()
             self._converter = None
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
 
     def __enter__(self) -> DocumentEngine:
         return self
@@ -186,17 +193,20 @@ class DocumentEngine:
         progress: Progress | None = None,
         merge: bool = True,
         on_issued: Callable[[IssuedDocument], None] | None = None,
+        keep: bool = True,
     ) -> list[IssuedDocument]:
         """Issue documents, in order. Every request is validated before any work starts.
 
         ``on_issued`` is called for each document right after it is archived (a job records it
-        there, so a killed batch resumes with what is missing).
+        there, so a killed batch resumes with what is missing). With ``keep=False`` the documents
+        are not collected (a batch of thousands would otherwise hold every PDF in memory).
         """
         if not requests:
             return []
         prepared = self._prepare(requests)
         total = len(prepared)
         size = self.settings.merge_chunk_size if merge and self._mergeable(prepared) else 1
+        use_pool = total >= self.settings.sign_pool_threshold
         chunks: list[list[_Prepared]] = []
         for p in prepared:  # _prepare grouped the requests by template; a chunk holds one template
             if chunks and len(chunks[-1]) < size and chunks[-1][0].kind.key == p.kind.key:
@@ -219,8 +229,9 @@ class DocumentEngine:
                 next_future = pool.submit(self._render_and_convert, chunks[index]) if index < len(chunks) else None
                 if pending is not None:
                     batch, pdf = pending.result()
-                    for doc in self._finish(batch, pdf):
-                        out.append(doc)
+                    for doc in self._finish(batch, pdf, use_pool):
+                        if keep:
+                            out.append(doc)
                         done += 1
                         if on_issued is not None:
                             on_issued(doc)
@@ -281,7 +292,7 @@ class DocumentEngine:
         self.times.add("convert", t2 - t1)
         return batch, pdf
 
-    def _finish(self, batch: list[_Prepared], pdf: bytes) -> Iterator[IssuedDocument]:
+    def _finish(self, batch: list[_Prepared], pdf: bytes, use_pool: bool) -> Iterator[IssuedDocument]:
         t0 = time.perf_counter()
         reader = PdfReader(io.BytesIO(pdf))
         anchors = document_anchors(reader)
@@ -291,38 +302,34 @@ class DocumentEngine:
                 raise LayoutError("转换结果中找不到文书的起始位置，模板中的书签可能已损坏。")
             starts.append(anchors[i]["start"].page)
         starts.append(len(reader.pages))
+        pieces = split_and_stamp(pdf, [(range(starts[i], starts[i + 1]), None) for i in range(len(batch))])
+        self.times.add("split", time.perf_counter() - t0)
         base = self.settings.public_base_url
-        marks = [
-            (
-                range(starts[i], starts[i + 1]),
-                StampMark(verification_url(base, p.code), p.code, p.kind.title, p.kind.key),
-            )
-            for i, p in enumerate(batch)
-        ]
-        stamped = split_and_stamp(pdf, marks)
-        t1 = time.perf_counter()
-        self.times.add("stamp", t1 - t0)
-        for i, (p, doc_pdf) in enumerate(zip(batch, stamped, strict=True)):
-            t_sign = time.perf_counter()
-            placements = place_all(p.kind, anchors[i], p.fields, first_page=starts[i])
-            appearance = Appearance(
-                seal_name=p.issuer_name,
-                seal_image=_open_image(p.request.seal_image),
-                signature=_open_image(p.request.signature_image),
-            )
-            signed = certify(
-                doc_pdf,
-                signatory=self.signatory,
+        at = self._now() if self._now is not None else None
+        tasks = [
+            SignTask(
+                pdf=piece,
+                mark=StampMark(verification_url(base, p.code), p.code, p.kind.title, p.kind.key),
                 unit_key=p.issuer_key,
-                placements=placements,
-                appearance=appearance,
+                placements=place_all(p.kind, anchors[i], p.fields, first_page=starts[i]),
+                seal_name=p.issuer_name,
+                seal_image=p.request.seal_image,
+                signature_image=p.request.signature_image,
                 reason=f"签发《{p.kind.title}》",
+                at=at,
             )
+            for i, (p, piece) in enumerate(zip(batch, pieces, strict=True))
+        ]
+        pool = self._pool if use_pool else None
+        results: Iterator[tuple[bytes, float, float]] = (
+            pool.map(_run_task, tasks) if pool is not None else (finish_document(t, self.signatory) for t in tasks)
+        )
+        for i, (p, (signed, stamp_s, sign_s)) in enumerate(zip(batch, results, strict=True)):
             t_archive = time.perf_counter()
             digest = self.archive.put(signed)
-            t_end = time.perf_counter()
-            self.times.add("sign", t_archive - t_sign)
-            self.times.add("archive", t_end - t_archive)
+            self.times.add("stamp", stamp_s)
+            self.times.add("sign", sign_s)
+            self.times.add("archive", time.perf_counter() - t_archive)
             self.times.documents += 1
             yield IssuedDocument(
                 kind=p.kind.key,
@@ -337,6 +344,25 @@ class DocumentEngine:
                 issued_at=dt.datetime.now(dt.UTC),
                 request=p.request,
             )
+
+    @property
+    def _pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes that stamp and sign in parallel (started on first use)."""
+        workers = self.settings.sign_workers if self.settings.sign_workers is not None else (os.cpu_count() or 1)
+        if workers <= 0:
+            return None
+        with self._lock:
+            if self._workers is None:
+                self._workers = ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(
+                        self.settings.model_dump(mode="json")
+                        | {"pki_passphrase": self.settings.pki_passphrase.get_secret_value()},
+                    ),
+                )
+            return self._workers
 
     def preview(self, kind_key: str, fields: Mapping[str, Any]) -> bytes:
         """One document rendered and converted, unsigned and without a verification code: a draft
@@ -402,6 +428,57 @@ class DocumentEngine:
         roots = [_asn1_cert(c) for c in self.pki.trust_roots()]
         crls = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.crls()]
         return verify_pdf(pdf, roots, crls)
+
+
+@dataclass(frozen=True)
+class SignTask:
+    """One document to stamp and certify: plain data, so a worker process can take it."""
+
+    pdf: bytes
+    mark: StampMark
+    unit_key: str
+    placements: list[Placement]
+    seal_name: str
+    seal_image: bytes | None
+    signature_image: bytes | None
+    reason: str
+    #: The time for the local TSA (the service clock), or None for the system's.
+    at: dt.datetime | None = None
+
+
+def finish_document(task: SignTask, signatory: Signatory) -> tuple[bytes, float, float]:
+    """Stamp and certify one document; the same function runs in this process or in a worker.
+    Returns the signed PDF and the seconds spent stamping and signing."""
+    t0 = time.perf_counter()
+    stamped = stamp(task.pdf, task.mark)
+    t1 = time.perf_counter()
+    appearance = Appearance(task.seal_name, _open_image(task.seal_image), _open_image(task.signature_image))
+    signatory.fixed_time = task.at
+    signed = certify(
+        stamped,
+        signatory=signatory,
+        unit_key=task.unit_key,
+        placements=task.placements,
+        appearance=appearance,
+        reason=task.reason,
+    )
+    return signed, t1 - t0, time.perf_counter() - t1
+
+
+_WORKER: Signatory | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    """A worker process's own keys and TSA, loaded once."""
+    global _WORKER
+    s = Settings(**settings)
+    pki = Pki(s.certs_dir, s.pki_passphrase.get_secret_value(), s.pki_organization, s.public_base_url)
+    _WORKER = Signatory(pki, s.tsa_url)
+
+
+def _run_task(task: SignTask) -> tuple[bytes, float, float]:
+    assert _WORKER is not None, "worker not initialised"
+    return finish_document(task, _WORKER)
 
 
 @dataclass(frozen=True)

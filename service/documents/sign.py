@@ -15,6 +15,7 @@ parsed key and :data:`SIGNATURE_HEX_DIGITS` reserves the size, taking a signatur
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import logging
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asn1crypto import cms, core, keys, tsp
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePrivateKey
@@ -34,11 +36,13 @@ from pyhanko.pdf_utils.generic import ArrayObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.general import simple_cms_attribute
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -76,6 +80,17 @@ def _asn1_cert(cert: object) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
+class _EncodedAttribute(CMSAttributeProvider):  # type: ignore[misc]
+    """A signed attribute whose encoding never changes, handed out as a freshly parsed copy."""
+
+    def __init__(self, attribute_type: str, der: bytes) -> None:
+        self.attribute_type = attribute_type
+        self._der = der
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(self._der)
+
+
 class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
     """pyHanko's SimpleSigner with the unit's key parsed once."""
 
@@ -93,6 +108,21 @@ class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
         )
         self._key = creds.private_key
         self.unit_name = creds.name
+
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """pyHanko's providers, with the signing-certificate-v2 attribute (the same for every
+        signature of this unit) encoded once instead of rebuilt and re-encoded each time.
+        Relies on pyHanko's internal hook; pyHanko is pinned to 0.38."""
+        for provider in super()._signed_attr_providers(*args, **kwargs):
+            if isinstance(provider, SigningCertificateV2Provider):
+                yield _EncodedAttribute(provider.attribute_type, self._cert_v2_der)
+            else:
+                yield provider
+
+    @functools.cached_property
+    def _cert_v2_der(self) -> bytes:
+        der: bytes = simple_cms_attribute("signing_certificate_v2", as_signing_certificate_v2(self.signing_cert)).dump()
+        return der
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
@@ -123,6 +153,7 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
+        self._attrs: list[cms.CMSAttribute] | None = None
         super().__init__(
             tsa_cert=_asn1_cert(cert),
             tsa_key=key_info,
@@ -140,6 +171,12 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         if value is not None:
             raise ValueError("the local TSA takes its time from the service clock")
 
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        # Hand pyHanko a parsed token: it embeds it in the signature's unsigned attributes, and
+        # asn1crypto re-encodes a freshly built structure (certificates and all) at every copy.
+        response = super().request_tsa_response(req)
+        return tsp.TimeStampResp.load(response.dump())
+
     def _build_tst_info(
         self, message_imprint: tsp.MessageImprint, dt: datetime.datetime, req: tsp.TimeStampReq
     ) -> tsp.TSTInfo:
@@ -150,20 +187,30 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
     def _sign_tst_info(
         self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime
     ) -> tuple[bytes, cms.CMSAttributes]:
-        from pyhanko.sign import general
-
         digest = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
         digest.update(tst_info_data)
         signed_attrs = cms.CMSAttributes(
             [
-                simple_cms_attribute("content_type", "tst_info"),
+                *self._constant_attrs(),
                 simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
-                simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
                 simple_cms_attribute("message_digest", digest.finalize()),
             ]
         )
         signature = self._key.sign(signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
         return signature, signed_attrs
+
+    def _constant_attrs(self) -> list[cms.CMSAttribute]:
+        """The attributes every token shares (content type, the TSA's certificate hash), built and
+        encoded once: asn1crypto re-encodes a freshly built value on every dump."""
+        if self._attrs is None:
+            from pyhanko.sign import general
+
+            built = [
+                simple_cms_attribute("content_type", "tst_info"),
+                simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
+            ]
+            self._attrs = [cms.CMSAttribute.load(a.dump()) for a in built]
+        return self._attrs
 
 
 class Signatory:
@@ -173,9 +220,13 @@ class Signatory:
         self.pki = pki
         self.tsa_url = tsa_url
         self.now = now
+        #: A time for the local TSA set by the caller for the next signature (a worker process
+        #: signing for a service whose clock is not the system's); None uses ``now``.
+        self.fixed_time: datetime.datetime | None = None
         self._signers: dict[tuple[str, int], UnitSigner] = {}
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
+        self._dss: tuple[tuple[bytes, ...], list[Any], list[Any]] | None = None
         self._lock = threading.Lock()
 
     def signer(self, unit_key: str) -> UnitSigner:
@@ -190,9 +241,33 @@ class Signatory:
         with self._lock:
             if self._timestamper is None:
                 self._timestamper = (
-                    HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self.now)
+                    HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self._tsa_time)
                 )
             return self._timestamper
+
+    def add_validation_data(self, writer: IncrementalPdfFileWriter, signer: UnitSigner) -> None:
+        """Put the signer's chain, the TSA's certificate and our CRLs into the document's DSS, in the
+        revision the signature covers (PAdES B-LT material). The data is the same for every document a
+        unit signs, so it is gathered once, not validated again for each signature as pyHanko's
+        post-signing DSS update would."""
+        crls = self.pki.crls()
+        key = tuple(c.public_bytes(serialization.Encoding.DER) for c in crls)
+        with self._lock:
+            if self._dss is None or self._dss[0] != key:
+                certs = [_asn1_cert(c) for c in (self.pki.issuing_certificate(), self.pki.root_certificate())]
+                tsa_cert, _ = self.pki.tsa()
+                certs.append(_asn1_cert(tsa_cert))
+                self._dss = (key, certs, [asn1_crl.CertificateList.load(c) for c in key])
+            _, ca_certs, crl_objs = self._dss
+        # copies: the DSS code may touch its certificates, and a certificate asn1crypto has to
+        # re-encode costs milliseconds in every CMS structure that later embeds it
+        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.cert_registry)]
+        DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=[*certs, *ca_certs], crls=crl_objs)
+
+    def _tsa_time(self) -> datetime.datetime:
+        if self.fixed_time is not None:
+            return self.fixed_time
+        return self.now() if self.now is not None else datetime.datetime.now(datetime.UTC)
 
     def validation_context(self) -> ValidationContext:
         """Trust roots and current CRLs, for the revocation data embedded with each signature.
@@ -300,6 +375,7 @@ def certify(
     signer = signatory.signer(unit_key)
 
     def add_fields(writer: IncrementalPdfFileWriter) -> None:
+        signatory.add_validation_data(writer, signer)
         for p in placements:
             spec = fields.SigFieldSpec(sig_field_name=p.field_name, on_page=p.page, box=p.box)  # type: ignore[arg-type]
             fields.append_signature_field(writer, spec)
@@ -310,8 +386,7 @@ def certify(
         docmdp_permissions=fields.MDPPerm.FILL_FORMS,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
-        embed_validation_info=True,
-        validation_context=signatory.validation_context(),
+        embed_validation_info=False,
         reason=reason,
         location=location,
         name=signer.unit_name,
@@ -370,10 +445,17 @@ def sign_field(
         field_name=placement.field_name,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
-        embed_validation_info=True,
-        validation_context=signatory.validation_context(),
+        embed_validation_info=False,
         reason=reason,
         location=location,
         name=signer.unit_name,
     )
-    return _sign(pdf, lambda _: None, meta, signer, signatory, _stamp_style(placement, appearance), existing_only=True)
+    return _sign(
+        pdf,
+        lambda writer: signatory.add_validation_data(writer, signer),
+        meta,
+        signer,
+        signatory,
+        _stamp_style(placement, appearance),
+        existing_only=True,
+    )

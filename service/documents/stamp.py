@@ -176,22 +176,25 @@ def open_pdf(pdf: bytes) -> PdfReader:
     return reader
 
 
-def split_and_stamp(pdf: bytes, documents: Sequence[tuple[range, StampMark]]) -> list[bytes]:
-    """One stamped PDF per (page range, mark) of a merged PDF, in order."""
+def split_and_stamp(pdf: bytes, documents: Sequence[tuple[range, StampMark | None]]) -> list[bytes]:
+    """One stamped PDF per (page range, mark) of a merged PDF, in order (no stamp where the mark is None)."""
     reader = open_pdf(pdf)
     font = stamp_font()
     out: list[bytes] = []
     for pages, mark in documents:
         writer = PdfWriter()
-        font_ref = font.copy_into(writer)
+        font_ref = font.copy_into(writer) if mark is not None else None
         for index in pages:
             page = writer.add_page(reader.pages[index])
-            _stamp_page(writer, page, mark, font_ref, font)
-        info = {"/Producer": "docsign", "/Creator": "docsign", "/DocsignCode": mark.code}
-        if mark.title:
-            info["/Title"] = mark.title
-        if mark.kind:
-            info["/DocsignKind"] = mark.kind
+            if mark is not None and font_ref is not None:
+                _stamp_page(writer, page, mark, font_ref, font)
+        info = {"/Producer": "docsign", "/Creator": "docsign"}
+        if mark is not None:
+            info["/DocsignCode"] = mark.code
+            if mark.title:
+                info["/Title"] = mark.title
+            if mark.kind:
+                info["/DocsignKind"] = mark.kind
         writer.add_metadata(info)
         buf = io.BytesIO()
         writer.write(buf)
