@@ -469,6 +469,146 @@ def add_user(
             db.dispose()
 
 
+roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")
+app.add_typer(roster_app, name="roster")
+notices_app = typer.Typer(no_args_is_help=True, help="通知书批量签发。")
+app.add_typer(notices_app, name="notices")
+
+
+@roster_app.command("import")
+def roster_import(
+    sheet: Annotated[Path, typer.Argument(help="名单表格（.xlsx 或 .csv）")],
+    issuer: Annotated[str, typer.Option("--issuer", help="发文单位代码（学校或教体局）")],
+    report_by: Annotated[str, typer.Option("--report-by", help="报到截止日期，例如 2025-08-31")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="enrollment_notice（入学）或 return_notice（复学）")
+    ] = "enrollment_notice",
+    only_valid: Annotated[bool, typer.Option("--only-valid", help="只导入无误的行（有错的行列出后跳过）")] = False,
+) -> None:
+    """导入名单：逐行检查，有错误时列出（行、列、原因）且一行也不导入，除非 --only-valid。"""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from service.audit.service import Actor
+    from service.campaigns.models import Unit, UnitType
+    from service.campaigns.units import visible_unit_ids
+    from service.cases.batch import create_roster
+    from service.cases.errors import RosterInvalid
+    from service.cases.roster import check_roster, schools_in
+    from service.clock import SYSTEM_CLOCK
+    from service.db.session import Database
+
+    with _errors():
+        if kind not in ("enrollment_notice", "return_notice"):
+            raise InvalidInput("--kind 应为 enrollment_notice 或 return_notice。")
+        try:
+            due = dt.date.fromisoformat(report_by)
+        except ValueError:
+            raise InvalidInput("--report-by 应写成 年-月-日，例如 2025-08-31。") from None
+        data = _read_file(sheet)
+        settings = _settings()
+        db = Database(settings)
+        try:
+            db.migrate()
+            with db.session() as session:
+                unit = session.scalar(select(Unit).where(Unit.code == issuer))
+                if unit is None or unit.type == UnitType.OFFICE:
+                    raise InvalidInput(f"没有代码为「{issuer}」的学校或教体局。")
+                check = check_roster(
+                    session, data, sheet.name, kind, schools_in(session, visible_unit_ids(session, unit))
+                )
+                if check.errors:
+                    table = Table(
+                        "行", "列", "原因", title=f"名单中有 {len(check.errors)} 处错误", title_justify="left"
+                    )
+                    for e in check.errors:
+                        table.add_row(str(e["row"]), str(e["column"]), str(e["message"]))
+                    err.print(table)
+                    if not only_valid:
+                        raise RosterInvalid(
+                            "名单有错误，未导入任何学生。请修改后重新导入，或加 --only-valid 只导入无误的行。"
+                        )
+                if not check.good:
+                    raise RosterInvalid("名单中没有可以导入的行。")
+                roster = create_roster(
+                    session,
+                    check,
+                    kind=kind,
+                    issuer=unit,
+                    filename=sheet.name,
+                    report_by=due,
+                    issue_date=SYSTEM_CLOCK.now().date(),
+                    only_valid=only_valid,
+                    actor=Actor(None, "命令行"),
+                    now=SYSTEM_CLOCK.now(),
+                )
+                session.commit()
+                out.print(
+                    f"已导入名单 {roster.id}：{roster.rows} 名学生"
+                    + (f"，跳过 {roster.skipped} 行" if roster.skipped else "")
+                )
+                out.print(f"签发：docsign notices issue --roster {roster.id}")
+        finally:
+            db.dispose()
+
+
+@notices_app.command("issue")
+def notices_issue(
+    roster_id: Annotated[int, typer.Option("--roster", help="名单编号（roster import 打印的）")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="把各校的打印文件写到这个目录")] = None,
+) -> None:
+    """批量签发名单中的通知书；中断后再次执行只补发未签发的，不会重复。"""
+    from service.audit.service import Actor
+    from service.cases.batch import issue_roster
+    from service.cases.models import PrintBundle, Roster
+    from service.clock import SYSTEM_CLOCK
+    from service.db.session import Database
+
+    with _errors():
+        settings = _settings()
+        db = Database(settings)
+        try:
+            db.migrate()
+            with db.session() as session, DocumentEngine(settings) as engine:
+                roster = session.get(Roster, roster_id)
+                if roster is None:
+                    raise InvalidInput(f"没有编号为 {roster_id} 的名单。")
+                engine.pki.init()
+                with Progress(
+                    SpinnerColumn(),
+                    TextColumn("签发通知书"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task("签发", total=roster.rows)
+                    issued = issue_roster(
+                        session,
+                        engine,
+                        roster,
+                        Actor(None, "命令行"),
+                        SYSTEM_CLOCK.now,
+                        lambda done, total: bar.update(task, completed=done, total=total),
+                    )
+                from sqlalchemy import select
+
+                bundles = list(session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster.id)))
+                out.print(f"本次签发 {issued} 份；名单共 {roster.rows} 份均已签发。")
+                for b in bundles:
+                    line = f"{b.school.name}：{b.notices} 份，打印文件 {b.pages} 页"
+                    if out_dir is not None:
+                        out_dir.mkdir(parents=True, exist_ok=True)
+                        path = out_dir / f"{b.school.code}-print.pdf"
+                        path.write_bytes(engine.archive.get(b.sha256))
+                        line += f"（{path}）"
+                    out.print(line)
+        finally:
+            db.dispose()
+
+
 def main() -> None:
     _configure_logging()
     app()

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
 from service.accounts.errors import NotAuthenticated, TooManyRequests
-from service.api import assignments, auth, campaigns, documents, public, units
+from service.api import assignments, auth, campaigns, cases, documents, public, units
 from service.api.state import ServiceState
 from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import DocsignError
@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         response: Response = await call_next(request)
         return response
 
-    for module in (auth, units, campaigns, assignments, documents, public):
+    for module in (auth, units, campaigns, assignments, documents, cases, public):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)

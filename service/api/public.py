@@ -26,6 +26,7 @@ from service.api.common import read_upload
 from service.api.deps import SessionDep, StateDep, client_address
 from service.archive.models import STATUS_TITLES, Document, DocumentStatus
 from service.archive.service import find_by_code, find_version_by_hash
+from service.audit.service import Actor, record
 from service.campaigns.errors import UploadInvalid
 from service.documents.codes import normalize_code
 from service.errors import DocsignError
@@ -71,6 +72,7 @@ class Verification:
         self.found, self.genuine, self.verdict, self.tone, self.summary = found, genuine, verdict, tone, summary
         self.facts, self.sha256, self.problems = facts or [], sha256, problems or []
         self.data, self.status_code = data or {}, status_code
+        self.can_confirm = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -205,16 +207,68 @@ def verify_form(request: Request, code: str = Form("")) -> Response:
     return RedirectResponse(f"/v/{normalized}", status_code=303)
 
 
+GUARDIAN_NOTICES = ("enrollment_notice", "return_notice", "deadline_return_notice")
+
+
+def _receipt(v: Verification, doc: Document, state: StateDep) -> Verification:
+    """A guardian notice's page offers 已阅知 (and says when it was given)."""
+    if doc.kind in GUARDIAN_NOTICES and doc.status == DocumentStatus.VALID:
+        if doc.confirmed_at is not None:
+            local = doc.confirmed_at.astimezone(zoneinfo.ZoneInfo(state.settings.timezone))
+            v.facts.append(("监护人确认", f"已于 {local:%Y年%m月%d日 %H:%M} 确认阅知"))
+        else:
+            v.can_confirm = True
+        v.data["confirmed"] = doc.confirmed_at is not None
+    return v
+
+
 @router.get("/v/{code}", summary="扫码验真：文书是否真实有效（页面，或 JSON）", response_class=Response)
 def verify_code(code: str, request: Request, state: StateDep, session: SessionDep) -> Response:
     started = time.monotonic()
     _limit(request, state)
     try:
         doc = find_by_code(session, code)
-        v = describe(doc, state) if doc is not None else NOT_FOUND
+        if doc is None:
+            v = NOT_FOUND
+        else:
+            v = _receipt(describe(doc, state), doc, state)
+            if doc.kind in GUARDIAN_NOTICES:  # the school sees that the notice was opened
+                doc.opened_count += 1
+                if doc.opened_at is None:
+                    doc.opened_at = state.clock.now()
+                session.commit()
     finally:
         _floor(started, state)
     return _answer(request, v, code_value=code[:64])
+
+
+@router.post("/v/{code}/confirm", summary="监护人确认已阅知通知书", response_class=Response)
+def confirm_receipt(code: str, request: Request, state: StateDep, session: SessionDep) -> Response:
+    started = time.monotonic()
+    _limit(request, state)
+    try:
+        doc = find_by_code(session, code)
+        if doc is None or doc.kind not in GUARDIAN_NOTICES:
+            v = NOT_FOUND
+        else:
+            if doc.confirmed_at is None and doc.status == DocumentStatus.VALID:
+                doc.confirmed_at = state.clock.now()
+                record(
+                    session,
+                    Actor(None, "监护人（验真页面）", None, client_address(request, state)),
+                    "notice.confirm",
+                    "document",
+                    doc.id,
+                    doc.confirmed_at,
+                )
+                session.commit()
+            v = _receipt(describe(doc, state), doc, state)
+            v.summary += " 感谢您确认已阅知，学校已收到您的回执。" if doc.confirmed_at else ""
+    finally:
+        _floor(started, state)
+    if _wants_json(request):
+        return _answer(request, v)
+    return RedirectResponse(f"/v/{normalize_code(code)}", status_code=303) if v.found else _answer(request, v)
 
 
 @router.post("/v/check", summary="上传 PDF 核对：与归档比对并验证签名，说明哪里不对", response_class=Response)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from service.archive.store import LocalArchive
 from service.campaigns.service import Campaigns
+from service.cases.service import Cases
 from service.clock import Clock
 from service.db.session import Database
 from service.documents.pipeline import DocumentEngine
@@ -51,6 +52,7 @@ class ServiceState:
     db: Database
     engine: DocumentEngine
     campaigns: Campaigns
+    cases: Cases
     jobs: JobRunner
     verify_limit: RateLimiter
     login_limit: RateLimiter
@@ -61,12 +63,14 @@ class ServiceState:
         engine = DocumentEngine(settings, now=clock.now)
         reports = LocalArchive(settings.archive_dir / "reports", suffix="")
         campaigns = Campaigns(engine, engine.archive, reports, settings.timezone, clock.now)
+        cases = Cases(engine, LocalArchive(settings.archive_dir / "files", suffix=""), settings.timezone, clock.now)
         return cls(
             settings=settings,
             clock=clock,
             db=db,
             engine=engine,
             campaigns=campaigns,
+            cases=cases,
             jobs=JobRunner(db, settings.job_workers, clock.now),
             verify_limit=RateLimiter(settings.verify_rate_per_minute),
             login_limit=RateLimiter(settings.login_rate_per_minute),

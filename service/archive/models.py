@@ -44,6 +44,13 @@ class Document(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     current_sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(default=1)
+    #: The dropout case a notice or 一生一表 belongs to.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: A guardian's receipt: when the verification page was first opened, how often, and when
+    #: 已阅知 was confirmed there.
+    opened_at: Mapped[dt.datetime | None]
+    opened_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    confirmed_at: Mapped[dt.datetime | None]
 
     issuer: Mapped[Unit | None] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
     subject: Mapped[Unit | None] = relationship(foreign_keys=[subject_unit_id], lazy="joined")

@@ -4,21 +4,29 @@ from service.accounts.models import ApiToken, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch, Unit
+from service.cases.models import Attempt, Case, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
 
 __all__ = [
     "ApiToken",
     "Assignment",
+    "Attempt",
     "AuditEvent",
     "AuditHead",
     "Base",
     "Campaign",
+    "Case",
+    "CaseFile",
     "Document",
     "DocumentVersion",
     "ForwardBatch",
+    "Guardian",
     "Job",
     "LoginSession",
+    "PrintBundle",
+    "Roster",
+    "RosterEntry",
     "Unit",
     "User",
 ]

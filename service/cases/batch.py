@@ -1,0 +1,305 @@
+"""Notices for a whole roster, as one resumable batch.
+
+Import reserves a verification code for every row (``RosterEntry.code``). Issuing takes the rows that
+have no document yet, in class order, through the engine's merged conversion, and records each
+document as soon as it is archived (committing every few documents). A run killed halfway is simply
+run again: rows already recorded are skipped and the others get the code they were given, so no
+code and no document is ever issued twice. At the end each school gets one print PDF of its
+notices in class order (qpdf joins the signed files).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.archive import service as archive
+from service.archive.store import ArchiveStore, LocalArchive
+from service.audit.service import Actor, record
+from service.campaigns.models import Unit
+from service.cases.checks import parse_date
+from service.cases.models import Case, CaseStatus, Guardian, PrintBundle, Roster, RosterEntry
+from service.cases.roster import RosterCheck, class_order
+from service.documents.codes import new_code
+from service.documents.errors import ConversionError
+from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
+from service.documents.registry import get_kind
+
+#: Documents recorded per commit: a crash re-issues at most this many (with the same codes).
+COMMIT_EVERY = 25
+#: Rows handed to the engine at once (the engine merges them further into conversion chunks).
+ISSUE_WINDOW = 400
+
+
+def notice_fields(
+    kind: str, values: dict[str, str], school: Unit, issuer: Unit, report_by: dt.date, issue_date: dt.date
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "guardian_name": values["guardian_name"],
+        "student_name": values["student_name"],
+        "student_id_number": values["id_number"],
+        "school_name": school.name,
+        "report_by": report_by.isoformat(),
+        "issuer_name": issuer.name,
+        "issue_date": issue_date.isoformat(),
+    }
+    if school.address:
+        fields["school_address"] = school.address
+    if school.phone:
+        fields["contact_phone"] = school.phone
+    if kind == "return_notice" and values.get("grade"):
+        fields["grade_class"] = values["grade"] + values.get("class_name", "")
+    return fields
+
+
+def create_roster(
+    session: Session,
+    check: RosterCheck,
+    *,
+    kind: str,
+    issuer: Unit,
+    filename: str,
+    report_by: dt.date,
+    issue_date: dt.date,
+    only_valid: bool,
+    actor: Actor,
+    now: dt.datetime,
+) -> Roster:
+    """Store the rows (all of them, or the good ones only when asked) with a reserved code each."""
+    good = check.good
+    roster = Roster(
+        issuer_id=issuer.id,
+        kind=kind,
+        filename=filename[:128],
+        report_by=report_by,
+        issue_date=issue_date,
+        rows=len(good),
+        skipped=len(check.rows) - len(good),
+        created_at=now,
+        created_by_id=actor.user_id,
+    )
+    session.add(roster)
+    session.flush()
+    for r in good:
+        assert r.school is not None
+        case_id = None
+        if kind == "return_notice":
+            v = r.values
+            case = Case(
+                school_id=r.school.id,
+                student_name=v["student_name"],
+                id_number=v["id_number"],
+                student_number=v.get("student_number") or None,
+                sex=v.get("sex") or ("男" if int(v["id_number"][16]) % 2 else "女"),
+                birth_date=parse_date(v.get("birth_date", "")) or _birth(v["id_number"]),
+                grade=v.get("grade", ""),
+                class_name=v.get("class_name") or None,
+                home_address=v.get("home_address") or None,
+                dropout_date=parse_date(v.get("dropout_date", "")),
+                dropout_reason=v.get("dropout_reason") or None,
+                status=CaseStatus.DROPPED,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(case)
+            session.flush()
+            session.add(
+                Guardian(
+                    case_id=case.id,
+                    name=v["guardian_name"],
+                    relation=v.get("guardian_relation") or "其他监护人",
+                    phone=v["guardian_phone"].replace(" ", ""),
+                )
+            )
+            if v.get("guardian2_name"):
+                session.add(
+                    Guardian(
+                        case_id=case.id,
+                        name=v["guardian2_name"],
+                        relation=v.get("guardian2_relation") or "其他监护人",
+                        phone=v.get("guardian2_phone", "").replace(" ", ""),
+                    )
+                )
+            case_id = case.id
+        session.add(
+            RosterEntry(
+                roster_id=roster.id,
+                row=r.row,
+                school_id=r.school.id,
+                class_order=class_order(r.values, r.row),
+                fields=notice_fields(kind, r.values, r.school, issuer, report_by, issue_date),
+                code=new_code(),
+                case_id=case_id,
+            )
+        )
+    session.flush()
+    record(
+        session,
+        actor,
+        "roster.import",
+        "roster",
+        roster.id,
+        now,
+        kind=kind,
+        rows=len(good),
+        skipped=roster.skipped,
+        file=filename,
+    )
+    return roster
+
+
+def _birth(id_number: str) -> dt.date:
+    from stdnum.cn import ric
+
+    return ric.get_birth_date(id_number)
+
+
+def issue_roster(
+    session: Session,
+    engine: DocumentEngine,
+    roster: Roster,
+    actor: Actor,
+    now: Callable[[], dt.datetime],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Issue every notice of the roster that has no document yet; returns how many were issued now."""
+    total = session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.roster_id == roster.id)) or 0
+    done = (
+        session.scalar(
+            select(func.count())
+            .select_from(RosterEntry)
+            .where(RosterEntry.roster_id == roster.id, RosterEntry.document_id.is_not(None))
+        )
+        or 0
+    )
+    if progress:
+        progress(done, total)
+    issuer = roster.issuer
+    engine.pki.ensure_unit(issuer.cert_key, issuer.name)
+    issued_now = 0
+    while True:
+        entries = list(
+            session.scalars(
+                select(RosterEntry)
+                .where(RosterEntry.roster_id == roster.id, RosterEntry.document_id.is_(None))
+                .order_by(RosterEntry.class_order)
+                .limit(ISSUE_WINDOW)
+            )
+        )
+        if not entries:
+            break
+        by_request: dict[int, RosterEntry] = {}
+        requests = []
+        for e in entries:
+            req = IssueRequest(roster.kind, e.fields, issuer_key=issuer.cert_key, code=e.code)
+            by_request[id(req)] = e
+            requests.append(req)
+        pending = 0
+
+        def on_issued(doc: IssuedDocument, by_request: dict[int, RosterEntry] = by_request) -> None:
+            nonlocal pending, done, issued_now
+            entry = by_request[id(doc.request)]
+            row = archive.record_issued(
+                session,
+                kind=doc.kind,
+                code=doc.code,
+                sha256=doc.sha256,
+                size=len(doc.pdf),
+                pages=doc.pages,
+                fields=doc.fields,
+                issuer=issuer,
+                subject=None,
+                at=now(),
+            )
+            row.case_id = entry.case_id
+            entry.document_id = row.id
+            pending += 1
+            done += 1
+            issued_now += 1
+            if pending >= COMMIT_EVERY:
+                session.commit()
+                pending = 0
+                if progress:
+                    progress(done, total)
+
+        engine.issue_many(requests, on_issued=on_issued, keep=False)
+        session.commit()
+        if progress:
+            progress(done, total)
+    if roster.issued_at is None or issued_now:
+        roster.issued_at = now()
+        record(session, actor, "roster.issue", "roster", roster.id, roster.issued_at, issued=issued_now, total=total)
+    build_print_bundles(session, engine.archive, roster, now())
+    session.commit()
+    return issued_now
+
+
+def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, at: dt.datetime) -> list[PrintBundle]:
+    """One print PDF per school with its notices in class order (qpdf joins the signed files)."""
+    from service.archive.models import Document
+
+    rows = session.execute(
+        select(RosterEntry.school_id, Document.current_sha256)
+        .join(Document, Document.id == RosterEntry.document_id)
+        .where(RosterEntry.roster_id == roster.id)
+        .order_by(RosterEntry.school_id, RosterEntry.class_order)
+    ).all()
+    by_school: dict[int, list[str]] = defaultdict(list)
+    for school_id, sha256 in rows:
+        by_school[school_id].append(sha256)
+    bundles = []
+    with tempfile.TemporaryDirectory(prefix="docsign-print-") as tmp:
+        for school_id, hashes in by_school.items():
+            paths = []
+            for i, sha256 in enumerate(hashes):
+                if isinstance(store, LocalArchive):
+                    paths.append(store.path_for(sha256))
+                else:
+                    p = Path(tmp, f"{i:06d}.pdf")
+                    p.write_bytes(store.get(sha256))
+                    paths.append(p)
+            out = Path(tmp, f"school-{school_id}.pdf")
+            args = Path(tmp, f"school-{school_id}.args")
+            args.write_text(
+                "\n".join(["--empty", "--pages", *map(str, paths), "--", str(out)]) + "\n", encoding="utf-8"
+            )
+            try:
+                subprocess.run(["qpdf", f"@{args}"], check=True, capture_output=True, timeout=600)
+                pages = int(
+                    subprocess.run(
+                        ["qpdf", "--show-npages", str(out)], check=True, capture_output=True, text=True, timeout=120
+                    ).stdout.strip()
+                )
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                raise ConversionError("无法合并打印用的 PDF，请确认已安装 qpdf（运行 scripts/setup）。") from exc
+            sha = store.put(out.read_bytes())
+            bundle = session.scalar(
+                select(PrintBundle).where(PrintBundle.roster_id == roster.id, PrintBundle.school_id == school_id)
+            )
+            if bundle is None:
+                bundle = PrintBundle(
+                    roster_id=roster.id,
+                    school_id=school_id,
+                    sha256=sha,
+                    notices=len(hashes),
+                    pages=pages,
+                    created_at=at,
+                )
+                session.add(bundle)
+            else:
+                bundle.sha256, bundle.notices, bundle.pages, bundle.created_at = sha, len(hashes), pages, at
+            bundles.append(bundle)
+    session.flush()
+    return bundles
+
+
+def roster_title(roster: Roster) -> str:
+    return f"{get_kind(roster.kind).title}（{roster.filename}）"

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.campaigns.models import Unit
+from service.db.base import Base, utcnow
+
+
+class CaseStatus(StrEnum):
+    SUSPECTED = "suspected"  # 疑似辍学
+    DROPPED = "dropped"  # 辍学
+    PERSUADING = "persuading"  # 劝返中
+    RETURNED = "returned"  # 已复学
+    DEFERRED = "deferred"  # 延缓入学/休学
+    WRITTEN_OFF = "written_off"  # 核销
+
+
+STATUS_TITLES = {
+    CaseStatus.SUSPECTED: "疑似辍学",
+    CaseStatus.DROPPED: "辍学",
+    CaseStatus.PERSUADING: "劝返中",
+    CaseStatus.RETURNED: "已复学",
+    CaseStatus.DEFERRED: "延缓入学/休学",
+    CaseStatus.WRITTEN_OFF: "核销",
+}
+OPEN_STATUSES = {CaseStatus.SUSPECTED, CaseStatus.DROPPED, CaseStatus.PERSUADING}
+
+#: 非真实性失学辍学 that may be written off, from the Zaozhuang notice, annex 1 (一).
+WRITE_OFF_REASONS = {
+    "age_mismatch": "年龄不符",
+    "duplicate_registration": "户籍重复（含迁出未注销）",
+    "missing": "失踪失联",
+    "deceased": "实际死亡",
+    "unable_to_learn": "因身体原因不具备学习条件",
+    "enrolled_elsewhere": "实际就读无学籍",
+    "deferred_for_illness": "因特殊原因申请延缓入学（正常休学）",
+}
+
+ATTEMPT_METHODS = ("家访", "电话", "约谈", "联合劝返", "送教上门", "司法督促", "其他")
+KEY_GROUPS = ("留守儿童", "随迁子女", "残疾儿童", "家庭经济困难", "建档立卡", "孤儿或事实无人抚养")
+
+
+class Case(Base):
+    """One student's dropout case: who, where, why, and where it stands."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    student_name: Mapped[str] = mapped_column(String(30))
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    student_number: Mapped[str | None] = mapped_column(String(24))
+    sex: Mapped[str] = mapped_column(String(2))
+    ethnicity: Mapped[str | None] = mapped_column(String(10))
+    birth_date: Mapped[dt.date]
+    grade: Mapped[str] = mapped_column(String(16))
+    class_name: Mapped[str | None] = mapped_column(String(16))
+    home_address: Mapped[str | None] = mapped_column(String(100))
+    key_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dropout_date: Mapped[dt.date | None]
+    dropout_reason: Mapped[str | None] = mapped_column(String(16))
+    reason_detail: Mapped[str | None] = mapped_column(String(500))
+    measures: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUSPECTED)
+    write_off_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+
+    school: Mapped[Unit] = relationship(lazy="joined")
+    guardians: Mapped[list[Guardian]] = relationship(order_by="Guardian.id", lazy="selectin")
+    attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.date, Attempt.id", lazy="selectin")
+
+    @property
+    def grade_class(self) -> str:
+        return f"{self.grade}{self.class_name or ''}"
+
+
+class Guardian(Base):
+    __tablename__ = "guardians"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    name: Mapped[str] = mapped_column(String(30))
+    relation: Mapped[str] = mapped_column(String(10))
+    phone: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(100))
+
+
+class Attempt(Base):
+    """One 劝返 attempt (three细三实: reason, process and material recorded in detail)."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    date: Mapped[dt.date]
+    staff: Mapped[str] = mapped_column(String(60))
+    method: Mapped[str] = mapped_column(String(10))
+    #: Whether the student came back because of it.
+    succeeded: Mapped[bool] = mapped_column(default=False)
+    result: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class CaseFile(Base):
+    """Evidence (核销 papers, recordings) and attempt attachments, stored in the archive by hash."""
+
+    __tablename__ = "case_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"))
+    purpose: Mapped[str] = mapped_column(String(16))  # evidence | attachment
+    filename: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Roster(Base):
+    """An imported sheet of students and guardians, issued as one batch of notices."""
+
+    __tablename__ = "rosters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The unit that issues the notices (a school, or the bureau for a district-wide roster).
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: enrollment_notice, return_notice or deadline_return_notice
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(128))
+    report_by: Mapped[dt.date]
+    issue_date: Mapped[dt.date]
+    rows: Mapped[int]
+    skipped: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    issued_at: Mapped[dt.datetime | None]
+
+    issuer: Mapped[Unit] = relationship(lazy="joined")
+
+
+class RosterEntry(Base):
+    """One notice to issue. Its verification code is reserved at import, so a batch that is killed
+    and run again issues the same code, never a second one."""
+
+    __tablename__ = "roster_entries"
+    __table_args__ = (UniqueConstraint("roster_id", "row", name="uq_roster_entry_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id"), index=True)
+    row: Mapped[int]
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: Sort key for the print copy: grade, class, row.
+    class_order: Mapped[str] = mapped_column(String(40))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+
+
+class PrintBundle(Base):
+    """One school's notices of a roster merged in class order, for the print room."""
+
+    __tablename__ = "print_bundles"
+    __table_args__ = (UniqueConstraint("roster_id", "school_id", name="uq_print_bundle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id"), index=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    notices: Mapped[int]
+    pages: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    school: Mapped[Unit] = relationship(lazy="joined")

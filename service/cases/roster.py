@@ -1,0 +1,236 @@
+"""Rosters: an Excel (or CSV) sheet of students and guardians, checked row by row.
+
+The first row names the columns; see ``COLUMNS``. Every bad row is reported with its row number,
+column and reason (a bad 身份证号 checksum, a missing guardian, an unknown school, a student listed
+twice…) and nothing is imported until the sheet is clean, unless the user asks to import the good
+rows only. A cell that starts with ``=``, ``+``, ``-`` or ``@`` is read as the text it shows, never
+as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.campaigns.models import Unit, UnitType
+from service.cases.checks import check_guardian, check_id, parse_date
+from service.cases.errors import RosterInvalid
+from service.cases.models import OPEN_STATUSES, Case
+from service.cases.service import REASONS
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "school": ("学校代码", "学校"),
+    "student_name": ("学生姓名", "姓名", "儿童姓名"),
+    "id_number": ("身份证号", "身份证号码", "公民身份号码"),
+    "sex": ("性别",),
+    "birth_date": ("出生日期",),
+    "student_number": ("学籍号", "全国学籍号"),
+    "grade": ("年级",),
+    "class_name": ("班级",),
+    "home_address": ("家庭住址", "住址"),
+    "guardian_name": ("监护人姓名", "监护人", "家长姓名"),
+    "guardian_relation": ("监护人关系", "与学生关系", "关系"),
+    "guardian_phone": ("监护人电话", "联系电话", "家长电话"),
+    "guardian2_name": ("监护人2姓名",),
+    "guardian2_relation": ("监护人2关系",),
+    "guardian2_phone": ("监护人2电话",),
+    "dropout_date": ("辍学日期",),
+    "dropout_reason": ("辍学原因",),
+}
+TITLES = {k: v[0] for k, v in COLUMNS.items()}
+REQUIRED = ("school", "student_name", "id_number", "guardian_name", "guardian_phone")
+GRADE_ORDER = {
+    g: i
+    for i, g in enumerate(
+        [
+            "一年级",
+            "二年级",
+            "三年级",
+            "四年级",
+            "五年级",
+            "六年级",
+            "七年级",
+            "八年级",
+            "九年级",
+            "初一",
+            "初二",
+            "初三",
+        ]
+    )
+}
+
+
+@dataclass
+class RosterRow:
+    row: int
+    values: dict[str, str]
+    school: Unit | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def error(self, column: str, message: str) -> None:
+        self.errors.append({"row": self.row, "column": column, "message": message})
+
+
+@dataclass
+class RosterCheck:
+    rows: list[RosterRow]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [e for r in self.rows for e in r.errors]
+
+    @property
+    def good(self) -> list[RosterRow]:
+        return [r for r in self.rows if not r.errors]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def read_rows(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
+    name = filename.lower()
+    if name.endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
+        try:
+            # data_only=False: a cell typed as =... comes back as its text, never evaluated
+            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise RosterInvalid("无法读取该 Excel 文件，请确认它是 .xlsx 格式。") from exc
+        raw = [[_text(v) for v in row] for row in wb.worksheets[0].iter_rows(values_only=True)]
+        wb.close()
+    elif name.endswith((".csv", ".txt")):
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise RosterInvalid("无法识别 CSV 文件的编码，请另存为 UTF-8 或 GBK 编码。")
+        try:
+            raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text))]
+        except csv.Error as exc:
+            raise RosterInvalid(f"CSV 文件格式有误（{exc}）。") from exc
+    else:
+        raise RosterInvalid("名单只支持 .xlsx 或 .csv 格式。")
+    while raw and not any(raw[-1]):
+        raw.pop()
+    if not raw:
+        raise RosterInvalid("名单是空的。")
+    return raw[0], raw[1:]
+
+
+def check_roster(session: Session, data: bytes, filename: str, kind: str, schools: Sequence[Unit]) -> RosterCheck:
+    header, body = read_rows(data, filename)
+    index: dict[str, int] = {}
+    for key, names in COLUMNS.items():
+        for i, h in enumerate(header):
+            if h in names:
+                index[key] = i
+                break
+    missing = [TITLES[k] for k in REQUIRED if k not in index]
+    if missing:
+        raise RosterInvalid(
+            f"名单表头缺少列：{'、'.join(missing)}。",
+            details={"errors": [{"row": 1, "column": m, "message": "缺少这一列"} for m in missing]},
+        )
+    by_code = {s.code: s for s in schools}
+    by_name = {s.name: s for s in schools}
+    rows: list[RosterRow] = []
+    first_seen: dict[str, int] = {}
+    open_ids = set()
+    if kind == "return_notice":
+        open_ids = set(session.scalars(select(Case.id_number).where(Case.status.in_([s.value for s in OPEN_STATUSES]))))
+    for n, cells in enumerate(body, start=2):
+        if not any(cells):
+            continue
+        values = {k: (cells[i] if i < len(cells) else "") for k, i in index.items()}
+        row = RosterRow(n, values)
+        rows.append(row)
+        school = by_code.get(values["school"]) or by_name.get(values["school"])
+        if not values["school"]:
+            row.error(TITLES["school"], "必须填写学校代码")
+        elif school is None:
+            row.error(TITLES["school"], f"学校「{values['school']}」不存在，或不在您的管辖范围内")
+        row.school = school
+        if not values["student_name"]:
+            row.error(TITLES["student_name"], "必须填写学生姓名")
+        id_number = values["id_number"].upper()
+        values["id_number"] = id_number
+        birth = None
+        if values.get("birth_date"):
+            birth = parse_date(values["birth_date"])
+            if birth is None:
+                row.error(TITLES["birth_date"], "日期格式不正确，例如 2018-04-15")
+        sex = values.get("sex") or None
+        if sex and sex not in ("男", "女"):
+            row.error(TITLES["sex"], "应为 男 或 女")
+            sex = None
+        if not id_number:
+            row.error(TITLES["id_number"], "必须填写身份证号")
+        else:
+            for column, message in check_id(id_number, sex, birth):
+                row.error(column, message)
+            if id_number in first_seen:
+                row.error(TITLES["id_number"], f"与第 {first_seen[id_number]} 行是同一名学生（身份证号重复）")
+            else:
+                first_seen[id_number] = n
+            if id_number in open_ids:
+                row.error(TITLES["id_number"], "该学生已有未结案的辍学个案，请在个案中发通知书")
+        for column, message in check_guardian(
+            {
+                "name": values["guardian_name"],
+                "relation": values.get("guardian_relation", ""),
+                "phone": values["guardian_phone"],
+            }
+        ):
+            row.error(column, message)
+        if any(values.get(f"guardian2_{k}") for k in ("name", "relation", "phone")):
+            for column, message in check_guardian(
+                {
+                    "name": values.get("guardian2_name", ""),
+                    "relation": values.get("guardian2_relation", ""),
+                    "phone": values.get("guardian2_phone", ""),
+                },
+                "监护人2",
+            ):
+                row.error(column, message)
+        if kind == "return_notice":
+            if not values.get("dropout_date") or parse_date(values["dropout_date"]) is None:
+                row.error(TITLES["dropout_date"], "复学名单应填写辍学日期，例如 2024-09-02")
+            if values.get("dropout_reason") and values["dropout_reason"] not in REASONS:
+                row.error(TITLES["dropout_reason"], f"应为 {'、'.join(REASONS)} 之一")
+            if not values.get("grade"):
+                row.error(TITLES["grade"], "复学名单应填写原就读年级")
+    return RosterCheck(rows)
+
+
+def class_order(values: dict[str, str], row: int) -> str:
+    grade = values.get("grade", "")
+    rank = GRADE_ORDER.get(grade, 50)
+    digits = re.findall(r"\d+", values.get("class_name", ""))
+    class_no = int(digits[0]) if digits else 0
+    return f"{rank:02d}|{class_no:03d}|{values.get('class_name', '')[:10]}|{row:06d}"
+
+
+def schools_in(session: Session, unit_ids: set[int]) -> list[Unit]:
+    return list(session.scalars(select(Unit).where(Unit.id.in_(unit_ids), Unit.type == UnitType.SCHOOL)))

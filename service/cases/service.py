@@ -1,0 +1,573 @@
+"""The rules of a dropout case, as checks rather than prose.
+
+From the notices in ``reference/``: a case starts as 疑似辍学 and is confirmed as 辍学; every 劝返
+attempt is recorded (三细三实); three failed attempts make it due for 联合劝返 (Suiyang 三); a
+dropped-out student's guardians get a 复学通知书 (Zaozhuang 三(一)), and when its report-by date
+passes unanswered a 限期复学通知书 follows (county plan 二(三)3), after which the matter goes to the
+judicial authorities; each school files its 月报 by the 20th (Suiyang 四). A case closes as 已复学,
+延缓入学/休学, or 核销 with one of the reasons of the Zaozhuang annex 1 and its evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.archive import service as archive
+from service.archive.models import Document, DocumentStatus
+from service.archive.store import ArchiveStore
+from service.audit.service import Actor, record
+from service.campaigns.models import Assignment, AssignmentState, Campaign, Unit, UnitType
+from service.cases.checks import check_guardian, check_id
+from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue
+from service.cases.models import (
+    ATTEMPT_METHODS,
+    KEY_GROUPS,
+    OPEN_STATUSES,
+    STATUS_TITLES,
+    WRITE_OFF_REASONS,
+    Attempt,
+    Case,
+    CaseFile,
+    CaseStatus,
+    Guardian,
+)
+from service.documents.pipeline import DocumentEngine, IssueRequest
+
+FAILED_ATTEMPTS_FOR_JOINT = 3
+JOINT = "联合劝返"
+REASONS = ("厌学", "学习困难", "家庭经济困难", "身体原因", "外出务工", "早婚早育", "信教", "家长不送", "其他")
+
+
+@dataclass
+class GuardianIn:
+    name: str
+    relation: str
+    phone: str
+    address: str | None = None
+
+
+@dataclass
+class CaseIn:
+    student_name: str
+    id_number: str
+    sex: str
+    birth_date: dt.date
+    grade: str
+    class_name: str | None = None
+    student_number: str | None = None
+    ethnicity: str | None = None
+    home_address: str | None = None
+    key_groups: list[str] = field(default_factory=list)
+    dropout_date: dt.date | None = None
+    dropout_reason: str | None = None
+    reason_detail: str | None = None
+    confirmed: bool = False
+    guardians: list[GuardianIn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DueItem:
+    kind: str
+    title: str
+    due: dt.date
+    overdue: bool
+    school_id: int
+    school: str
+    case_id: int | None = None
+    student: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "due": self.due.isoformat(),
+            "overdue": self.overdue,
+            "school_id": self.school_id,
+            "school": self.school,
+            "case_id": self.case_id,
+            "student": self.student,
+        }
+
+
+def check_case(data: CaseIn) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not data.student_name.strip():
+        problems.append(("学生姓名", "必须填写"))
+    problems += check_id(data.id_number.strip().upper(), data.sex, data.birth_date)
+    if data.sex not in ("男", "女"):
+        problems.append(("性别", "应为 男 或 女"))
+    if not data.grade.strip():
+        problems.append(("年级", "必须填写"))
+    unknown = [g for g in data.key_groups if g not in KEY_GROUPS]
+    if unknown:
+        problems.append(("重点群体", f"应从 {'、'.join(KEY_GROUPS)} 中选择"))
+    if data.dropout_reason and data.dropout_reason not in REASONS:
+        problems.append(("辍学原因", f"应为 {'、'.join(REASONS)} 之一"))
+    if not data.guardians:
+        problems.append(("监护人姓名", "至少填写一位监护人"))
+    for i, g in enumerate(data.guardians, 1):
+        problems += check_guardian(
+            {"name": g.name, "relation": g.relation, "phone": g.phone}, "监护人" if i == 1 else f"监护人{i}"
+        )
+    return problems
+
+
+class Cases:
+    def __init__(self, engine: DocumentEngine, files: ArchiveStore, tz: str, now: Callable[[], dt.datetime]) -> None:
+        self.engine = engine
+        self.files = files
+        self.tz = zoneinfo.ZoneInfo(tz)
+        self.now = now
+
+    def today(self) -> dt.date:
+        return self.now().astimezone(self.tz).date()
+
+    # --- the case itself ----------------------------------------------------------------------
+
+    def create(self, session: Session, school: Unit, data: CaseIn, actor: Actor) -> Case:
+        if school.type != UnitType.SCHOOL:
+            raise CaseInvalid("辍学个案应登记在学生的学籍学校名下。")
+        problems = check_case(data)
+        if problems:
+            raise CaseInvalid(
+                "；".join(f"{c}：{m}" for c, m in problems),
+                details={"errors": [{"field": c, "message": m} for c, m in problems]},
+            )
+        id_number = data.id_number.strip().upper()
+        existing = session.scalar(
+            select(Case).where(Case.id_number == id_number, Case.status.in_([s.value for s in OPEN_STATUSES]))
+        )
+        if existing is not None:
+            raise DuplicateCase(
+                f"该学生已有未结案的个案（{existing.school.name}，{STATUS_TITLES[CaseStatus(existing.status)]}）。"
+            )
+        now = self.now()
+        case = Case(
+            school_id=school.id,
+            student_name=data.student_name.strip(),
+            id_number=id_number,
+            student_number=data.student_number or None,
+            sex=data.sex,
+            ethnicity=data.ethnicity or None,
+            birth_date=data.birth_date,
+            grade=data.grade.strip(),
+            class_name=(data.class_name or "").strip() or None,
+            home_address=data.home_address or None,
+            key_groups=list(data.key_groups),
+            dropout_date=data.dropout_date,
+            dropout_reason=data.dropout_reason or None,
+            reason_detail=data.reason_detail or None,
+            status=CaseStatus.DROPPED if data.confirmed else CaseStatus.SUSPECTED,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(case)
+        session.flush()
+        for g in data.guardians:
+            session.add(
+                Guardian(
+                    case_id=case.id,
+                    name=g.name.strip(),
+                    relation=g.relation or "其他监护人",
+                    phone=g.phone.replace(" ", ""),
+                    address=g.address or None,
+                )
+            )
+        session.flush()
+        session.refresh(case)
+        record(session, actor, "case.create", "case", case.id, now, school=school.name, status=case.status)
+        return case
+
+    def _open(self, case: Case) -> None:
+        if CaseStatus(case.status) not in OPEN_STATUSES:
+            raise CaseClosed(f"该个案已{STATUS_TITLES[CaseStatus(case.status)]}，不能再做此操作。")
+
+    def _move(self, session: Session, case: Case, status: CaseStatus, actor: Actor, **detail: Any) -> None:
+        now = self.now()
+        previous = case.status
+        case.status = status
+        case.updated_at = now
+        if status not in OPEN_STATUSES:
+            case.closed_at = now
+        record(session, actor, "case.status", "case", case.id, now, **{"from": previous, "to": status.value}, **detail)
+
+    def confirm(self, session: Session, case: Case, actor: Actor) -> None:
+        """疑似辍学, once checked, is 辍学."""
+        if case.status != CaseStatus.SUSPECTED:
+            raise CaseClosed("只有疑似辍学的个案可以确认为辍学。")
+        self._move(session, case, CaseStatus.DROPPED, actor)
+
+    def add_attempt(
+        self,
+        session: Session,
+        case: Case,
+        actor: Actor,
+        *,
+        date: dt.date,
+        staff: str,
+        method: str,
+        result: str,
+        succeeded: bool = False,
+        note: str | None = None,
+        attachments: Sequence[tuple[str, bytes]] = (),
+    ) -> Attempt:
+        self._open(case)
+        problems = []
+        if method not in ATTEMPT_METHODS:
+            problems.append(("劝返方式", f"应为 {'、'.join(ATTEMPT_METHODS)} 之一"))
+        if not staff.strip():
+            problems.append(("劝返人员", "必须填写参与劝返的人员"))
+        if not result.strip():
+            problems.append(("劝返结果", "必须填写劝返结果"))
+        if date > self.today():
+            problems.append(("劝返日期", "不能晚于今天"))
+        if case.dropout_date and date < case.dropout_date:
+            problems.append(("劝返日期", "不能早于辍学日期"))
+        if problems:
+            raise CaseInvalid(
+                "；".join(f"{c}：{m}" for c, m in problems),
+                details={"errors": [{"field": c, "message": m} for c, m in problems]},
+            )
+        attempt = Attempt(
+            case_id=case.id,
+            date=date,
+            staff=staff.strip()[:60],
+            method=method,
+            result=result.strip()[:200],
+            succeeded=succeeded,
+            note=(note or "").strip()[:200] or None,
+            created_at=self.now(),
+            created_by_id=actor.user_id,
+        )
+        session.add(attempt)
+        session.flush()
+        for filename, data in attachments:
+            self._file(session, case, "attachment", filename, data, attempt.id)
+        record(
+            session,
+            actor,
+            "case.attempt",
+            "case",
+            case.id,
+            self.now(),
+            method=method,
+            succeeded=succeeded,
+            date=date.isoformat(),
+        )
+        if succeeded:
+            self._move(session, case, CaseStatus.RETURNED, actor, by="attempt")
+        elif case.status in (CaseStatus.SUSPECTED, CaseStatus.DROPPED):
+            self._move(session, case, CaseStatus.PERSUADING, actor)
+        session.refresh(case)
+        return attempt
+
+    def _file(
+        self, session: Session, case: Case, purpose: str, filename: str, data: bytes, attempt_id: int | None = None
+    ) -> CaseFile:
+        sha256 = self.files.put(data)
+        f = CaseFile(
+            case_id=case.id,
+            attempt_id=attempt_id,
+            purpose=purpose,
+            filename=filename[:128],
+            sha256=sha256,
+            size=len(data),
+            created_at=self.now(),
+        )
+        session.add(f)
+        session.flush()
+        return f
+
+    def returned(self, session: Session, case: Case, actor: Actor) -> None:
+        self._open(case)
+        self._move(session, case, CaseStatus.RETURNED, actor)
+
+    def defer(self, session: Session, case: Case, actor: Actor, reason: str) -> None:
+        self._open(case)
+        if not reason.strip():
+            raise CaseInvalid("请填写延缓入学或休学的原因和批准文件。")
+        self._move(session, case, CaseStatus.DEFERRED, actor, reason=reason.strip()[:200])
+
+    def write_off(
+        self, session: Session, case: Case, actor: Actor, reason: str, evidence: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """核销: only for one of annex 1's reasons, with the evidence the annex asks for."""
+        self._open(case)
+        if reason not in WRITE_OFF_REASONS:
+            raise CaseInvalid(f"核销原因应为以下之一：{'、'.join(WRITE_OFF_REASONS.values())}。")
+        if not evidence:
+            raise CaseInvalid(f"核销「{WRITE_OFF_REASONS[reason]}」需要上传证明材料（扫描件）。")
+        for filename, data in evidence:
+            self._file(session, case, "evidence", filename, data)
+        case.write_off_reason = reason
+        self._move(session, case, CaseStatus.WRITTEN_OFF, actor, reason=WRITE_OFF_REASONS[reason])
+
+    # --- what is due --------------------------------------------------------------------------
+
+    def _notices(self, session: Session, case: Case, kind: str) -> list[Document]:
+        return list(
+            session.scalars(
+                select(Document)
+                .where(Document.case_id == case.id, Document.kind == kind, Document.status != DocumentStatus.REVOKED)
+                .order_by(Document.issued_at)
+            )
+        )
+
+    def due(self, session: Session, case: Case, today: dt.date | None = None) -> list[DueItem]:
+        today = today or self.today()
+        if CaseStatus(case.status) not in OPEN_STATUSES:
+            return []
+        school = case.school
+        items: list[DueItem] = []
+
+        def item(kind: str, title: str, due: dt.date) -> None:
+            items.append(DueItem(kind, title, due, today > due, school.id, school.name, case.id, case.student_name))
+
+        failed = [a for a in case.attempts if not a.succeeded and a.method != JOINT]
+        joint = [a for a in case.attempts if a.method == JOINT]
+        if len(failed) >= FAILED_ATTEMPTS_FOR_JOINT and not any(
+            j.date >= failed[FAILED_ATTEMPTS_FOR_JOINT - 1].date for j in joint
+        ):
+            item(
+                "joint_persuasion",
+                f"已劝返 {len(failed)} 次仍未复学，应报告教体局和属地政府开展联合劝返",
+                failed[FAILED_ATTEMPTS_FOR_JOINT - 1].date,
+            )
+        if case.status == CaseStatus.SUSPECTED:
+            item(
+                "confirm",
+                "疑似辍学，应核实后确认是否辍学",
+                (case.created_at.astimezone(self.tz).date() + dt.timedelta(days=3)),
+            )
+            return items
+        returns = self._notices(session, case, "return_notice")
+        deadlines = self._notices(session, case, "deadline_return_notice")
+        if not returns:
+            item(
+                "return_notice",
+                "应向监护人送达《义务教育复学通知书》",
+                (case.dropout_date or case.created_at.astimezone(self.tz).date()) + dt.timedelta(days=7),
+            )
+        else:
+            last = returns[-1]
+            report_by = dt.date.fromisoformat(str(last.fields["report_by"]))
+            answered = any(d.issued_at >= last.issued_at for d in deadlines)
+            if today > report_by and not answered:
+                item(
+                    "deadline_notice",
+                    f"复学通知书的报到期限（{report_by.month}月{report_by.day}日）已过，应发出《限期复学通知书》",
+                    report_by + dt.timedelta(days=1),
+                )
+        if deadlines:
+            report_by = dt.date.fromisoformat(str(deadlines[-1].fields["report_by"]))
+            if today > report_by:
+                item("judicial", "限期复学逾期仍未复学，应提请司法部门依法督促", report_by + dt.timedelta(days=1))
+        return items
+
+    def due_for_units(self, session: Session, unit_ids: set[int], today: dt.date | None = None) -> list[DueItem]:
+        """What is due for these schools (a school, an office's schools, a bureau's district)."""
+        today = today or self.today()
+        items: list[DueItem] = []
+        open_cases = session.scalars(
+            select(Case).where(Case.school_id.in_(unit_ids), Case.status.in_([s.value for s in OPEN_STATUSES]))
+        )
+        for case in open_cases:
+            items += self.due(session, case, today)
+        # The 月报 of each school, from the recurring report campaigns (due on the 20th).
+        reports = session.scalars(
+            select(Assignment)
+            .join(Campaign)
+            .where(
+                Assignment.unit_id.in_(unit_ids),
+                Campaign.recurrence.is_not(None),
+                Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
+            )
+        )
+        for a in reports:
+            due = a.deadline.astimezone(self.tz).date()
+            items.append(
+                DueItem(
+                    "monthly_report",
+                    f"{a.period} 控辍保学动态管理月报（{a.campaign.name}）",
+                    due,
+                    today > due,
+                    a.unit_id,
+                    a.unit.name,
+                )
+            )
+        return sorted(items, key=lambda i: (not i.overdue, i.due, i.school))
+
+    # --- documents ----------------------------------------------------------------------------
+
+    def _guardian(self, case: Case) -> Guardian:
+        if not case.guardians:
+            raise CaseInvalid("该个案没有登记监护人，无法发出通知书。请先补充监护人信息。")
+        return case.guardians[0]
+
+    def notice_fields(
+        self, session: Session, case: Case, kind: str, report_by: dt.date, issuer: Unit
+    ) -> dict[str, Any]:
+        school = case.school
+        guardian = self._guardian(case)
+        fields: dict[str, Any] = {
+            "guardian_name": guardian.name,
+            "student_name": case.student_name,
+            "student_id_number": case.id_number,
+            "school_name": school.name,
+            "grade_class": case.grade_class,
+            "report_by": report_by.isoformat(),
+            "issuer_name": issuer.name,
+            "issue_date": self.today().isoformat(),
+        }
+        if school.address:
+            fields["school_address"] = school.address
+        if school.phone:
+            fields["contact_phone"] = school.phone
+        if kind == "deadline_return_notice":
+            returns = self._notices(session, case, "return_notice")
+            if not returns:
+                raise NoticeNotDue("还没有发出过《义务教育复学通知书》，应先发复学通知书。")
+            last_report_by = dt.date.fromisoformat(str(returns[-1].fields["report_by"]))
+            if self.today() <= last_report_by:
+                raise NoticeNotDue(
+                    f"复学通知书的报到期限（{last_report_by.month}月{last_report_by.day}日）还没有过去。"
+                )
+            fields["return_notice_date"] = str(returns[-1].fields["issue_date"])
+        return fields
+
+    def issue_notice(
+        self, session: Session, case: Case, kind: str, report_by: dt.date, issuer: Unit, actor: Actor
+    ) -> Document:
+        """A 复学通知书 or 限期复学通知书 for one case, issued, archived and recorded."""
+        if kind not in ("return_notice", "deadline_return_notice"):
+            raise CaseInvalid("个案只能发复学通知书或限期复学通知书；入学通知书请按名单批量发出。")
+        self._open(case)
+        if report_by <= self.today():
+            raise CaseInvalid("报到截止日期应晚于今天。")
+        fields = self.notice_fields(session, case, kind, report_by, issuer)
+        self.engine.pki.ensure_unit(issuer.cert_key, issuer.name)
+        doc = self.engine.issue(IssueRequest(kind, fields, issuer_key=issuer.cert_key))
+        row = archive.record_issued(
+            session,
+            kind=kind,
+            code=doc.code,
+            sha256=doc.sha256,
+            size=len(doc.pdf),
+            pages=doc.pages,
+            fields=doc.fields,
+            issuer=issuer,
+            subject=None,
+            at=self.now(),
+        )
+        row.case_id = case.id
+        record(
+            session,
+            actor,
+            "document.issue",
+            "document",
+            row.id,
+            self.now(),
+            kind=kind,
+            case=case.id,
+            report_by=report_by.isoformat(),
+        )
+        session.flush()
+        return row
+
+    def register(self, session: Session, case: Case, actor: Actor, filled_by: str) -> Document:
+        """The case as its 辍学学生登记表（一生一表）, signed by the school; each regeneration is a new
+        version and the previous one is marked superseded."""
+        school = case.school
+        fields: dict[str, Any] = {
+            "school_name": school.name,
+            "student_name": case.student_name,
+            "sex": case.sex,
+            "birth_date": case.birth_date.isoformat(),
+            "student_id_number": case.id_number,
+            "grade_class": case.grade_class,
+            "home_address": case.home_address or "（未登记）",
+            "key_groups": case.key_groups,
+            "guardians": [
+                {
+                    k: v
+                    for k, v in {
+                        "name": g.name,
+                        "relation": g.relation,
+                        "phone": g.phone,
+                        "workplace": g.address,
+                    }.items()
+                    if v
+                }
+                for g in case.guardians
+            ],
+            "dropout_date": (case.dropout_date or case.created_at.astimezone(self.tz).date()).isoformat(),
+            "dropout_reason": case.dropout_reason or "其他",
+            "status": STATUS_TITLES[CaseStatus(case.status)].split("/")[0]
+            if case.status != CaseStatus.DEFERRED
+            else "延缓入学",
+            "attempts": [
+                {
+                    k: v
+                    for k, v in {
+                        "date": a.date.isoformat(),
+                        "staff": a.staff,
+                        "method": a.method,
+                        "result": a.result,
+                        "note": a.note,
+                    }.items()
+                    if v
+                }
+                for a in case.attempts
+            ],
+            "filled_by": filled_by[:20] or "学校",
+            "fill_date": self.today().isoformat(),
+        }
+        for key, value in (
+            ("ethnicity", case.ethnicity),
+            ("student_number", case.student_number),
+            ("reason_detail", case.reason_detail),
+            ("measures", case.measures),
+            ("school_phone", school.phone),
+        ):
+            if value:
+                fields[key] = value
+        self.engine.pki.ensure_unit(school.cert_key, school.name)
+        doc = self.engine.issue(IssueRequest("dropout_register", fields, issuer_key=school.cert_key))
+        now = self.now()
+        row = archive.record_issued(
+            session,
+            kind="dropout_register",
+            code=doc.code,
+            sha256=doc.sha256,
+            size=len(doc.pdf),
+            pages=doc.pages,
+            fields=doc.fields,
+            issuer=school,
+            subject=None,
+            at=now,
+        )
+        row.case_id = case.id
+        for old in session.scalars(
+            select(Document).where(
+                Document.case_id == case.id,
+                Document.kind == "dropout_register",
+                Document.id != row.id,
+                Document.status == DocumentStatus.VALID,
+            )
+        ):
+            old.status = DocumentStatus.SUPERSEDED
+            old.superseded_by_id = row.id
+        record(session, actor, "case.register", "document", row.id, now, case=case.id, sha256=doc.sha256)
+        session.flush()
+        return row
+
+
+def write_off_choices() -> list[tuple[str, str]]:
+    return list(WRITE_OFF_REASONS.items())
