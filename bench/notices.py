@@ -1,0 +1,357 @@
+"""Benchmark: guardian notices end to end, from an Excel roster to archived signed PDFs.
+
+Each run works in a fresh folder (its own SQLite database, archive and local PKI) and in its own
+process, so its peak memory is its own:
+
+  batch N       roster import + batch issuance (merged conversion, parallel signing), database rows,
+                archive and the per-school print PDFs included;
+  batch 1000    the same at 1,000 notices, to compare peak memory with N;
+  one by one    the single-document path (what issuing from a form does), per notice;
+  naive         what a clerk would otherwise script: docxtpl, a fresh soffice per document, pyHanko's
+                default signer loaded from disk for each document (no QR code).
+
+    .venv/bin/python bench/notices.py               # N = 5,000
+    .venv/bin/python bench/notices.py --count 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))  # the roster generator lives with the tests
+
+
+def _setup(home: Path, count: int) -> tuple[Any, Any, bytes]:
+    from service.campaigns.demo import load_demo
+    from service.db.session import Database
+    from service.settings import Settings
+    from tests.cases.roster_data import rows, xlsx
+
+    settings = Settings(data_dir=home / "var", certs_dir=home / "certs", public_base_url="https://kcbx.example.edu.cn")
+    db = Database(settings)
+    db.migrate()
+    with db.session() as s:
+        load_demo(s)
+        s.commit()
+    schools = ["WSR-SH", "WSR-XD", "WSR-ZX", "HJL-XX", "HJL-BX", "HJL-ZX", "SYXX", "DEZX"]
+    return settings, db, xlsx(rows(count, schools))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_batch(home: Path, count: int) -> dict[str, Any]:
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from service.audit.service import Actor
+    from service.campaigns.models import Unit
+    from service.campaigns.units import visible_unit_ids
+    from service.cases.batch import create_roster, issue_roster
+    from service.cases.models import RosterEntry
+    from service.cases.roster import check_roster, schools_in
+    from service.documents.pipeline import DocumentEngine
+
+    settings, db, sheet = _setup(home, count)
+    with db.session() as s, DocumentEngine(settings) as engine:
+        engine.pki.init()
+        bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
+        t0 = time.perf_counter()
+        check = check_roster(s, sheet, "roster.xlsx", "enrollment_notice", schools_in(s, visible_unit_ids(s, bureau)))
+        assert not check.errors, check.errors[:3]
+        now = dt.datetime.now(dt.UTC)
+        roster = create_roster(
+            s,
+            check,
+            kind="enrollment_notice",
+            issuer=bureau,
+            filename="roster.xlsx",
+            report_by=dt.date(2099, 8, 31),
+            issue_date=now.date(),
+            only_valid=False,
+            actor=Actor(None, "bench"),
+            now=now,
+        )
+        s.commit()
+        t1 = time.perf_counter()
+        engine.converter.warm_up()
+        t2 = time.perf_counter()
+        issued = issue_roster(s, engine, roster, Actor(None, "bench"), lambda: dt.datetime.now(dt.UTC))
+        t3 = time.perf_counter()
+        recorded = s.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.document_id.is_not(None)))
+        assert issued == count == recorded, (issued, count, recorded)
+        stages = engine.times.per_document_ms()
+        stage_sum = sum(stages.values())
+    db.dispose()
+    end_to_end = (t1 - t0) + (t3 - t2)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "count": count,
+        "seconds": end_to_end,
+        "import_s": t1 - t0,
+        "issue_s": t3 - t2,
+        "stages": stages,
+        "stage_sum_ms": stage_sum,
+        "peak_mb": _peak_mb(),
+        "children_peak_mb": children,
+    }
+
+
+def run_one_by_one(home: Path, count: int) -> dict[str, Any]:
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from service.archive.service import record_issued
+    from service.campaigns.models import Unit
+    from service.documents.pipeline import DocumentEngine, IssueRequest
+    from tests.cases.roster_data import rows
+
+    settings, db, _ = _setup(home, 1)
+    data = rows(count, ["WSR-SH"])
+    with db.session() as s, DocumentEngine(settings) as engine:
+        engine.pki.init()
+        bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
+        assert bureau is not None
+        engine.converter.warm_up()
+        fields = {
+            "report_by": "2099-08-31",
+            "issuer_name": bureau.name,
+            "issue_date": dt.date.today().isoformat(),
+            "school_name": "历城区王舍人街道石河小学",
+        }
+        t0 = time.perf_counter()
+        for r in data:
+            doc = engine.issue(
+                IssueRequest(
+                    "enrollment_notice",
+                    {**fields, "student_name": r[1], "guardian_name": r[9], "student_id_number": r[2]},
+                    issuer_key=bureau.cert_key,
+                )
+            )
+            record_issued(
+                s,
+                kind=doc.kind,
+                code=doc.code,
+                sha256=doc.sha256,
+                size=len(doc.pdf),
+                pages=doc.pages,
+                fields=doc.fields,
+                issuer=bureau,
+                subject=None,
+                at=dt.datetime.now(dt.UTC),
+            )
+            s.commit()
+        seconds = time.perf_counter() - t0
+    db.dispose()
+    return {"count": count, "seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def run_naive(home: Path, count: int) -> dict[str, Any]:
+    """docxtpl + a fresh soffice + pyHanko's SimpleSigner.load per document, B-LT as ours."""
+    import datetime as dt
+    import hashlib
+    import io
+
+    from asn1crypto import crl as asn1_crl
+    from docxtpl import DocxTemplate
+    from jinja2 import Environment
+    from pyhanko.keys import load_cert_from_pemder, load_private_key_from_pemder
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+    from pyhanko_certvalidator import ValidationContext
+
+    from service.documents.fields import FILTERS
+    from tests.cases.roster_data import rows
+
+    settings, db, _ = _setup(home, 1)
+    db.dispose()
+    from service.pki.store import Pki
+
+    pki = Pki(
+        settings.certs_dir,
+        settings.pki_passphrase.get_secret_value(),
+        settings.pki_organization,
+        settings.public_base_url,
+    )
+    pki.init()
+    pki.ensure_unit("bureau", "济南市历城区教育和体育局")
+    certs = settings.certs_dir
+    passphrase = settings.pki_passphrase.get_secret_value().encode()
+    env = Environment(autoescape=True)
+    env.filters.update(FILTERS)
+    out = home / "naive"
+    out.mkdir()
+    data = rows(count, ["WSR-SH"])
+    template = settings.templates_dir / "enrollment_notice.docx"
+    t0 = time.perf_counter()
+    for n, r in enumerate(data):
+        tpl = DocxTemplate(template)
+        tpl.render(
+            {
+                "guardian_name": r[9],
+                "student_name": r[1],
+                "school_name": "历城区王舍人街道石河小学",
+                "report_by": "2099-08-31",
+                "issuer_name": "济南市历城区教育和体育局",
+                "issue_date": dt.date.today().isoformat(),
+                "regulation": "山东省义务教育条例",
+                "school_address": None,
+                "contact_phone": None,
+            },
+            jinja_env=env,
+        )
+        docx = out / f"{n}.docx"
+        tpl.save(docx)
+        subprocess.run(
+            [
+                "soffice",
+                "--headless",
+                f"-env:UserInstallation=file://{home}/naive-profile-{n}",
+                "--convert-to",
+                "pdf",
+                "--outdir",
+                str(out),
+                str(docx),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "FONTCONFIG_FILE": str(ROOT / "service/documents/fonts.conf")},
+        )
+        signer = signers.SimpleSigner.load(
+            str(certs / "units/bureau/key.pem"),
+            str(certs / "units/bureau/cert.crt"),
+            ca_chain_files=(str(certs / "units/bureau/chain.pem"),),
+            key_passphrase=passphrase,
+        )
+        tsa = DummyTimeStamper(
+            load_cert_from_pemder(str(certs / "tsa/tsa.crt")),
+            load_private_key_from_pemder(str(certs / "tsa/tsa.key"), passphrase),
+        )
+        vc = ValidationContext(
+            trust_roots=[load_cert_from_pemder(str(certs / "root/ca.crt"))],
+            crls=[asn1_crl.CertificateList.load((certs / f"crl/{w}.crl").read_bytes()) for w in ("root", "issuing")],
+            allow_fetching=False,
+        )
+        writer = IncrementalPdfFileWriter(io.BytesIO((out / f"{n}.pdf").read_bytes()))
+        signed = signers.sign_pdf(
+            writer,
+            signers.PdfSignatureMetadata(
+                field_name="Issuer",
+                certify=True,
+                subfilter=fields.SigSeedSubFilter.PADES,
+                embed_validation_info=True,
+                validation_context=vc,
+            ),
+            signer=signer,
+            timestamper=tsa,
+        ).getvalue()
+        (out / f"{hashlib.sha256(signed).hexdigest()}.pdf").write_bytes(signed)
+    seconds = time.perf_counter() - t0
+    return {"count": count, "seconds": seconds, "peak_mb": _peak_mb()}
+
+
+RUNS = {"batch": run_batch, "one": run_one_by_one, "naive": run_naive}
+
+
+def child(kind: str, count: int) -> None:
+    import logging
+
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="docsign-bench-") as tmp:
+        os.chdir(tmp)
+        result = RUNS[kind](Path(tmp), count)
+    print("RESULT " + json.dumps(result))
+
+
+def spawn(kind: str, count: int, console: Console) -> dict[str, Any]:
+    console.print(f"  {kind} {count} …")
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", kind, "--count", str(count)], capture_output=True, text=True, cwd=ROOT
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{kind} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(lines[-1][7:])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=5000, help="notices in the batch run (default 5,000)")
+    parser.add_argument("--single", type=int, default=100, help="notices issued one by one (default 100)")
+    parser.add_argument("--naive", type=int, default=100, help="notices through the naive pipeline (default 100)")
+    parser.add_argument("--child", choices=sorted(RUNS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.count)
+        return 0
+
+    console = Console(width=150)
+    console.print(f"[bold]docsign notices benchmark[/] ({os.cpu_count()} CPU cores)")
+    naive = spawn("naive", args.naive, console)
+    one = spawn("one", args.single, console)
+    small = spawn("batch", 1000, console) if args.count != 1000 else None
+    big = spawn("batch", args.count, console)
+
+    def rate(r: dict[str, Any]) -> float:
+        return float(r["count"] / r["seconds"])
+
+    table = Table(title="入学通知书：名单 -> 签章 PDF（含数据库与归档）", title_justify="left")
+    for col in ("run", "notices", "seconds", "notices/s", "vs naive", "vs one by one", "peak RSS MB (main / children)"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    rows = [("naive script", naive), ("one by one (single-document path)", one)]
+    if small:
+        rows.append(("batch", small))
+    rows.append(("batch", big))
+    for name, r in rows:
+        peak = f"{r['peak_mb']:.0f}" + (f" / {r['children_peak_mb']:.0f}" if "children_peak_mb" in r else "")
+        table.add_row(
+            name,
+            str(r["count"]),
+            f"{r['seconds']:.1f}",
+            f"{rate(r):.1f}",
+            f"{rate(r) / rate(naive):.1f}x",
+            f"{rate(r) / rate(one):.1f}x",
+            peak,
+        )
+    console.print(table)
+
+    stages = Table(title=f"batch of {big['count']}: milliseconds per notice by stage", title_justify="left")
+    for name in big["stages"]:
+        stages.add_column(name, justify="right")
+    stages.add_column("roster import", justify="right")
+    stages.add_row(*(f"{v:.1f}" for v in big["stages"].values()), f"{1000 * big['import_s'] / big['count']:.1f}")
+    console.print(stages)
+    console.print(
+        "Stages overlap: soffice converts the next chunk while worker processes stamp and sign this one, "
+        "so the stage times add up to more than the wall time per notice "
+        f"({1000 * big['seconds'] / big['count']:.1f} ms)."
+    )
+    if small:
+        console.print(
+            f"Peak memory of the main process: {small['peak_mb']:.0f} MB at 1,000 notices, "
+            f"{big['peak_mb']:.0f} MB at {big['count']:,} ({big['peak_mb'] / small['peak_mb']:.2f}x)."
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

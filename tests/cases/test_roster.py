@@ -1,0 +1,140 @@
+"""Rosters: every planted error reported (row, column, reason), nothing imported until clean."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from service.cases.models import Case, Roster, RosterEntry
+from tests.api.conftest import Service, running_service, setup_licheng
+from tests.cases.roster_data import HEADER, rows, xlsx
+
+COL = {name: i for i, name in enumerate(HEADER)}
+
+
+def plant(data: list[list[object]]) -> dict[tuple[int, str], str]:
+    """Thirty errors of different kinds, one per cell; returns (sheet row, column) -> kind."""
+    planted: dict[tuple[int, str], str] = {}
+
+    def put(i: int, column: str, value: object, kind: str) -> None:
+        data[i][COL[column]] = value
+        planted[(i + 2, column)] = kind
+
+    n = 0
+    for _ in range(5):  # bad checksum
+        put(n, "身份证号", str(data[n][COL["身份证号"]])[:17] + ("0" if str(data[n][COL["身份证号"]])[-1] != "0" else "1"), "checksum")
+        n += 1
+    for _ in range(3):  # wrong length
+        put(n, "身份证号", str(data[n][COL["身份证号"]])[:16], "length")
+        n += 1
+    for _ in range(4):  # missing guardian
+        put(n, "监护人姓名", "", "guardian")
+        n += 1
+    for _ in range(3):  # missing guardian phone
+        put(n, "监护人电话", "", "phone missing")
+        n += 1
+    for _ in range(3):  # bad phone
+        put(n, "监护人电话", "8816128", "phone")
+        n += 1
+    for _ in range(4):  # unknown school
+        put(n, "学校代码", "NO-SUCH-SCHOOL", "school")
+        n += 1
+    for k in range(3):  # the same student listed again further down
+        data[100 + k] = list(data[60 + k])
+        planted[(100 + k + 2, "身份证号")] = "duplicate"
+    for _ in range(2):  # birth date disagrees with the 身份证号
+        put(n, "出生日期", "2017-01-01", "birth")
+        n += 1
+    for _ in range(2):  # sex disagrees with the 身份证号
+        data[n][COL["性别"]] = "男" if data[n][COL["性别"]] == "女" else "女"
+        planted[(n + 2, "性别")] = "sex"
+        n += 1
+    put(n, "学生姓名", "", "name")
+    assert len(planted) == 30
+    return planted
+
+
+def test_thirty_planted_errors_are_exactly_the_thirty_reported(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("bureau")
+        data = [list(r) for r in rows(120, ["WSR-SH", "WSR-XD", "HJL-XX", "SYXX"])]
+        planted = plant(data)
+        report_by = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+        r = c.post("/api/rosters", files={"file": ("一年级名单.xlsx", xlsx(data))},
+                   data={"kind": "enrollment_notice", "report_by": report_by})
+        assert r.status_code == 422 and r.json()["code"] == "ROSTER_INVALID"
+        errors = r.json()["details"]["errors"]
+        reported = {(e["row"], e["column"]) for e in errors}
+        assert reported == set(planted), (sorted(reported - set(planted)), sorted(set(planted) - reported))
+        assert len(errors) == 30
+        by_cell = {(e["row"], e["column"]): e["message"] for e in errors}
+        assert any("校验码不正确" in by_cell[k] for k, v in planted.items() if v == "checksum")
+        assert all("同一名学生" in by_cell[k] for k, v in planted.items() if v == "duplicate")
+        assert all("不存在" in by_cell[k] for k, v in planted.items() if v == "school")
+        assert _count(service, Roster) == 0 and _count(service, RosterEntry) == 0
+
+        # only the good rows, when asked: the 30 rows with an error are skipped
+        r = c.post("/api/rosters", files={"file": ("一年级名单.xlsx", xlsx(data))},
+                   data={"kind": "enrollment_notice", "report_by": report_by, "only_valid": "true"})
+        assert r.status_code == 201, r.text
+        assert r.json()["rows"] == 90 and r.json()["skipped"] == 30 and len(r.json()["errors"]) == 30
+        assert _count(service, RosterEntry) == 90
+
+
+def _count(service: Service, model: type) -> int:
+    with service.state.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        data = [list(r) for r in rows(6, ["WSR-SH"], seed=11)]
+        data[0][COL["学生姓名"]] = "=HYPERLINK(\"http://evil\",\"点我\")"
+        header = (*HEADER, "辍学日期", "辍学原因")
+        data = [[*r, "2024-09-02", "厌学"] for r in data]
+        for r in data:
+            r[COL["年级"]] = "六年级"
+        report_by = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+        r = c.post("/api/rosters", files={"file": ("复学名单.xlsx", xlsx(data, header))},
+                   data={"kind": "return_notice", "report_by": report_by})
+        assert r.status_code == 201, r.text
+        roster_id = r.json()["id"]
+        assert _count(service, Case) == 6
+        job = service.wait_job(c.post(f"/api/rosters/{roster_id}/issue").json()["id"])
+        assert job["status"] == "done" and job["done"] == 6
+
+        # a guardian opens one notice and confirms it
+        doc_id = None
+        with service.state.db.session() as s:
+            entry = s.scalar(select(RosterEntry).where(RosterEntry.roster_id == roster_id).order_by(RosterEntry.row))
+            code, doc_id = entry.code, entry.document_id  # type: ignore[union-attr]
+        page = c.get(f"/v/{code}")
+        assert "我已阅知" in page.text
+        confirmed = c.post(f"/v/{code}/confirm", follow_redirects=True)
+        assert "已于" in confirmed.text and "确认阅知" in confirmed.text and "我已阅知" not in confirmed.text
+        info = c.get(f"/api/rosters/{roster_id}").json()
+        assert info["issued"] == 6 and info["opened"] == 1 and info["confirmed"] == 1
+
+        # the receipt ledger keeps the formula-looking name as text
+        sheet = load_workbook(io.BytesIO(c.get(f"/api/rosters/{roster_id}/receipts.xlsx").content)).active
+        names = [row[3] for row in sheet.iter_rows(min_row=2, values_only=True)]
+        assert "'=HYPERLINK(\"http://evil\",\"点我\")" in names
+        confirmed_rows = [row for row in sheet.iter_rows(min_row=2, values_only=True) if row[8]]
+        assert len(confirmed_rows) == 1
+        # the notice carries the name as text, and the case was created for each row
+        with service.state.db.session() as s:
+            from service.archive.models import Document
+
+            doc = s.get(Document, doc_id)
+            assert doc is not None and doc.case_id is not None
+        assert re.search(r"HYPERLINK", str(doc.fields["student_name"]))
