@@ -453,15 +453,15 @@ def finish_document(task: SignTask, signatory: Signatory) -> tuple[bytes, float,
     stamped = stamp(task.pdf, task.mark)
     t1 = time.perf_counter()
     appearance = Appearance(task.seal_name, _open_image(task.seal_image), _open_image(task.signature_image))
-    signatory.fixed_time = task.at
-    signed = certify(
-        stamped,
-        signatory=signatory,
-        unit_key=task.unit_key,
-        placements=task.placements,
-        appearance=appearance,
-        reason=task.reason,
-    )
+    with signatory.timestamped_at(task.at):
+        signed = certify(
+            stamped,
+            signatory=signatory,
+            unit_key=task.unit_key,
+            placements=task.placements,
+            appearance=appearance,
+            reason=task.reason,
+        )
     return signed, t1 - t0, time.perf_counter() - t1
 
 

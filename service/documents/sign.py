@@ -20,6 +20,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,9 +221,7 @@ class Signatory:
         self.pki = pki
         self.tsa_url = tsa_url
         self.now = now
-        #: A time for the local TSA set by the caller for the next signature (a worker process
-        #: signing for a service whose clock is not the system's); None uses ``now``.
-        self.fixed_time: datetime.datetime | None = None
+        self._local = threading.local()
         self._signers: dict[tuple[str, int], UnitSigner] = {}
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
@@ -264,9 +263,20 @@ class Signatory:
         certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.cert_registry)]
         DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=[*certs, *ca_certs], crls=crl_objs)
 
+    @contextmanager
+    def timestamped_at(self, at: datetime.datetime | None) -> Iterator[None]:
+        """Signatures made in this block (on this thread) get the local TSA's time ``at``: a worker
+        process signing for a service whose clock is not the system's."""
+        self._local.at = at
+        try:
+            yield
+        finally:
+            self._local.at = None
+
     def _tsa_time(self) -> datetime.datetime:
-        if self.fixed_time is not None:
-            return self.fixed_time
+        at: datetime.datetime | None = getattr(self._local, "at", None)
+        if at is not None:
+            return at
         return self.now() if self.now is not None else datetime.datetime.now(datetime.UTC)
 
     def validation_context(self) -> ValidationContext:
