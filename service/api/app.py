@@ -26,7 +26,7 @@ from service.api.state import ServiceState
 from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import DocsignError
 from service.settings import Settings, get_settings
-from service.web import pages
+from service.web import case_pages, pages
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for module in (auth, units, campaigns, assignments, documents, cases, public):
         app.include_router(module.router)
     app.include_router(pages.router)
+    app.include_router(case_pages.router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -58,12 +58,38 @@ def test_every_route_with_an_object_id_answers_404_outside_the_users_units(tmp_p
             job_id = s.scalar(select(Job.id).limit(1))
             assert s.get(Document, document_id) is not None
 
+        # a dropout case and a roster of 洪家楼小学
+        service.login("hjl-xx-head")
+        case_id = c.post(
+            "/api/cases",
+            json={
+                "school_id": xx,
+                "student_name": "李四",
+                "id_number": "370112201203070013",
+                "sex": "男",
+                "birth_date": "2012-03-07",
+                "grade": "六年级",
+                "guardians": [{"name": "李大", "phone": "13805310002"}],
+            },
+        ).json()["id"]
+        from tests.cases.roster_data import rows
+        from tests.cases.roster_data import xlsx as roster_xlsx
+
+        roster = c.post(
+            "/api/rosters",
+            files={"file": ("名单.xlsx", roster_xlsx(rows(2, ["HJL-XX"])))},
+            data={"kind": "enrollment_notice", "report_by": "2099-08-31"},
+        )
+        assert roster.status_code == 201, roster.text
         ids = {
             "unit_id": xx,
             "assignment_id": assignment_id,
             "document_id": document_id,
             "job_id": job_id,
             "campaign_id": other_campaign_id,
+            "case_id": case_id,
+            "roster_id": roster.json()["id"],
+            "school_id": xx,
         }
         paths = c.get("/openapi.json").json()["paths"]
         checked = []
@@ -88,11 +114,12 @@ def test_every_route_with_an_object_id_answers_404_outside_the_users_units(tmp_p
         assert len(checked) > 20
 
         # the pages follow the same rule (they are not in the OpenAPI schema)
+        from service.web.case_pages import router as case_pages_router
         from service.web.pages import router as pages_router
 
         service.login("wsr-sh-head")
         page_checks = 0
-        for route in pages_router.routes:
+        for route in [*pages_router.routes, *case_pages_router.routes]:
             path = getattr(route, "path", "")
             params = re.findall(r"{(\w+)}", path)
             if not any(p.endswith("_id") for p in params):
@@ -107,7 +134,7 @@ def test_every_route_with_an_object_id_answers_404_outside_the_users_units(tmp_p
                 assert r.status_code == 404, (method, url, r.status_code)
                 assert "未找到" in r.text
                 page_checks += 1
-        assert page_checks >= 8
+        assert page_checks >= 16
 
         # and their own objects are visible
         service.login("hjl-xx-head")

@@ -41,13 +41,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DOCSIGN_DATA_DIR": str(home / "var"), "DOCSIGN_CERTS_DIR": str(home / "certs"),
-           "DOCSIGN_PUBLIC_BASE_URL": url, "DOCSIGN_VERIFY_MIN_SECONDS": "0.05"}
+    env = {
+        **os.environ,
+        "DOCSIGN_DATA_DIR": str(home / "var"),
+        "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PUBLIC_BASE_URL": url,
+        "DOCSIGN_VERIFY_MIN_SECONDS": "0.05",
+    }
     docsign = str(Path(sys.executable).with_name("docsign"))
     subprocess.run([docsign, "init"], env=env, cwd=home, check=True, capture_output=True)
     log = open(home / "server.log", "w")  # noqa: SIM115 - the server writes to it until the end of the session
-    proc = subprocess.Popen([docsign, "serve", "--port", str(port)], env=env, cwd=home, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [docsign, "serve", "--port", str(port)], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -76,8 +82,15 @@ def playwright() -> Iterator[Playwright]:
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"],
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
     )
     yield b
     b.close()

@@ -181,8 +181,22 @@ def _nss(server: Server) -> str:
     if not db.exists():
         db.mkdir()
         subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
-        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C", "-i",
-                        str(server.home / "certs" / "root" / "ca.crt")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "certutil",
+                "-A",
+                "-d",
+                f"sql:{db}",
+                "-n",
+                "root",
+                "-t",
+                "CT,C,C",
+                "-i",
+                str(server.home / "certs" / "root" / "ca.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return f"sql:{db}"
 
 
@@ -198,8 +212,18 @@ def test_parent_scans_a_notice_and_a_tampered_copy_fails(browser: Browser, serve
     db = Database(settings)
     with db.session() as s:
         bureau = s.query(Unit).filter_by(code="LCJT").one()
-        record_issued(s, kind=doc.kind, code=doc.code, sha256=doc.sha256, size=len(doc.pdf), pages=doc.pages,
-                      fields=doc.fields, issuer=bureau, subject=None, at=dt.datetime.now(dt.UTC))
+        record_issued(
+            s,
+            kind=doc.kind,
+            code=doc.code,
+            sha256=doc.sha256,
+            size=len(doc.pdf),
+            pages=doc.pages,
+            fields=doc.fields,
+            issuer=bureau,
+            subject=None,
+            at=dt.datetime.now(dt.UTC),
+        )
         s.commit()
     db.dispose()
     (url,) = checks.qr_codes(doc.pdf)  # what the parent's phone camera reads

@@ -1,0 +1,96 @@
+"""Cases and rosters in the browser: row errors shown, good rows imported, notices issued with a
+live progress bar, the print copy downloaded; forms keep what was typed."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+
+from playwright.sync_api import Browser
+
+from tests.cases.roster_data import HEADER, rows, xlsx
+from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
+from tests.web.test_browser import both_widths
+
+
+def test_roster_import_issue_and_print_on_a_phone(browser: Browser, server: Server) -> None:
+    data = [list(r) for r in rows(30, ["WSR-SH"], seed=5)]
+    data[3][2] = str(data[3][2])[:17] + ("1" if str(data[3][2])[-1] != "1" else "2")  # bad checksum
+    data[7][9] = ""  # no guardian
+    with tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False) as f:
+        f.write(xlsx(data, HEADER))
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-sh-head")
+    page.goto(server.url + "/rosters")
+    page.set_input_files("#file", f.name)
+    page.click("main form[action='/rosters'] button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    errors = page.locator("table[aria-label='名单中的错误'] tbody tr")
+    assert errors.count() == 2
+    assert "第 5 行" in errors.nth(0).inner_text() and "校验码" in errors.nth(0).inner_text()
+    assert "第 9 行" in errors.nth(1).inner_text() and "监护人" in errors.nth(1).inner_text()
+    no_horizontal_scroll(page)
+    shot(page, "roster-errors-phone")
+
+    page.set_input_files("#file", f.name)
+    page.check("input[name=only_valid]")
+    page.click("main form[action='/rosters'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/rosters/\d+$"))
+    assert "共 28 份" in page.inner_text("main") and "跳过 2 行" in page.inner_text("main")
+    page.click("#job-slot button[type=submit]")
+    page.wait_for_selector("text=已全部签发", timeout=180_000)
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    link = page.locator("a[href*='/print/']")
+    assert link.count() == 1 and "28 份" in page.inner_text("main")
+    response = page.request.get(server.url + (link.get_attribute("href") or ""))
+    assert response.ok and response.body().startswith(b"%PDF")
+    no_horizontal_scroll(page)
+    shot(page, "roster-issued-phone")
+    watch.clean()
+    ctx.close()
+
+
+def test_case_forms_keep_what_was_typed(browser: Browser, server: Server) -> None:
+    ctx = context(browser, DESKTOP)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-xd-head")
+    page.goto(server.url + "/cases/new")
+    page.fill("#student_name", "孙小明")
+    page.fill("#id_number", "370112201203070014")
+    page.fill("#birth_date", "2012-03-07")
+    page.fill("#grade", "六年级")
+    page.fill("#guardian_name", "孙大明")
+    page.fill("#guardian_phone", "13805310009")
+    page.click("main button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "校验码不正确" in page.locator(".field.invalid .error").first.inner_text()
+    assert page.input_value("#student_name") == "孙小明" and page.input_value("#guardian_phone") == "13805310009"
+    page.fill("#id_number", "370112201203070013")
+    page.check("input[name=confirmed]")
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r".*/cases/\d+$"))
+    assert "辍学" in page.inner_text("h1") and "复学通知书" in page.inner_text("main")
+    # a 劝返 attempt with no result: the error, and the form as typed
+    page.fill("#staff", "钱红（校长）")
+    page.fill("#result", " ")
+    page.click("form[action$='/attempts'] button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.input_value("#staff") == "钱红（校长）"
+    page.fill("#result", "家长同意送返")
+    page.click("form[action$='/attempts'] button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "劝返记录（1 次）" in page.inner_text("main")
+    shot(page, "case-desktop")
+    watch.clean()
+    ctx.close()
+
+
+def test_case_and_roster_pages_at_both_widths(browser: Browser, server: Server) -> None:
+    both_widths(browser, server, "wsr-xd-head", "/cases", "cases")
+    both_widths(browser, server, "wsr-xd-head", "/cases/new", "case-new")
+    both_widths(browser, server, "wsr-sh-head", "/rosters", "rosters")
+    both_widths(browser, server, "bureau", "/cases", "cases-bureau")
