@@ -191,9 +191,14 @@ def test_an_import_cannot_take_over_another_bureaus_units(tmp_path: Path) -> Non
         bootstrap_bureau(service, code="ZQ", name="章丘区教育和体育局", username="zhangqiu")
         service.login("zhangqiu")
         c = service.client
-        sheet = xlsx([LICHENG[0], ("WSR", "历城区王舍人街道教育办公室", "街道教育办", "ZQ", "李志强", ""),
-                      ("LCJT", "济南市历城区教育和体育局", "教体局", "", "", ""),
-                      ("ZQ-1", "章丘区第一小学", "学校", "WSR-SH", "", "")])
+        sheet = xlsx(
+            [
+                LICHENG[0],
+                ("WSR", "历城区王舍人街道教育办公室", "街道教育办", "ZQ", "李志强", ""),
+                ("LCJT", "济南市历城区教育和体育局", "教体局", "", "", ""),
+                ("ZQ-1", "章丘区第一小学", "学校", "WSR-SH", "", ""),
+            ]
+        )
         r = c.post("/api/units/import", files={"file": ("units.xlsx", sheet)})
         assert r.status_code == 422
         errors = {(e["row"], e["column"]): e["message"] for e in r.json()["details"]["errors"]}

@@ -32,21 +32,40 @@ def test_a_case_from_suspected_to_returned(tmp_path: Path) -> None:
         user = "wsr-sh-head"
         service.login(user)
         start = today(service)
-        r = c.post("/api/cases", json={
-            "school_id": units["WSR-SH"], "student_name": "王浩然", "id_number": "370112201203070013", "sex": "男",
-            "birth_date": "2012-03-07", "grade": "六年级", "class_name": "二班", "dropout_date": start.isoformat(),
-            "dropout_reason": "厌学", "key_groups": ["留守儿童"],
-            "guardians": [{"name": "王德福", "relation": "父亲", "phone": "13805310001", "address": "浙江省宁波市"}],
-        })
+        r = c.post(
+            "/api/cases",
+            json={
+                "school_id": units["WSR-SH"],
+                "student_name": "王浩然",
+                "id_number": "370112201203070013",
+                "sex": "男",
+                "birth_date": "2012-03-07",
+                "grade": "六年级",
+                "class_name": "二班",
+                "dropout_date": start.isoformat(),
+                "dropout_reason": "厌学",
+                "key_groups": ["留守儿童"],
+                "guardians": [
+                    {"name": "王德福", "relation": "父亲", "phone": "13805310001", "address": "浙江省宁波市"}
+                ],
+            },
+        )
         assert r.status_code == 201, r.text
         case = r.json()
         cid = case["id"]
         assert case["status"] == "suspected" and due_kinds(service, cid) == {"confirm"}
         # the same student twice is refused
-        dup = c.post("/api/cases", json={**{k: v for k, v in case.items() if k in ("student_name", "sex")},
-                                         "school_id": units["WSR-SH"], "id_number": "370112201203070013",
-                                         "birth_date": "2012-03-07", "grade": "六年级",
-                                         "guardians": [{"name": "王德福", "phone": "13805310001"}]})
+        dup = c.post(
+            "/api/cases",
+            json={
+                **{k: v for k, v in case.items() if k in ("student_name", "sex")},
+                "school_id": units["WSR-SH"],
+                "id_number": "370112201203070013",
+                "birth_date": "2012-03-07",
+                "grade": "六年级",
+                "guardians": [{"name": "王德福", "phone": "13805310001"}],
+            },
+        )
         assert dup.status_code == 409 and dup.json()["code"] == "DUPLICATE_CASE"
 
         assert c.post(f"/api/cases/{cid}/confirm").json()["status"] == "dropped"
@@ -55,8 +74,15 @@ def test_a_case_from_suspected_to_returned(tmp_path: Path) -> None:
         # three failed attempts on three days
         for n, method in enumerate(("电话", "家访", "家访"), 1):
             advance_to(service, start + dt.timedelta(days=n), user)
-            r = c.post(f"/api/cases/{cid}/attempts", json={"date": today(service).isoformat(), "staff": "孙丽（班主任）",
-                                                           "method": method, "result": "学生仍不愿到校"})
+            r = c.post(
+                f"/api/cases/{cid}/attempts",
+                json={
+                    "date": today(service).isoformat(),
+                    "staff": "孙丽（班主任）",
+                    "method": method,
+                    "result": "学生仍不愿到校",
+                },
+            )
             assert r.status_code == 201, r.text
             assert r.json()["status"] == "persuading"
             assert ("joint_persuasion" in due_kinds(service, cid)) == (n == 3)
@@ -67,9 +93,15 @@ def test_a_case_from_suspected_to_returned(tmp_path: Path) -> None:
         assert any(d["kind"] == "joint_persuasion" for d in c.get("/api/due").json())
 
         service.login(user)
-        r = c.post(f"/api/cases/{cid}/attempts", json={"date": today(service).isoformat(), "method": "联合劝返",
-                                                       "staff": "王舍人街道办、石河村委会、赵明（校长）",
-                                                       "result": "监护人同意督促，学生仍未到校"})
+        r = c.post(
+            f"/api/cases/{cid}/attempts",
+            json={
+                "date": today(service).isoformat(),
+                "method": "联合劝返",
+                "staff": "王舍人街道办、石河村委会、赵明（校长）",
+                "result": "监护人同意督促，学生仍未到校",
+            },
+        )
         assert "joint_persuasion" not in due_kinds(service, cid)
 
         # 复学通知书 with a report-by date a week away
@@ -78,16 +110,24 @@ def test_a_case_from_suspected_to_returned(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         assert due_kinds(service, cid) == set()
         # a 限期复学通知书 is refused before the report-by date has passed
-        early = c.post(f"/api/cases/{cid}/notices", json={"kind": "deadline_return_notice",
-                                                          "report_by": (report_by + dt.timedelta(days=7)).isoformat()})
+        early = c.post(
+            f"/api/cases/{cid}/notices",
+            json={"kind": "deadline_return_notice", "report_by": (report_by + dt.timedelta(days=7)).isoformat()},
+        )
         assert early.status_code == 409 and early.json()["code"] == "NOTICE_NOT_DUE"
 
         advance_to(service, report_by, user)
         assert due_kinds(service, cid) == set()  # the last day is still in time
         advance_to(service, report_by + dt.timedelta(days=1), user)
         assert due_kinds(service, cid) == {"deadline_notice"}
-        r = c.post(f"/api/cases/{cid}/notices", json={"kind": "deadline_return_notice", "issuer": "school",
-                                                      "report_by": (report_by + dt.timedelta(days=10)).isoformat()})
+        r = c.post(
+            f"/api/cases/{cid}/notices",
+            json={
+                "kind": "deadline_return_notice",
+                "issuer": "school",
+                "report_by": (report_by + dt.timedelta(days=10)).isoformat(),
+            },
+        )
         assert r.status_code == 201, r.text
         assert due_kinds(service, cid) == set()
 
@@ -104,8 +144,10 @@ def test_a_case_from_suspected_to_returned(tmp_path: Path) -> None:
 
         r = c.post(f"/api/cases/{cid}/returned")
         assert r.json()["status"] == CaseStatus.RETURNED and due_kinds(service, cid) == set()
-        closed = c.post(f"/api/cases/{cid}/attempts", json={"date": today(service).isoformat(), "staff": "x",
-                                                            "method": "电话", "result": "y"})
+        closed = c.post(
+            f"/api/cases/{cid}/attempts",
+            json={"date": today(service).isoformat(), "staff": "x", "method": "电话", "result": "y"},
+        )
         assert closed.status_code == 409 and closed.json()["code"] == "CASE_CLOSED"
 
 
@@ -114,16 +156,33 @@ def test_write_off_needs_a_reason_and_evidence(tmp_path: Path) -> None:
         units = setup_licheng(service)
         c = service.client
         service.login("hjl-xx-head")
-        cid = c.post("/api/cases", json={
-            "school_id": units["HJL-XX"], "student_name": "李四", "id_number": "370112201203070013", "sex": "男",
-            "birth_date": "2012-03-07", "grade": "六年级", "confirmed": True,
-            "guardians": [{"name": "李大", "relation": "父亲", "phone": "13805310002"}]}).json()["id"]
-        r = c.post(f"/api/cases/{cid}/write-off", data={"reason": "moved"},
-                   files=[("files", ("证明.pdf", b"%PDF-1.7 scan", "application/pdf"))])
+        cid = c.post(
+            "/api/cases",
+            json={
+                "school_id": units["HJL-XX"],
+                "student_name": "李四",
+                "id_number": "370112201203070013",
+                "sex": "男",
+                "birth_date": "2012-03-07",
+                "grade": "六年级",
+                "confirmed": True,
+                "guardians": [{"name": "李大", "relation": "父亲", "phone": "13805310002"}],
+            },
+        ).json()["id"]
+        r = c.post(
+            f"/api/cases/{cid}/write-off",
+            data={"reason": "moved"},
+            files=[("files", ("证明.pdf", b"%PDF-1.7 scan", "application/pdf"))],
+        )
         assert r.status_code == 422 and "核销原因" in r.json()["message"]
-        r = c.post(f"/api/cases/{cid}/write-off", data={"reason": "deceased"},
-                   files=[("files", ("死亡医学证明.pdf", io.BytesIO(b"%PDF-1.7 scan").read(), "application/pdf"))])
-        assert r.status_code == 200 and r.json()["status"] == "written_off" and r.json()["write_off_reason"] == "实际死亡"
+        r = c.post(
+            f"/api/cases/{cid}/write-off",
+            data={"reason": "deceased"},
+            files=[("files", ("死亡医学证明.pdf", io.BytesIO(b"%PDF-1.7 scan").read(), "application/pdf"))],
+        )
+        assert (
+            r.status_code == 200 and r.json()["status"] == "written_off" and r.json()["write_off_reason"] == "实际死亡"
+        )
         # another school's principal cannot see the case
         service.login("wsr-sh-head")
         assert c.get(f"/api/cases/{cid}").status_code == 404

@@ -27,7 +27,12 @@ def plant(data: list[list[object]]) -> dict[tuple[int, str], str]:
 
     n = 0
     for _ in range(5):  # bad checksum
-        put(n, "身份证号", str(data[n][COL["身份证号"]])[:17] + ("0" if str(data[n][COL["身份证号"]])[-1] != "0" else "1"), "checksum")
+        put(
+            n,
+            "身份证号",
+            str(data[n][COL["身份证号"]])[:17] + ("0" if str(data[n][COL["身份证号"]])[-1] != "0" else "1"),
+            "checksum",
+        )
         n += 1
     for _ in range(3):  # wrong length
         put(n, "身份证号", str(data[n][COL["身份证号"]])[:16], "length")
@@ -67,8 +72,11 @@ def test_thirty_planted_errors_are_exactly_the_thirty_reported(tmp_path: Path) -
         data = [list(r) for r in rows(120, ["WSR-SH", "WSR-XD", "HJL-XX", "SYXX"])]
         planted = plant(data)
         report_by = (dt.date.today() + dt.timedelta(days=20)).isoformat()
-        r = c.post("/api/rosters", files={"file": ("一年级名单.xlsx", xlsx(data))},
-                   data={"kind": "enrollment_notice", "report_by": report_by})
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("一年级名单.xlsx", xlsx(data))},
+            data={"kind": "enrollment_notice", "report_by": report_by},
+        )
         assert r.status_code == 422 and r.json()["code"] == "ROSTER_INVALID"
         errors = r.json()["details"]["errors"]
         reported = {(e["row"], e["column"]) for e in errors}
@@ -81,8 +89,11 @@ def test_thirty_planted_errors_are_exactly_the_thirty_reported(tmp_path: Path) -
         assert _count(service, Roster) == 0 and _count(service, RosterEntry) == 0
 
         # only the good rows, when asked: the 30 rows with an error are skipped
-        r = c.post("/api/rosters", files={"file": ("一年级名单.xlsx", xlsx(data))},
-                   data={"kind": "enrollment_notice", "report_by": report_by, "only_valid": "true"})
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("一年级名单.xlsx", xlsx(data))},
+            data={"kind": "enrollment_notice", "report_by": report_by, "only_valid": "true"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["rows"] == 90 and r.json()["skipped"] == 30 and len(r.json()["errors"]) == 30
         assert _count(service, RosterEntry) == 90
@@ -99,14 +110,17 @@ def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(t
         c = service.client
         service.login("wsr-sh-head")
         data = [list(r) for r in rows(6, ["WSR-SH"], seed=11)]
-        data[0][COL["学生姓名"]] = "=HYPERLINK(\"http://evil\",\"点我\")"
+        data[0][COL["学生姓名"]] = '=HYPERLINK("http://evil","点我")'
         header = (*HEADER, "辍学日期", "辍学原因")
         data = [[*r, "2024-09-02", "厌学"] for r in data]
         for r in data:
             r[COL["年级"]] = "六年级"
         report_by = (dt.date.today() + dt.timedelta(days=10)).isoformat()
-        r = c.post("/api/rosters", files={"file": ("复学名单.xlsx", xlsx(data, header))},
-                   data={"kind": "return_notice", "report_by": report_by})
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("复学名单.xlsx", xlsx(data, header))},
+            data={"kind": "return_notice", "report_by": report_by},
+        )
         assert r.status_code == 201, r.text
         roster_id = r.json()["id"]
         assert _count(service, Case) == 6
@@ -128,7 +142,7 @@ def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(t
         # the receipt ledger keeps the formula-looking name as text
         sheet = load_workbook(io.BytesIO(c.get(f"/api/rosters/{roster_id}/receipts.xlsx").content)).active
         names = [row[3] for row in sheet.iter_rows(min_row=2, values_only=True)]
-        assert "'=HYPERLINK(\"http://evil\",\"点我\")" in names
+        assert '\'=HYPERLINK("http://evil","点我")' in names
         confirmed_rows = [row for row in sheet.iter_rows(min_row=2, values_only=True) if row[8]]
         assert len(confirmed_rows) == 1
         # the notice carries the name as text, and the case was created for each row
