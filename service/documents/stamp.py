@@ -12,11 +12,13 @@ pass; :func:`stamp` is the one-document case of it.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
-import qrcode
+import zxingcpp
 from fontTools.ttLib import TTFont
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.writer import PdfFileWriter
@@ -25,7 +27,7 @@ from pypdf.errors import PdfReadError
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, IndirectObject, NameObject
 
 from service.documents.codes import display_code
-from service.documents.errors import PdfInvalid
+from service.documents.errors import LayoutError, PdfInvalid
 from service.documents.fonts import STAMP_CHARSET, subset_font
 
 MM = 72 / 25.4
@@ -96,11 +98,22 @@ def stamp_font() -> StampFont:
     return StampFont()
 
 
+def qr_matrix(url: str) -> list[bytes]:
+    """The QR code of ``url`` (error correction level M, the mask chosen by the standard's
+    penalty rules) as rows of modules, 1 for dark. zxing-cpp encodes in about 0.3 ms, where
+    python-qrcode took 7 ms (it builds the whole symbol once per candidate mask)."""
+    try:
+        barcode = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+    except ValueError as exc:
+        raise LayoutError(f"验证网址过长，无法生成二维码：{exc}") from exc
+    image = barcode.to_image(scale=1, add_quiet_zones=False)
+    n = image.shape[1]
+    pixels = memoryview(cast(Any, image)).tobytes()  # a buffer; the stubs do not say so
+    return [bytes(1 if p < 128 else 0 for p in pixels[r * n : (r + 1) * n]) for r in range(image.shape[0])]
+
+
 def _qr_ops(url: str, x: float, y: float, size: float) -> str:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    qr.add_data(url)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
+    matrix = qr_matrix(url)
     n = len(matrix)
     module = size / n
     quiet = 2 * module
@@ -176,8 +189,11 @@ def open_pdf(pdf: bytes) -> PdfReader:
     return reader
 
 
-def split_and_stamp(pdf: bytes, documents: Sequence[tuple[range, StampMark | None]]) -> list[bytes]:
-    """One stamped PDF per (page range, mark) of a merged PDF, in order (no stamp where the mark is None)."""
+def split_and_stamp(
+    pdf: bytes, documents: Sequence[tuple[range, StampMark | None]], times: dict[str, float] | None = None
+) -> list[bytes]:
+    """One stamped PDF per (page range, mark) of a merged PDF, in order (no stamp where the mark is
+    None). The seconds spent drawing stamps are added to ``times["stamp"]`` when given."""
     reader = open_pdf(pdf)
     font = stamp_font()
     out: list[bytes] = []
@@ -187,7 +203,10 @@ def split_and_stamp(pdf: bytes, documents: Sequence[tuple[range, StampMark | Non
         for index in pages:
             page = writer.add_page(reader.pages[index])
             if mark is not None and font_ref is not None:
+                t0 = time.perf_counter()
                 _stamp_page(writer, page, mark, font_ref, font)
+                if times is not None:
+                    times["stamp"] = times.get("stamp", 0.0) + time.perf_counter() - t0
         info = {"/Producer": "docsign", "/Creator": "docsign"}
         if mark is not None:
             info["/DocsignCode"] = mark.code
