@@ -73,7 +73,11 @@ def record_issued(
     issuer: Unit | None,
     subject: Unit | None,
     at: dt.datetime,
+    flush: bool = True,
 ) -> Document:
+    """The record of a newly issued document and its first version. With ``flush=False`` the rows
+    are written at the session's next flush (a batch writes them many at a time); the document
+    has no id until then."""
     doc = Document(
         kind=kind,
         code_hash=code_hash(code),
@@ -87,10 +91,9 @@ def record_issued(
         pages=pages,
     )
     session.add(doc)
-    session.flush()
     session.add(
         DocumentVersion(
-            document_id=doc.id,
+            document=doc,
             number=1,
             sha256=sha256,
             size=size,
@@ -99,7 +102,8 @@ def record_issued(
             signer_unit_id=issuer.id if issuer else None,
         )
     )
-    session.flush()
+    if flush:
+        session.flush()
     return doc
 
 

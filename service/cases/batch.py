@@ -11,17 +11,20 @@ notices in class order (qpdf joins the signed files).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.archive import service as archive
+from service.archive.models import Document
 from service.archive.store import ArchiveStore, LocalArchive
 from service.audit.service import Actor, record
 from service.campaigns.models import Unit
@@ -184,56 +187,69 @@ def issue_roster(
         progress(done, total)
     issuer = roster.issuer
     engine.pki.ensure_unit(issuer.cert_key, issuer.name)
-    issued_now = 0
-    while True:
-        entries = list(
-            session.scalars(
-                select(RosterEntry)
-                .where(RosterEntry.roster_id == roster.id, RosterEntry.document_id.is_(None))
-                .order_by(RosterEntry.class_order)
+    #: request -> (roster entry id, case id), for the requests handed to the engine
+    waiting: dict[int, tuple[int, int | None]] = {}
+
+    def requests() -> Iterator[IssueRequest]:
+        """The rows without a document, in class order, a window at a time."""
+        after: tuple[str, int] = ("", 0)
+        while True:
+            entries = session.execute(
+                select(
+                    RosterEntry.id, RosterEntry.class_order, RosterEntry.fields, RosterEntry.code, RosterEntry.case_id
+                )
+                .where(
+                    RosterEntry.roster_id == roster.id,
+                    RosterEntry.document_id.is_(None),
+                    tuple_(RosterEntry.class_order, RosterEntry.id) > tuple_(literal(after[0]), literal(after[1])),
+                )
+                .order_by(RosterEntry.class_order, RosterEntry.id)
                 .limit(ISSUE_WINDOW)
-            )
-        )
-        if not entries:
-            break
-        by_request: dict[int, RosterEntry] = {}
-        requests = []
-        for e in entries:
-            req = IssueRequest(roster.kind, e.fields, issuer_key=issuer.cert_key, code=e.code)
-            by_request[id(req)] = e
-            requests.append(req)
-        pending = 0
+            ).all()
+            if not entries:
+                return
+            for entry_id, _, fields, code, case_id in entries:
+                req = IssueRequest(roster.kind, fields, issuer_key=issuer.cert_key, code=code)
+                waiting[id(req)] = (entry_id, case_id)
+                yield req
+            after = (entries[-1].class_order, entries[-1].id)
 
-        def on_issued(doc: IssuedDocument, by_request: dict[int, RosterEntry] = by_request) -> None:
-            nonlocal pending, done, issued_now
-            entry = by_request[id(doc.request)]
-            row = archive.record_issued(
-                session,
-                kind=doc.kind,
-                code=doc.code,
-                sha256=doc.sha256,
-                size=len(doc.pdf),
-                pages=doc.pages,
-                fields=doc.fields,
-                issuer=issuer,
-                subject=None,
-                at=now(),
-            )
-            row.case_id = entry.case_id
-            entry.document_id = row.id
-            pending += 1
-            done += 1
-            issued_now += 1
-            if pending >= COMMIT_EVERY:
-                session.commit()
-                pending = 0
-                if progress:
-                    progress(done, total)
+    recorded: list[tuple[int, Document]] = []
 
-        engine.issue_many(requests, on_issued=on_issued, keep=False)
+    def commit() -> None:
+        """Write the documents recorded since the last commit, many rows per statement."""
+        session.flush()
+        if recorded:
+            session.execute(update(RosterEntry), [{"id": e, "document_id": d.id} for e, d in recorded])
         session.commit()
+        recorded.clear()
         if progress:
             progress(done, total)
+
+    def on_issued(doc: IssuedDocument) -> None:
+        nonlocal done
+        entry_id, case_id = waiting.pop(id(doc.request))
+        row = archive.record_issued(
+            session,
+            kind=doc.kind,
+            code=doc.code,
+            sha256=doc.sha256,
+            size=len(doc.pdf),
+            pages=doc.pages,
+            fields=doc.fields,
+            issuer=issuer,
+            subject=None,
+            at=now(),
+            flush=False,
+        )
+        row.case_id = case_id
+        recorded.append((entry_id, row))
+        done += 1
+        if len(recorded) >= COMMIT_EVERY:
+            commit()
+
+    issued_now = engine.issue_stream(requests(), total=total - done, on_issued=on_issued)
+    commit()
     if roster.issued_at is None or issued_now:
         roster.issued_at = now()
         record(session, actor, "roster.issue", "roster", roster.id, roster.issued_at, issued=issued_now, total=total)
@@ -244,8 +260,6 @@ def issue_roster(
 
 def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, at: dt.datetime) -> list[PrintBundle]:
     """One print PDF per school with its notices in class order (qpdf joins the signed files)."""
-    from service.archive.models import Document
-
     rows = session.execute(
         select(RosterEntry.school_id, Document.current_sha256)
         .join(Document, Document.id == RosterEntry.document_id)
@@ -257,13 +271,14 @@ def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, a
         by_school[school_id].append(sha256)
     bundles = []
     with tempfile.TemporaryDirectory(prefix="docsign-print-") as tmp:
-        for school_id, hashes in by_school.items():
+
+        def join(school_id: int, hashes: list[str]) -> tuple[str, int]:
             paths = []
             for i, sha256 in enumerate(hashes):
                 if isinstance(store, LocalArchive):
                     paths.append(store.path_for(sha256))
                 else:
-                    p = Path(tmp, f"{i:06d}.pdf")
+                    p = Path(tmp, f"{school_id}-{i:06d}.pdf")
                     p.write_bytes(store.get(sha256))
                     paths.append(p)
             out = Path(tmp, f"school-{school_id}.pdf")
@@ -280,7 +295,12 @@ def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, a
                 )
             except (OSError, subprocess.SubprocessError, ValueError) as exc:
                 raise ConversionError("无法合并打印用的 PDF，请确认已安装 qpdf（运行 scripts/setup）。") from exc
-            sha = store.put(out.read_bytes())
+            return store.put(out.read_bytes()), pages
+
+        # One qpdf per school, as many at once as there are cores.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="docsign-print") as pool:
+            joined = list(pool.map(join, by_school.keys(), by_school.values()))
+        for (school_id, hashes), (sha, pages) in zip(by_school.items(), joined, strict=True):
             bundle = session.scalar(
                 select(PrintBundle).where(PrintBundle.roster_id == roster.id, PrintBundle.school_id == school_id)
             )

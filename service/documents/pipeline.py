@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import multiprocessing
 import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from service.documents.registry import DocumentKind, get_kind, load_schema
 from service.documents.render import CompiledTemplate, complete_context
 from service.documents.seal import load_signature_image
 from service.documents.sign import Appearance, Signatory, _asn1_cert, certify, empty_field_box, sign_field
-from service.documents.stamp import StampMark, split_and_stamp, stamp
+from service.documents.stamp import StampMark, split_and_stamp
 from service.documents.verify import VerificationReport, verify_pdf
 from service.pki.store import Pki
 from service.settings import Settings
@@ -195,26 +196,79 @@ class DocumentEngine:
         on_issued: Callable[[IssuedDocument], None] | None = None,
         keep: bool = True,
     ) -> list[IssuedDocument]:
-        """Issue documents, in order. Every request is validated before any work starts.
+        """Issue documents, grouped by template. Every request is validated before any work starts.
 
-        ``on_issued`` is called for each document right after it is archived (a job records it
-        there, so a killed batch resumes with what is missing). With ``keep=False`` the documents
-        are not collected (a batch of thousands would otherwise hold every PDF in memory).
+        ``on_issued`` is called for each document right after it is archived. With ``keep=False``
+        the documents are not collected.
         """
         if not requests:
             return []
         prepared = self._prepare(requests)
-        total = len(prepared)
         size = self.settings.merge_chunk_size if merge and self._mergeable(prepared) else 1
-        use_pool = total >= self.settings.sign_pool_threshold
         chunks: list[list[_Prepared]] = []
         for p in prepared:  # _prepare grouped the requests by template; a chunk holds one template
             if chunks and len(chunks[-1]) < size and chunks[-1][0].kind.key == p.kind.key:
                 chunks[-1].append(p)
             else:
                 chunks.append([p])
-        done = 0
         out: list[IssuedDocument] = []
+
+        def collect(doc: IssuedDocument) -> None:
+            if keep:
+                out.append(doc)
+            if on_issued is not None:
+                on_issued(doc)
+
+        self._run(iter(chunks), len(prepared), collect, progress)
+        return out
+
+    def issue_stream(
+        self,
+        requests: Iterable[IssueRequest],
+        *,
+        total: int,
+        on_issued: Callable[[IssuedDocument], None],
+        progress: Progress | None = None,
+    ) -> int:
+        """Issue documents of one template read lazily (a roster of thousands), in order, holding
+        only a few chunks in memory. Requests are validated chunk by chunk, so an invalid one stops
+        the run after the documents before it: a caller that records each document in
+        ``on_issued`` resumes from there. Returns how many were issued."""
+        count = 0
+
+        def chunks() -> Iterator[list[_Prepared]]:
+            size = self.settings.merge_chunk_size
+            it = iter(requests)
+            while group := list(itertools.islice(it, size)):
+                prepared = self._prepare(group)
+                if self._mergeable(prepared):
+                    yield prepared
+                else:
+                    yield from ([p] for p in prepared)
+
+        def counted(doc: IssuedDocument) -> None:
+            nonlocal count
+            count += 1
+            on_issued(doc)
+
+        self._run(chunks(), total, counted, progress)
+        return count
+
+    def _run(
+        self,
+        chunks: Iterator[list[_Prepared]],
+        total: int,
+        on_issued: Callable[[IssuedDocument], None],
+        progress: Progress | None,
+    ) -> None:
+        """Convert chunk after chunk in a thread (soffice works on its own core) while this thread
+        hands the previous chunk to the signing workers and archives what they return."""
+        use_pool = total >= self.settings.sign_pool_threshold
+        if use_pool and (workers := self._pool) is not None:
+            # Start the workers (and load their keys) while the first chunk converts.
+            for _ in range(self._worker_count()):
+                workers.submit(_ready)
+        done = 0
 
         def report(stage: str) -> None:
             if progress is not None:
@@ -223,22 +277,20 @@ class DocumentEngine:
         report("render")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docsign-convert") as pool:
             pending: Future[tuple[list[_Prepared], bytes]] | None = None
-            for index in range(len(chunks) + 1):
-                # Start converting the next chunk before finishing this one: soffice and this
-                # process work on different cores.
-                next_future = pool.submit(self._render_and_convert, chunks[index]) if index < len(chunks) else None
+            while True:
+                chunk = next(chunks, None)
+                # Start converting the next chunk before finishing this one.
+                next_future = pool.submit(self._render_and_convert, chunk) if chunk is not None else None
                 if pending is not None:
                     batch, pdf = pending.result()
                     for doc in self._finish(batch, pdf, use_pool):
-                        if keep:
-                            out.append(doc)
                         done += 1
-                        if on_issued is not None:
-                            on_issued(doc)
+                        on_issued(doc)
                         report("sign")
+                if next_future is None:
+                    break
                 pending = next_future
         report("done")
-        return out
 
     def _prepare(self, requests: Sequence[IssueRequest]) -> list[_Prepared]:
         prepared: list[_Prepared] = []
@@ -293,7 +345,6 @@ class DocumentEngine:
         return batch, pdf
 
     def _finish(self, batch: list[_Prepared], pdf: bytes, use_pool: bool) -> Iterator[IssuedDocument]:
-        t0 = time.perf_counter()
         reader = PdfReader(io.BytesIO(pdf))
         anchors = document_anchors(reader)
         starts = []
@@ -302,13 +353,11 @@ class DocumentEngine:
                 raise LayoutError("转换结果中找不到文书的起始位置，模板中的书签可能已损坏。")
             starts.append(anchors[i]["start"].page)
         starts.append(len(reader.pages))
-        pieces = split_and_stamp(pdf, [(range(starts[i], starts[i + 1]), None) for i in range(len(batch))])
-        self.times.add("split", time.perf_counter() - t0)
         base = self.settings.public_base_url
         at = self._now() if self._now is not None else None
         tasks = [
             SignTask(
-                pdf=piece,
+                pages=range(starts[i], starts[i + 1]),
                 mark=StampMark(verification_url(base, p.code), p.code, p.kind.title, p.kind.key),
                 unit_key=p.issuer_key,
                 placements=place_all(p.kind, anchors[i], p.fields, first_page=starts[i]),
@@ -318,17 +367,24 @@ class DocumentEngine:
                 reason=f"签发《{p.kind.title}》",
                 at=at,
             )
-            for i, (p, piece) in enumerate(zip(batch, pieces, strict=True))
+            for i, p in enumerate(batch)
         ]
         pool = self._pool if use_pool else None
-        results: Iterator[tuple[bytes, float, float]] = (
-            pool.map(_run_task, tasks) if pool is not None else (finish_document(t, self.signatory) for t in tasks)
-        )
-        for i, (p, (signed, stamp_s, sign_s)) in enumerate(zip(batch, results, strict=True)):
+        results: Iterator[FinishedDocument]
+        if pool is not None:
+            # Two slices per worker: small enough to keep every worker busy, large enough that
+            # cutting documents out of the merged PDF stays cheap (each slice reads it again).
+            step = max(1, -(-len(tasks) // (2 * self._worker_count())))
+            slices = [SignBatch(pdf, tasks[i : i + step]) for i in range(0, len(tasks), step)]
+            results = (doc for done in pool.map(_run_batch, slices) for doc in done)
+        else:
+            results = iter(finish_batch(SignBatch(pdf, tasks), self.signatory))
+        for i, (p, finished) in enumerate(zip(batch, results, strict=True)):
             t_archive = time.perf_counter()
-            digest = self.archive.put(signed)
-            self.times.add("stamp", stamp_s)
-            self.times.add("sign", sign_s)
+            digest = self.archive.put(finished.pdf)
+            self.times.add("split", finished.split_seconds)
+            self.times.add("stamp", finished.stamp_seconds)
+            self.times.add("sign", finished.sign_seconds)
             self.times.add("archive", time.perf_counter() - t_archive)
             self.times.documents += 1
             yield IssuedDocument(
@@ -336,7 +392,7 @@ class DocumentEngine:
                 code=p.code,
                 url=verification_url(base, p.code),
                 sha256=digest,
-                pdf=signed,
+                pdf=finished.pdf,
                 pages=starts[i + 1] - starts[i],
                 issuer_key=p.issuer_key,
                 issuer_name=p.issuer_name,
@@ -345,10 +401,14 @@ class DocumentEngine:
                 request=p.request,
             )
 
+    def _worker_count(self) -> int:
+        workers = self.settings.sign_workers
+        return workers if workers is not None else (os.cpu_count() or 1)
+
     @property
     def _pool(self) -> ProcessPoolExecutor | None:
         """Worker processes that stamp and sign in parallel (started on first use)."""
-        workers = self.settings.sign_workers if self.settings.sign_workers is not None else (os.cpu_count() or 1)
+        workers = self._worker_count()
         if workers <= 0:
             return None
         with self._lock:
@@ -432,9 +492,11 @@ class DocumentEngine:
 
 @dataclass(frozen=True)
 class SignTask:
-    """One document to stamp and certify: plain data, so a worker process can take it."""
+    """One document of a merged conversion to cut out, stamp and certify: plain data, so a worker
+    process can take it."""
 
-    pdf: bytes
+    #: The document's pages in the merged PDF.
+    pages: range
     mark: StampMark
     unit_key: str
     placements: list[Placement]
@@ -446,23 +508,47 @@ class SignTask:
     at: dt.datetime | None = None
 
 
-def finish_document(task: SignTask, signatory: Signatory) -> tuple[bytes, float, float]:
-    """Stamp and certify one document; the same function runs in this process or in a worker.
-    Returns the signed PDF and the seconds spent stamping and signing."""
+@dataclass(frozen=True)
+class SignBatch:
+    """Documents of one merged conversion, for one worker."""
+
+    pdf: bytes
+    tasks: list[SignTask]
+
+
+@dataclass(frozen=True)
+class FinishedDocument:
+    pdf: bytes
+    split_seconds: float
+    stamp_seconds: float
+    sign_seconds: float
+
+
+def finish_batch(batch: SignBatch, signatory: Signatory) -> list[FinishedDocument]:
+    """Cut each document out of the merged PDF with its stamp, then certify it; the same function
+    runs in this process or in a worker."""
+    if not batch.tasks:
+        return []
     t0 = time.perf_counter()
-    stamped = stamp(task.pdf, task.mark)
-    t1 = time.perf_counter()
-    appearance = Appearance(task.seal_name, _open_image(task.seal_image), _open_image(task.signature_image))
-    with signatory.timestamped_at(task.at):
-        signed = certify(
-            stamped,
-            signatory=signatory,
-            unit_key=task.unit_key,
-            placements=task.placements,
-            appearance=appearance,
-            reason=task.reason,
-        )
-    return signed, t1 - t0, time.perf_counter() - t1
+    times: dict[str, float] = {}
+    pieces = split_and_stamp(batch.pdf, [(t.pages, t.mark) for t in batch.tasks], times)
+    stamp_each = times.get("stamp", 0.0) / len(batch.tasks)
+    split_each = (time.perf_counter() - t0) / len(batch.tasks) - stamp_each
+    out = []
+    for task, piece in zip(batch.tasks, pieces, strict=True):
+        t1 = time.perf_counter()
+        appearance = Appearance(task.seal_name, _open_image(task.seal_image), _open_image(task.signature_image))
+        with signatory.timestamped_at(task.at):
+            signed = certify(
+                piece,
+                signatory=signatory,
+                unit_key=task.unit_key,
+                placements=task.placements,
+                appearance=appearance,
+                reason=task.reason,
+            )
+        out.append(FinishedDocument(signed, split_each, stamp_each, time.perf_counter() - t1))
+    return out
 
 
 _WORKER: Signatory | None = None
@@ -476,9 +562,13 @@ def _init_worker(settings: dict[str, Any]) -> None:
     _WORKER = Signatory(pki, s.tsa_url)
 
 
-def _run_task(task: SignTask) -> tuple[bytes, float, float]:
+def _ready() -> bool:
+    return _WORKER is not None
+
+
+def _run_batch(batch: SignBatch) -> list[FinishedDocument]:
     assert _WORKER is not None, "worker not initialised"
-    return finish_document(task, _WORKER)
+    return finish_batch(batch, _WORKER)
 
 
 @dataclass(frozen=True)
