@@ -37,6 +37,9 @@ class ArchiveStore(Protocol):
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its SHA-256 (hex). Storing the same bytes again is a no-op."""
 
+    def put_file(self, path: Path) -> str:
+        """Store a file's content without reading it into memory (print files of many megabytes)."""
+
     def get(self, sha256: str) -> bytes: ...
 
     def exists(self, sha256: str) -> bool: ...
@@ -70,18 +73,41 @@ class LocalArchive:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444)
-            # atomic, and refuses to replace an existing file (a concurrent writer of the same bytes won)
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, final)
+            self._publish(Path(tmp), final)
         finally:
             os.unlink(tmp)
+        return digest
+
+    def put_file(self, path: Path) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            final = self.path_for(digest.hexdigest())
+            if not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                self._publish(Path(tmp), final)
+        finally:
+            os.unlink(tmp)
+        return digest.hexdigest()
+
+    @staticmethod
+    def _publish(tmp: Path, final: Path) -> None:
+        os.chmod(tmp, 0o444)
+        # atomic, and refuses to replace an existing file (a concurrent writer of the same bytes won)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, final)
         dir_fd = os.open(final.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        return digest
 
     def get(self, sha256: str) -> bytes:
         path = self.path_for(sha256)

@@ -295,7 +295,7 @@ def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, a
                 )
             except (OSError, subprocess.SubprocessError, ValueError) as exc:
                 raise ConversionError("无法合并打印用的 PDF，请确认已安装 qpdf（运行 scripts/setup）。") from exc
-            return store.put(out.read_bytes()), pages
+            return store.put_file(out), pages
 
         # One qpdf per school, as many at once as there are cores.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="docsign-print") as pool:

@@ -24,6 +24,22 @@ def test_content_addressed_write_once(tmp_path: Path) -> None:
     assert list(archive) == [digest]
 
 
+def test_large_file_is_streamed_in_once(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path / "archive")
+    big = tmp_path / "print.pdf"
+    data = os.urandom(3 << 20) + b"%%EOF"  # several read blocks
+    big.write_bytes(data)
+    digest = archive.put_file(big)
+    assert digest == hashlib.sha256(data).hexdigest()
+    path = archive.path_for(digest)
+    assert path.read_bytes() == data
+    inode = path.stat().st_ino
+    assert archive.put_file(big) == digest == archive.put(data)
+    assert path.stat().st_ino == inode
+    assert not [p for p in (tmp_path / "archive").rglob(".incoming*")]
+    assert list(archive) == [digest]
+
+
 def test_tampered_file_is_detected(tmp_path: Path) -> None:
     archive = LocalArchive(tmp_path)
     digest = archive.put(b"original")
