@@ -164,6 +164,13 @@ class OfficeProcess:
                 raise ConversionError("LibreOffice 无法打开该文书，模板可能已损坏，请用 Word 或 WPS 重新保存后上传。")
             raise ConversionError(f"文书转换为 PDF 失败：{reply.get('error', '')}")
 
+    def kill(self) -> None:
+        """Kill the worker and its soffice; the thread using this process sees it end."""
+        proc = self._proc
+        if proc is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
@@ -218,19 +225,35 @@ class Converter:
             for _ in self._all:
                 proc = self._idle.get()
                 taken.append(proc)
+                if self._closed:
+                    break
                 if not proc.alive:
                     proc.start()
         finally:
             for proc in taken:
+                if self._closed:  # closed while this was starting
+                    proc.stop()
                 self._idle.put(proc)
 
     def office_pids(self) -> list[int]:
         return [p.office_pid for p in self._all if p.office_pid is not None]
 
     def close(self) -> None:
+        """Stop every process. One that another thread is using (a conversion, a warm-up) is
+        killed but left to that thread to clean up: closing its pipes under it would let the
+        thread read whatever file next takes the same descriptor number."""
         self._closed = True
+        idle: list[OfficeProcess] = []
+        while True:
+            try:
+                idle.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
         for p in self._all:
-            p.stop()
+            if any(p is q for q in idle):
+                p.stop()
+            else:
+                p.kill()
 
     def __enter__(self) -> Converter:
         return self
