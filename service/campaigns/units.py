@@ -7,20 +7,16 @@ until the sheet is clean. Rows whose code exists update that unit; units are nev
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.campaigns.errors import SheetInvalid
 from service.campaigns.models import Unit, UnitType
+from service.sheets import UnreadableSheet, read_table
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")
@@ -68,44 +64,15 @@ class ImportResult:
     errors: list[dict[str, object]] = field(default_factory=list)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 370112001 typed as a number
-    return str(value).strip()
-
-
 def read_sheet(data: bytes, filename: str) -> list[SheetRow]:
     """Rows of an .xlsx or .csv file, keyed by our column names; raises SheetInvalid for a bad file."""
-    name = filename.lower()
-    if name.endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
-        try:
-            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise SheetInvalid("无法读取该 Excel 文件，请确认它是 .xlsx 格式（Excel 2007 及以后）。") from exc
-        ws = wb.worksheets[0]
-        raw = [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
-        wb.close()
-    elif name.endswith(".csv") or name.endswith(".txt"):
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise SheetInvalid("无法识别 CSV 文件的编码，请另存为 UTF-8 或 GBK 编码。")
-        try:
-            raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text))]
-        except csv.Error as exc:
-            raise SheetInvalid(f"CSV 文件格式有误（{exc}），请用 Excel 重新另存为 CSV 或 .xlsx。") from exc
-    else:
-        raise SheetInvalid("只支持 .xlsx 或 .csv 格式的表格。")
-    raw = [r for r in raw if any(r)]
-    if not raw:
+    try:
+        table = read_table(data, filename)
+    except UnreadableSheet as exc:
+        raise SheetInvalid(str(exc)) from exc
+    if not table:
         raise SheetInvalid("表格是空的。")
-    header = raw[0]
+    header = table[0][1]
     index: dict[str, int] = {}
     for key, names in COLUMNS.items():
         for i, h in enumerate(header):
@@ -118,10 +85,7 @@ def read_sheet(data: bytes, filename: str) -> list[SheetRow]:
             f"表头缺少列：{'、'.join(missing)}。第一行应为列名：{'、'.join(HEADERS.values())}。",
             details={"errors": [{"row": 1, "column": m, "message": "缺少这一列"} for m in missing]},
         )
-    rows = []
-    for n, values in enumerate(raw[1:], start=2):
-        rows.append(SheetRow(n, {k: (values[i] if i < len(values) else "") for k, i in index.items()}))
-    return rows
+    return [SheetRow(n, {k: (cells[i] if i < len(cells) else "") for k, i in index.items()}) for n, cells in table[1:]]
 
 
 def _unit_type(word: str) -> UnitType | None:

@@ -9,17 +9,11 @@ as a formula.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +22,7 @@ from service.cases.checks import check_guardian, check_id, parse_date
 from service.cases.errors import RosterInvalid
 from service.cases.models import OPEN_STATUSES, Case
 from service.cases.service import REASONS
+from service.sheets import UnreadableSheet, read_table
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "school": ("学校代码", "学校"),
@@ -95,48 +90,15 @@ class RosterCheck:
         return [r for r in self.rows if not r.errors]
 
 
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def read_rows(data: bytes, filename: str) -> tuple[list[str], list[list[str]]]:
-    name = filename.lower()
-    if name.endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
-        try:
-            # data_only=False: a cell typed as =... comes back as its text, never evaluated
-            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-        except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise RosterInvalid("无法读取该 Excel 文件，请确认它是 .xlsx 格式。") from exc
-        raw = [[_text(v) for v in row] for row in wb.worksheets[0].iter_rows(values_only=True)]
-        wb.close()
-    elif name.endswith((".csv", ".txt")):
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise RosterInvalid("无法识别 CSV 文件的编码，请另存为 UTF-8 或 GBK 编码。")
-        try:
-            raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text))]
-        except csv.Error as exc:
-            raise RosterInvalid(f"CSV 文件格式有误（{exc}）。") from exc
-    else:
-        raise RosterInvalid("名单只支持 .xlsx 或 .csv 格式。")
-    while raw and not any(raw[-1]):
-        raw.pop()
-    if not raw:
+def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the numbered rows below it; raises RosterInvalid for a file we cannot read."""
+    try:
+        table = read_table(data, filename)
+    except UnreadableSheet as exc:
+        raise RosterInvalid(str(exc)) from exc
+    if not table:
         raise RosterInvalid("名单是空的。")
-    return raw[0], raw[1:]
+    return table[0][1], table[1:]
 
 
 def check_roster(session: Session, data: bytes, filename: str, kind: str, schools: Sequence[Unit]) -> RosterCheck:
@@ -160,9 +122,7 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
     open_ids = set()
     if kind == "return_notice":
         open_ids = set(session.scalars(select(Case.id_number).where(Case.status.in_([s.value for s in OPEN_STATUSES]))))
-    for n, cells in enumerate(body, start=2):
-        if not any(cells):
-            continue
+    for n, cells in body:
         values = {k: (cells[i] if i < len(cells) else "") for k, i in index.items()}
         row = RosterRow(n, values)
         rows.append(row)
