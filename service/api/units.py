@@ -37,16 +37,17 @@ async def import_sheet(
 ) -> ImportOut:
     scope.require(Role.BUREAU)
     data = await read_upload(file, state.settings.max_sheet_bytes, "表格文件")
-    return await run_in_threadpool(_import, scope, state, session, data, file.filename or "")
+    return await run_in_threadpool(import_units_sheet, scope, state, session, data, file.filename or "")
 
 
-def _import(scope: ScopeDep, state: StateDep, session: SessionDep, data: bytes, filename: str) -> ImportOut:
+def import_units_sheet(scope: ScopeDep, state: StateDep, session: SessionDep, data: bytes, filename: str) -> ImportOut:
+    """Import a unit sheet; every bad row is in the SheetInvalid's details, and nothing is written."""
     rows = read_sheet(data, filename)
     result = import_units(session, rows, bureau_of_scope(scope))
     if result.errors:
         session.rollback()
         raise SheetInvalid(
-            f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按提示修改后重新上传。",
+            f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
             details={"errors": result.errors},
         )
     record(

@@ -41,12 +41,12 @@ from service.api.deps import (
     optional_user,
     refresh_periods,
 )
+from service.api.units import import_units_sheet
 from service.archive.models import Document, DocumentStatus
 from service.audit.service import Actor, record
 from service.campaigns.errors import NotFoundForUser
 from service.campaigns.models import Assignment, Campaign, Unit, UnitType
 from service.campaigns.service import DOCUMENT_KINDS, KIND_TITLES, CampaignSpec, document_fields, plan
-from service.campaigns.units import import_units, read_sheet
 from service.documents.registry import get_kind
 from service.documents.sign import empty_field_box
 from service.errors import DocsignError
@@ -482,32 +482,8 @@ async def units_import(
         if file is None or not file.filename:
             raise NotFoundForUser("请选择要导入的表格文件。")
         data = await read_upload(file, state.settings.max_sheet_bytes, "表格文件")
-        filename = file.filename
-
-        def run() -> tuple[int, int, list[dict[str, Any]]]:
-            result = import_units(session, read_sheet(data, filename), bureau_of_scope(scope))
-            if result.errors:
-                session.rollback()
-                return 0, 0, result.errors
-            record(
-                session,
-                scope.actor,
-                "unit.import",
-                "unit",
-                "*",
-                state.clock.now(),
-                created=result.created,
-                updated=result.updated,
-                file=filename,
-            )
-            session.commit()
-            return result.created, result.updated, []
-
-        created, updated, errors = await run_in_threadpool(run)
-        if errors:
-            message = f"表格中有 {len(errors)} 处错误，未导入任何单位。请按下表逐行修改后重新上传。"
-        else:
-            flash = {"tone": "ok", "text": f"导入完成：新增 {created} 个单位，更新 {updated} 个单位。"}
+        out = await run_in_threadpool(import_units_sheet, scope, state, session, data, file.filename)
+        flash = {"tone": "ok", "text": f"导入完成：新增 {out.created} 个单位，更新 {out.updated} 个单位。"}
     except DocsignError as exc:
         message = exc.message
         errors = list((exc.details or {}).get("errors", [])) if isinstance(exc.details, dict) else []
