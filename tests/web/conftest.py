@@ -47,6 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
         "DOCSIGN_PUBLIC_BASE_URL": url,
         "DOCSIGN_VERIFY_MIN_SECONDS": "0.05",
+        # every page is visited at two widths by several users, all from 127.0.0.1: more logins a
+        # minute than a person makes (the limit itself is tested through the API)
+        "DOCSIGN_LOGIN_RATE_PER_MINUTE": "600",
     }
     docsign = str(Path(sys.executable).with_name("docsign"))
     subprocess.run([docsign, "init"], env=env, cwd=home, check=True, capture_output=True)
