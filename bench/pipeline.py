@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--single-runs", type=int, default=5, help="repeats of the one-notice run")
     parser.add_argument("--verify-sample", type=int, default=50, help="issued PDFs to verify")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)  # the table stays whole when the output goes to a file
 
     with tempfile.TemporaryDirectory(prefix="docsign-bench-") as tmp:
         settings = Settings(
