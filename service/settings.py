@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     conversion_timeout: float = Field(default=120.0, gt=0)
     #: Seconds soffice may take to start.
     converter_startup_timeout: float = Field(default=60.0, gt=0)
+    #: soffice is restarted between conversions once its resident memory passes this (MB); 0 never.
+    converter_max_mb: int = Field(default=1024, ge=0)
     #: Documents rendered into one DOCX and converted by one soffice call in a batch.
     merge_chunk_size: int = Field(default=100, ge=1, le=2000)
     #: Processes that stamp and sign the documents of a large batch in parallel; 0 signs in this

@@ -148,6 +148,7 @@ class DocumentEngine:
                         timeout=s.conversion_timeout,
                         startup_timeout=s.converter_startup_timeout,
                         processes=s.converter_processes,
+                        max_office_mb=s.converter_max_mb,
                     )
                 )
             return self._converter

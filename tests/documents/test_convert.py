@@ -74,3 +74,36 @@ def test_close_stops_soffice(settings: Settings) -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+def _small_docx() -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("控辍保学")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_soffice_grown_past_its_limit_is_restarted_between_conversions(settings: Settings) -> None:
+    config = ConverterConfig(settings.soffice_path, settings.uno_python, max_office_mb=1)  # any soffice is larger
+    with Converter(config) as converter:
+        docx = _small_docx()
+        assert converter.convert(docx).startswith(b"%PDF")
+        assert converter.office_pids() == []  # stopped after the conversion
+        assert converter.convert(docx).startswith(b"%PDF")  # and started again by the next one
+
+
+def test_soffice_within_its_limit_stays_warm(settings: Settings) -> None:
+    with Converter(ConverterConfig(settings.soffice_path, settings.uno_python)) as converter:
+        docx = _small_docx()
+        converter.convert(docx)
+        (pid,) = converter.office_pids()
+        process = converter._all[0]
+        size = process.office_mb()
+        assert size is not None and 20 < size < converter.config.max_office_mb
+        converter.convert(docx)
+        assert converter.office_pids() == [pid]
