@@ -147,14 +147,8 @@ def run_one_by_one(home: Path, count: int) -> dict[str, Any]:
             )
             record_issued(
                 s,
-                kind=doc.kind,
-                code=doc.code,
-                sha256=doc.sha256,
-                size=len(doc.pdf),
-                pages=doc.pages,
-                fields=doc.fields,
+                doc,
                 issuer=bureau,
-                subject=None,
                 at=dt.datetime.now(dt.UTC),
             )
             s.commit()

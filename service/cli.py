@@ -202,14 +202,8 @@ def _record(settings: Settings, docs: list[Any]) -> None:
                     units[doc.issuer_name] = session.scalar(select(Unit).where(Unit.name == doc.issuer_name))
                 record_issued(
                     session,
-                    kind=doc.kind,
-                    code=doc.code,
-                    sha256=doc.sha256,
-                    size=len(doc.pdf),
-                    pages=doc.pages,
-                    fields=doc.fields,
+                    doc,
                     issuer=units[doc.issuer_name],
-                    subject=None,
                     at=doc.issued_at,
                 )
             session.commit()

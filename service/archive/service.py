@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,6 +25,9 @@ from service.archive.store import ArchiveStore
 from service.campaigns.models import Unit
 from service.documents.codes import normalize_code
 from service.documents.registry import get_kind
+
+if TYPE_CHECKING:
+    from service.documents.pipeline import IssuedDocument
 
 
 def code_hash(code: str) -> str:
@@ -63,40 +66,38 @@ def public_info(kind_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def record_issued(
     session: Session,
+    issued: IssuedDocument,
     *,
-    kind: str,
-    code: str,
-    sha256: str,
-    size: int,
-    pages: int,
-    fields: Mapping[str, Any],
     issuer: Unit | None,
-    subject: Unit | None,
     at: dt.datetime,
+    subject: Unit | None = None,
+    case_id: int | None = None,
     flush: bool = True,
 ) -> Document:
     """The record of a newly issued document and its first version. With ``flush=False`` the rows
     are written at the session's next flush (a batch writes them many at a time); the document
     has no id until then."""
+    kind, fields = issued.kind, issued.fields
     doc = Document(
         kind=kind,
-        code_hash=code_hash(code),
+        code_hash=code_hash(issued.code),
         issuer_unit_id=issuer.id if issuer else None,
         subject_unit_id=subject.id if subject else None,
         fields=json.loads(json.dumps(dict(fields), ensure_ascii=False, default=str)),
         public=public_info(kind, fields),
         status=DocumentStatus.VALID,
         issued_at=at,
-        current_sha256=sha256,
-        pages=pages,
+        current_sha256=issued.sha256,
+        pages=issued.pages,
+        case_id=case_id,
     )
     session.add(doc)
     session.add(
         DocumentVersion(
             document=doc,
             number=1,
-            sha256=sha256,
-            size=size,
+            sha256=issued.sha256,
+            size=len(issued.pdf),
             created_at=at,
             event="issued",
             signer_unit_id=issuer.id if issuer else None,

@@ -273,12 +273,7 @@ class Campaigns:
             now = self.now()
             record_doc = archive.record_issued(
                 session,
-                kind=doc.kind,
-                code=doc.code,
-                sha256=doc.sha256,
-                size=len(doc.pdf),
-                pages=doc.pages,
-                fields=doc.fields,
+                doc,
                 issuer=bureau,
                 subject=unit,
                 at=now,

@@ -231,18 +231,12 @@ def issue_roster(
         entry_id, case_id = waiting.pop(id(doc.request))
         row = archive.record_issued(
             session,
-            kind=doc.kind,
-            code=doc.code,
-            sha256=doc.sha256,
-            size=len(doc.pdf),
-            pages=doc.pages,
-            fields=doc.fields,
+            doc,
             issuer=issuer,
-            subject=None,
             at=now(),
             flush=False,
+            case_id=case_id,
         )
-        row.case_id = case_id
         recorded.append((entry_id, row))
         done += 1
         if len(recorded) >= COMMIT_EVERY:

@@ -456,17 +456,11 @@ class Cases:
         doc = self.engine.issue(IssueRequest(kind, fields, issuer_key=issuer.cert_key))
         row = archive.record_issued(
             session,
-            kind=kind,
-            code=doc.code,
-            sha256=doc.sha256,
-            size=len(doc.pdf),
-            pages=doc.pages,
-            fields=doc.fields,
+            doc,
             issuer=issuer,
-            subject=None,
             at=self.now(),
+            case_id=case.id,
         )
-        row.case_id = case.id
         record(
             session,
             actor,
@@ -543,17 +537,11 @@ class Cases:
         now = self.now()
         row = archive.record_issued(
             session,
-            kind="dropout_register",
-            code=doc.code,
-            sha256=doc.sha256,
-            size=len(doc.pdf),
-            pages=doc.pages,
-            fields=doc.fields,
+            doc,
             issuer=school,
-            subject=None,
             at=now,
+            case_id=case.id,
         )
-        row.case_id = case.id
         for old in session.scalars(
             select(Document).where(
                 Document.case_id == case.id,

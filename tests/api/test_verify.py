@@ -22,14 +22,8 @@ def issue_notice(service: Service) -> tuple[str, bytes, int]:
         bureau = s.query(Unit).filter_by(code="LCJT").one()
         record = record_issued(
             s,
-            kind=doc.kind,
-            code=doc.code,
-            sha256=doc.sha256,
-            size=len(doc.pdf),
-            pages=doc.pages,
-            fields=doc.fields,
+            doc,
             issuer=bureau,
-            subject=None,
             at=service.clock.now(),
         )
         s.commit()

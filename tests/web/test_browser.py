@@ -214,14 +214,8 @@ def test_parent_scans_a_notice_and_a_tampered_copy_fails(browser: Browser, serve
         bureau = s.query(Unit).filter_by(code="LCJT").one()
         record_issued(
             s,
-            kind=doc.kind,
-            code=doc.code,
-            sha256=doc.sha256,
-            size=len(doc.pdf),
-            pages=doc.pages,
-            fields=doc.fields,
+            doc,
             issuer=bureau,
-            subject=None,
             at=dt.datetime.now(dt.UTC),
         )
         s.commit()
