@@ -22,9 +22,10 @@ from fastapi.templating import Jinja2Templates
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from service.accounts.errors import AuthFailed, Forbidden
+from service.accounts.errors import AuthFailed, Forbidden, TooManyRequests
 from service.accounts.models import Role, User
-from service.accounts.service import authenticate, end_session, start_session
+from service.accounts.service import end_session
+from service.api.auth import set_session_cookie, sign_in
 from service.api.common import read_upload, unit_out
 from service.api.deps import (
     SESSION_COOKIE,
@@ -43,7 +44,6 @@ from service.api.deps import (
 )
 from service.api.units import import_units_sheet
 from service.archive.models import Document, DocumentStatus
-from service.audit.service import Actor, record
 from service.campaigns.errors import NotFoundForUser
 from service.campaigns.models import Assignment, Campaign, Unit, UnitType
 from service.campaigns.service import DOCUMENT_KINDS, KIND_TITLES, CampaignSpec, document_fields, plan
@@ -127,34 +127,16 @@ def login(
         errors["username"] = "请输入用户名。"
     if not password:
         errors["password"] = "请输入密码。"
-    client = client_address(request, state)
     if not errors:
-        wait = state.login_limit.hit("login:" + client)
-        if wait:
-            errors["password"] = f"登录尝试过于频繁，请 {wait} 秒后再试。"
-    if not errors:
-        now = state.clock.now()
         try:
-            user = authenticate(session, username.strip(), password)
+            _, token = sign_in(session, state, client_address(request, state), username.strip(), password)
+        except TooManyRequests as exc:
+            errors["password"] = exc.message
         except AuthFailed:
-            session.rollback()
-            record(session, Actor(None, username[:64], None, client), "auth.login_failed", "user", username[:64], now)
-            session.commit()
             errors["password"] = "用户名或密码错误，请重新输入。"
         else:
-            token = start_session(session, user, now, state.settings.session_hours)
-            record(session, Actor(user.id, user.display_name, user.unit_id, client), "auth.login", "user", user.id, now)
-            session.commit()
             response = RedirectResponse(_safe_next(next), status_code=303)
-            response.set_cookie(
-                SESSION_COOKIE,
-                token,
-                httponly=True,
-                samesite="lax",
-                secure=state.settings.secure_cookies,
-                max_age=state.settings.session_hours * 3600,
-                path="/",
-            )
+            set_session_cookie(response, token, state.settings)
             return response
     return render(
         request,
