@@ -62,7 +62,7 @@ def sign(
 
 
 @router.post(
-    "/assignments/{assignment_id}/report", response_model=AssignmentOut, summary="报送本期月报（PDF 或 Excel 文件）"
+    "/assignments/{assignment_id}/report", response_model=AssignmentOut, summary="报送本期月报或周报（PDF 或 Excel 文件）"
 )
 async def file_report(
     assignment: AssignmentObj,
@@ -76,7 +76,7 @@ async def file_report(
         raise Forbidden("只能报送本单位的报表。")
     data = await read_upload(file, state.settings.max_pdf_bytes, "报表文件")
     if not (data.startswith(b"%PDF-") or data[:2] == b"PK"):
-        raise UploadInvalid("月报应为 PDF 或 Excel（.xlsx）文件。")
+        raise UploadInvalid("报表应为 PDF 或 Excel（.xlsx）文件。")
     name = file.filename or "report"
 
     def save() -> AssignmentOut:

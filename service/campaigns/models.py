@@ -55,7 +55,7 @@ class Campaign(Base):
     bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     year: Mapped[int]
-    #: Document kinds assigned (responsibility_office, responsibility_direct, pledge), or ["report"].
+    #: Document kinds assigned (responsibility_office, responsibility_direct, pledge), or the report a recurring campaign collects (["report"] monthly, ["weekly_report"] weekly).
     kinds: Mapped[list[str]] = mapped_column(JSON)
     deadline: Mapped[dt.datetime]
     #: The date printed on the documents (文书落款日期).

@@ -4,7 +4,8 @@ The rules come from the Licheng notice: the bureau signs a 控辍目标责任书
 and every 区直学校 (区直版), and every school's principal signs a 控辍保学承诺书; schools under an
 office hand theirs to the office, which forwards them to the bureau as one batch; 区直学校 send
 their own. On time or late is decided by the time in the signature's timestamp against the deadline.
-A recurring campaign (a 月报 due on the 20th) tracks a report per unit per month the same way.
+A recurring campaign (a 月报 due on the 20th, a 周报 due on Wednesday) tracks a report per unit per
+period the same way.
 """
 
 from __future__ import annotations
@@ -46,12 +47,18 @@ from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequ
 
 DOCUMENT_KINDS = ("responsibility_office", "responsibility_direct", "pledge")
 REPORT = "report"
+WEEKLY_REPORT = "weekly_report"
+#: What a recurring campaign collects, by its recurrence: the 月报 (Suiyang 四: by the 20th) and the
+#: 周报 of the 辍学周报告制度 (Zaozhuang (四)/(五): every week, by Wednesday).
+REPORT_KINDS = {"monthly": REPORT, "weekly": WEEKLY_REPORT}
 KIND_TITLES = {
     "responsibility_office": "控辍目标责任书（教办版）",
     "responsibility_direct": "控辍目标责任书（区直版）",
     "pledge": "控辍保学承诺书",
     REPORT: "月报",
+    WEEKLY_REPORT: "周报",
 }
+WEEKDAYS = "一二三四五六日"
 DONE_STATES = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
 
 
@@ -81,9 +88,10 @@ def plan(session: Session, bureau: Unit, kinds: Sequence[str]) -> list[tuple[Uni
     """Which unit gets which document (or files which report)."""
     out: list[tuple[Unit, str]] = []
     for unit in _tree(session, bureau):
-        if REPORT in kinds:
+        report = next((k for k in kinds if k in REPORT_KINDS.values()), None)
+        if report is not None:
             if unit.type in (UnitType.OFFICE, UnitType.SCHOOL):
-                out.append((unit, REPORT))
+                out.append((unit, report))
             continue
         if unit.type == UnitType.OFFICE and "responsibility_office" in kinds:
             out.append((unit, "responsibility_office"))
@@ -121,15 +129,52 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def period_of(day: dt.date, recurrence: str) -> str:
+    """The period a day falls in: ``2024-10`` for a month, ``2024-W40`` for an ISO week."""
+    if recurrence == "weekly":
+        iso = day.isocalendar()
+        return f"{iso.year:04d}-W{iso.week:02d}"
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _period_start(period: str) -> dt.date:
+    year, rest = period.split("-")
+    if rest.startswith("W"):
+        return dt.date.fromisocalendar(int(year), int(rest[1:]), 1)
+    return dt.date(int(year), int(rest), 1)
+
+
+def next_period(period: str) -> str:
+    start = _period_start(period)
+    if "W" in period:
+        return period_of(start + dt.timedelta(days=7), "weekly")
+    return period_of((start + dt.timedelta(days=32)).replace(day=1), "monthly")
+
+
 def period_deadline(period: str, due_day: int, tz: zoneinfo.ZoneInfo) -> dt.datetime:
-    """The end of ``due_day`` of the period's month, local time (每月20日前: by the end of the 20th)."""
-    year, month = map(int, period.split("-"))
-    end = dt.datetime(year, month, due_day, 23, 59, 59, tzinfo=tz)
+    """The end of the period's due day, local time: the ``due_day``-th of a month (每月20日前: by
+    the end of the 20th), or weekday ``due_day`` of a week (1 is Monday; 每周三前: by Wednesday's end)."""
+    start = _period_start(period)
+    day = start + dt.timedelta(days=due_day - 1) if "W" in period else start.replace(day=due_day)
+    end = dt.datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=tz)
     return end.astimezone(dt.UTC)
 
 
-def _month(d: dt.datetime) -> str:
-    return f"{d.year:04d}-{d.month:02d}"
+def recurrence_text(recurrence: str | None, due_day: int | None) -> str:
+    """``每月20日前报送`` or ``每周三前报送``; empty for a one-off campaign."""
+    if recurrence == "weekly" and due_day:
+        return f"每周{WEEKDAYS[due_day - 1]}前报送"
+    if recurrence == "monthly" and due_day:
+        return f"每月{due_day}日前报送"
+    return ""
+
+
+def period_label(period: str) -> str:
+    """``2024年10月`` or ``2024年第40周``; empty for a one-off campaign."""
+    if not period:
+        return ""
+    year, rest = period.split("-")
+    return f"{year}年第{int(rest[1:])}周" if rest.startswith("W") else f"{year}年{int(rest)}月"
 
 
 class Campaigns:
@@ -168,16 +213,18 @@ class Campaigns:
                 local = deadline.astimezone(self.tz)
                 raise DeadlinePassed(f"截止时间 {local:%Y年%m月%d日 %H:%M} 已经过去，请设置一个将来的时间。")
         else:
-            if spec.recurrence != "monthly":
-                raise CampaignInvalid("周期只能是 monthly（每月）。")
-            if not spec.due_day or not 1 <= spec.due_day <= 28:
+            if spec.recurrence not in REPORT_KINDS:
+                raise CampaignInvalid("周期只能是 monthly（每月）或 weekly（每周）。")
+            if spec.recurrence == "monthly" and not (spec.due_day and 1 <= spec.due_day <= 28):
                 raise CampaignInvalid("每月截止日应在1到28之间。")
-            kinds = [REPORT]
-            local = now.astimezone(self.tz)
-            deadline = period_deadline(_month(local), spec.due_day, self.tz)
-            if deadline <= now:  # this month's report is already due: the first period is next month
-                nxt = (local.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-                deadline = period_deadline(_month(nxt), spec.due_day, self.tz)
+            if spec.recurrence == "weekly" and not (spec.due_day and 1 <= spec.due_day <= 7):
+                raise CampaignInvalid("每周截止日应在1（周一）到7（周日）之间，例如每周三前报送填3。")
+            kinds = [REPORT_KINDS[spec.recurrence]]
+            due_day = spec.due_day or 1  # checked above
+            period = period_of(now.astimezone(self.tz).date(), spec.recurrence)
+            deadline = period_deadline(period, due_day, self.tz)
+            if deadline <= now:  # this period's report is already due: the first period is the next
+                deadline = period_deadline(next_period(period), due_day, self.tz)
         planned = plan(session, bureau, kinds)
         if not planned:
             raise CampaignInvalid("该教体局下没有需要签署这些文书的单位，请先导入单位。")
@@ -319,22 +366,21 @@ class Campaigns:
             record(session, actor, "campaign.issue", "campaign", campaign.id, campaign.issued_at)
 
     def periods(self, campaign: Campaign) -> list[str]:
-        """The monthly periods opened so far: from the first one whose deadline falls after the
-        campaign was created, up to the current month."""
-        assert campaign.due_day is not None
-        start = campaign.created_at.astimezone(self.tz)
-        y, m = start.year, start.month
-        if period_deadline(f"{y:04d}-{m:02d}", campaign.due_day, self.tz) <= campaign.created_at:
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        current = self.now().astimezone(self.tz)
+        """The periods (months or weeks) opened so far: from the first one whose deadline falls
+        after the campaign was created, up to the current one."""
+        assert campaign.due_day is not None and campaign.recurrence is not None
+        period = period_of(campaign.created_at.astimezone(self.tz).date(), campaign.recurrence)
+        if period_deadline(period, campaign.due_day, self.tz) <= campaign.created_at:
+            period = next_period(period)
+        current = _period_start(period_of(self.now().astimezone(self.tz).date(), campaign.recurrence))
         out = []
-        while (y, m) <= (current.year, current.month):
-            out.append(f"{y:04d}-{m:02d}")
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        while _period_start(period) <= current:
+            out.append(period)
+            period = next_period(period)
         return out
 
     def ensure_periods(self, session: Session, campaign: Campaign, actor: Actor = SYSTEM) -> int:
-        """Open every monthly period up to this month for a recurring campaign; returns new assignments."""
+        """Open every period up to the current one for a recurring campaign; returns new assignments."""
         assert campaign.due_day is not None
         now = self.now()
         periods = self.periods(campaign)
@@ -345,7 +391,7 @@ class Campaigns:
         created = 0
         for period in periods:
             deadline = period_deadline(period, campaign.due_day, self.tz)
-            for unit, kind in plan(session, campaign.bureau, [REPORT]):
+            for unit, kind in plan(session, campaign.bureau, campaign.kinds):
                 if (unit.id, period) not in existing:
                     session.add(
                         Assignment(
@@ -399,8 +445,8 @@ class Campaigns:
         seal_png: bytes | None = None,
     ) -> Document:
         """The unit signs its document: the drawn signature and the unit's seal, with the unit's key."""
-        if assignment.kind == REPORT or assignment.document_id is None:
-            raise AssignmentNotSignable("月报请上传报表文件，不需要在线签署。")
+        if assignment.kind in REPORT_KINDS.values() or assignment.document_id is None:
+            raise AssignmentNotSignable(f"{KIND_TITLES.get(assignment.kind, '报表')}请上传报表文件，不需要在线签署。")
         doc = session.get(Document, assignment.document_id)
         assert doc is not None
         if doc.status == DocumentStatus.REVOKED:
@@ -465,7 +511,7 @@ class Campaigns:
         return doc
 
     def file_report(self, session: Session, assignment: Assignment, actor: Actor, data: bytes, filename: str) -> None:
-        if assignment.kind != REPORT:
+        if assignment.kind not in REPORT_KINDS.values():
             raise AssignmentNotSignable("这份文书需要在线签署，不是上传报表。")
         if assignment.state in DONE_STATES:
             raise AlreadySigned("本期报表已经报送。")
@@ -532,7 +578,7 @@ class Campaigns:
         now = self.now()
         count = 0
         for a in session.scalars(select(Assignment).where(Assignment.campaign_id == campaign.id)):
-            direct = a.unit.type == UnitType.OFFICE or a.unit.is_direct_school or a.kind == REPORT
+            direct = a.unit.type == UnitType.OFFICE or a.unit.is_direct_school or a.kind in REPORT_KINDS.values()
             if a.state == AssignmentState.FORWARDED or (a.state == AssignmentState.SIGNED and direct):
                 a.state = AssignmentState.RECEIVED
                 a.received_at = now

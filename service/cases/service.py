@@ -24,6 +24,7 @@ from service.archive.models import Document, DocumentStatus
 from service.archive.store import ArchiveStore
 from service.audit.service import Actor, record
 from service.campaigns.models import Assignment, AssignmentState, Campaign, Unit, UnitType
+from service.campaigns.service import REPORT, WEEKLY_REPORT, period_label
 from service.cases.checks import check_guardian, check_id
 from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue
 from service.cases.models import (
@@ -70,6 +71,10 @@ class CaseIn:
     reason_detail: str | None = None
     confirmed: bool = False
     guardians: list[GuardianIn] = field(default_factory=list)
+
+
+#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告).
+REPORT_TITLES = {REPORT: "控辍保学动态管理月报", WEEKLY_REPORT: "控辍保学辍学周报告"}
 
 
 @dataclass(frozen=True)
@@ -380,7 +385,7 @@ class Cases:
         )
         for case in open_cases:
             items += self.due(session, case, today)
-        # The 月报 of each school, from the recurring report campaigns (due on the 20th).
+        # The 月报 and 周报 of each school, from the recurring report campaigns (by the 20th, by Wednesday).
         reports = session.scalars(
             select(Assignment)
             .join(Campaign)
@@ -394,8 +399,8 @@ class Cases:
             due = a.deadline.astimezone(self.tz).date()
             items.append(
                 DueItem(
-                    "monthly_report",
-                    f"{a.period} 控辍保学动态管理月报（{a.campaign.name}）",
+                    "monthly_report" if a.kind == REPORT else "weekly_report",
+                    f"{period_label(a.period)}{REPORT_TITLES.get(a.kind, '报表')}（{a.campaign.name}）",
                     due,
                     today > due,
                     a.unit_id,

@@ -46,7 +46,15 @@ from service.api.units import import_units_sheet
 from service.archive.models import Document, DocumentStatus
 from service.campaigns.errors import NotFoundForUser
 from service.campaigns.models import Assignment, Campaign, Unit, UnitType
-from service.campaigns.service import DOCUMENT_KINDS, KIND_TITLES, CampaignSpec, document_fields, plan
+from service.campaigns.service import (
+    DOCUMENT_KINDS,
+    KIND_TITLES,
+    CampaignSpec,
+    document_fields,
+    period_label,
+    plan,
+    recurrence_text,
+)
 from service.documents.registry import get_kind
 from service.documents.sign import empty_field_box
 from service.errors import DocsignError
@@ -360,6 +368,8 @@ def campaign_page(
         filters=FILTERS,
         filter=filter if filter in dict(FILTERS) else "all",
         deadline_local=local(campaign.deadline, tz),
+        period=period_label(status["period"]) if campaign.recurrence else "",
+        recurrence=recurrence_text(campaign.recurrence, campaign.due_day),
         countdown=countdown(campaign.deadline, now),
         chart=progress_chart(items, campaign.deadline, now, tz),
         planned_units=len({u.id for u, _ in planned}),
