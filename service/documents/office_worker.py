@@ -149,10 +149,19 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        desktop = connect(args.pipe, office, args.startup_timeout)
+        return serve(office, args.pipe, args.startup_timeout)
+    finally:
+        # Whatever ends this worker (its parent gone while soffice was starting, a reply that cannot
+        # be written, an error of ours), soffice goes with it.
+        stop()
+
+
+def serve(office: subprocess.Popen[bytes], pipe: str, startup_timeout: float) -> int:
+    """Answer conversion requests from stdin until it closes."""
+    try:
+        desktop = connect(pipe, office, startup_timeout)
     except Exception as exc:  # report start-up failure to the parent, then exit
         reply({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
-        stop()
         return 1
     reply({"ready": True, "pid": office_pid(office.pid)})
 
@@ -170,9 +179,7 @@ def main() -> int:
             continue
         result["id"] = request.get("id")
         reply(result)
-    stop()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -107,3 +107,68 @@ def test_soffice_within_its_limit_stays_warm(settings: Settings) -> None:
         assert size is not None and 20 < size < converter.config.max_office_mb
         converter.convert(docx)
         assert converter.office_pids() == [pid]
+
+
+_PARENT_DIES_WHILE_SOFFICE_STARTS = """
+import os, sys, threading, time
+from service.documents.convert import Converter, ConverterConfig
+
+def soffice_running(profile):
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if b"soffice" in cmdline and profile.encode() in cmdline:
+            return True
+    return False
+
+converter = Converter(ConverterConfig(sys.argv[1], sys.argv[2]))
+threading.Thread(target=converter.warm_up, daemon=True).start()
+process = converter._all[0]
+deadline = time.monotonic() + 30
+while not process._profile and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(process._profile, flush=True)
+while not soffice_running(process._profile) and time.monotonic() < deadline:
+    time.sleep(0.01)
+os._exit(1)  # gone, with soffice started but not yet answering
+"""
+
+
+def _processes_with(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if text.encode() in fh.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_soffice_does_not_outlive_a_parent_that_dies_while_it_starts(settings: Settings) -> None:
+    """A server killed during start-up (its converter warming up) must not leave soffice running
+    (each one holds about 200 MB)."""
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", _PARENT_DIES_WHILE_SOFFICE_STARTS, settings.soffice_path, settings.uno_python],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    profile = child.stdout.strip()
+    assert profile.startswith("/"), child.stderr
+    deadline = time.monotonic() + 30
+    while _processes_with(profile) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _processes_with(profile)
+    for pid in left:
+        os.kill(pid, 9)
+    assert left == []
