@@ -62,7 +62,9 @@ def sign(
 
 
 @router.post(
-    "/assignments/{assignment_id}/report", response_model=AssignmentOut, summary="报送本期月报或周报（PDF 或 Excel 文件）"
+    "/assignments/{assignment_id}/report",
+    response_model=AssignmentOut,
+    summary="报送本期月报或周报（PDF 或 Excel 文件）",
 )
 async def file_report(
     assignment: AssignmentObj,
@@ -72,16 +74,19 @@ async def file_report(
     file: Annotated[UploadFile, File(description="文件")],
 ) -> AssignmentOut:
     scope.require(Role.SIGNER, Role.OFFICE)
+    data = await read_upload(file, state.settings.max_pdf_bytes, "报表文件")
+    await run_in_threadpool(file_report_upload, assignment, scope, state, session, data, file.filename or "report")
+    return assignment_out(assignment, None, state.clock.now())
+
+
+def file_report_upload(
+    assignment: Assignment, scope: ScopeDep, state: StateDep, session: SessionDep, data: bytes, filename: str
+) -> None:
+    """A unit files this period's report (the API and the unit's page)."""
+    scope.require(Role.SIGNER, Role.OFFICE)
     if assignment.unit_id != scope.user.unit_id:
         raise Forbidden("只能报送本单位的报表。")
-    data = await read_upload(file, state.settings.max_pdf_bytes, "报表文件")
     if not (data.startswith(b"%PDF-") or data[:2] == b"PK"):
         raise UploadInvalid("报表应为 PDF 或 Excel（.xlsx）文件。")
-    name = file.filename or "report"
-
-    def save() -> AssignmentOut:
-        state.campaigns.file_report(session, assignment, scope.actor, data, name)
-        session.commit()
-        return assignment_out(assignment, None, state.clock.now())
-
-    return await run_in_threadpool(save)
+    state.campaigns.file_report(session, assignment, scope.actor, data, filename)
+    session.commit()

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from service.accounts.errors import AuthFailed, Forbidden, TooManyRequests
 from service.accounts.models import Role, User
 from service.accounts.service import end_session
+from service.api.assignments import file_report_upload
 from service.api.auth import set_session_cookie, sign_in
 from service.api.common import read_upload, unit_out
 from service.api.deps import (
@@ -44,11 +45,12 @@ from service.api.deps import (
 )
 from service.api.units import import_units_sheet
 from service.archive.models import Document, DocumentStatus
-from service.campaigns.errors import NotFoundForUser
+from service.campaigns.errors import NotFoundForUser, UploadInvalid
 from service.campaigns.models import Assignment, Campaign, Unit, UnitType
 from service.campaigns.service import (
     DOCUMENT_KINDS,
     KIND_TITLES,
+    REPORT_KINDS,
     CampaignSpec,
     document_fields,
     period_label,
@@ -212,10 +214,104 @@ def _new_values(state: StateDep) -> dict[str, Any]:
     }
 
 
+def _recurring_values(state: StateDep) -> dict[str, Any]:
+    return {
+        "name": "控辍保学动态管理月报",
+        "year": state.clock.now().astimezone(tz_of(state)).year,
+        "recurrence": "monthly",
+        "due_day": "20",
+    }
+
+
+def _new_page(
+    request: Request,
+    user: User,
+    state: StateDep,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    recurring: dict[str, Any] | None = None,
+    recurring_errors: dict[str, str] | None = None,
+) -> Response:
+    return render(
+        request,
+        "campaign_new.html",
+        user,
+        values=values or _new_values(state),
+        errors=errors or {},
+        kind_options=KIND_OPTIONS,
+        recurring=recurring or _recurring_values(state),
+        recurring_errors=recurring_errors or {},
+    )
+
+
+def _year(value: str, errors: dict[str, str]) -> int:
+    try:
+        year = int(value)
+        if 2000 <= year <= 2100:
+            return year
+    except ValueError:
+        pass
+    errors["year"] = "年度应为 2000 到 2100 之间的数字。"
+    return 0
+
+
 @router.get("/campaigns/new")
 def new_campaign_page(request: Request, user: PageUser, scope: ScopeDep, state: StateDep) -> Response:
     scope.require(Role.BUREAU)
-    return render(request, "campaign_new.html", user, values=_new_values(state), errors={}, kind_options=KIND_OPTIONS)
+    return _new_page(request, user, state)
+
+
+@router.post("/campaigns/new-recurring")
+async def new_recurring_campaign(
+    request: Request, user: PageUser, scope: ScopeDep, state: StateDep, session: SessionDep
+) -> Response:
+    """A report every unit files each period (月报 by a day of the month, 周报 by a weekday): its
+    periods open at once, no document is issued."""
+    scope.require(Role.BUREAU)
+    form = await request.form()
+    values: dict[str, Any] = {
+        "name": str(form.get("name", "")).strip()[:100],
+        "year": str(form.get("year", "")).strip(),
+        "recurrence": str(form.get("recurrence", "")),
+        "due_day": str(form.get("due_day", "")).strip(),
+    }
+    errors: dict[str, str] = {}
+    if not values["name"]:
+        errors["name"] = "请填写任务名称。"
+    year = _year(values["year"], errors)
+    last = {"monthly": 28, "weekly": 7}.get(values["recurrence"])
+    if last is None:
+        errors["recurrence"] = "请选择每月报送或每周报送。"
+    due_day = int(values["due_day"]) if values["due_day"].isdigit() else 0
+    if last is not None and not 1 <= due_day <= last:
+        errors["due_day"] = (
+            "每月报送请填 1 到 28 日。" if last == 28 else "每周报送请填 1（周一）到 7（周日），例如周三填 3。"
+        )
+    if not errors:
+        now = state.clock.now()
+        spec = CampaignSpec(
+            name=values["name"],
+            year=year,
+            deadline=now,
+            issue_date=now.astimezone(tz_of(state)).date(),
+            kinds=(),
+            recurrence=values["recurrence"],
+            due_day=due_day,
+        )
+
+        def create() -> Campaign:
+            campaign = state.campaigns.create(session, bureau_of_scope(scope), spec, scope.actor)
+            state.campaigns.issue(session, campaign, scope.actor)  # opens the current period; commits
+            return campaign
+
+        try:
+            campaign = await run_in_threadpool(create)
+        except DocsignError as exc:
+            session.rollback()
+            errors["_"] = exc.message
+        else:
+            return flash_redirect(f"/campaigns/{campaign.id}")
+    return _new_page(request, user, state, recurring=values, recurring_errors=errors)
 
 
 @router.post("/campaigns/new")
@@ -236,13 +332,7 @@ async def new_campaign(
     tz = tz_of(state)
     if not values["name"]:
         errors["name"] = "请填写任务名称。"
-    try:
-        year = int(values["year"])
-        if not 2000 <= year <= 2100:
-            raise ValueError
-    except ValueError:
-        errors["year"] = "年度应为 2000 到 2100 之间的数字。"
-        year = 0
+    year = _year(values["year"], errors)
     if not values["kinds"]:
         errors["kinds"] = "请至少选择一种文书。"
     try:
@@ -275,7 +365,7 @@ async def new_campaign(
         else:
             session.commit()
             return flash_redirect(f"/campaigns/{campaign.id}")
-    return render(request, "campaign_new.html", user, values=values, errors=errors, kind_options=KIND_OPTIONS)
+    return _new_page(request, user, state, values=values, errors=errors)
 
 
 def _rows(
@@ -496,7 +586,55 @@ async def units_import(
 
 @router.get("/sign")
 def sign_list(request: Request, user: PageUser, scope: ScopeDep, state: StateDep, session: SessionDep) -> Response:
+    return _sign_list(request, user, state, session)
+
+
+@router.post("/reports/{assignment_id}")
+async def report_upload(
+    request: Request,
+    assignment: AssignmentObj,
+    user: PageUser,
+    scope: ScopeDep,
+    state: StateDep,
+    session: SessionDep,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    try:
+        if file is None or not file.filename:
+            raise UploadInvalid("请选择要上传的报表文件（PDF 或 Excel）。")
+        data = await read_upload(file, state.settings.max_pdf_bytes, "报表文件")
+        await run_in_threadpool(file_report_upload, assignment, scope, state, session, data, file.filename)
+    except DocsignError as exc:
+        session.rollback()
+        return _sign_list(request, user, state, session, report_errors={assignment.id: exc.message})
+    return flash_redirect("/sign")
+
+
+def _sign_list(
+    request: Request, user: User, state: StateDep, session: SessionDep, report_errors: dict[int, str] | None = None
+) -> Response:
     tz, now = tz_of(state), state.clock.now()
+    refresh_periods(state, session)
+    reports = []
+    for a in session.scalars(
+        select(Assignment)
+        .where(Assignment.unit_id == user.unit_id, Assignment.kind.in_(REPORT_KINDS.values()))
+        .order_by(Assignment.deadline.desc(), Assignment.id.desc())
+        .limit(12)
+    ):
+        label, tone = state_label(a, now)
+        reports.append(
+            {
+                "id": a.id,
+                "title": f"{period_label(a.period)}{KIND_TITLES.get(a.kind, a.kind)}",
+                "label": label.replace("签署", "报送").replace("缺签", "未报送"),
+                "tone": tone,
+                "done": a.state in DONE,
+                "campaign_name": a.campaign.name,
+                "deadline_local": local(a.deadline, tz),
+                "error": (report_errors or {}).get(a.id, ""),
+            }
+        )
     items = []
     for a in session.scalars(
         select(Assignment)
@@ -515,7 +653,7 @@ def sign_list(request: Request, user: PageUser, scope: ScopeDep, state: StateDep
                 "deadline_local": local(a.deadline, tz),
             }
         )
-    return render(request, "sign_list.html", user, items=items, unit_name=user.unit.name)
+    return render(request, "sign_list.html", user, items=items, reports=reports, unit_name=user.unit.name)
 
 
 def _sign_context(a: Assignment, user: User, state: StateDep, session: SessionDep) -> dict[str, Any]:
