@@ -100,3 +100,16 @@ def pyhanko_statuses(
         status = validate_pdf_signature(sig, ValidationContext(trust_roots=[root], allow_fetching=False))
         out.append((sig.field_name, status.coverage, status.modification_level, status.bottom_line))
     return out
+
+
+def nss_db(folder: Path, root_ca_pem: Path) -> str:
+    """An NSS database in ``folder`` trusting our root CA, for pdfsig (made once, reused after)."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        subprocess.run(["certutil", "-N", "-d", f"sql:{folder}", "--empty-password"], check=True, capture_output=True)
+        subprocess.run(
+            ["certutil", "-A", "-d", f"sql:{folder}", "-n", "root", "-t", "CT,C,C", "-i", str(root_ca_pem)],
+            check=True,
+            capture_output=True,
+        )
+    return f"sql:{folder}"

@@ -6,7 +6,6 @@ test that writes gets its own archive folder.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from service.documents.convert import Converter, ConverterConfig
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
+from tests import checks
 
 PASSPHRASE = "test-passphrase"
 
@@ -75,14 +75,6 @@ def isolated_engine(settings: Settings, pki: Pki, converter: Converter, fresh_ar
 @pytest.fixture(scope="session")
 def nss_db(session_dir: Path, pki: Pki) -> str:
     """An NSS database trusting our root CA, for poppler's pdfsig."""
-    db = session_dir / "nss"
-    db.mkdir()
     root = session_dir / "root.crt"
     root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(
-        ["certutil", "-A", "-d", f"sql:{db}", "-n", "docsign-root", "-t", "CT,C,C", "-i", str(root)],
-        check=True,
-        capture_output=True,
-    )
-    return f"sql:{db}"
+    return checks.nss_db(session_dir / "nss", root)

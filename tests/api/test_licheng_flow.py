@@ -10,6 +10,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from openpyxl import load_workbook
 
 from tests import checks
@@ -157,18 +158,6 @@ def test_licheng_campaign(tmp_path: Path, database_url: str) -> None:
 
 
 def _nss_for(service: Service, tmp: Path) -> str:
-    import subprocess
-
-    from cryptography.hazmat.primitives import serialization
-
-    db = tmp / "nss"
-    db.mkdir(exist_ok=True)
     root = tmp / "root.crt"
     root.write_bytes(service.state.engine.pki.root_certificate().public_bytes(serialization.Encoding.PEM))
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(
-        ["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C", "-i", str(root)],
-        check=True,
-        capture_output=True,
-    )
-    return f"sql:{db}"
+    return checks.nss_db(tmp / "nss", root)

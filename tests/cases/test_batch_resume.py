@@ -20,6 +20,7 @@ from service.archive.store import LocalArchive
 from service.cases.models import PrintBundle, RosterEntry
 from service.db.session import Database
 from service.settings import Settings
+from tests import checks
 from tests.cases.roster_data import rows, xlsx
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
@@ -122,23 +123,4 @@ def test_killed_batch_resumes_without_duplicates(tmp_path: Path) -> None:
 
 
 def _nss(home: Path) -> str:
-    db = home / "nss"
-    db.mkdir()
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(
-        [
-            "certutil",
-            "-A",
-            "-d",
-            f"sql:{db}",
-            "-n",
-            "root",
-            "-t",
-            "CT,C,C",
-            "-i",
-            str(home / "certs" / "root" / "ca.crt"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return f"sql:{db}"
+    return checks.nss_db(home / "nss", home / "certs" / "root" / "ca.crt")

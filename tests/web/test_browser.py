@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -177,27 +176,7 @@ def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, 
 
 
 def _nss(server: Server) -> str:
-    db = server.home / "nss"
-    if not db.exists():
-        db.mkdir()
-        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
-        subprocess.run(
-            [
-                "certutil",
-                "-A",
-                "-d",
-                f"sql:{db}",
-                "-n",
-                "root",
-                "-t",
-                "CT,C,C",
-                "-i",
-                str(server.home / "certs" / "root" / "ca.crt"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-    return f"sql:{db}"
+    return checks.nss_db(server.home / "nss", server.home / "certs" / "root" / "ca.crt")
 
 
 def test_parent_scans_a_notice_and_a_tampered_copy_fails(browser: Browser, server: Server) -> None:
