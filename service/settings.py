@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     #: A batch smaller than this is signed in this process (starting workers costs about a second).
     sign_pool_threshold: int = Field(default=24, ge=1)
 
+    #: Where the archive lives: empty for ``{data_dir}/archive``, or ``file:///path``.
+    archive_url: str = ""
+
     # Database: SQLite in data_dir by default; PostgreSQL by URL, e.g.
     # postgresql+psycopg://user:password@host/dbname
     database_url: str = ""

@@ -1,25 +1,34 @@
-"""The archive: signed PDFs stored under their SHA-256, written once, never overwritten.
+"""The archive: files stored under their SHA-256, written once, never overwritten.
 
-:class:`ArchiveStore` is the interface the rest of the service uses; :class:`LocalArchive` keeps
-files in a folder (the embedded profile). An object store (the scale-out profile) implements
-the same three methods. Writes are atomic: a temporary file in the same folder is written and
+:class:`ArchiveStore` is the interface the rest of the service uses; :func:`open_store` picks the
+implementation from the settings (``DOCSIGN_ARCHIVE_URL``). :class:`LocalArchive` keeps files in a
+folder (the embedded profile). Writes are atomic: a temporary file in the same folder is written and
 fsynced, then linked to its final name, which fails if the name exists; so a reader never sees a
-partial file and a second write of the same content changes nothing.
+partial file and a second write of the same content changes nothing. Reads check the content
+against its hash, streamed reads included (a mismatch is raised at the end of the stream).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Literal, Protocol
 
-from service.errors import DocsignError, NotFound
+from service.errors import ConfigurationError, DocsignError, NotFound
+from service.settings import Settings
 
 _HEX = frozenset("0123456789abcdef")
+#: Read and write block: large enough to stream at disk speed, small enough to keep memory flat.
+BLOCK = 1 << 20
+#: The stores the service keeps: signed documents, filed reports, case files (evidence, attachments).
+StoreName = Literal["documents", "reports", "files"]
 
 
 class ArchiveCorrupt(DocsignError):
@@ -34,19 +43,45 @@ class ArchivedFileMissing(NotFound):
 
 
 class ArchiveStore(Protocol):
+    """Write-once, content-addressed storage of files (local folder or object store)."""
+
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its SHA-256 (hex). Storing the same bytes again is a no-op."""
 
     def put_file(self, path: Path) -> str:
         """Store a file's content without reading it into memory (print files of many megabytes)."""
 
-    def get(self, sha256: str) -> bytes: ...
+    def get(self, sha256: str) -> bytes:
+        """The whole content, checked against its hash."""
+
+    def stream(self, sha256: str) -> Iterator[bytes]:
+        """The content in blocks, for responses and exports; raises ArchiveCorrupt after the last
+        block if the content does not match its hash, ArchivedFileMissing before the first."""
+
+    def local_path(self, sha256: str) -> AbstractContextManager[Path]:
+        """A local file with the content, for tools that need a path (qpdf, pdftoppm): the stored file
+        itself for a local folder, a temporary copy (removed on exit) for an object store."""
 
     def exists(self, sha256: str) -> bool: ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove a file. Only recovery calls this, for a write that no committed row points to."""
+
+    def keys(self) -> Iterator[str]: ...
+
+    def clean_incomplete(self, older_than: dt.timedelta) -> int:
+        """Remove what interrupted writes left behind (temporary files, unfinished uploads) older
+        than ``older_than``; returns how many were removed."""
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def check_key(sha256: str) -> str:
+    if len(sha256) != 64 or not set(sha256) <= _HEX:
+        raise ArchivedFileMissing(f"「{sha256[:80]}」不是有效的 SHA-256 摘要。")
+    return sha256
 
 
 class LocalArchive:
@@ -57,8 +92,7 @@ class LocalArchive:
         self.suffix = suffix
 
     def path_for(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not set(sha256) <= _HEX:
-            raise ArchivedFileMissing(f"「{sha256}」不是有效的 SHA-256 摘要。")
+        check_key(sha256)
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{self.suffix}"
 
     def put(self, data: bytes) -> str:
@@ -84,7 +118,7 @@ class LocalArchive:
         try:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                while block := src.read(1 << 20):
+                while block := src.read(BLOCK):
                     digest.update(block)
                     out.write(block)
                 out.flush()
@@ -109,19 +143,77 @@ class LocalArchive:
         finally:
             os.close(dir_fd)
 
+    def _missing(self, sha256: str) -> ArchivedFileMissing:
+        return ArchivedFileMissing(f"归档中没有摘要为 {sha256[:12]}… 的文件。")
+
     def get(self, sha256: str) -> bytes:
         path = self.path_for(sha256)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ArchivedFileMissing(f"归档中没有摘要为 {sha256[:12]}… 的文件。") from None
+            raise self._missing(sha256) from None
         if sha256_hex(data) != sha256:
             raise ArchiveCorrupt(f"归档文件 {path.name} 与其摘要不符，可能已被改动。")
         return data
 
+    def stream(self, sha256: str) -> Iterator[bytes]:
+        path = self.path_for(sha256)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - the generator below closes it
+        except FileNotFoundError:
+            raise self._missing(sha256) from None
+        return _checked_blocks(fh, sha256, path.name)
+
+    @contextlib.contextmanager
+    def local_path(self, sha256: str) -> Iterator[Path]:
+        path = self.path_for(sha256)
+        if not path.exists():
+            raise self._missing(sha256)
+        yield path
+
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
 
-    def __iter__(self) -> Iterator[str]:
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(sha256).unlink()
+
+    def keys(self) -> Iterator[str]:
+        n = len(self.suffix)
         for path in sorted(self.root.glob(f"??/??/*{self.suffix}")):
-            yield path.name[: -len(self.suffix)]
+            yield path.name[:-n] if n else path.name
+
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()
+
+    def clean_incomplete(self, older_than: dt.timedelta) -> int:
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        for tmp in [*self.root.glob(".incoming-*"), *self.root.glob("??/??/.incoming-*")]:
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+        return removed
+
+
+def _checked_blocks(stream: BinaryIO, sha256: str, name: str) -> Iterator[bytes]:
+    digest = hashlib.sha256()
+    with stream:
+        while block := stream.read(BLOCK):
+            digest.update(block)
+            yield block
+    if digest.hexdigest() != sha256:
+        raise ArchiveCorrupt(f"归档文件 {name} 与其摘要不符，可能已被改动。")
+
+
+def open_store(settings: Settings, name: StoreName) -> ArchiveStore:
+    """The store ``name`` of the configured archive: a local folder (the default, or ``file:``
+    URLs), or an object store (``s3://bucket``, see the scale-out profile)."""
+    url = settings.archive_url
+    if not url or url.startswith("file:"):
+        root = Path(url.removeprefix("file://").removeprefix("file:")) if url else settings.archive_dir
+        if name == "documents":
+            return LocalArchive(root)
+        return LocalArchive(root / name, suffix="")
+    raise ConfigurationError(f"归档地址「{url}」无法识别：请留空（本地目录）或写成 file:///路径。")
