@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))  # the roster generator lives with the tests
 
 
 def _setup(home: Path, count: int) -> tuple[Any, Any, bytes]:
-    from service.campaigns.demo import load_demo
     from service.db.session import Database
     from service.settings import Settings
+    from service.units.demo import load_demo
     from tests.cases.roster_data import rows, xlsx
 
     settings = Settings(data_dir=home / "var", certs_dir=home / "certs", public_base_url="https://kcbx.example.edu.cn")
@@ -56,49 +56,45 @@ def _peak_mb() -> float:
 
 
 def run_batch(home: Path, count: int) -> dict[str, Any]:
+    """The roster through the service's own use cases: import, then the roster.issue job."""
     import datetime as dt
 
     from sqlalchemy import func, select
 
-    from service.audit.service import Actor
-    from service.campaigns.models import Unit
-    from service.campaigns.units import visible_unit_ids
-    from service.cases.batch import create_roster, issue_roster
+    from service.accounts.scope import Scope
     from service.cases.models import RosterEntry
-    from service.cases.roster import check_roster, schools_in
-    from service.documents.pipeline import DocumentEngine
+    from service.container import Services
+    from service.units.models import Unit
 
     settings, db, sheet = _setup(home, count)
-    with db.session() as s, DocumentEngine(settings) as engine:
-        engine.pki.init()
-        bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
-        t0 = time.perf_counter()
-        check = check_roster(s, sheet, "roster.xlsx", "enrollment_notice", schools_in(s, visible_unit_ids(s, bureau)))
-        assert not check.errors, check.errors[:3]
-        now = dt.datetime.now(dt.UTC)
-        roster = create_roster(
-            s,
-            check,
-            kind="enrollment_notice",
-            issuer=bureau,
-            filename="roster.xlsx",
-            report_by=dt.date(2099, 8, 31),
-            issue_date=now.date(),
-            only_valid=False,
-            actor=Actor(None, "bench"),
-            now=now,
-        )
-        s.commit()
-        t1 = time.perf_counter()
-        engine.converter.warm_up()
-        t2 = time.perf_counter()
-        issued = issue_roster(s, engine, roster, Actor(None, "bench"), lambda: dt.datetime.now(dt.UTC))
-        t3 = time.perf_counter()
-        recorded = s.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.document_id.is_not(None)))
-        assert issued == count == recorded, (issued, count, recorded)
-        stages = engine.times.per_document_ms()
-        stage_sum = sum(stages.values())
     db.dispose()
+    services = Services.build(settings)
+    try:
+        services.prepare()
+        with services.db.session() as s:
+            bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
+            assert bureau is not None
+            scope = Scope.operator(s, bureau, "bench")
+            t0 = time.perf_counter()
+            roster, errors = services.cases.import_roster(
+                s, scope, sheet, "roster.xlsx", kind="enrollment_notice", report_by=dt.date(2099, 8, 31)
+            )
+            assert not errors, errors[:3]
+            s.commit()
+            t1 = time.perf_counter()
+            services.engine.converter.warm_up()
+            t2 = time.perf_counter()
+            issued = services.cases.issue_roster(s, roster, scope.actor, checkpoint=s.commit)
+            s.commit()
+            t3 = time.perf_counter()
+            recorded = s.scalar(
+                select(func.count()).select_from(RosterEntry).where(RosterEntry.document_id.is_not(None))
+            )
+            assert issued == count == recorded, (issued, count, recorded)
+            stages = services.engine.times.per_document_ms()
+            stage_sum = sum(stages.values())
+    finally:
+        services.close()
     end_to_end = (t1 - t0) + (t3 - t2)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
@@ -114,46 +110,50 @@ def run_batch(home: Path, count: int) -> dict[str, Any]:
 
 
 def run_one_by_one(home: Path, count: int) -> dict[str, Any]:
+    """Each notice through the single-document issue-and-record path, as a case's notice is issued."""
     import datetime as dt
 
     from sqlalchemy import select
 
-    from service.archive.service import record_issued
-    from service.campaigns.models import Unit
-    from service.documents.pipeline import DocumentEngine, IssueRequest
+    from service.archive.service import RecordAs
+    from service.audit.service import Actor
+    from service.container import Services
+    from service.documents.pipeline import IssueRequest
+    from service.units.models import Unit
     from tests.cases.roster_data import rows
 
     settings, db, _ = _setup(home, 1)
-    data = rows(count, ["WSR-SH"])
-    with db.session() as s, DocumentEngine(settings) as engine:
-        engine.pki.init()
-        bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
-        assert bureau is not None
-        engine.converter.warm_up()
-        fields = {
-            "report_by": "2099-08-31",
-            "issuer_name": bureau.name,
-            "issue_date": dt.date.today().isoformat(),
-            "school_name": "历城区王舍人街道石河小学",
-        }
-        t0 = time.perf_counter()
-        for r in data:
-            doc = engine.issue(
-                IssueRequest(
-                    "enrollment_notice",
-                    {**fields, "student_name": r[1], "guardian_name": r[9], "student_id_number": r[2]},
-                    issuer_key=bureau.cert_key,
-                )
-            )
-            record_issued(
-                s,
-                doc,
-                issuer=bureau,
-                at=dt.datetime.now(dt.UTC),
-            )
-            s.commit()
-        seconds = time.perf_counter() - t0
     db.dispose()
+    data = rows(count, ["WSR-SH"])
+    services = Services.build(settings)
+    try:
+        services.prepare()
+        with services.db.session() as s:
+            bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
+            assert bureau is not None
+            services.engine.converter.warm_up()
+            fields = {
+                "report_by": "2099-08-31",
+                "issuer_name": bureau.name,
+                "issue_date": dt.date.today().isoformat(),
+                "school_name": "历城区王舍人街道石河小学",
+            }
+            t0 = time.perf_counter()
+            for r in data:
+                services.archive.issue(
+                    s,
+                    IssueRequest(
+                        "enrollment_notice",
+                        {**fields, "student_name": r[1], "guardian_name": r[9], "student_id_number": r[2]},
+                        issuer_key=bureau.cert_key,
+                    ),
+                    RecordAs(issuer=bureau),
+                    Actor(None, "bench"),
+                )
+                s.commit()
+            seconds = time.perf_counter() - t0
+    finally:
+        services.close()
     return {"count": count, "seconds": seconds, "peak_mb": _peak_mb()}
 
 

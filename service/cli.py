@@ -20,8 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.archive.models import Document
+from service.audit.service import Actor, record
+from service.container import Services
 from service.documents.codes import display_code
-from service.documents.pipeline import DocumentEngine, IssueRequest, read_fields_file
+from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest, read_fields_file
 from service.documents.registry import KINDS, example_fields, get_kind, load_schema
 from service.errors import DocsignError, InvalidInput
 from service.settings import Settings, get_settings
@@ -74,6 +77,34 @@ def _settings() -> Settings:
     return get_settings()
 
 
+#: How the command line appears in the audit log.
+OPERATOR = "命令行"
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    """The service's use cases for one command: the same database, archive and keys the server
+    uses, the schema up to date."""
+    services = Services.build(_settings())
+    try:
+        services.prepare()
+        yield services
+    finally:
+        services.close()
+
+
+def _bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
 @app.command()
 def init() -> None:
     """创建本地证书中心（根证书、签发证书、时间戳证书、吊销列表）和数据目录。已存在时不覆盖。"""
@@ -115,45 +146,70 @@ def issue(
         Path | None, typer.Option("--seal", help="单位公章图片（PNG，透明背景）；不给则按单位名称生成")
     ] = None,
 ) -> None:
-    """填充模板、转换为 PDF、加盖二维码与公章并数字签名，写入归档。"""
+    """填充模板、转换为 PDF、加盖二维码与公章并数字签名，写入归档并登记（可扫码验真）。"""
+    from sqlalchemy import select
+
+    from service.archive.service import RecordAs
+    from service.units.models import Unit
+
     with _errors():
         requests, batch = _load_requests(template, data, issuer, signature, seal)
-        settings = _settings()
-        with DocumentEngine(settings) as engine:
-            engine.pki.init()
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("准备", total=len(requests))
+        kind = get_kind(template)
+        with _services() as services, services.db.session() as session:
+            services.engine.check(requests)  # every document valid before any is issued
+            units: dict[str, Unit | None] = {}
+            for r in requests:
+                name = str(r.fields.get(kind.issuer.name_field, ""))
+                if name not in units:
+                    units[name] = session.scalar(select(Unit).where(Unit.name == name))
 
-                def progress(stage: str, done: int, total: int) -> None:
-                    bar.update(task, description=STAGE_TEXT.get(stage, stage), completed=done)
+            def record_as(r: IssueRequest) -> RecordAs:
+                return RecordAs(issuer=units[str(r.fields.get(kind.issuer.name_field, ""))])
 
-                docs = engine.issue_many(requests, progress=progress)
-            _record(settings, docs)
+            issued: list[tuple[IssuedDocument, Document]] = []
+
+            def on_recorded(group: list[tuple[IssuedDocument, Document]]) -> None:
+                for document, row in group:  # what the API writes for each document it issues
+                    record(
+                        session,
+                        Actor(None, OPERATOR, row.issuer_unit_id),
+                        "document.issue",
+                        "document",
+                        row.id,
+                        services.clock.now(),
+                        kind=row.kind,
+                        sha256=row.current_sha256,
+                    )
+                    issued.append((document, row))
+
+            with _bar() as bar:
+                task = bar.add_task("签发", total=len(requests))
+                services.archive.issue_batch(
+                    session,
+                    ((r, record_as(r)) for r in requests),
+                    total=len(requests),
+                    checkpoint=session.commit,
+                    on_recorded=on_recorded,
+                    progress=lambda done: bar.update(task, completed=done),
+                )
+            session.commit()
         if batch:
             out_path.mkdir(parents=True, exist_ok=True)
             table = Table("文件", "验证码", "SHA-256")
-            for i, doc in enumerate(docs, 1):
-                path = out_path / f"{i:05d}-{doc.kind}-{doc.code[:8]}.pdf"
-                path.write_bytes(doc.pdf)
-                table.add_row(str(path), display_code(doc.code), doc.sha256[:16] + "…")
+            for i, (document, _) in enumerate(issued, 1):
+                path = out_path / f"{i:05d}-{document.kind}-{document.code[:8]}.pdf"
+                path.write_bytes(document.pdf)
+                table.add_row(str(path), display_code(document.code), document.sha256[:16] + "…")
             out.print(table)
-            out.print(f"已签发 {len(docs)} 份《{get_kind(template).title}》，已写入 {out_path}")
+            out.print(f"已签发 {len(issued)} 份《{kind.title}》，已写入 {out_path}")
         else:
-            doc = docs[0]
+            document, row = issued[0]
             out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_bytes(doc.pdf)
-            out.print(f"已签发《{get_kind(template).title}》：{out_path}（{doc.pages} 页）")
-            out.print(f"验证码：{display_code(doc.code)}")
-            out.print(f"验证网址：{doc.url}")
-            out.print(f"SHA-256：{doc.sha256}")
+            out_path.write_bytes(document.pdf)
+            out.print(f"已签发《{kind.title}》：{out_path}（{row.pages} 页）")
+            out.print(f"验证码：{display_code(document.code)}")
+            out.print(f"验证网址：{document.url}")
+            out.print(f"SHA-256：{document.sha256}")
 
 
 @app.command()
@@ -166,49 +222,45 @@ def sign(
     signature: Annotated[Path | None, typer.Option("--signature", help="负责人手写签名图片（PNG）")] = None,
     seal: Annotated[Path | None, typer.Option("--seal", help="单位公章图片（PNG）")] = None,
 ) -> None:
-    """以单位（校长、教育办主任）的身份在已签发的文书上签名盖章。"""
+    """以单位（校长、教育办主任）的身份在已签发的文书上签名盖章；本机档案中的文书同时登记新版本。"""
+    from sqlalchemy import select
+
+    from service.units.models import Unit
+
     with _errors():
         data = _read_file(pdf)
-        with DocumentEngine(_settings()) as engine:
+        sig = signature.read_bytes() if signature else None
+        seal_bytes = seal.read_bytes() if seal else None
+        with _services() as services, services.db.session() as session:
             if name:
-                engine.pki.ensure_unit(unit, name)
-            signed, digest = engine.sign_as(
-                data,
-                unit_key=unit,
-                field_name=field,
-                signature_image=signature.read_bytes() if signature else None,
-                seal_image=seal.read_bytes() if seal else None,
-            )
+                services.pki.ensure_unit(unit, name)
+            creds = services.pki.unit(unit)
+            doc = services.archive.current(session, data)
+            recorded = doc is not None
+            if doc is None:
+                signed, digest = services.engine.sign_as(
+                    data, unit_key=unit, field_name=field, signature_image=sig, seal_image=seal_bytes, store=False
+                )
+            else:
+                member = session.scalar(select(Unit).where(Unit.name == creds.name))
+                result = services.archive.sign(
+                    session,
+                    doc,
+                    Actor(None, OPERATOR, member.id if member else None),
+                    key=unit,
+                    name=creds.name,
+                    unit=member,
+                    signature_png=sig,
+                    seal_png=seal_bytes,
+                    field_name=field,
+                )
+                session.commit()
+                signed, digest = result.pdf, result.version.sha256
         out_path.write_bytes(signed)
         out.print(f"已签署：{out_path}")
         out.print(f"SHA-256：{digest}")
-
-
-def _record(settings: Settings, docs: list[Any]) -> None:
-    """Record issued documents in the database, so their QR codes verify on the service's pages."""
-    from sqlalchemy import select
-
-    from service.archive.service import record_issued
-    from service.campaigns.models import Unit
-    from service.db.session import Database
-
-    db = Database(settings)
-    try:
-        db.migrate()
-        with db.session() as session:
-            units: dict[str, Unit | None] = {}
-            for doc in docs:
-                if doc.issuer_name not in units:
-                    units[doc.issuer_name] = session.scalar(select(Unit).where(Unit.name == doc.issuer_name))
-                record_issued(
-                    session,
-                    doc,
-                    issuer=units[doc.issuer_name],
-                    at=doc.issued_at,
-                )
-            session.commit()
-    finally:
-        db.dispose()
+        if not recorded:
+            out.print("该文件不是本机档案中文书的最新版本：已签署，但没有登记到档案。", highlight=False)
 
 
 def _read_file(path: Path) -> bytes:
@@ -344,7 +396,7 @@ def serve(
     """启动 Web 服务（启动时自动升级数据库结构）。"""
     import uvicorn
 
-    from service.api.app import create_app
+    from service.app import create_app
 
     with _errors():
         settings = _settings()
@@ -361,8 +413,8 @@ def serve(
 
 
 def _prepare_database(settings: Settings, demo: bool) -> None:
-    from service.campaigns.demo import DEMO_PASSWORD, load_demo
     from service.db.session import Database
+    from service.units.demo import DEMO_PASSWORD, load_demo
 
     db = Database(settings)
     try:
@@ -442,25 +494,24 @@ def add_user(
     """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
     from sqlalchemy import select
 
-    from service.accounts.service import create_user
-    from service.campaigns.models import Unit
-    from service.db.session import Database
+    from service.accounts.scope import Scope
+    from service.units.models import Unit
 
-    with _errors():
-        db = Database(_settings())
-        try:
-            db.migrate()
-            with db.session() as session:
-                unit = session.scalar(select(Unit).where(Unit.code == unit_code))
-                if unit is None:
-                    raise InvalidInput(f"没有代码为「{unit_code}」的单位，请先导入单位。")
-                user = create_user(
-                    session, username=username, password=password, display_name=name or username, role=role, unit=unit
-                )
-                session.commit()
-                out.print(f"已创建账号 {user.username}（{unit.name}）。")
-        finally:
-            db.dispose()
+    with _errors(), _services() as services, services.db.session() as session:
+        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+        if unit is None:
+            raise InvalidInput(f"没有代码为「{unit_code}」的单位，请先导入单位。")
+        user = services.accounts.add_user(
+            session,
+            Scope.operator(session, unit, OPERATOR),
+            username=username,
+            password=password,
+            display_name=name or username,
+            role=role,
+            unit=unit,
+        )
+        session.commit()
+        out.print(f"已创建账号 {user.username}（{unit.name}）。")
 
 
 roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")
@@ -484,67 +535,49 @@ def roster_import(
 
     from sqlalchemy import select
 
-    from service.audit.service import Actor
-    from service.campaigns.models import Unit, UnitType
-    from service.campaigns.units import visible_unit_ids
-    from service.cases.batch import create_roster
-    from service.cases.errors import RosterInvalid
-    from service.cases.roster import check_roster, schools_in
-    from service.clock import SYSTEM_CLOCK
-    from service.db.session import Database
+    from service.accounts.scope import Scope
+    from service.units.models import Unit
 
     with _errors():
-        if kind not in ("enrollment_notice", "return_notice"):
-            raise InvalidInput("--kind 应为 enrollment_notice 或 return_notice。")
         try:
             due = dt.date.fromisoformat(report_by)
         except ValueError:
             raise InvalidInput("--report-by 应写成 年-月-日，例如 2025-08-31。") from None
         data = _read_file(sheet)
-        settings = _settings()
-        db = Database(settings)
-        try:
-            db.migrate()
-            with db.session() as session:
-                unit = session.scalar(select(Unit).where(Unit.code == issuer))
-                if unit is None or unit.type == UnitType.OFFICE:
-                    raise InvalidInput(f"没有代码为「{issuer}」的学校或教体局。")
-                check = check_roster(
-                    session, data, sheet.name, kind, schools_in(session, visible_unit_ids(session, unit))
-                )
-                if check.errors:
-                    table = Table(
-                        "行", "列", "原因", title=f"名单中有 {len(check.errors)} 处错误", title_justify="left"
-                    )
-                    for e in check.errors:
-                        table.add_row(str(e["row"]), str(e["column"]), str(e["message"]))
-                    err.print(table)
-                    if not only_valid:
-                        raise RosterInvalid(
-                            "名单有错误，未导入任何学生。请修改后重新导入，或加 --only-valid 只导入无误的行。"
-                        )
-                if not check.good:
-                    raise RosterInvalid("名单中没有可以导入的行。")
-                roster = create_roster(
+        with _services() as services, services.db.session() as session:
+            unit = session.scalar(select(Unit).where(Unit.code == issuer))
+            if unit is None:
+                raise InvalidInput(f"没有代码为「{issuer}」的学校或教体局。")
+            try:
+                roster, skipped = services.cases.import_roster(
                     session,
-                    check,
+                    Scope.operator(session, unit, OPERATOR),
+                    data,
+                    sheet.name,
                     kind=kind,
-                    issuer=unit,
-                    filename=sheet.name,
                     report_by=due,
-                    issue_date=SYSTEM_CLOCK.now().date(),
                     only_valid=only_valid,
-                    actor=Actor(None, "命令行"),
-                    now=SYSTEM_CLOCK.now(),
                 )
-                session.commit()
-                out.print(
-                    f"已导入名单 {roster.id}：{roster.rows} 名学生"
-                    + (f"，跳过 {roster.skipped} 行" if roster.skipped else "")
-                )
-                out.print(f"签发：docsign notices issue --roster {roster.id}")
-        finally:
-            db.dispose()
+            except DocsignError as exc:
+                _row_errors(exc.details.get("errors", []) if isinstance(exc.details, dict) else [])
+                raise
+            session.commit()
+            _row_errors(skipped, "跳过的行")
+            out.print(
+                f"已导入名单 {roster.id}：{roster.rows} 名学生"
+                + (f"，跳过 {roster.skipped} 行" if roster.skipped else "")
+            )
+            out.print(f"签发：docsign notices issue --roster {roster.id}")
+
+
+def _row_errors(errors: list[dict[str, Any]], title: str = "名单中的错误") -> None:
+    """The rows a sheet import refused, as the page lists them: row, column, reason."""
+    if not errors:
+        return
+    table = Table("行", "列", "原因", title=f"{title}（{len(errors)} 处）", title_justify="left")
+    for e in errors:
+        table.add_row(str(e.get("row", "")), str(e.get("column", "")), str(e.get("message", "")))
+    err.print(table)
 
 
 @notices_app.command("issue")
@@ -553,54 +586,60 @@ def notices_issue(
     out_dir: Annotated[Path | None, typer.Option("--out", help="把各校的打印文件写到这个目录")] = None,
 ) -> None:
     """批量签发名单中的通知书；中断后再次执行只补发未签发的，不会重复。"""
-    from service.audit.service import Actor
-    from service.cases.batch import issue_roster
+    from sqlalchemy import select
+
+    from service.accounts.scope import Scope
     from service.cases.models import PrintBundle, Roster
-    from service.clock import SYSTEM_CLOCK
-    from service.db.session import Database
+    from service.jobs.runner import JobBusy, JobFailed
 
-    with _errors():
-        settings = _settings()
-        db = Database(settings)
-        try:
-            db.migrate()
-            with db.session() as session, DocumentEngine(settings) as engine:
-                roster = session.get(Roster, roster_id)
-                if roster is None:
-                    raise InvalidInput(f"没有编号为 {roster_id} 的名单。")
-                engine.pki.init()
-                with Progress(
-                    SpinnerColumn(),
-                    TextColumn("签发通知书"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=err,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task("签发", total=roster.rows)
-                    issued = issue_roster(
-                        session,
-                        engine,
-                        roster,
-                        Actor(None, "命令行"),
-                        SYSTEM_CLOCK.now,
-                        lambda done, total: bar.update(task, completed=done, total=total),
-                    )
-                from sqlalchemy import select
+    with _errors(), _services() as services:
+        with services.db.session() as session:
+            roster = session.get(Roster, roster_id)
+            if roster is None:
+                raise InvalidInput(f"没有编号为 {roster_id} 的名单。")
+            job, _ = services.cases.start_roster_issue(
+                session, Scope.operator(session, roster.issuer, OPERATOR), roster, services.jobs
+            )
+            session.commit()
+            before, total = _issued(session, roster_id), roster.rows
+        with _bar() as bar:
+            task = bar.add_task("签发通知书", total=total)
+            try:  # a job whose process died resumes here; one that runs elsewhere is left alone
+                ended = services.jobs.run_here(
+                    job.id, lambda done, total, stage: bar.update(task, completed=done, total=total)
+                )
+            except JobBusy:
+                raise JobBusy(f"名单 {roster_id} 正在由服务签发（后台任务 {job.id}），请等它结束后再试。") from None
+        if ended.status != "done":
+            raise JobFailed(f"[{ended.error_code}] {ended.error_message}")
+        with services.db.session() as session:
+            issued = _issued(session, roster_id)
+            out.print(f"本次签发 {issued - before} 份；名单共 {total} 份均已签发。")
+            for b in session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster_id)):
+                line = f"{b.school.name}：{b.notices} 份，打印文件 {b.pages} 页"
+                if out_dir is not None:
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    path = out_dir / f"{b.school.code}-print.pdf"
+                    with path.open("wb") as fh:
+                        for block in services.archive.documents.stream(b.sha256):
+                            fh.write(block)
+                    line += f"（{path}）"
+                out.print(line)
 
-                bundles = list(session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster.id)))
-                out.print(f"本次签发 {issued} 份；名单共 {roster.rows} 份均已签发。")
-                for b in bundles:
-                    line = f"{b.school.name}：{b.notices} 份，打印文件 {b.pages} 页"
-                    if out_dir is not None:
-                        out_dir.mkdir(parents=True, exist_ok=True)
-                        path = out_dir / f"{b.school.code}-print.pdf"
-                        path.write_bytes(engine.archive.get(b.sha256))
-                        line += f"（{path}）"
-                    out.print(line)
-        finally:
-            db.dispose()
+
+def _issued(session: Any, roster_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from service.cases.models import RosterEntry
+
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(RosterEntry)
+            .where(RosterEntry.roster_id == roster_id, RosterEntry.document_id.is_not(None))
+        )
+        or 0
+    )
 
 
 def main() -> None:

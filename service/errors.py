@@ -48,3 +48,21 @@ class ConfigurationError(DocsignError):
     code = "CONFIGURATION_ERROR"
     http_status = 500
     default_message = "服务配置有误，请联系管理员检查配置。"
+
+
+class NotFoundForUser(NotFound):
+    """What every object outside a user's units answers: it does not exist for them."""
+
+    code = "NOT_FOUND"
+    default_message = "未找到请求的对象，或您无权查看。"
+
+
+class UploadInvalid(InvalidInput):
+    code = "UPLOAD_INVALID"
+    default_message = "上传的文件无效。"
+
+
+class UploadTooLarge(DocsignError):
+    code = "UPLOAD_TOO_LARGE"
+    http_status = 413
+    default_message = "上传的文件过大。"

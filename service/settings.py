@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     trust_proxy_headers: bool = False
     #: Background jobs (issuing a campaign) run in this many threads of the server process.
     job_workers: int = Field(default=2, ge=1, le=32)
+    #: Seconds a running job's claim holds without renewal; the runner renews it three times as
+    #: often. A job whose process died is resumed by another process after this long.
+    job_lease_seconds: float = Field(default=60.0, ge=1)
+    #: Seconds between two looks for queued work (a new job is started at once anyway).
+    job_poll_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
@@ -123,6 +128,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def temp_dir(self) -> Path:
+        """Temporary folders of running processes (removed at the next start if a process died)."""
+        return self.work_dir / "tmp"
 
 
 @lru_cache(maxsize=1)

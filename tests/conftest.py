@@ -7,17 +7,21 @@ test that writes gets its own archive folder.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from service.archive.store import LocalArchive
+from service.clock import Clock
+from service.container import Services
 from service.documents.convert import Converter, ConverterConfig
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
 from tests import checks
+from tests.databases import postgres_database
 
 PASSPHRASE = "test-passphrase"
 
@@ -78,3 +82,36 @@ def nss_db(session_dir: Path, pki: Pki) -> str:
     root = session_dir / "root.crt"
     root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
     return checks.nss_db(session_dir / "nss", root)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test that takes it runs twice: on a SQLite file and on its own PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@contextmanager
+def built_services(tmp_path: Path, settings: Settings, converter: Converter, database_url: str) -> Iterator[Services]:
+    """The service's use cases over a real database, a fresh archive, the session's PKI and
+    LibreOffice, and a clock of their own; no HTTP."""
+    built = Services.build(
+        settings.model_copy(update={"data_dir": tmp_path / "var", "database_url": database_url}),
+        Clock(),
+        converter=converter,
+    )
+    built.prepare()
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture()
+def services(tmp_path: Path, settings: Settings, converter: Converter, database_url: str) -> Iterator[Services]:
+    """Services on SQLite and on PostgreSQL (each test that takes it runs twice)."""
+    with built_services(tmp_path, settings, converter, database_url) as built:
+        yield built

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import zoneinfo
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from service.archive.models import Document, DocumentVersion
+from service.audit.models import AuditEvent
+from service.cases.models import Roster, RosterEntry
+from service.settings import Settings
 from tests import checks
+from tests.api.conftest import Service, running_service, setup_licheng, signature_data_url
+from tests.cases.roster_data import rows, xlsx
 from tests.documents.test_sign import handwriting
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
 
@@ -191,3 +203,206 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
         timeout=60,
     )
     assert audit.returncode == 0 and "审计日志完整" in audit.stdout
+
+
+# --- the command line and the API do the same thing the same way --------------------------------
+
+
+def _cli(service_settings: Settings, *args: str, faketime: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DOCSIGN_DATA_DIR": str(service_settings.data_dir),
+        "DOCSIGN_CERTS_DIR": str(service_settings.certs_dir),
+        "DOCSIGN_PUBLIC_BASE_URL": service_settings.public_base_url,
+        "DOCSIGN_PKI_PASSPHRASE": service_settings.pki_passphrase.get_secret_value(),
+        "COLUMNS": "160",
+    }
+    command = [DOCSIGN, *args]
+    if faketime is not None:
+        env["TZ"] = "UTC"
+        command = ["faketime", faketime, *command]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _record_of(service: Service, document_id: int) -> dict[str, Any]:
+    """What the service wrote about a document: its versions, its audit entries, its dates."""
+    with service.state.db.session() as s:
+        doc = s.get(Document, document_id)
+        assert doc is not None
+        versions = s.scalars(
+            select(DocumentVersion).where(DocumentVersion.document_id == doc.id).order_by(DocumentVersion.number)
+        ).all()
+        audit = s.scalars(
+            select(AuditEvent).where(AuditEvent.object_type == "document", AuditEvent.object_id == str(doc.id))
+        ).all()
+        return {
+            "versions": [(v.number, v.event, v.signer_unit_id) for v in versions],
+            "audit": [
+                (e.action, e.unit_id, sorted(k for k in e.detail if k in ("kind", "sha256", "unit"))) for e in audit
+            ],
+            "issued_day": doc.issued_at.astimezone(SHANGHAI).date(),
+            "issue_date": doc.fields.get("issue_date"),
+            "sha256": doc.current_sha256,
+        }
+
+
+def test_cli_issue_records_what_the_api_records(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        case = c.post(
+            "/api/cases",
+            json={
+                "school_id": units["WSR-SH"],
+                "student_name": "王浩然",
+                "id_number": "370112201203070013",
+                "sex": "男",
+                "birth_date": "2012-03-07",
+                "grade": "六年级",
+                "confirmed": True,
+                "guardians": [{"name": "王德福", "relation": "父亲", "phone": "13805310001"}],
+            },
+        ).json()
+        today = service.clock.now().astimezone(SHANGHAI).date()
+        report_by = (today + dt.timedelta(days=7)).isoformat()
+        r = c.post(f"/api/cases/{case['id']}/notices", json={"kind": "return_notice", "report_by": report_by})
+        assert r.status_code == 201, r.text
+        by_api = _record_of(service, r.json()["id"])
+
+        fields = dict(json.loads(_cli(service.settings, "templates", "--example", "return_notice").stdout))
+        fields.update(issuer_name="历城区王舍人街道石河小学", issue_date=today.isoformat(), report_by=report_by)
+        (tmp_path / "fields.json").write_text(json.dumps(fields, ensure_ascii=False), encoding="utf-8")
+        out = _cli(
+            service.settings,
+            "issue",
+            "return_notice",
+            "--data",
+            str(tmp_path / "fields.json"),
+            "--out",
+            str(tmp_path / "n.pdf"),
+        )
+        assert out.returncode == 0, out.stderr
+        with service.state.db.session() as s:
+            cli_doc = s.scalar(select(Document.id).where(Document.case_id.is_(None)).order_by(Document.id.desc()))
+        assert cli_doc is not None
+        by_cli = _record_of(service, cli_doc)
+
+        for record in (by_api, by_cli):
+            assert record["versions"] == [(1, "issued", units["WSR-SH"])]
+            assert record["audit"] == [("document.issue", units["WSR-SH"], ["kind", "sha256"])]
+            assert record["issued_day"] == today and record["issue_date"] == today.isoformat()
+        assert (tmp_path / "n.pdf").read_bytes() == service.state.archive.documents.get(by_cli["sha256"])
+
+
+def test_cli_sign_records_what_the_api_records(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("bureau")
+        deadline = (service.clock.now() + dt.timedelta(days=2)).astimezone(SHANGHAI).replace(tzinfo=None)
+        cid = c.post(
+            "/api/campaigns",
+            json={"name": "2024年责任书", "year": 2024, "deadline": deadline.isoformat(timespec="minutes")},
+        ).json()["id"]
+        assert service.wait_job(c.post(f"/api/campaigns/{cid}/issue").json()["id"])["status"] == "done"
+        pledges = {
+            a["unit_name"]: a for a in c.get(f"/api/campaigns/{cid}/assignments").json() if a["kind"] == "pledge"
+        }
+        shihe, xindian = pledges["历城区王舍人街道石河小学"], pledges["历城区王舍人街道辛甸小学"]
+
+        service.login("wsr-sh-head")
+        r = c.post(
+            f"/api/assignments/{shihe['id']}/sign", json={"signature_png": signature_data_url(), "confirm": True}
+        )
+        assert r.status_code == 200, r.text
+        by_api = _record_of(service, shihe["document_id"])
+
+        service.login("wsr-xd-head")
+        (tmp_path / "pledge.pdf").write_bytes(c.get(f"/api/documents/{xindian['document_id']}/pdf").content)
+        (tmp_path / "sig.png").write_bytes(handwriting())
+        out = _cli(
+            service.settings,
+            "sign",
+            str(tmp_path / "pledge.pdf"),
+            "--unit",
+            "unit-wsr-xd",
+            "--signature",
+            str(tmp_path / "sig.png"),
+            "--out",
+            str(tmp_path / "signed.pdf"),
+        )
+        assert out.returncode == 0, out.stderr
+        by_cli = _record_of(service, xindian["document_id"])
+
+        bureau = by_api["versions"][0][2]
+        assert by_api["versions"] == [(1, "issued", bureau), (2, "signed", units["WSR-SH"])]
+        assert by_cli["versions"] == [(1, "issued", bureau), (2, "signed", units["WSR-XD"])]
+        for record, school in ((by_api, units["WSR-SH"]), (by_cli, units["WSR-XD"])):
+            assert record["audit"][0][0] == "document.issue"
+            assert record["audit"][-1] == ("document.sign", school, ["sha256", "unit"])
+        assert (tmp_path / "signed.pdf").read_bytes() == service.state.archive.documents.get(by_cli["sha256"])
+
+
+def test_cli_roster_import_at_one_in_the_morning_is_dated_that_day(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        sheet = xlsx(rows(6, ["WSR-SH"]))
+        (tmp_path / "名单.xlsx").write_bytes(sheet)
+        real_today = service.clock.now().astimezone(SHANGHAI).date()
+        report_by = (real_today + dt.timedelta(days=30)).isoformat()
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("名单.xlsx", sheet)},
+            data={"kind": "enrollment_notice", "report_by": report_by},
+        )
+        assert r.status_code == 201, r.text
+        # The same sheet through the command line, at 01:00 Beijing time two days on (17:00 UTC the day before).
+        day = real_today + dt.timedelta(days=2)
+        at = f"{day - dt.timedelta(days=1)} 17:00:00"
+        imported = _cli(
+            service.settings,
+            "roster",
+            "import",
+            str(tmp_path / "名单.xlsx"),
+            "--issuer",
+            "WSR-SH",
+            "--report-by",
+            report_by,
+            faketime=at,
+        )
+        assert imported.returncode == 0, imported.stderr
+        past = _cli(
+            service.settings,
+            "roster",
+            "import",
+            str(tmp_path / "名单.xlsx"),
+            "--issuer",
+            "WSR-SH",
+            "--report-by",
+            real_today.isoformat(),
+        )
+        assert past.returncode == 2 and "报到截止日期应晚于今天" in past.stderr
+        roster_id = imported.stdout.split("已导入名单 ", 1)[1].split("：", 1)[0]
+        issued = _cli(service.settings, "notices", "issue", "--roster", roster_id, faketime=at)
+        assert issued.returncode == 0, issued.stderr
+        with service.state.db.session() as s:
+            api_roster, cli_roster = s.scalars(select(Roster).order_by(Roster.id)).all()
+            assert (api_roster.issue_date, cli_roster.issue_date) == (real_today, day)
+            assert (api_roster.rows, api_roster.report_by) == (cli_roster.rows, cli_roster.report_by)
+            imports = s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "roster.import").order_by(AuditEvent.id)
+            ).all()
+            assert [(e.object_id, sorted(e.detail)) for e in imports] == [
+                (str(api_roster.id), ["file", "kind", "rows", "skipped"]),
+                (str(cli_roster.id), ["file", "kind", "rows", "skipped"]),
+            ]
+            assert [e.unit_id for e in imports] == [api_roster.issuer_id, cli_roster.issuer_id]
+            dates = s.scalars(
+                select(Document.fields)
+                .join(RosterEntry, RosterEntry.document_id == Document.id)
+                .where(RosterEntry.roster_id == cli_roster.id)
+            ).all()
+            assert len(dates) == 6 and {f["issue_date"] for f in dates} == {day.isoformat()}

@@ -6,8 +6,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.campaigns.models import Unit
 from service.db.base import Base, utcnow
+from service.units.models import Unit
 
 
 class Role(StrEnum):

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from service.accounts.models import ROLE_TITLES, Role, User
+
 
 class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64, title="用户名")
@@ -17,6 +19,19 @@ class UserOut(BaseModel):
     unit_id: int
     unit_name: str
     unit_type: str
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            role=user.role,
+            role_title=ROLE_TITLES.get(Role(user.role), user.role),
+            unit_id=user.unit_id,
+            unit_name=user.unit.name,
+            unit_type=user.unit.type,
+        )
 
 
 class UserIn(BaseModel):

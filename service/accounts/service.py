@@ -6,15 +6,21 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import AuthFailed, UserInvalid
+from service.accounts.errors import AuthFailed, TooManyRequests, UserInvalid
 from service.accounts.models import ApiToken, LoginSession, Role, User
-from service.campaigns.models import Unit, UnitType
+from service.accounts.scope import Scope
+from service.audit.service import Actor, record
+from service.db.session import Database
+from service.errors import NotFoundForUser
+from service.limits import RateLimiter
+from service.units.models import Unit, UnitType
 
 _hasher = PasswordHasher()
 #: A hash verified against when the username is unknown, so both failures cost the same time.
@@ -115,3 +121,75 @@ def user_for_token(session: Session, token: str, now: dt.datetime) -> User | Non
         return None
     row.last_used_at = now
     return row.user
+
+
+class Accounts:
+    """The account use cases: signing in and out, API tokens, new accounts."""
+
+    def __init__(
+        self, db: Database, login_limit: RateLimiter, session_hours: int, now: Callable[[], dt.datetime]
+    ) -> None:
+        self.db = db
+        self.login_limit = login_limit
+        self.session_hours = session_hours
+        self.now = now
+
+    def sign_in(self, session: Session, client: str, username: str, password: str) -> tuple[User, str]:
+        """Check a password login from ``client`` and open a session; returns the user and the
+        session token. A failure is recorded in the audit log (in a transaction of its own, so it
+        stays even though the caller's work is rolled back) before AuthFailed is raised; a client
+        over the login rate limit gets TooManyRequests."""
+        wait = self.login_limit.hit("login:" + client)
+        if wait:
+            raise TooManyRequests(wait, f"登录尝试过于频繁，请 {wait} 秒后再试。")
+        now = self.now()
+        try:
+            user = authenticate(session, username, password)
+        except AuthFailed:
+            with self.db.session() as apart:  # the failure is kept whatever the caller does next
+                record(apart, Actor(None, username[:64], None, client), "auth.login_failed", "user", username[:64], now)
+                apart.commit()
+            raise
+        token = start_session(session, user, now, self.session_hours)
+        record(session, Actor(user.id, user.display_name, user.unit_id, client), "auth.login", "user", user.id, now)
+        return user, token
+
+    def sign_out(self, session: Session, token: str) -> None:
+        end_session(session, token)
+
+    def new_token(self, session: Session, user: User, name: str) -> str:
+        now = self.now()
+        token = create_token(session, user, name, now)
+        record(
+            session,
+            Actor(user.id, user.display_name, user.unit_id),
+            "auth.token_create",
+            "user",
+            user.id,
+            now,
+            name=name,
+        )
+        return token
+
+    def add_user(
+        self, session: Session, scope: Scope, *, username: str, password: str, display_name: str, role: str, unit: Unit
+    ) -> User:
+        """A bureau creates an account for one of its units."""
+        scope.require(Role.BUREAU)
+        if unit.id not in scope.units:
+            raise NotFoundForUser("未找到该单位。")
+        user = create_user(
+            session, username=username, password=password, display_name=display_name, role=role, unit=unit
+        )
+        record(
+            session,
+            scope.actor,
+            "user.create",
+            "user",
+            user.id,
+            self.now(),
+            username=user.username,
+            role=user.role,
+            unit=unit.name,
+        )
+        return user

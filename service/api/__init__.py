@@ -1,1 +1,5 @@
-"""The HTTP API (FastAPI): JSON routes under /api, the public verification routes under /v."""
+"""The JSON API face: routes that parse a request, call one domain use case, and shape the answer."""
+
+from service.api import accounts, assignments, campaigns, cases, documents, pki, units
+
+ROUTERS = [m.router for m in (accounts, units, campaigns, assignments, documents, cases, pki)]

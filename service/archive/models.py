@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.campaigns.models import Unit
 from service.db.base import Base, utcnow
+from service.units.models import Unit
 
 
 class DocumentStatus(StrEnum):
@@ -73,3 +73,19 @@ class DocumentVersion(Base):
     signer_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
 
     document: Mapped[Document] = relationship(lazy="joined")
+
+
+class PendingWrite(Base):
+    """A file being written to the archive whose row is not committed yet (a journal of writes in
+    flight). Written and committed before the file, removed in the transaction that records the
+    file. What is left after a crash names the files that no row points to: recovery deletes them."""
+
+    __tablename__ = "archive_pending"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The store: documents, reports or files.
+    store: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: The job writing it (its lease says whether it is still alive); None for a request.
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,16 +1,6 @@
 from __future__ import annotations
 
-from service.errors import DocsignError, InvalidInput, NotFound
-
-
-class SheetInvalid(InvalidInput):
-    code = "SHEET_INVALID"
-    default_message = "表格中有错误，未导入任何数据。请按提示逐行修改后重新上传。"
-
-
-class UnitNotFound(NotFound):
-    code = "UNIT_NOT_FOUND"
-    default_message = "未找到该单位。"
+from service.errors import InvalidInput
 
 
 class CampaignInvalid(InvalidInput):
@@ -50,21 +40,3 @@ class DocumentRevoked(InvalidInput):
     code = "DOCUMENT_REVOKED"
     http_status = 409
     default_message = "该文书已被撤回，不能再签署。"
-
-
-class NotFoundForUser(NotFound):
-    """What every object outside a user's units answers: it does not exist for them."""
-
-    code = "NOT_FOUND"
-    default_message = "未找到请求的对象，或您无权查看。"
-
-
-class UploadInvalid(InvalidInput):
-    code = "UPLOAD_INVALID"
-    default_message = "上传的文件无效。"
-
-
-class UploadTooLarge(DocsignError):
-    code = "UPLOAD_TOO_LARGE"
-    http_status = 413
-    default_message = "上传的文件过大。"

@@ -11,7 +11,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from service.campaigns.models import STATE_TITLES, Assignment, AssignmentState, Campaign, UnitType
+from service.campaigns.models import STATE_TITLES, Assignment, AssignmentState, Campaign
+from service.units.models import UnitType
 
 HEADERS = [
     "序号",

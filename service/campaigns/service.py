@@ -13,16 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import IO, Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.archive import service as archive
+from service.accounts.errors import Forbidden
+from service.accounts.models import Role
+from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
-from service.archive.store import ArchiveStore
+from service.archive.service import Archive, BundleEntry, RecordAs, bundle_path, write_bundle
 from service.audit.service import SYSTEM, Actor, record
 from service.campaigns.errors import (
     AssignmentNotSignable,
@@ -33,17 +35,16 @@ from service.campaigns.errors import (
     NothingToForward,
     UnitDataMissing,
 )
-from service.campaigns.models import (
-    Assignment,
-    AssignmentState,
-    Campaign,
-    ForwardBatch,
-    Unit,
-    UnitType,
-)
-from service.campaigns.units import all_units, descendants
+from service.campaigns.ledger import ledger_workbook
+from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch
 from service.documents.errors import AlreadySigned
-from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
+from service.documents.pipeline import IssuedDocument, IssueRequest
+from service.errors import NotFoundForUser, UploadInvalid
+from service.jobs.models import Job
+from service.jobs.registry import actor_params
+from service.jobs.runner import JobRunner, wall_now
+from service.units.models import Unit, UnitType
+from service.units.service import all_units, descendants
 
 DOCUMENT_KINDS = ("responsibility_office", "responsibility_direct", "pledge")
 REPORT = "report"
@@ -60,6 +61,9 @@ KIND_TITLES = {
 }
 WEEKDAYS = "一二三四五六日"
 DONE_STATES = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
+#: How long a signature claim holds before recovery releases it (a signature takes well under a
+#: second; an external TSA may take its full timeout).
+SIGNING_LEASE = dt.timedelta(minutes=5)
 
 
 def local_tz(name: str) -> zoneinfo.ZoneInfo:
@@ -70,8 +74,10 @@ def local_tz(name: str) -> zoneinfo.ZoneInfo:
 class CampaignSpec:
     name: str
     year: int
-    deadline: dt.datetime
-    issue_date: dt.date
+    #: For a one-off campaign; without a time zone it is the bureau's local time.
+    deadline: dt.datetime | None
+    #: The date printed on the documents; today (local) if None.
+    issue_date: dt.date | None
     kinds: Sequence[str] = DOCUMENT_KINDS
     recurrence: str | None = None
     due_day: int | None = None
@@ -178,25 +184,20 @@ def period_label(period: str) -> str:
 
 
 class Campaigns:
-    """The campaign rules, with the resources they need (the document engine, the clock, the archive)."""
+    """The campaign use cases, with the services they need (the archive and its engine, the clock)."""
 
-    def __init__(
-        self,
-        engine: DocumentEngine,
-        store: ArchiveStore,
-        reports: ArchiveStore,
-        tz: str,
-        now: Callable[[], dt.datetime],
-    ) -> None:
-        self.engine = engine
-        self.store = store
-        self.reports = reports
+    def __init__(self, archive: Archive, tz: str, now: Callable[[], dt.datetime]) -> None:
+        self.archive = archive
+        self.engine = archive.engine
         self.tz = local_tz(tz)
         self.now = now
 
     # --- creating and issuing -----------------------------------------------------------------
 
-    def create(self, session: Session, bureau: Unit, spec: CampaignSpec, actor: Actor) -> Campaign:
+    def create(self, session: Session, scope: Scope, spec: CampaignSpec) -> Campaign:
+        """A bureau creates a campaign (documents to sign by a deadline) or a recurring report."""
+        scope.require(Role.BUREAU)
+        bureau, actor = scope.bureau(), scope.actor
         now = self.now()
         name = spec.name.strip()
         if not name or len(name) > 100:
@@ -208,7 +209,10 @@ class Campaigns:
             unknown = [k for k in kinds if k not in DOCUMENT_KINDS]
             if not kinds or unknown:
                 raise CampaignInvalid(f"文书类型应从 {'、'.join(DOCUMENT_KINDS)} 中选择。")
+            if spec.deadline is None:
+                raise CampaignInvalid("请填写截止时间，例如 2024-09-29T16:00。")
             deadline = spec.deadline if spec.deadline.tzinfo else spec.deadline.replace(tzinfo=self.tz)
+            deadline = deadline.astimezone(dt.UTC)
             if deadline <= now:
                 local = deadline.astimezone(self.tz)
                 raise DeadlinePassed(f"截止时间 {local:%Y年%m月%d日 %H:%M} 已经过去，请设置一个将来的时间。")
@@ -241,7 +245,7 @@ class Campaigns:
             year=spec.year,
             kinds=kinds,
             deadline=deadline,
-            issue_date=spec.issue_date,
+            issue_date=spec.issue_date or now.astimezone(self.tz).date(),
             recurrence=spec.recurrence,
             due_day=spec.due_day,
             status="draft",
@@ -274,18 +278,38 @@ class Campaigns:
         }
         return [(u, k) for u, k in plan(session, campaign.bureau, campaign.kinds) if (u.id, k) not in done]
 
-    def issue(
-        self, session: Session, campaign: Campaign, actor: Actor, progress: Callable[[int, int], None] | None = None
-    ) -> int:
-        """Fill, certify and issue every planned document not issued yet; returns how many were issued.
+    def start_issue(self, session: Session, scope: Scope, campaign: Campaign, jobs: JobRunner) -> tuple[Job, bool]:
+        """The bureau starts issuing a campaign in the background (``campaign.issue``); a second
+        start while one runs returns the running job."""
+        scope.require(Role.BUREAU)
+        if campaign.bureau_id not in scope.units:
+            raise CampaignNotReady("只能下发本局的任务。")
+        return jobs.enqueue(
+            session,
+            "campaign.issue",
+            {"campaign_id": campaign.id, "actor": actor_params(scope.actor)},
+            unit_id=campaign.bureau_id,
+            user_id=scope.actor.user_id,
+            active_key=f"campaign.issue:{campaign.id}",
+        )
 
-        Each document is committed as soon as it is signed and archived, so an interrupted run keeps
-        what it did and a rerun issues only what is missing, never a duplicate.
-        """
+    def issue(
+        self,
+        session: Session,
+        campaign: Campaign,
+        actor: Actor,
+        *,
+        checkpoint: Callable[[], None],
+        progress: Callable[[int, int], None] | None = None,
+        job_id: int | None = None,
+    ) -> int:
+        """Fill, certify and issue every planned document not issued yet; returns how many were
+        issued. ``checkpoint`` commits: each group of documents is committed once signed and
+        archived, so an interrupted run keeps what it did and a rerun issues only what is missing.
+        A recurring campaign opens its current period instead."""
         if campaign.recurrence is not None:
             created = self.ensure_periods(session, campaign, actor)
             self._mark_issued(session, campaign, actor)
-            session.commit()
             return created
         todo = self.pending(session, campaign)
         total = len(todo)
@@ -293,71 +317,75 @@ class Campaigns:
             progress(0, total)
         if not todo:
             self._mark_issued(session, campaign, actor)
-            session.commit()
             return 0
         bureau = campaign.bureau
         schools_under: dict[int, int] = defaultdict(int)
         for u in _tree(session, bureau):
             if u.type == UnitType.SCHOOL and u.parent_id is not None:
                 schools_under[u.parent_id] += 1
-        requests = [
-            IssueRequest(
-                kind, _clean(document_fields(kind, unit, campaign, schools_under[unit.id])), issuer_key=bureau.cert_key
-            )
-            for unit, kind in todo
-        ]
         self.engine.pki.ensure_unit(bureau.cert_key, bureau.name)
         for unit, _ in todo:  # each signer's certificate, before anything is issued
             self.engine.pki.ensure_unit(unit.cert_key, unit.name)
         campaign.status = "issuing"
-        session.commit()
-        done = 0
-        by_request = {id(r): pair for r, pair in zip(requests, todo, strict=True)}
+        checkpoint()
+        kinds: dict[int, tuple[Unit, str]] = {}
 
-        def on_issued(doc: IssuedDocument) -> None:
-            nonlocal done
-            unit, kind = by_request[id(doc.request)]
+        def items() -> Iterator[tuple[IssueRequest, RecordAs]]:
+            for unit, kind in todo:
+                fields = _clean(document_fields(kind, unit, campaign, schools_under[unit.id]))
+                request = IssueRequest(kind, fields, issuer_key=bureau.cert_key)
+                kinds[id(request)] = (unit, kind)
+                yield request, RecordAs(issuer=bureau, subject=unit)
+
+        def on_recorded(group: list[tuple[IssuedDocument, Document]]) -> None:
             now = self.now()
-            record_doc = archive.record_issued(
-                session,
-                doc,
-                issuer=bureau,
-                subject=unit,
-                at=now,
-            )
-            session.add(
-                Assignment(
-                    campaign_id=campaign.id,
-                    unit_id=unit.id,
-                    kind=kind,
-                    period="",
-                    deadline=campaign.deadline,
-                    document_id=record_doc.id,
-                    state=AssignmentState.ISSUED,
-                    issued_at=now,
+            for issued, doc in group:
+                unit, kind = kinds.pop(id(issued.request))
+                session.add(
+                    Assignment(
+                        campaign_id=campaign.id,
+                        unit_id=unit.id,
+                        kind=kind,
+                        period="",
+                        deadline=campaign.deadline,
+                        document_id=doc.id,
+                        state=AssignmentState.ISSUED,
+                        issued_at=now,
+                    )
                 )
-            )
-            record(
-                session,
-                actor,
-                "document.issue",
-                "document",
-                record_doc.id,
-                now,
-                kind=kind,
-                unit=unit.name,
-                sha256=doc.sha256,
-                campaign=campaign.id,
-            )
-            session.commit()
-            done += 1
-            if progress:
-                progress(done, total)
+                record(
+                    session,
+                    actor,
+                    "document.issue",
+                    "document",
+                    doc.id,
+                    now,
+                    kind=kind,
+                    unit=unit.name,
+                    sha256=doc.current_sha256,
+                    campaign=campaign.id,
+                )
 
-        self.engine.issue_many(requests, on_issued=on_issued)
+        done = self.archive.issue_batch(
+            session,
+            items(),
+            total=total,
+            checkpoint=checkpoint,
+            on_recorded=on_recorded,
+            progress=(lambda n: progress(n, total)) if progress else None,
+            job_id=job_id,
+        )
         self._mark_issued(session, campaign, actor)
-        session.commit()
         return done
+
+    def open_recurring(self, session: Session, scope: Scope, campaign: Campaign) -> int:
+        """A recurring campaign starts at once: its current period opens for every unit."""
+        scope.require(Role.BUREAU)
+        if campaign.recurrence is None:
+            raise CampaignNotReady("只有周期报送任务可以直接开始。")
+        created = self.ensure_periods(session, campaign, scope.actor)
+        self._mark_issued(session, campaign, scope.actor)
+        return created
 
     def _mark_issued(self, session: Session, campaign: Campaign, actor: Actor) -> None:
         if campaign.status != "issued":
@@ -429,94 +457,129 @@ class Campaigns:
 
     # --- a unit's actions ---------------------------------------------------------------------
 
-    def viewed(self, session: Session, assignment: Assignment, actor: Actor) -> None:
+    def viewed(self, session: Session, scope: Scope, assignment: Assignment) -> None:
+        """Someone opened the document; the assignment counts as viewed when its own unit did."""
         now = self.now()
-        if assignment.state == AssignmentState.ISSUED and actor.unit_id == assignment.unit_id:
+        if assignment.state == AssignmentState.ISSUED and scope.unit.id == assignment.unit_id:
             assignment.state = AssignmentState.VIEWED
             assignment.viewed_at = now
-        record(session, actor, "document.view", "document", assignment.document_id, now, assignment=assignment.id)
+        record(session, scope.actor, "document.view", "document", assignment.document_id, now, assignment=assignment.id)
 
     def sign(
         self,
         session: Session,
+        scope: Scope,
         assignment: Assignment,
-        actor: Actor,
         signature_png: bytes,
         seal_png: bytes | None = None,
     ) -> Document:
-        """The unit signs its document: the drawn signature and the unit's seal, with the unit's key."""
+        """A unit's signer signs its document: the drawn signature and the unit's seal, with the
+        unit's key. The assignment is claimed first in a transaction of its own (with a lease that
+        recovery releases if this process dies), so a second click or device stops at once and the
+        signature is made without holding a database lock; the caller commits the result."""
+        scope.require(Role.SIGNER, message="只有本单位负责人（签署人）可以签署。")
+        if assignment.unit_id != scope.unit.id:
+            raise Forbidden("只能签署本单位的文书。")
         if assignment.kind in REPORT_KINDS.values() or assignment.document_id is None:
             raise AssignmentNotSignable(f"{KIND_TITLES.get(assignment.kind, '报表')}请上传报表文件，不需要在线签署。")
         doc = session.get(Document, assignment.document_id)
         assert doc is not None
         if doc.status == DocumentStatus.REVOKED:
             raise DocumentRevoked(f"该文书已于 {doc.revoked_at:%Y-%m-%d} 撤回（{doc.revoke_reason}），不能再签署。")
-        # Claim the assignment and commit the claim: a second click (or a second device) finds it
-        # taken and stops, and the signature below is made without holding a database lock (on
-        # SQLite that lock would stop every other writer for as long as the TSA takes).
-        previous = assignment.state
-        claimed = cast(
+        self._claim(assignment)
+        try:
+            unit = assignment.unit
+            signed = self.archive.sign(
+                session,
+                doc,
+                scope.actor,
+                key=unit.cert_key,
+                name=unit.name,
+                unit=unit,
+                signature_png=signature_png,
+                seal_png=seal_png,
+                assignment=assignment.id,
+            )
+        except BaseException:
+            session.rollback()
+            self._release(assignment)
+            raise
+        session.refresh(assignment)
+        assignment.state = AssignmentState.SIGNED
+        assignment.claimed_until = None
+        assignment.signed_at = signed.signed_at
+        assignment.late = signed.signed_at > assignment.deadline
+        if assignment.viewed_at is None:
+            assignment.viewed_at = self.now()
+        session.flush()
+        return doc
+
+    def _claim(self, assignment: Assignment) -> None:
+        with self.archive.db.session() as apart:
+            claimed = cast(
+                CursorResult[Any],
+                apart.execute(
+                    update(Assignment)
+                    .where(
+                        Assignment.id == assignment.id,
+                        Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
+                    )
+                    .values(state=AssignmentState.SIGNING, claimed_until=wall_now() + SIGNING_LEASE)
+                ),
+            ).rowcount
+            apart.commit()
+        if not claimed:
+            raise AlreadySigned("该文书已经签署（或正在签署），不能重复签署。")
+
+    def _release(self, assignment: Assignment) -> None:
+        with self.archive.db.session() as apart:
+            apart.execute(
+                update(Assignment)
+                .where(Assignment.id == assignment.id, Assignment.state == AssignmentState.SIGNING)
+                .values(
+                    state=case(
+                        (Assignment.viewed_at.is_(None), AssignmentState.ISSUED.value),
+                        else_=AssignmentState.VIEWED.value,
+                    ),
+                    claimed_until=None,
+                )
+            )
+            apart.commit()
+
+    def release_expired_claims(self, session: Session) -> int:
+        """Signatures claimed by a process that died before making them are free again."""
+        released = cast(
             CursorResult[Any],
             session.execute(
                 update(Assignment)
                 .where(
-                    Assignment.id == assignment.id,
-                    Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
+                    Assignment.state == AssignmentState.SIGNING,
+                    or_(Assignment.claimed_until.is_(None), Assignment.claimed_until < wall_now()),
                 )
-                .values(state=AssignmentState.SIGNING)
+                .values(
+                    state=case(
+                        (Assignment.viewed_at.is_(None), AssignmentState.ISSUED.value),
+                        else_=AssignmentState.VIEWED.value,
+                    ),
+                    claimed_until=None,
+                )
             ),
         ).rowcount
-        if not claimed:
-            raise AlreadySigned("该文书已经签署（或正在签署），不能重复签署。")
-        session.commit()
-        unit = assignment.unit
-        try:
-            self.engine.pki.ensure_unit(unit.cert_key, unit.name)
-            pdf = self.store.get(doc.current_sha256)
-            signed, sha256 = self.engine.sign_as(
-                pdf, unit_key=unit.cert_key, signature_image=signature_png, seal_image=seal_png
-            )
-            report = self.engine.verify(signed)
-        except BaseException:
-            session.rollback()
-            session.execute(
-                update(Assignment)
-                .where(Assignment.id == assignment.id, Assignment.state == AssignmentState.SIGNING)
-                .values(state=previous)
-            )
-            session.commit()
-            raise
-        signed_at = report.signatures[-1].signing_time or self.now()
-        now = self.now()
-        archive.record_signed(session, doc, sha256=sha256, size=len(signed), signer=unit, at=now)
-        session.refresh(assignment)
-        assignment.state = AssignmentState.SIGNED
-        assignment.signed_at = signed_at
-        assignment.late = signed_at > assignment.deadline
-        if assignment.viewed_at is None:
-            assignment.viewed_at = now
-        record(
-            session,
-            actor,
-            "document.sign",
-            "document",
-            doc.id,
-            now,
-            assignment=assignment.id,
-            unit=unit.name,
-            sha256=sha256,
-            signed_at=signed_at.isoformat(),
-            late=assignment.late,
-        )
-        return doc
+        return int(released or 0)
 
-    def file_report(self, session: Session, assignment: Assignment, actor: Actor, data: bytes, filename: str) -> None:
+    def file_report(self, session: Session, scope: Scope, assignment: Assignment, data: bytes, filename: str) -> None:
+        """A unit files this period's report (a PDF or an Excel file)."""
+        scope.require(Role.SIGNER, Role.OFFICE)
+        if assignment.unit_id != scope.unit.id:
+            raise Forbidden("只能报送本单位的报表。")
         if assignment.kind not in REPORT_KINDS.values():
             raise AssignmentNotSignable("这份文书需要在线签署，不是上传报表。")
         if assignment.state in DONE_STATES:
             raise AlreadySigned("本期报表已经报送。")
+        if not (data.startswith(b"%PDF-") or data[:2] == b"PK"):
+            raise UploadInvalid("报表应为 PDF 或 Excel（.xlsx）文件。")
         now = self.now()
-        sha256 = self.reports.put(data)
+        sha256 = self.archive.keep(session, "reports", data)
         assignment.state = AssignmentState.SIGNED
         assignment.signed_at = now
         assignment.late = now > assignment.deadline
@@ -524,7 +587,7 @@ class Campaigns:
         assignment.report_name = filename[:128]
         record(
             session,
-            actor,
+            scope.actor,
             "report.file",
             "assignment",
             assignment.id,
@@ -534,8 +597,10 @@ class Campaigns:
             late=assignment.late,
         )
 
-    def forward(self, session: Session, campaign: Campaign, office: Unit, actor: Actor) -> ForwardBatch:
-        """The office sends its schools' signed documents to the bureau as one batch."""
+    def forward(self, session: Session, scope: Scope, campaign: Campaign) -> ForwardBatch:
+        """An office sends its schools' signed documents to the bureau as one batch."""
+        scope.require(Role.OFFICE)
+        office, actor = scope.unit, scope.actor
         if office.type != UnitType.OFFICE:
             raise NothingToForward("只有街道教育办需要转交所辖学校的文书。")
         school_ids = [u.id for u in all_units(session) if u.parent_id == office.id and u.type == UnitType.SCHOOL]
@@ -573,8 +638,9 @@ class Campaigns:
         )
         return batch
 
-    def receive(self, session: Session, campaign: Campaign, actor: Actor) -> int:
+    def receive(self, session: Session, scope: Scope, campaign: Campaign) -> int:
         """The bureau takes in what has reached it: offices' and 区直学校' own signatures, forwarded batches."""
+        scope.require(Role.BUREAU)
         now = self.now()
         count = 0
         for a in session.scalars(select(Assignment).where(Assignment.campaign_id == campaign.id)):
@@ -584,18 +650,91 @@ class Campaigns:
                 a.received_at = now
                 count += 1
         if count:
-            record(session, actor, "campaign.receive", "campaign", campaign.id, now, count=count)
+            record(session, scope.actor, "campaign.receive", "campaign", campaign.id, now, count=count)
         return count
 
-    def revoke(self, session: Session, doc: Document, actor: Actor, reason: str) -> None:
-        reason = reason.strip()
-        if not reason or len(reason) > 200:
-            raise CampaignInvalid("请填写撤回原因（不超过200字）。")
-        if doc.status == DocumentStatus.REVOKED:
-            raise CampaignNotReady("该文书已经撤回。")
+    def preview(self, session: Session, scope: Scope, campaign: Campaign, kind: str) -> bytes:
+        """A draft of one of the campaign's documents, filled for the first unit that gets it:
+        unsigned, without a code, for the bureau to read before issuing."""
+        scope.require(Role.BUREAU)
+        units = [u for u, k in plan(session, campaign.bureau, campaign.kinds) if k == kind]
+        if not units:
+            raise NotFoundForUser("该任务不下发这种文书。")
+        schools_under = sum(1 for u in all_units(session) if u.parent_id == units[0].id)
+        return self.engine.preview(kind, _clean(document_fields(kind, units[0], campaign, schools_under)))
+
+    def issue_job(self, session: Session, campaign: Campaign) -> Job | None:
+        """The campaign's latest issuing job, if any."""
+        return session.scalar(
+            select(Job)
+            .where(Job.kind == "campaign.issue", Job.params["campaign_id"].as_integer() == campaign.id)
+            .order_by(Job.id.desc())
+            .limit(1)
+        )
+
+    # --- exports ------------------------------------------------------------------------------
+
+    def export_ledger(self, session: Session, scope: Scope, campaign: Campaign) -> bytes:
+        """The campaign's 台账 as an Excel workbook (the units the user sees), audited."""
+        items = [a for a in self.assignments(session, campaign) if a.unit_id in scope.units]
+        data = ledger_workbook(campaign, items, KIND_TITLES, self.tz, self.now())
+        record(session, scope.actor, "campaign.export_ledger", "campaign", campaign.id, self.now(), rows=len(items))
+        return data
+
+    def export_archive(self, session: Session, scope: Scope, campaign: Campaign, out: IO[bytes]) -> int:
+        """Every signed document of the campaign the user sees, as a zip with a SHA-256 manifest."""
+        scope.require(Role.BUREAU, Role.OFFICE)
+        entries = []
+        for a in self.assignments(session, campaign):
+            if a.unit_id not in scope.units or a.document_id is None:
+                continue
+            doc = session.get(Document, a.document_id)
+            assert doc is not None
+            group = a.unit.parent.name if a.unit.parent is not None else a.unit.name
+            entries.append(
+                BundleEntry(
+                    bundle_path(group, f"{a.unit.name}-{KIND_TITLES.get(a.kind, a.kind)}.pdf"),
+                    doc.current_sha256,
+                    {
+                        "unit": a.unit.name,
+                        "unit_code": a.unit.code,
+                        "kind": a.kind,
+                        "state": a.state,
+                        "signed_at": a.signed_at.isoformat() if a.signed_at else "",
+                        "late": "" if a.late is None else a.late,
+                        "document_status": doc.status,
+                    },
+                )
+            )
+        count = write_bundle(out, self.archive.documents, entries, campaign.name)
+        record(session, scope.actor, "campaign.export_archive", "campaign", campaign.id, self.now(), files=count)
+        return count
+
+    def escalations(self, session: Session, scope: Scope) -> list[dict[str, object]]:
+        """Units directly below the user's own whose document or report is overdue: whom to chase."""
         now = self.now()
-        archive.revoke(doc, reason, now)
-        record(session, actor, "document.revoke", "document", doc.id, now, reason=reason)
+        below = scope.units - {scope.unit.id}
+        out: list[dict[str, object]] = []
+        for a in session.scalars(
+            select(Assignment).where(
+                Assignment.unit_id.in_(below),
+                Assignment.deadline < now,
+                Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
+            )
+        ):
+            if a.unit.parent_id == scope.unit.id:
+                out.append(
+                    {
+                        "assignment_id": a.id,
+                        "campaign": a.campaign.name,
+                        "unit_id": a.unit_id,
+                        "unit": a.unit.name,
+                        "kind": a.kind,
+                        "period": a.period,
+                        "deadline": a.deadline.isoformat(),
+                    }
+                )
+        return out
 
     # --- watching -----------------------------------------------------------------------------
 

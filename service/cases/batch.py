@@ -1,4 +1,5 @@
-"""Notices for a whole roster, as one resumable batch.
+"""Notices for a whole roster, as one resumable batch (the steps behind ``Cases.import_roster`` and
+``Cases.issue_roster``).
 
 Import reserves a verification code for every row (``RosterEntry.code``). Issuing takes the rows that
 have no document yet, in class order, through the engine's merged conversion, and records each
@@ -10,57 +11,34 @@ notices in class order (qpdf joins the signed files).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from service.archive import service as archive
 from service.archive.models import Document
-from service.archive.store import ArchiveStore, LocalArchive
+from service.archive.service import Archive, RecordAs
 from service.audit.service import Actor, record
-from service.campaigns.models import Unit
 from service.cases.checks import parse_date
 from service.cases.models import Case, CaseStatus, Guardian, PrintBundle, Roster, RosterEntry
+from service.cases.notices import notice_fields
 from service.cases.roster import RosterCheck, class_order
 from service.documents.codes import new_code
 from service.documents.errors import ConversionError
-from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
+from service.documents.pipeline import IssuedDocument, IssueRequest
 from service.documents.registry import get_kind
+from service.units.models import Unit
+from service.workdir import temp_dir
 
-#: Documents recorded per commit: a crash re-issues at most this many (with the same codes).
-COMMIT_EVERY = 25
 #: Rows handed to the engine at once (the engine merges them further into conversion chunks).
 ISSUE_WINDOW = 400
-
-
-def notice_fields(
-    kind: str, values: dict[str, str], school: Unit, issuer: Unit, report_by: dt.date, issue_date: dt.date
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "guardian_name": values["guardian_name"],
-        "student_name": values["student_name"],
-        "student_id_number": values["id_number"],
-        "school_name": school.name,
-        "report_by": report_by.isoformat(),
-        "issuer_name": issuer.name,
-        "issue_date": issue_date.isoformat(),
-    }
-    if school.address:
-        fields["school_address"] = school.address
-    if school.phone:
-        fields["contact_phone"] = school.phone
-    if kind == "return_notice" and values.get("grade"):
-        fields["grade_class"] = values["grade"] + values.get("class_name", "")
-    return fields
 
 
 def create_roster(
@@ -138,7 +116,18 @@ def create_roster(
                 row=r.row,
                 school_id=r.school.id,
                 class_order=class_order(r.values, r.row),
-                fields=notice_fields(kind, r.values, r.school, issuer, report_by, issue_date),
+                fields=notice_fields(
+                    guardian_name=r.values["guardian_name"],
+                    student_name=r.values["student_name"],
+                    id_number=r.values["id_number"],
+                    grade_class=(r.values["grade"] + r.values.get("class_name", ""))
+                    if kind == "return_notice" and r.values.get("grade")
+                    else None,
+                    school=r.school,
+                    issuer=issuer,
+                    report_by=report_by,
+                    issue_date=issue_date,
+                ),
                 code=new_code(),
                 case_id=case_id,
             )
@@ -167,11 +156,14 @@ def _birth(id_number: str) -> dt.date:
 
 def issue_roster(
     session: Session,
-    engine: DocumentEngine,
+    archive: Archive,
     roster: Roster,
     actor: Actor,
     now: Callable[[], dt.datetime],
+    *,
+    checkpoint: Callable[[], None],
     progress: Callable[[int, int], None] | None = None,
+    job_id: int | None = None,
 ) -> int:
     """Issue every notice of the roster that has no document yet; returns how many were issued now."""
     total = session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.roster_id == roster.id)) or 0
@@ -186,15 +178,15 @@ def issue_roster(
     if progress:
         progress(done, total)
     issuer = roster.issuer
-    engine.pki.ensure_unit(issuer.cert_key, issuer.name)
-    #: request -> (roster entry id, case id), for the requests handed to the engine
-    waiting: dict[int, tuple[int, int | None]] = {}
+    archive.engine.pki.ensure_unit(issuer.cert_key, issuer.name)
+    #: request -> roster entry id, for the requests handed to the engine
+    entries: dict[int, int] = {}
 
-    def requests() -> Iterator[IssueRequest]:
+    def items() -> Iterator[tuple[IssueRequest, RecordAs]]:
         """The rows without a document, in class order, a window at a time."""
         after: tuple[str, int] = ("", 0)
         while True:
-            entries = session.execute(
+            rows = session.execute(
                 select(
                     RosterEntry.id, RosterEntry.class_order, RosterEntry.fields, RosterEntry.code, RosterEntry.case_id
                 )
@@ -206,54 +198,42 @@ def issue_roster(
                 .order_by(RosterEntry.class_order, RosterEntry.id)
                 .limit(ISSUE_WINDOW)
             ).all()
-            if not entries:
+            if not rows:
                 return
-            for entry_id, _, fields, code, case_id in entries:
-                req = IssueRequest(roster.kind, fields, issuer_key=issuer.cert_key, code=code)
-                waiting[id(req)] = (entry_id, case_id)
-                yield req
-            after = (entries[-1].class_order, entries[-1].id)
+            for entry_id, _, fields, code, case_id in rows:
+                request = IssueRequest(roster.kind, fields, issuer_key=issuer.cert_key, code=code)
+                entries[id(request)] = entry_id
+                yield request, RecordAs(issuer=issuer, case_id=case_id)
+            after = (rows[-1].class_order, rows[-1].id)
 
-    recorded: list[tuple[int, Document]] = []
-
-    def commit() -> None:
-        """Write the documents recorded since the last commit, many rows per statement."""
-        session.flush()
-        if recorded:
-            session.execute(update(RosterEntry), [{"id": e, "document_id": d.id} for e, d in recorded])
-        session.commit()
-        recorded.clear()
-        if progress:
-            progress(done, total)
-
-    def on_issued(doc: IssuedDocument) -> None:
-        nonlocal done
-        entry_id, case_id = waiting.pop(id(doc.request))
-        row = archive.record_issued(
-            session,
-            doc,
-            issuer=issuer,
-            at=now(),
-            flush=False,
-            case_id=case_id,
+    def on_recorded(group: list[tuple[IssuedDocument, Document]]) -> None:
+        session.execute(
+            update(RosterEntry),
+            [{"id": entries.pop(id(issued.request)), "document_id": doc.id} for issued, doc in group],
         )
-        recorded.append((entry_id, row))
-        done += 1
-        if len(recorded) >= COMMIT_EVERY:
-            commit()
 
-    issued_now = engine.issue_stream(requests(), total=total - done, on_issued=on_issued)
-    commit()
+    issued_now = archive.issue_batch(
+        session,
+        items(),
+        total=total - done,
+        checkpoint=checkpoint,
+        on_recorded=on_recorded,
+        progress=(lambda n: progress(done + n, total)) if progress else None,
+        job_id=job_id,
+    )
     if roster.issued_at is None or issued_now:
         roster.issued_at = now()
         record(session, actor, "roster.issue", "roster", roster.id, roster.issued_at, issued=issued_now, total=total)
-    build_print_bundles(session, engine.archive, roster, now())
-    session.commit()
+    checkpoint()
+    build_print_bundles(session, archive, roster, now(), job_id=job_id)
     return issued_now
 
 
-def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, at: dt.datetime) -> list[PrintBundle]:
+def build_print_bundles(
+    session: Session, archive: Archive, roster: Roster, at: dt.datetime, job_id: int | None = None
+) -> list[PrintBundle]:
     """One print PDF per school with its notices in class order (qpdf joins the signed files)."""
+    store = archive.documents
     rows = session.execute(
         select(RosterEntry.school_id, Document.current_sha256)
         .join(Document, Document.id == RosterEntry.document_id)
@@ -264,37 +244,32 @@ def build_print_bundles(session: Session, store: ArchiveStore, roster: Roster, a
     for school_id, sha256 in rows:
         by_school[school_id].append(sha256)
     bundles = []
-    with tempfile.TemporaryDirectory(prefix="docsign-print-") as tmp:
+    with temp_dir(archive.temp_root, "print") as tmp:
 
-        def join(school_id: int, hashes: list[str]) -> tuple[str, int]:
-            paths = []
-            for i, sha256 in enumerate(hashes):
-                if isinstance(store, LocalArchive):
-                    paths.append(store.path_for(sha256))
-                else:
-                    p = Path(tmp, f"{school_id}-{i:06d}.pdf")
-                    p.write_bytes(store.get(sha256))
-                    paths.append(p)
-            out = Path(tmp, f"school-{school_id}.pdf")
-            args = Path(tmp, f"school-{school_id}.args")
-            args.write_text(
-                "\n".join(["--empty", "--pages", *map(str, paths), "--", str(out)]) + "\n", encoding="utf-8"
-            )
-            try:
-                subprocess.run(["qpdf", f"@{args}"], check=True, capture_output=True, timeout=600)
-                pages = int(
-                    subprocess.run(
-                        ["qpdf", "--show-npages", str(out)], check=True, capture_output=True, text=True, timeout=120
-                    ).stdout.strip()
+        def join(school_id: int, hashes: list[str]) -> tuple[Path, int]:
+            with contextlib.ExitStack() as files:
+                paths = [files.enter_context(store.local_path(sha256)) for sha256 in hashes]
+                out = Path(tmp, f"school-{school_id}.pdf")
+                args = Path(tmp, f"school-{school_id}.args")
+                args.write_text(
+                    "\n".join(["--empty", "--pages", *map(str, paths), "--", str(out)]) + "\n", encoding="utf-8"
                 )
-            except (OSError, subprocess.SubprocessError, ValueError) as exc:
-                raise ConversionError("无法合并打印用的 PDF，请确认已安装 qpdf（运行 scripts/setup）。") from exc
-            return store.put_file(out), pages
+                try:
+                    subprocess.run(["qpdf", f"@{args}"], check=True, capture_output=True, timeout=600)
+                    pages = int(
+                        subprocess.run(
+                            ["qpdf", "--show-npages", str(out)], check=True, capture_output=True, text=True, timeout=120
+                        ).stdout.strip()
+                    )
+                except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                    raise ConversionError("无法合并打印用的 PDF，请确认已安装 qpdf（运行 scripts/setup）。") from exc
+            return out, pages
 
         # One qpdf per school, as many at once as there are cores.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="docsign-print") as pool:
             joined = list(pool.map(join, by_school.keys(), by_school.values()))
-        for (school_id, hashes), (sha, pages) in zip(by_school.items(), joined, strict=True):
+        for (school_id, hashes), (path, pages) in zip(by_school.items(), joined, strict=True):
+            sha = archive.keep_file(session, "documents", path, job_id=job_id)
             bundle = session.scalar(
                 select(PrintBundle).where(PrintBundle.roster_id == roster.id, PrintBundle.school_id == school_id)
             )

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.campaigns.models import Unit
 from service.db.base import Base, utcnow
+from service.units.models import Unit
 
 
 class CaseStatus(StrEnum):
@@ -40,6 +40,12 @@ WRITE_OFF_REASONS = {
     "enrolled_elsewhere": "实际就读无学籍",
     "deferred_for_illness": "因特殊原因申请延缓入学（正常休学）",
 }
+
+#: 辍学原因 as the registration form lists them.
+REASONS = ("厌学", "学习困难", "家庭经济困难", "身体原因", "外出务工", "早婚早育", "信教", "家长不送", "其他")
+#: Notices a case gets one at a time, and the kinds a roster issues in bulk.
+CASE_NOTICE_KINDS = ("return_notice", "deadline_return_notice")
+ROSTER_KINDS = ("enrollment_notice", "return_notice")
 
 ATTEMPT_METHODS = ("家访", "电话", "约谈", "联合劝返", "送教上门", "司法督促", "其他")
 KEY_GROUPS = ("留守儿童", "随迁子女", "残疾儿童", "家庭经济困难", "建档立卡", "孤儿或事实无人抚养")

@@ -17,12 +17,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.campaigns.models import Unit, UnitType
 from service.cases.checks import check_guardian, check_id, parse_date
 from service.cases.errors import RosterInvalid
-from service.cases.models import OPEN_STATUSES, Case
-from service.cases.service import REASONS
+from service.cases.models import OPEN_STATUSES, REASONS, Case
 from service.sheets import UnreadableSheet, read_table
+from service.units.models import Unit, UnitType
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "school": ("学校代码", "学校"),

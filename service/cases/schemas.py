@@ -1,8 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.archive.models import Document
+from service.archive.schemas import document_brief
+from service.cases.models import STATUS_TITLES, WRITE_OFF_REASONS, Case, CaseStatus, PrintBundle, Roster, RosterEntry
+from service.documents.registry import get_kind
+
+if TYPE_CHECKING:
+    from service.cases.service import Cases
 
 
 class GuardianBody(BaseModel):
@@ -48,3 +59,85 @@ class NoticeBody(BaseModel):
 
 class ReasonBody(BaseModel):
     reason: str = Field(min_length=1, max_length=200, title="原因")
+
+
+def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> dict[str, Any]:
+    """A case as the API returns it and the pages show it: the list line, or everything."""
+    out: dict[str, Any] = {
+        "id": case.id,
+        "school_id": case.school_id,
+        "school": case.school.name,
+        "student_name": case.student_name,
+        "sex": case.sex,
+        "grade_class": case.grade_class,
+        "status": case.status,
+        "status_title": STATUS_TITLES[CaseStatus(case.status)],
+        "dropout_date": case.dropout_date,
+        "key_groups": case.key_groups,
+        "attempts": len(case.attempts),
+    }
+    if full:
+        docs = session.scalars(select(Document).where(Document.case_id == case.id).order_by(Document.issued_at))
+        out.update(
+            {
+                "id_number": case.id_number,
+                "student_number": case.student_number,
+                "birth_date": case.birth_date,
+                "home_address": case.home_address,
+                "dropout_reason": case.dropout_reason,
+                "reason_detail": case.reason_detail,
+                "write_off_reason": WRITE_OFF_REASONS.get(case.write_off_reason or ""),
+                "guardians": [
+                    {"name": g.name, "relation": g.relation, "phone": g.phone, "address": g.address}
+                    for g in case.guardians
+                ],
+                "attempt_list": [
+                    {
+                        "id": a.id,
+                        "date": a.date,
+                        "staff": a.staff,
+                        "method": a.method,
+                        "result": a.result,
+                        "succeeded": a.succeeded,
+                        "note": a.note,
+                    }
+                    for a in case.attempts
+                ],
+                "documents": [document_brief(d) for d in docs],
+                "due": [d.to_dict() for d in cases.due(session, case)],
+            }
+        )
+    return out
+
+
+def roster_view(session: Session, roster: Roster) -> dict[str, Any]:
+    """A roster with how many of its notices were issued, opened and confirmed, and its print files."""
+    entries = session.execute(
+        select(RosterEntry.document_id, Document.opened_at, Document.confirmed_at)
+        .outerjoin(Document, Document.id == RosterEntry.document_id)
+        .where(RosterEntry.roster_id == roster.id)
+    ).all()
+    bundles = session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster.id))
+    return {
+        "id": roster.id,
+        "kind": roster.kind,
+        "title": get_kind(roster.kind).title,
+        "filename": roster.filename,
+        "issuer": roster.issuer.name,
+        "report_by": roster.report_by,
+        "rows": roster.rows,
+        "skipped": roster.skipped,
+        "issued": sum(1 for e in entries if e.document_id),
+        "opened": sum(1 for e in entries if e.opened_at),
+        "confirmed": sum(1 for e in entries if e.confirmed_at),
+        "print": [
+            {
+                "school_id": b.school_id,
+                "school": b.school.name,
+                "notices": b.notices,
+                "pages": b.pages,
+                "sha256": b.sha256,
+            }
+            for b in bundles
+        ],
+    }

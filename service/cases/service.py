@@ -11,26 +11,33 @@ judicial authorities; each school files its 月报 by the 20th (Suiyang 四). A 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.archive import service as archive
+from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
-from service.archive.store import ArchiveStore
+from service.archive.service import Archive, RecordAs
 from service.audit.service import Actor, record
-from service.campaigns.models import Assignment, AssignmentState, Campaign, Unit, UnitType
+from service.campaigns.ledger import safe_cell
+from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.campaigns.service import REPORT, WEEKLY_REPORT, period_label
+from service.cases.batch import create_roster, issue_roster
 from service.cases.checks import check_guardian, check_id
-from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue
+from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue, RosterInvalid
 from service.cases.models import (
     ATTEMPT_METHODS,
+    CASE_NOTICE_KINDS,
     KEY_GROUPS,
     OPEN_STATUSES,
+    REASONS,
+    ROSTER_KINDS,
     STATUS_TITLES,
     WRITE_OFF_REASONS,
     Attempt,
@@ -38,12 +45,21 @@ from service.cases.models import (
     CaseFile,
     CaseStatus,
     Guardian,
+    PrintBundle,
+    Roster,
+    RosterEntry,
 )
-from service.documents.pipeline import DocumentEngine, IssueRequest
+from service.cases.notices import notice_fields
+from service.cases.roster import check_roster, schools_in
+from service.documents.pipeline import IssueRequest
+from service.errors import NotFoundForUser, UploadInvalid
+from service.jobs.models import Job
+from service.jobs.registry import actor_params
+from service.jobs.runner import JobRunner
+from service.units.models import Unit, UnitType
 
 FAILED_ATTEMPTS_FOR_JOINT = 3
 JOINT = "联合劝返"
-REASONS = ("厌学", "学习困难", "家庭经济困难", "身体原因", "外出务工", "早婚早育", "信教", "家长不送", "其他")
 
 
 @dataclass
@@ -125,9 +141,11 @@ def check_case(data: CaseIn) -> list[tuple[str, str]]:
 
 
 class Cases:
-    def __init__(self, engine: DocumentEngine, files: ArchiveStore, tz: str, now: Callable[[], dt.datetime]) -> None:
-        self.engine = engine
-        self.files = files
+    """The case use cases: registering, 劝返 attempts, closing, notices, the 一生一表, rosters."""
+
+    def __init__(self, archive: Archive, tz: str, now: Callable[[], dt.datetime]) -> None:
+        self.archive = archive
+        self.engine = archive.engine
         self.tz = zoneinfo.ZoneInfo(tz)
         self.now = now
 
@@ -136,7 +154,12 @@ class Cases:
 
     # --- the case itself ----------------------------------------------------------------------
 
-    def create(self, session: Session, school: Unit, data: CaseIn, actor: Actor) -> Case:
+    def create(self, session: Session, scope: Scope, school_id: int, data: CaseIn) -> Case:
+        """Register a student who dropped out (or may have) at a school the user sees."""
+        school = session.get(Unit, school_id)
+        if school is None or school.id not in scope.units:
+            raise NotFoundForUser("未找到该学校。")
+        actor = scope.actor
         if school.type != UnitType.SCHOOL:
             raise CaseInvalid("辍学个案应登记在学生的学籍学校名下。")
         problems = check_case(data)
@@ -203,17 +226,17 @@ class Cases:
             case.closed_at = now
         record(session, actor, "case.status", "case", case.id, now, **{"from": previous, "to": status.value}, **detail)
 
-    def confirm(self, session: Session, case: Case, actor: Actor) -> None:
+    def confirm(self, session: Session, scope: Scope, case: Case) -> None:
         """疑似辍学, once checked, is 辍学."""
         if case.status != CaseStatus.SUSPECTED:
             raise CaseClosed("只有疑似辍学的个案可以确认为辍学。")
-        self._move(session, case, CaseStatus.DROPPED, actor)
+        self._move(session, case, CaseStatus.DROPPED, scope.actor)
 
     def add_attempt(
         self,
         session: Session,
+        scope: Scope,
         case: Case,
-        actor: Actor,
         *,
         date: dt.date,
         staff: str,
@@ -223,6 +246,8 @@ class Cases:
         note: str | None = None,
         attachments: Sequence[tuple[str, bytes]] = (),
     ) -> Attempt:
+        """A 劝返 attempt (date, staff, method, result); a successful one closes the case as 已复学."""
+        actor = scope.actor
         self._open(case)
         problems = []
         if method not in ATTEMPT_METHODS:
@@ -276,7 +301,7 @@ class Cases:
     def _file(
         self, session: Session, case: Case, purpose: str, filename: str, data: bytes, attempt_id: int | None = None
     ) -> CaseFile:
-        sha256 = self.files.put(data)
+        sha256 = self.archive.keep(session, "files", data)
         f = CaseFile(
             case_id=case.id,
             attempt_id=attempt_id,
@@ -290,18 +315,18 @@ class Cases:
         session.flush()
         return f
 
-    def returned(self, session: Session, case: Case, actor: Actor) -> None:
+    def returned(self, session: Session, scope: Scope, case: Case) -> None:
         self._open(case)
-        self._move(session, case, CaseStatus.RETURNED, actor)
+        self._move(session, case, CaseStatus.RETURNED, scope.actor)
 
-    def defer(self, session: Session, case: Case, actor: Actor, reason: str) -> None:
+    def defer(self, session: Session, scope: Scope, case: Case, reason: str) -> None:
         self._open(case)
         if not reason.strip():
             raise CaseInvalid("请填写延缓入学或休学的原因和批准文件。")
-        self._move(session, case, CaseStatus.DEFERRED, actor, reason=reason.strip()[:200])
+        self._move(session, case, CaseStatus.DEFERRED, scope.actor, reason=reason.strip()[:200])
 
     def write_off(
-        self, session: Session, case: Case, actor: Actor, reason: str, evidence: Sequence[tuple[str, bytes]]
+        self, session: Session, scope: Scope, case: Case, reason: str, evidence: Sequence[tuple[str, bytes]]
     ) -> None:
         """核销: only for one of annex 1's reasons, with the evidence the annex asks for."""
         self._open(case)
@@ -312,7 +337,7 @@ class Cases:
         for filename, data in evidence:
             self._file(session, case, "evidence", filename, data)
         case.write_off_reason = reason
-        self._move(session, case, CaseStatus.WRITTEN_OFF, actor, reason=WRITE_OFF_REASONS[reason])
+        self._move(session, case, CaseStatus.WRITTEN_OFF, scope.actor, reason=WRITE_OFF_REASONS[reason])
 
     # --- what is due --------------------------------------------------------------------------
 
@@ -419,22 +444,17 @@ class Cases:
     def notice_fields(
         self, session: Session, case: Case, kind: str, report_by: dt.date, issuer: Unit
     ) -> dict[str, Any]:
-        school = case.school
         guardian = self._guardian(case)
-        fields: dict[str, Any] = {
-            "guardian_name": guardian.name,
-            "student_name": case.student_name,
-            "student_id_number": case.id_number,
-            "school_name": school.name,
-            "grade_class": case.grade_class,
-            "report_by": report_by.isoformat(),
-            "issuer_name": issuer.name,
-            "issue_date": self.today().isoformat(),
-        }
-        if school.address:
-            fields["school_address"] = school.address
-        if school.phone:
-            fields["contact_phone"] = school.phone
+        fields = notice_fields(
+            guardian_name=guardian.name,
+            student_name=case.student_name,
+            id_number=case.id_number,
+            grade_class=case.grade_class,
+            school=case.school,
+            issuer=issuer,
+            report_by=report_by,
+            issue_date=self.today(),
+        )
         if kind == "deadline_return_notice":
             returns = self._notices(session, case, "return_notice")
             if not returns:
@@ -447,43 +467,50 @@ class Cases:
             fields["return_notice_date"] = str(returns[-1].fields["issue_date"])
         return fields
 
+    def notice_issuer(self, scope: Scope, case: Case, requested: str | None = None) -> Unit:
+        """Which unit issues a case's notice: the school, or the bureau when a bureau user asks for
+        it (by default a bureau user issues as the bureau, anyone else as the school)."""
+        if requested is None:
+            requested = "bureau" if scope.unit.type == UnitType.BUREAU else "school"
+        if requested == "bureau":
+            return scope.bureau()
+        if requested != "school":
+            raise CaseInvalid("发文单位应为 school（学校）或 bureau（教体局）。")
+        return case.school
+
     def issue_notice(
-        self, session: Session, case: Case, kind: str, report_by: dt.date, issuer: Unit, actor: Actor
+        self,
+        session: Session,
+        scope: Scope,
+        case: Case,
+        kind: str,
+        report_by: dt.date,
+        issuer: str | None = None,
     ) -> Document:
         """A 复学通知书 or 限期复学通知书 for one case, issued, archived and recorded."""
-        if kind not in ("return_notice", "deadline_return_notice"):
+        if kind not in CASE_NOTICE_KINDS:
             raise CaseInvalid("个案只能发复学通知书或限期复学通知书；入学通知书请按名单批量发出。")
         self._open(case)
         if report_by <= self.today():
             raise CaseInvalid("报到截止日期应晚于今天。")
-        fields = self.notice_fields(session, case, kind, report_by, issuer)
-        self.engine.pki.ensure_unit(issuer.cert_key, issuer.name)
-        doc = self.engine.issue(IssueRequest(kind, fields, issuer_key=issuer.cert_key))
-        row = archive.record_issued(
+        unit = self.notice_issuer(scope, case, issuer)
+        fields = self.notice_fields(session, case, kind, report_by, unit)
+        self.engine.pki.ensure_unit(unit.cert_key, unit.name)
+        doc, _ = self.archive.issue(
             session,
-            doc,
-            issuer=issuer,
-            at=self.now(),
-            case_id=case.id,
-        )
-        record(
-            session,
-            actor,
-            "document.issue",
-            "document",
-            row.id,
-            self.now(),
-            kind=kind,
+            IssueRequest(kind, fields, issuer_key=unit.cert_key),
+            RecordAs(issuer=unit, case_id=case.id),
+            scope.actor,
             case=case.id,
             report_by=report_by.isoformat(),
         )
-        session.flush()
-        return row
+        return doc
 
-    def register(self, session: Session, case: Case, actor: Actor, filled_by: str) -> Document:
+    def register(self, session: Session, scope: Scope, case: Case) -> Document:
         """The case as its 辍学学生登记表（一生一表）, signed by the school; each regeneration is a new
         version and the previous one is marked superseded."""
         school = case.school
+        filled_by = scope.user.display_name if scope.user is not None else school.head_name or ""
         fields: dict[str, Any] = {
             "school_name": school.name,
             "student_name": case.student_name,
@@ -538,14 +565,13 @@ class Cases:
             if value:
                 fields[key] = value
         self.engine.pki.ensure_unit(school.cert_key, school.name)
-        doc = self.engine.issue(IssueRequest("dropout_register", fields, issuer_key=school.cert_key))
-        now = self.now()
-        row = archive.record_issued(
+        row, _ = self.archive.issue(
             session,
-            doc,
-            issuer=school,
-            at=now,
-            case_id=case.id,
+            IssueRequest("dropout_register", fields, issuer_key=school.cert_key),
+            RecordAs(issuer=school, case_id=case.id),
+            scope.actor,
+            action="case.register",
+            case=case.id,
         )
         for old in session.scalars(
             select(Document).where(
@@ -557,9 +583,134 @@ class Cases:
         ):
             old.status = DocumentStatus.SUPERSEDED
             old.superseded_by_id = row.id
-        record(session, actor, "case.register", "document", row.id, now, case=case.id, sha256=doc.sha256)
         session.flush()
         return row
+
+    # --- rosters ------------------------------------------------------------------------------
+
+    def import_roster(
+        self,
+        session: Session,
+        scope: Scope,
+        data: bytes,
+        filename: str,
+        *,
+        kind: str,
+        report_by: dt.date,
+        only_valid: bool = False,
+        issue_date: dt.date | None = None,
+    ) -> tuple[Roster, list[dict[str, Any]]]:
+        """A school (or the bureau) imports a roster of students and guardians to send notices to.
+        Every bad row is reported (row, column, reason); nothing is imported while any row is bad,
+        unless ``only_valid``. Each good row gets its verification code now, so a batch killed
+        halfway resumes without issuing a code twice. Returns the roster and the rows skipped."""
+        if kind not in ROSTER_KINDS:
+            raise UploadInvalid("名单类型应为 enrollment_notice（入学通知书）或 return_notice（复学通知书）。")
+        today = self.today()
+        if report_by <= today:
+            raise UploadInvalid("报到截止日期应晚于今天。")
+        issuer = scope.unit
+        if issuer.type == UnitType.OFFICE:
+            raise UploadInvalid("通知书由学校或教体局发出，请用学校或教体局的账号导入名单。")
+        check = check_roster(session, data, filename, kind, schools_in(session, scope.units))
+        if not check.rows:
+            raise RosterInvalid("名单中没有学生。")
+        if check.errors and not only_valid:
+            raise RosterInvalid(
+                f"名单中有 {len(check.errors)} 处错误（涉及 {len(check.rows) - len(check.good)} 行），未导入任何学生。",
+                details={"errors": check.errors},
+            )
+        if not check.good:
+            raise RosterInvalid("名单中没有无误的行可以导入。", details={"errors": check.errors})
+        roster = create_roster(
+            session,
+            check,
+            kind=kind,
+            issuer=issuer,
+            filename=filename,
+            report_by=report_by,
+            issue_date=issue_date or today,
+            only_valid=only_valid,
+            actor=scope.actor,
+            now=self.now(),
+        )
+        return roster, check.errors
+
+    def start_roster_issue(self, session: Session, scope: Scope, roster: Roster, jobs: JobRunner) -> tuple[Job, bool]:
+        """Issue a roster's notices in the background (``roster.issue``); a rerun after an
+        interruption issues only what is missing."""
+        if roster.issuer_id not in scope.units:
+            raise NotFoundForUser()
+        return jobs.enqueue(
+            session,
+            "roster.issue",
+            {"roster_id": roster.id, "actor": actor_params(scope.actor)},
+            unit_id=roster.issuer_id,
+            user_id=scope.actor.user_id,
+            active_key=f"roster.issue:{roster.id}",
+        )
+
+    def print_bundle(self, session: Session, roster: Roster, school_id: int) -> PrintBundle:
+        bundle = session.scalar(
+            select(PrintBundle).where(PrintBundle.roster_id == roster.id, PrintBundle.school_id == school_id)
+        )
+        if bundle is None:
+            raise NotFoundForUser("该校还没有打印文件，请先签发名单。")
+        return bundle
+
+    def receipts_workbook(self, session: Session, roster: Roster) -> bytes:
+        """The 回执台账: for each notice, whether it was issued, opened, and confirmed by the guardian."""
+        wb = Workbook()
+        ws = wb.active
+        assert ws is not None
+        ws.title = "回执"
+        ws.append(["行", "学校", "年级班级", "学生", "监护人", "签发", "首次查看", "查看次数", "确认阅知"])
+        rows = session.execute(
+            select(RosterEntry, Document)
+            .outerjoin(Document, Document.id == RosterEntry.document_id)
+            .where(RosterEntry.roster_id == roster.id)
+            .order_by(RosterEntry.school_id, RosterEntry.class_order)
+        ).all()
+        units = {u.id: u.name for u in session.scalars(select(Unit))}
+        for entry, doc in rows:
+            f = entry.fields
+            ws.append(
+                [
+                    safe_cell(v)
+                    for v in (
+                        entry.row,
+                        units.get(entry.school_id, ""),
+                        f.get("grade_class", ""),
+                        f.get("student_name", ""),
+                        f.get("guardian_name", ""),
+                        "是" if doc else "否",
+                        doc.opened_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M") if doc and doc.opened_at else "",
+                        doc.opened_count if doc else 0,
+                        doc.confirmed_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
+                        if doc and doc.confirmed_at
+                        else "",
+                    )
+                ]
+            )
+        buf = io.BytesIO()
+        wb.save(buf)
+        return buf.getvalue()
+
+    def issue_roster(
+        self,
+        session: Session,
+        roster: Roster,
+        actor: Actor,
+        *,
+        checkpoint: Callable[[], None],
+        progress: Callable[[int, int], None] | None = None,
+        job_id: int | None = None,
+    ) -> int:
+        """Issue every notice of the roster that has no document yet, then each school's print PDF;
+        returns how many were issued now."""
+        return issue_roster(
+            session, self.archive, roster, actor, self.now, checkpoint=checkpoint, progress=progress, job_id=job_id
+        )
 
 
 def write_off_choices() -> list[tuple[str, str]]:

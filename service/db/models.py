@@ -3,10 +3,11 @@
 from service.accounts.models import ApiToken, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
-from service.campaigns.models import Assignment, Campaign, ForwardBatch, Unit
+from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
+from service.units.models import Unit
 
 __all__ = [
     "ApiToken",

@@ -56,12 +56,26 @@ def migrate(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
+def has_writes(session: Session) -> bool:
+    """Whether the session's transaction has written anything (flushed or not) since it began."""
+    return bool(session.info.get("wrote")) or bool(session.new or session.dirty or session.deleted)
+
+
 class Database:
     """The engine and a session factory; one per process."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+        @event.listens_for(self.sessions, "after_flush")
+        def _wrote(session: Session, _context: Any) -> None:
+            session.info["wrote"] = True
+
+        @event.listens_for(self.sessions, "after_transaction_end")
+        def _ended(session: Session, transaction: Any) -> None:
+            if transaction.parent is None:
+                session.info.pop("wrote", None)
 
     def migrate(self) -> None:
         migrate(self.engine)

@@ -21,7 +21,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from service.documents.errors import ConversionError, ConversionTimeout, ConverterCrashed, ConverterUnavailable
+from service.workdir import make_temp_dir, temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class ConverterConfig:
     #: soffice holds on to memory as it converts (about 6 MB more every 1,000 notices here); past
     #: this resident size it is restarted between two conversions. 0 never restarts it.
     max_office_mb: int = 1024
+    #: Where soffice profiles and conversion files go (folders named by process id, so the next
+    #: start removes what a killed process left); None for the system's temporary folder.
+    temp_root: Path | None = None
 
 
 class OfficeProcess:
@@ -81,7 +84,7 @@ class OfficeProcess:
             raise ConverterUnavailable(
                 f"未找到能加载 LibreOffice UNO 组件的 Python（{cfg.uno_python}），请先运行 scripts/setup 安装 python3-uno。"
             )
-        self._profile = tempfile.mkdtemp(prefix="docsign-office-")
+        self._profile = str(make_temp_dir(cfg.temp_root, "office"))
         env = dict(os.environ)
         env["FONTCONFIG_FILE"] = str(FONTS_CONF)
         env["HOME"] = self._profile  # soffice writes caches under HOME
@@ -232,7 +235,7 @@ class Converter:
 
     def convert(self, docx: bytes, timeout: float | None = None) -> bytes:
         """PDF bytes of a DOCX."""
-        with self._process() as proc, tempfile.TemporaryDirectory(prefix="docsign-convert-") as tmp:
+        with self._process() as proc, temp_dir(self.config.temp_root, "convert") as tmp:
             src, dst = Path(tmp, "in.docx"), Path(tmp, "out.pdf")
             src.write_bytes(docx)
             proc.convert_file(src, dst, timeout)

@@ -46,6 +46,8 @@ from service.settings import Settings
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
+#: Told the hashes of signed documents just before they are archived.
+BeforeStore = Callable[[list[str]], None]
 STAGES = ("render", "convert", "split", "stamp", "sign", "archive")
 
 
@@ -149,6 +151,7 @@ class DocumentEngine:
                         startup_timeout=s.converter_startup_timeout,
                         processes=s.converter_processes,
                         max_office_mb=s.converter_max_mb,
+                        temp_root=s.temp_dir,
                     )
                 )
             return self._converter
@@ -181,12 +184,19 @@ class DocumentEngine:
 
     # --- issuing ------------------------------------------------------------------------------
 
+    def check(self, requests: Sequence[IssueRequest]) -> None:
+        """Validate every request (fields, codes, issuers' certificates) without issuing any;
+        raises FieldsInvalid listing every bad field of every request."""
+        self._prepare(requests)
+
     def validate(self, kind_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         kind = get_kind(kind_key)
         return validate_fields(kind, fields, self.settings.schemas_dir)
 
-    def issue(self, request: IssueRequest, progress: Progress | None = None) -> IssuedDocument:
-        return self.issue_many([request], progress=progress)[0]
+    def issue(
+        self, request: IssueRequest, progress: Progress | None = None, before_store: BeforeStore | None = None
+    ) -> IssuedDocument:
+        return self.issue_many([request], progress=progress, before_store=before_store)[0]
 
     def issue_many(
         self,
@@ -196,11 +206,13 @@ class DocumentEngine:
         merge: bool = True,
         on_issued: Callable[[IssuedDocument], None] | None = None,
         keep: bool = True,
+        before_store: BeforeStore | None = None,
     ) -> list[IssuedDocument]:
         """Issue documents, grouped by template. Every request is validated before any work starts.
 
         ``on_issued`` is called for each document right after it is archived. With ``keep=False``
-        the documents are not collected.
+        the documents are not collected. ``before_store`` is told the hashes of each group of
+        signed documents before they are written to the archive (a journal of writes in flight).
         """
         if not requests:
             return []
@@ -220,7 +232,7 @@ class DocumentEngine:
             if on_issued is not None:
                 on_issued(doc)
 
-        self._run(iter(chunks), len(prepared), collect, progress)
+        self._run(iter(chunks), len(prepared), collect, progress, before_store)
         return out
 
     def issue_stream(
@@ -230,8 +242,9 @@ class DocumentEngine:
         total: int,
         on_issued: Callable[[IssuedDocument], None],
         progress: Progress | None = None,
+        before_store: BeforeStore | None = None,
     ) -> int:
-        """Issue documents of one template read lazily (a roster of thousands), in order, holding
+        """Issue documents read lazily (a roster of thousands), in order within each template, holding
         only a few chunks in memory. Requests are validated chunk by chunk, so an invalid one stops
         the run after the documents before it: a caller that records each document in
         ``on_issued`` resumes from there. Returns how many were issued."""
@@ -241,18 +254,20 @@ class DocumentEngine:
             size = self.settings.merge_chunk_size
             it = iter(requests)
             while group := list(itertools.islice(it, size)):
-                prepared = self._prepare(group)
-                if self._mergeable(prepared):
-                    yield prepared
-                else:
-                    yield from ([p] for p in prepared)
+                prepared = self._prepare(group)  # grouped by template: one conversion per template
+                for _, same in itertools.groupby(prepared, key=lambda p: p.kind.key):
+                    run = list(same)
+                    if self._mergeable(run):
+                        yield run
+                    else:
+                        yield from ([p] for p in run)
 
         def counted(doc: IssuedDocument) -> None:
             nonlocal count
             count += 1
             on_issued(doc)
 
-        self._run(chunks(), total, counted, progress)
+        self._run(chunks(), total, counted, progress, before_store)
         return count
 
     def _run(
@@ -261,6 +276,7 @@ class DocumentEngine:
         total: int,
         on_issued: Callable[[IssuedDocument], None],
         progress: Progress | None,
+        before_store: BeforeStore | None = None,
     ) -> None:
         """Convert chunk after chunk in a thread (soffice works on its own core) while this thread
         hands the previous chunk to the signing workers and archives what they return."""
@@ -284,7 +300,7 @@ class DocumentEngine:
                 next_future = pool.submit(self._render_and_convert, chunk) if chunk is not None else None
                 if pending is not None:
                     batch, pdf = pending.result()
-                    for doc in self._finish(batch, pdf, use_pool):
+                    for doc in self._finish(batch, pdf, use_pool, before_store):
                         done += 1
                         on_issued(doc)
                         report("sign")
@@ -345,7 +361,9 @@ class DocumentEngine:
         self.times.add("convert", t2 - t1)
         return batch, pdf
 
-    def _finish(self, batch: list[_Prepared], pdf: bytes, use_pool: bool) -> Iterator[IssuedDocument]:
+    def _finish(
+        self, batch: list[_Prepared], pdf: bytes, use_pool: bool, before_store: BeforeStore | None = None
+    ) -> Iterator[IssuedDocument]:
         reader = PdfReader(io.BytesIO(pdf))
         anchors = document_anchors(reader)
         starts = []
@@ -371,15 +389,18 @@ class DocumentEngine:
             for i, p in enumerate(batch)
         ]
         pool = self._pool if use_pool else None
-        results: Iterator[FinishedDocument]
+        results: list[FinishedDocument]
         if pool is not None:
             # Two slices per worker: small enough to keep every worker busy, large enough that
             # cutting documents out of the merged PDF stays cheap (each slice reads it again).
             step = max(1, -(-len(tasks) // (2 * self._worker_count())))
             slices = [SignBatch(pdf, tasks[i : i + step]) for i in range(0, len(tasks), step)]
-            results = (doc for done in pool.map(_run_batch, slices) for doc in done)
+            results = [doc for done in pool.map(_run_batch, slices) for doc in done]
         else:
-            results = iter(finish_batch(SignBatch(pdf, tasks), self.signatory))
+            results = finish_batch(SignBatch(pdf, tasks), self.signatory)
+        digests = [hashlib.sha256(f.pdf).hexdigest() for f in results]
+        if before_store is not None:
+            before_store(digests)
         for i, (p, finished) in enumerate(zip(batch, results, strict=True)):
             t_archive = time.perf_counter()
             digest = self.archive.put(finished.pdf)
@@ -398,7 +419,7 @@ class DocumentEngine:
                 issuer_key=p.issuer_key,
                 issuer_name=p.issuer_name,
                 fields=p.fields,
-                issued_at=dt.datetime.now(dt.UTC),
+                issued_at=self._now() if self._now is not None else dt.datetime.now(dt.UTC),
                 request=p.request,
             )
 
@@ -443,8 +464,11 @@ class DocumentEngine:
         field_name: str | None = None,
         signature_image: bytes | None = None,
         seal_image: bytes | None = None,
+        before_store: BeforeStore | None = None,
+        store: bool = True,
     ) -> tuple[bytes, str]:
-        """A later signer (a principal, an office director) signs its field; returns the new PDF and its hash.
+        """A later signer (a principal, an office director) signs its field; returns the new PDF and
+        its hash, archived.
 
         The document must be genuine before it is signed: signing an altered copy is refused.
         """
@@ -472,6 +496,11 @@ class DocumentEngine:
             appearance=Appearance(creds.name, _open_image(seal_image), _open_image(signature_image)),
             reason=f"签署《{kind.title}》",
         )
+        digest = hashlib.sha256(signed).hexdigest()
+        if not store:
+            return signed, digest
+        if before_store is not None:
+            before_store([digest])
         return signed, self.archive.put(signed)
 
     @staticmethod

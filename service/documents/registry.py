@@ -142,6 +142,11 @@ KINDS: dict[str, DocumentKind] = {
 }
 
 
+#: Notices addressed to a guardian (入学, 复学, 限期复学): their verification pages count opens and
+#: take the guardian's receipt.
+GUARDIAN_NOTICES = ("enrollment_notice", "return_notice", "deadline_return_notice")
+
+
 def get_kind(key: str) -> DocumentKind:
     try:
         return KINDS[key]

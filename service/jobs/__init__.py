@@ -1,1 +1,1 @@
-"""Long work (issuing a campaign) as jobs with progress, run by a worker pool."""
+"""Background work by name: a registry of job kinds, the runner interface, the embedded runner."""

@@ -10,6 +10,9 @@ from service.db.base import Base, utcnow
 
 
 class Job(Base):
+    """A named piece of background work (``kind``, e.g. ``roster.issue``) with its stored parameters,
+    its progress, and the lease of the process running it."""
+
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -30,3 +33,13 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    #: The process running the job (``host:pid:token``) and until when its claim holds; the process
+    #: renews it while it works. A job whose lease has expired is taken over by any runner.
+    lease_owner: Mapped[str | None] = mapped_column(String(96))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    #: How many times a runner has started the job (a resumed job counts again).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+#: Statuses of a job that has not ended.
+ACTIVE = ("queued", "running")

@@ -1,1 +1,5 @@
-"""Server-rendered pages (Jinja2) and the static files they use; nothing is loaded from other hosts."""
+"""The pages face: Jinja2 pages by domain over the same use cases as the API."""
+
+from service.web import accounts, assignments, campaigns, cases, rosters, units, verification
+
+ROUTERS = [m.router for m in (verification, accounts, campaigns, assignments, units, cases, rosters)]

@@ -1,4 +1,4 @@
-"""View helpers for the pages: labels and tones for states, the progress chart, page images."""
+"""Drawing for the pages: the progress chart, page images."""
 
 from __future__ import annotations
 
@@ -8,35 +8,9 @@ import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.campaigns.models import Assignment, AssignmentState
+from service.campaigns.models import Assignment
+from service.campaigns.schemas import local_time
 from service.documents.errors import ConversionError
-
-DONE = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
-
-
-def state_label(a: Assignment, now: dt.datetime, revoked: bool = False) -> tuple[str, str]:
-    """(label, tone) of an assignment as people say it."""
-    if revoked:
-        return "已撤回", "revoked"
-    if a.state in DONE:
-        word = {"signed": "已签署", "forwarded": "已转交", "received": "已接收"}[a.state]
-        return (f"{word}（逾期）", "late") if a.late else (f"{word}（按时）", "ok")
-    if now > a.deadline:
-        return "缺签（已逾期）", "missing"
-    return ("已查看，待签署" if a.state == AssignmentState.VIEWED else "待签署"), "pending"
-
-
-def local(t: dt.datetime | None, tz: zoneinfo.ZoneInfo, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
-    return t.astimezone(tz).strftime(fmt) if t else ""
-
-
-def countdown(deadline: dt.datetime, now: dt.datetime) -> str:
-    left = deadline - now
-    if left.total_seconds() <= 0:
-        return "已截止"
-    days, rest = divmod(int(left.total_seconds()), 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"剩余 {days} 天 {hours} 小时 {rest // 60} 分" if days else f"剩余 {hours} 小时 {rest // 60} 分"
 
 
 def progress_chart(items: Sequence[Assignment], deadline: dt.datetime, now: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
@@ -73,8 +47,8 @@ def progress_chart(items: Sequence[Assignment], deadline: dt.datetime, now: dt.d
         f'<polyline points="{path}" fill="none" stroke="#15803d" stroke-width="2.5"/>',
         f'<line x1="{dx:.1f}" y1="{top}" x2="{dx:.1f}" y2="{h - bottom}" stroke="#c8161d" stroke-width="2"/>',
         f'<text x="{dx:.1f}" y="{h - 8}" font-size="11" text-anchor="{"end" if dx > w - 90 else "middle"}" fill="#c8161d">'
-        f"截止 {local(deadline, tz, '%m月%d日 %H:%M')}</text>",
-        f'<text x="{left}" y="{h - 8}" font-size="11" fill="#6b7280">{local(start, tz, "%m月%d日")}</text>',
+        f"截止 {local_time(deadline, tz, '%m月%d日 %H:%M')}</text>",
+        f'<text x="{left}" y="{h - 8}" font-size="11" fill="#6b7280">{local_time(start, tz, "%m月%d日")}</text>',
         "</svg>",
     ]
     return "".join(parts)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,22 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 from PIL import Image, ImageDraw
-from sqlalchemy import create_engine, text
 
 from service.accounts.service import create_user
-from service.api.app import create_app
-from service.api.state import ServiceState
-from service.campaigns.models import Unit
+from service.app import create_app
 from service.clock import Clock
+from service.container import Services
 from service.db.session import Database
 from service.settings import PROJECT_ROOT, Settings
+from service.units.models import Unit
 
 PASSWORD = "test-password-1"
-POSTGRES_ADMIN = os.environ.get("DOCSIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass
@@ -39,8 +34,8 @@ class Service:
     settings: Settings
 
     @property
-    def state(self) -> ServiceState:
-        state: ServiceState = self.client.app.state.service  # type: ignore[attr-defined]
+    def state(self) -> Services:
+        state: Services = self.client.app.state.service  # type: ignore[attr-defined]
         return state
 
     def login(self, username: str, password: str = PASSWORD) -> None:
@@ -56,22 +51,6 @@ class Service:
                 return dict(job)
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = "docsign_test_" + secrets.token_hex(4)
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @contextmanager
@@ -139,15 +118,6 @@ def signature_data_url() -> str:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield ""
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def setup_licheng(service: Service) -> dict[str, int]:

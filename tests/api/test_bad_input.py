@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEvent
-from service.campaigns.models import Campaign, Unit
+from service.campaigns.models import Campaign
+from service.units.models import Unit
 from tests.api.conftest import (
     LICHENG,
     Service,

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from service.archive.service import record_issued
-from service.campaigns.models import Unit
 from service.documents.codes import new_code
 from service.documents.pipeline import IssueRequest
 from service.documents.registry import KINDS, example_fields
+from service.units.models import Unit
 from tests.api.conftest import Service, bootstrap_bureau, running_service
 
 

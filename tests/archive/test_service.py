@@ -1,6 +1,18 @@
 from __future__ import annotations
 
-from service.archive.service import bundle_path, mask_name, public_info
+import datetime as dt
+
+from sqlalchemy import select
+
+from service.archive.models import PendingWrite
+from service.archive.service import RecordAs, bundle_path, mask_name, public_info
+from service.audit.service import Actor
+from service.container import Services
+from service.documents.pipeline import IssueRequest
+from service.documents.registry import KINDS, example_fields
+from service.jobs.models import Job
+from service.jobs.runner import wall_now
+from tests.district import load_district, unit
 
 
 def test_names_are_masked_for_the_public_page() -> None:
@@ -37,3 +49,59 @@ def test_public_information_never_carries_an_id_number() -> None:
 
 def test_bundle_paths_are_safe() -> None:
     assert bundle_path("历城区/教育办", "石河小学:承诺书.pdf") == "历城区_教育办/石河小学_承诺书.pdf"
+
+
+# --- issue-and-record and recovery, against a real database ------------------------------------
+
+
+def _request(services: Services) -> IssueRequest:
+    fields = example_fields(KINDS["enrollment_notice"], services.settings.schemas_dir)
+    return IssueRequest("enrollment_notice", fields, issuer_key="unit-lcjt")
+
+
+def test_a_crash_between_archive_and_record_leaves_nothing_behind(services: Services) -> None:
+    load_district(services)
+    actor = Actor(None, "测试")
+    with services.db.session() as s:
+        bureau = unit(s, "LCJT")
+        kept, _ = services.archive.issue(s, _request(services), RecordAs(issuer=bureau), actor)
+        s.commit()
+        _, issued = services.archive.issue(s, _request(services), RecordAs(issuer=bureau), actor)
+        s.rollback()  # the process died before its transaction committed: the file is archived, no row
+        store = services.archive.documents
+        assert store.exists(issued.sha256)
+        assert [p.sha256 for p in s.scalars(select(PendingWrite))] == [issued.sha256]
+        # a request's write is given time to commit before it counts as lost
+        assert services.archive.sweep(s) == 0
+        s.commit()
+        services.clock.advance(dt.timedelta(minutes=11))
+        assert services.archive.sweep(s) == 1
+        s.commit()
+        assert not store.exists(issued.sha256) and store.exists(kept.current_sha256)
+        assert s.scalars(select(PendingWrite)).all() == []
+        assert sorted(store.keys()) == [kept.current_sha256]
+
+
+def test_a_live_job_keeps_its_writes_and_a_dead_one_loses_them(services: Services) -> None:
+    store = services.archive.documents
+    live_key, dead_key = store.put(b"%PDF- live job"), store.put(b"%PDF- dead job")
+    with services.db.session() as s:
+        live = Job(
+            kind="roster.issue", params={}, status="running", lease_expires_at=wall_now() + dt.timedelta(minutes=1)
+        )
+        dead = Job(
+            kind="roster.issue", params={}, status="running", lease_expires_at=wall_now() - dt.timedelta(seconds=1)
+        )
+        s.add_all([live, dead])
+        s.flush()
+        s.add_all(
+            [
+                PendingWrite(store="documents", sha256=live_key, job_id=live.id, created_at=services.clock.now()),
+                PendingWrite(store="documents", sha256=dead_key, job_id=dead.id, created_at=services.clock.now()),
+            ]
+        )
+        s.commit()
+        assert services.archive.sweep(s) == 1
+        s.commit()
+        assert store.exists(live_key) and not store.exists(dead_key)
+        assert [p.sha256 for p in s.scalars(select(PendingWrite))] == [live_key]

@@ -18,10 +18,10 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from service.archive.service import record_issued
-from service.campaigns.models import Unit
 from service.db.session import Database
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
+from service.units.models import Unit
 from tests import checks
 from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from service.api.deps import SESSION_COOKIE
 from service.audit.models import AuditEvent
+from service.http.deps import SESSION_COOKIE
 from tests.api.conftest import PASSWORD, bootstrap_bureau, running_service, setup_licheng
 
 

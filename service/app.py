@@ -1,4 +1,8 @@
-"""The FastAPI application: routers, error handling, start-up (migrations, warm LibreOffice)."""
+"""The ASGI application: the two HTTP faces side by side, error handling, start-up.
+
+This is the composition root of the web server, the one module that mounts both faces (the JSON
+API of ``service.api`` and the pages of ``service.web``); the faces never import each other.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__
+from service import __version__, api, web
 from service.accounts.errors import NotAuthenticated, TooManyRequests
-from service.api import assignments, auth, campaigns, cases, documents, public, units
-from service.api.state import ServiceState
 from service.clock import SYSTEM_CLOCK, Clock
+from service.container import Services
 from service.errors import DocsignError
 from service.settings import Settings, get_settings
-from service.web import case_pages, pages
+from service.web.common import LoginRequired, error_page, login_redirect
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC = Path(__file__).resolve().parent / "web" / "static"
 
 _FIELD_WORDS = {
     "missing": "必须填写",
@@ -59,17 +62,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState.build(settings, clock)
-        state.db.migrate()
-        state.engine.pki.init()
-        state.recover()
-        app.state.service = state
+        services = Services.build(settings, clock)
+        services.start()
+        app.state.service = services
         # Start soffice now, in the background, so the first issue does not wait for it.
-        threading.Thread(target=_warm, args=(state,), daemon=True).start()
+        threading.Thread(target=_warm, args=(services,), daemon=True).start()
         try:
             yield
         finally:
-            state.close()
+            services.close()
 
     app = FastAPI(
         title="控辍保学文书服务 API",
@@ -82,13 +83,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def docsign_error(request: Request, exc: DocsignError) -> Response:
         if _is_page(request):
             if isinstance(exc, NotAuthenticated):
-                return pages.login_redirect(pages.LoginRequired(request.url.path))
-            return pages.error_page(request, exc)
+                return login_redirect(LoginRequired(request.url.path))
+            return error_page(request, exc)
         return _error(exc)
 
-    @app.exception_handler(pages.LoginRequired)
-    async def login_required(request: Request, exc: pages.LoginRequired) -> Response:
-        return pages.login_redirect(exc)
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return login_redirect(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         }
         code, message = codes.get(exc.status_code, ("HTTP_ERROR", str(exc.detail)))
         if _is_page(request):
-            return pages.error_page(request, DocsignError(message), status_code=exc.status_code, code=code)
+            return error_page(request, DocsignError(message), status_code=exc.status_code, code=code)
         return JSONResponse({"code": code, "message": message}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
@@ -138,10 +139,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         response: Response = await call_next(request)
         return response
 
-    for module in (auth, units, campaigns, assignments, documents, cases, public):
-        app.include_router(module.router)
-    app.include_router(pages.router)
-    app.include_router(case_pages.router)
+    for router in (*api.ROUTERS, *web.ROUTERS):
+        app.include_router(router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -221,8 +220,8 @@ def _is_page(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _warm(state: ServiceState) -> None:
+def _warm(services: Services) -> None:
     try:
-        state.engine.converter.warm_up()
+        services.engine.converter.warm_up()
     except DocsignError as exc:  # reported again, with the same message, when a conversion is attempted
         log.warning("LibreOffice did not start: %s", exc.message)

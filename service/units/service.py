@@ -7,16 +7,23 @@ until the sheet is clean. Rows whose code exists update that unit; units are nev
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.campaigns.errors import SheetInvalid
-from service.campaigns.models import Unit, UnitType
+from service.accounts.models import Role
+from service.audit.service import record
 from service.sheets import UnreadableSheet, read_table
+from service.units.errors import SheetInvalid
+from service.units.models import Unit, UnitType
+
+if TYPE_CHECKING:
+    from service.accounts.scope import Scope
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")
@@ -227,3 +234,28 @@ def bureau_of(unit: Unit) -> Unit:
     while node.parent is not None:
         node = node.parent
     return node
+
+
+def import_units_sheet(session: Session, scope: Scope, data: bytes, filename: str, now: dt.datetime) -> ImportResult:
+    """A bureau imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
+    is written; otherwise the units are created or updated and the import is audited."""
+    scope.require(Role.BUREAU)
+    rows = read_sheet(data, filename)
+    result = import_units(session, rows, scope.bureau())
+    if result.errors:
+        raise SheetInvalid(
+            f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
+            details={"errors": result.errors},
+        )
+    record(
+        session,
+        scope.actor,
+        "unit.import",
+        "unit",
+        "*",
+        now,
+        created=result.created,
+        updated=result.updated,
+        file=filename,
+    )
+    return result

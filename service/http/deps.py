@@ -1,4 +1,4 @@
-"""Injected dependencies: the session, the signed-in user, and objects the user may see.
+"""Injected dependencies: the services, the session, the signed-in user, and objects the user may see.
 
 Every route that takes an object id loads it through one of the ``visible_*`` dependencies, which
 answer 404 for anything outside the user's units, before the request body is even read.
@@ -7,46 +7,47 @@ answer 404 for anything outside the user's units, before the request body is eve
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import Forbidden, NotAuthenticated
-from service.accounts.models import Role, User
+from service.accounts.errors import NotAuthenticated
+from service.accounts.models import User
+from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
-from service.api.state import ServiceState
 from service.archive.models import Document
-from service.audit.service import Actor
-from service.campaigns.errors import NotFoundForUser
-from service.campaigns.models import Assignment, Campaign, Unit, UnitType
-from service.campaigns.units import visible_unit_ids
+from service.campaigns.models import Assignment, Campaign
+from service.cases.models import Case, Roster
+from service.container import Services
+from service.errors import NotFoundForUser
 from service.jobs.models import Job
+from service.settings import Settings
+from service.units.models import Unit
 
 SESSION_COOKIE = "docsign_session"
 
 
-def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.service
+    return services
 
 
-StateDep = Annotated[ServiceState, Depends(get_state)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    with state.db.session() as session:
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    with services.db.session() as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def client_address(request: Request, state: ServiceState) -> str:
-    if state.settings.trust_proxy_headers:
+def client_address(request: Request, settings: Settings) -> str:
+    if settings.trust_proxy_headers:
         forwarded = request.headers.get("x-forwarded-for")
         if forwarded:
             # the right-most address is the one our own proxy added; the others are the client's word
@@ -54,8 +55,8 @@ def client_address(request: Request, state: ServiceState) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def optional_user(request: Request, state: StateDep, session: SessionDep) -> User | None:
-    now = state.clock.now()
+def optional_user(request: Request, services: ServicesDep, session: SessionDep) -> User | None:
+    now = services.clock.now()
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         user = user_for_token(session, auth[7:].strip(), now)
@@ -78,29 +79,8 @@ def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
 UserDep = Annotated[User, Depends(current_user)]
 
 
-@dataclass
-class Scope:
-    """The signed-in user, the units they may see, and how they appear in the audit log."""
-
-    user: User
-    units: set[int]
-    actor: Actor
-
-    @property
-    def unit(self) -> Unit:
-        return self.user.unit
-
-    def require(self, *roles: Role) -> None:
-        if self.user.role not in {r.value for r in roles}:
-            raise Forbidden()
-
-
-def get_scope(request: Request, user: UserDep, state: StateDep, session: SessionDep) -> Scope:
-    return Scope(
-        user=user,
-        units=visible_unit_ids(session, user.unit),
-        actor=Actor(user.id, f"{user.display_name}（{user.unit.name}）", user.unit_id, client_address(request, state)),
-    )
+def get_scope(request: Request, user: UserDep, services: ServicesDep, session: SessionDep) -> Scope:
+    return Scope.of_user(session, user, client_address(request, services.settings))
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
@@ -151,25 +131,46 @@ def visible_job(job_id: int, scope: ScopeDep, session: SessionDep) -> Job:
     return job
 
 
+def visible_case(case_id: int, scope: ScopeDep, session: SessionDep) -> Case:
+    case = session.get(Case, case_id)
+    if case is None or case.school_id not in scope.units:
+        raise NotFoundForUser()
+    return case
+
+
+def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Roster:
+    roster = session.get(Roster, roster_id)
+    if roster is None or roster.issuer_id not in scope.units:
+        raise NotFoundForUser()
+    return roster
+
+
 UnitObj = Annotated[Unit, Depends(visible_unit)]
 CampaignObj = Annotated[Campaign, Depends(visible_campaign)]
 AssignmentObj = Annotated[Assignment, Depends(visible_assignment)]
 DocumentObj = Annotated[Document, Depends(visible_document)]
 JobObj = Annotated[Job, Depends(visible_job)]
+CaseObj = Annotated[Case, Depends(visible_case)]
+RosterObj = Annotated[Roster, Depends(visible_roster)]
 
 
-def bureau_of_scope(scope: Scope) -> Unit:
-    unit = scope.unit
-    if unit.type != UnitType.BUREAU:
-        raise Forbidden("只有教体局工作人员可以进行此操作。")
-    return unit
-
-
-def refresh_periods(state: ServiceState, session: Session) -> None:
+def refresh_periods(services: Services, session: Session) -> None:
     """Open this month's periods of recurring campaigns before reading them. Two readers racing to
     open the same period is harmless: the loser's rows already exist."""
     try:
-        state.campaigns.refresh_recurring(session)
+        services.campaigns.refresh_recurring(session)
         session.commit()
     except IntegrityError:
         session.rollback()
+
+
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=settings.session_hours * 3600,
+        path="/",
+    )

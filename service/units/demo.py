@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
 from service.accounts.service import create_user
-from service.campaigns.models import Unit
-from service.campaigns.units import SheetRow, import_units
+from service.units.models import Unit
+from service.units.service import SheetRow, import_units
 
 DEMO_PASSWORD = "kcbx-demo-2024"
 

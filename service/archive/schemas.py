@@ -1,0 +1,273 @@
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from service.archive.models import STATUS_TITLES, Document, DocumentStatus
+from service.archive.service import UploadCheck, versions
+from service.documents.registry import GUARDIAN_NOTICES, get_kind
+
+if TYPE_CHECKING:
+    from service.documents.verify import VerificationReport
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, title="撤回原因")
+
+
+class DocumentOut(BaseModel):
+    id: int
+    kind: str
+    title: str
+    status: str
+    status_title: str
+    issuer: str
+    subject: str | None
+    issued_at: dt.datetime
+    sha256: str
+    pages: int
+    revoked_at: dt.datetime | None
+    revoke_reason: str | None
+    versions: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, session: Session, doc: Document) -> DocumentOut:
+        return cls(
+            id=doc.id,
+            kind=doc.kind,
+            title=get_kind(doc.kind).title,
+            status=doc.status,
+            status_title=STATUS_TITLES[DocumentStatus(doc.status)],
+            issuer=doc.issuer.name if doc.issuer else str(doc.public.get("issuer", "")),
+            subject=doc.subject.name if doc.subject else None,
+            issued_at=doc.issued_at,
+            sha256=doc.current_sha256,
+            pages=doc.pages,
+            revoked_at=doc.revoked_at,
+            revoke_reason=doc.revoke_reason,
+            versions=[
+                {
+                    "number": v.number,
+                    "sha256": v.sha256,
+                    "event": v.event,
+                    "created_at": v.created_at.isoformat(),
+                    "bytes": v.size,
+                }
+                for v in versions(session, doc)
+            ],
+        )
+
+
+def document_brief(doc: Document) -> dict[str, Any]:
+    """A document as a case or roster lists it (with the guardian's receipt)."""
+    return {
+        "id": doc.id,
+        "kind": doc.kind,
+        "title": get_kind(doc.kind).title,
+        "status": doc.status,
+        "issued_at": doc.issued_at.isoformat(),
+        "report_by": doc.fields.get("report_by"),
+        "sha256": doc.current_sha256,
+        "opened_at": doc.opened_at.isoformat() if doc.opened_at else None,
+        "opened_count": doc.opened_count,
+        "confirmed_at": doc.confirmed_at.isoformat() if doc.confirmed_at else None,
+    }
+
+
+FIELD_LABELS = {"school_name": "学校", "report_by": "报到截止日期", "office_name": "街道教育办", "year": "年度"}
+
+
+def cn_date(value: Any) -> str:
+    try:
+        d = dt.date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+class Verification:
+    """What the public verification page (or its JSON) says about a code or an uploaded file."""
+
+    def __init__(
+        self,
+        *,
+        found: bool,
+        genuine: bool,
+        verdict: str,
+        tone: str,
+        summary: str,
+        facts: list[tuple[str, str]] | None = None,
+        sha256: str | None = None,
+        problems: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> None:
+        self.found, self.genuine, self.verdict, self.tone, self.summary = found, genuine, verdict, tone, summary
+        self.facts, self.sha256, self.problems = facts or [], sha256, problems or []
+        self.data, self.status_code = data or {}, status_code
+        self.can_confirm = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "found": self.found,
+            "genuine": self.genuine,
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "sha256": self.sha256,
+            "problems": self.problems,
+            **self.data,
+        }
+
+    @classmethod
+    def not_found(cls) -> Verification:
+        return cls(
+            found=False,
+            genuine=False,
+            verdict="未找到",
+            tone="bad",
+            summary="没有与该验证码对应的文书。请核对验证码；如确认输入无误，这份文书可能不是真实的，请向发文单位核实。",
+            status_code=404,
+        )
+
+    @classmethod
+    def refused(cls, code: str, message: str, status_code: int) -> Verification:
+        return cls(
+            found=False,
+            genuine=False,
+            verdict="无法核对",
+            tone="bad",
+            summary=message,
+            data={"code": code},
+            status_code=status_code,
+        )
+
+    @classmethod
+    def of_document(
+        cls, doc: Document, verdict: Callable[[], VerificationReport], tz: zoneinfo.ZoneInfo
+    ) -> Verification:
+        """A document's page: its public fields (names masked) and whether it is genuine; ``verdict``
+        is asked only for a valid document."""
+        pub = doc.public
+        facts = [
+            ("文书", pub.get("title", "")),
+            ("发文单位", pub.get("issuer", "")),
+            ("发文日期", cn_date(pub.get("date", ""))),
+        ]
+        for key, label in FIELD_LABELS.items():
+            if key in pub:
+                value = cn_date(pub[key]) if key == "report_by" else str(pub[key])
+                facts.append((label, value))
+        if "subject" in pub:
+            facts.append(("学生", pub["subject"]))
+        if "guardian" in pub:
+            facts.append(("监护人", pub["guardian"]))
+        status = DocumentStatus(doc.status)
+        facts.append(("状态", STATUS_TITLES[status]))
+        problems = []
+        if status == DocumentStatus.REVOKED:
+            verdict_text, tone, genuine = "已撤回", "warn", False
+            when = doc.revoked_at.astimezone(tz) if doc.revoked_at else None
+            summary = (
+                f"这份文书由发文单位签发，但已于 {when:%Y年%m月%d日} 撤回，不再有效。"
+                if when
+                else "这份文书已撤回，不再有效。"
+            )
+            # The reason is free text staff typed (it may name the child): it stays off the public page.
+            problems.append("如有疑问，请联系发文单位。")
+        elif status == DocumentStatus.SUPERSEDED:
+            verdict_text, tone, genuine = "已被替代", "warn", False
+            summary = "这份文书已由发文单位重新签发的新文书替代，请以新文书为准。"
+        else:
+            report = verdict()
+            genuine = report.genuine
+            if genuine:
+                verdict_text, tone = "真实有效", "ok"
+                summary = f"这是{pub.get('issuer', '发文单位')}签发的真实文书，签章完整、未被改动。"
+            else:
+                verdict_text, tone = "异常", "bad"
+                summary = "归档中的文书未通过签名验证，请联系发文单位。"
+                problems = [p.message for p in report.all_problems]
+        data = {
+            "status": doc.status,
+            "status_title": STATUS_TITLES[status],
+            "title": pub.get("title"),
+            "issuer": pub.get("issuer"),
+            "date": pub.get("date"),
+            "fields": {k: pub[k] for k in (*FIELD_LABELS, "subject", "guardian") if k in pub},
+            "revoked_at": doc.revoked_at.isoformat() if doc.revoked_at else None,
+        }
+        v = cls(
+            found=True,
+            genuine=genuine,
+            verdict=verdict_text,
+            tone=tone,
+            summary=summary,
+            facts=facts,
+            sha256=doc.current_sha256,
+            problems=problems,
+            data=data,
+        )
+        if doc.kind in GUARDIAN_NOTICES and status == DocumentStatus.VALID:  # the guardian's receipt
+            if doc.confirmed_at is not None:
+                v.facts.append(("监护人确认", f"已于 {doc.confirmed_at.astimezone(tz):%Y年%m月%d日 %H:%M} 确认阅知"))
+            else:
+                v.can_confirm = True
+            v.data["confirmed"] = doc.confirmed_at is not None
+        return v
+
+    @classmethod
+    def of_upload(
+        cls, check: UploadCheck, verdict: Callable[[], VerificationReport], tz: zoneinfo.ZoneInfo
+    ) -> Verification:
+        """An uploaded file: genuine only if its signatures pass and it is exactly an archived version."""
+        report = check.report
+        problems = [p.message for p in report.all_problems]
+        if check.version is None:
+            if report.genuine:
+                problems.append("签名有效，但本系统的档案中没有这个文件，无法确认是本系统签发的文书。")
+            return cls(
+                found=False,
+                genuine=False,
+                verdict="不是真实有效的文书",
+                tone="bad",
+                summary="这个文件与档案中的任何文书都不一致：可能被改动过，或不是本系统签发的。",
+                sha256=check.sha256,
+                problems=problems,
+                data={
+                    "signatures": [s.to_dict() for s in report.signatures],
+                    "codes": [p.code for p in report.all_problems] + (["UNKNOWN_FILE"] if report.genuine else []),
+                },
+            )
+        doc = check.version.document
+        described = cls.of_document(doc, verdict, tz)
+        latest = check.version.sha256 == doc.current_sha256
+        if not report.genuine:
+            return cls(
+                found=True,
+                genuine=False,
+                verdict="不是真实有效的文书",
+                tone="bad",
+                summary="文件签名未通过验证。",
+                facts=described.facts,
+                sha256=check.sha256,
+                problems=problems,
+            )
+        if not latest and described.genuine:
+            return cls(
+                found=True,
+                genuine=True,
+                verdict="真实，但不是最新版本",
+                tone="warn",
+                summary="这是该文书较早的版本；此后还有单位签署，请以最新版本为准。",
+                facts=described.facts,
+                sha256=check.sha256,
+                data=described.data,
+            )
+        described.sha256 = check.sha256
+        described.can_confirm = False
+        return described

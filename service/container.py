@@ -1,0 +1,118 @@
+"""The service container: every service and store built once from the settings.
+
+The faces (the HTTP app, the command line, job workers) build one :class:`Services` and pass it
+down; nothing else constructs a database, an archive store, the PKI or a runner. Which
+implementation each concern gets (the archive store, the job runner, the rate limiter) is decided
+here from the settings alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+# Job kinds register themselves when their module is imported.
+import service.archive.tasks
+import service.campaigns.tasks
+import service.cases.tasks  # noqa: F401
+from service.accounts.service import Accounts
+from service.archive.service import Archive
+from service.archive.store import ArchiveStore, open_store
+from service.campaigns.service import Campaigns
+from service.cases.service import Cases
+from service.clock import SYSTEM_CLOCK, Clock
+from service.db.session import Database
+from service.documents.convert import Converter
+from service.documents.pipeline import DocumentEngine
+from service.jobs.registry import JobContext
+from service.jobs.runner import EmbeddedRunner, Schedule
+from service.limits import MemoryRateLimiter, RateLimiter
+from service.pki.store import Pki
+from service.settings import Settings
+from service.workdir import clean_dead
+
+#: Recovery that every running process takes its turn at (only one runs at a time across them).
+SCHEDULES = (
+    Schedule("campaigns.release_claims", dt.timedelta(minutes=1)),
+    Schedule("archive.sweep", dt.timedelta(minutes=10)),
+)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    pki: Pki
+    engine: DocumentEngine
+    stores: dict[str, ArchiveStore]
+    archive: Archive
+    accounts: Accounts
+    campaigns: Campaigns
+    cases: Cases
+    jobs: EmbeddedRunner
+    verify_limit: RateLimiter
+    login_limit: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK, *, converter: Converter | None = None) -> Services:
+        """Every service from the settings; ``converter`` shares a warm LibreOffice pool (tests)."""
+        db = Database(settings)
+        pki = Pki(
+            settings.certs_dir,
+            settings.pki_passphrase.get_secret_value(),
+            settings.pki_organization,
+            settings.public_base_url,
+        )
+        stores: dict[str, ArchiveStore] = {
+            name: open_store(settings, name) for name in ("documents", "reports", "files")
+        }
+        engine = DocumentEngine(settings, pki=pki, archive=stores["documents"], converter=converter, now=clock.now)
+        archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir)
+        login_limit = MemoryRateLimiter(settings.login_rate_per_minute)
+        runner = EmbeddedRunner(
+            db,
+            workers=settings.job_workers,
+            lease=dt.timedelta(seconds=settings.job_lease_seconds),
+            poll=dt.timedelta(seconds=settings.job_poll_seconds),
+            schedules=SCHEDULES,
+        )
+        services = cls(
+            settings=settings,
+            clock=clock,
+            db=db,
+            pki=pki,
+            engine=engine,
+            stores=stores,
+            archive=archive,
+            accounts=Accounts(db, login_limit, settings.session_hours, clock.now),
+            campaigns=Campaigns(archive, settings.timezone, clock.now),
+            cases=Cases(archive, settings.timezone, clock.now),
+            jobs=runner,
+            verify_limit=MemoryRateLimiter(settings.verify_rate_per_minute),
+            login_limit=login_limit,
+        )
+        runner.bind(services.job_context, on_takeover=archive.sweep_job)
+        return services
+
+    def job_context(self, session: Session, job_id: int | None = None) -> JobContext:
+        return JobContext(services=self, session=session, job_id=job_id)
+
+    def prepare(self) -> None:
+        """What every process does before serving: the schema up to date, the PKI in place, and
+        the temporary folders of processes that died removed."""
+        self.db.migrate()
+        self.pki.init()
+        clean_dead(self.settings.temp_dir)
+
+    def start(self) -> None:
+        """Prepare, then start taking background work."""
+        self.prepare()
+        self.jobs.start()
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.engine.close()
+        self.db.dispose()

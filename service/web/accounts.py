@@ -1,0 +1,76 @@
+"""Signing in and out, and where each role lands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from service.accounts.errors import AuthFailed, TooManyRequests
+from service.accounts.models import Role, User
+from service.http.deps import SESSION_COOKIE, ServicesDep, SessionDep, client_address, optional_user, set_session_cookie
+from service.web.common import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> Response:
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    if user.role == Role.BUREAU:
+        return RedirectResponse("/dashboard", status_code=303)
+    if user.role == Role.OFFICE:
+        return RedirectResponse("/office", status_code=303)
+    return RedirectResponse("/sign", status_code=303)
+
+
+def _safe_next(path: str) -> str:
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/") -> Response:
+    return render(request, "login.html", None, next=_safe_next(next), values={"username": ""}, errors={})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    errors: dict[str, str] = {}
+    if not username.strip():
+        errors["username"] = "请输入用户名。"
+    if not password:
+        errors["password"] = "请输入密码。"
+    if not errors:
+        client = client_address(request, services.settings)
+        try:
+            _, token = services.accounts.sign_in(session, client, username.strip(), password)
+            session.commit()
+        except TooManyRequests as exc:
+            errors["password"] = exc.message
+        except AuthFailed:
+            errors["password"] = "用户名或密码错误，请重新输入。"
+        else:
+            response = RedirectResponse(_safe_next(next), status_code=303)
+            set_session_cookie(response, token, services.settings)
+            return response
+    return render(request, "login.html", None, next=_safe_next(next), values={"username": username[:64]}, errors=errors)
+
+
+@router.post("/logout")
+def logout(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        services.accounts.sign_out(session, token)
+        session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

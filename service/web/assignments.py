@@ -1,0 +1,175 @@
+"""A unit's pages: what it has to sign or file, the signing page, the document's pages and download."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from service.accounts.models import User
+from service.archive.models import Document
+from service.campaigns.models import Assignment
+from service.campaigns.schemas import assignment_row, local_time, report_row, signing_view
+from service.campaigns.service import REPORT_KINDS
+from service.documents.registry import get_kind
+from service.errors import DocsignError, NotFoundForUser, UploadInvalid
+from service.http.deps import AssignmentObj, DocumentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
+from service.http.uploads import decode_image, read_upload
+from service.web.common import PageUser, flash_redirect, render, tz_of
+from service.web.views import page_png
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/sign")
+def sign_list(request: Request, user: PageUser, services: ServicesDep, session: SessionDep) -> Response:
+    return _sign_list(request, user, services, session)
+
+
+@router.post("/reports/{assignment_id}")
+async def report_upload(
+    request: Request,
+    assignment: AssignmentObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    try:
+        if file is None or not file.filename:
+            raise UploadInvalid("请选择要上传的报表文件（PDF 或 Excel）。")
+        data = await read_upload(file, services.settings.max_pdf_bytes, "报表文件")
+        filename = file.filename
+
+        def run() -> None:
+            services.campaigns.file_report(session, scope, assignment, data, filename)
+            session.commit()
+
+        await run_in_threadpool(run)
+    except DocsignError as exc:
+        session.rollback()
+        return _sign_list(request, user, services, session, report_errors={assignment.id: exc.message})
+    return flash_redirect("/sign")
+
+
+def _sign_list(
+    request: Request,
+    user: User,
+    services: ServicesDep,
+    session: SessionDep,
+    report_errors: dict[int, str] | None = None,
+) -> Response:
+    tz, now = tz_of(services), services.clock.now()
+    refresh_periods(services, session)
+    reports = [
+        report_row(a, now, tz, (report_errors or {}).get(a.id, ""))
+        for a in session.scalars(
+            select(Assignment)
+            .where(Assignment.unit_id == user.unit_id, Assignment.kind.in_(REPORT_KINDS.values()))
+            .order_by(Assignment.deadline.desc(), Assignment.id.desc())
+            .limit(12)
+        )
+    ]
+    items = []
+    for a in session.scalars(
+        select(Assignment)
+        .where(Assignment.unit_id == user.unit_id, Assignment.document_id.is_not(None))
+        .order_by(Assignment.id.desc())
+    ):
+        row = assignment_row(a, session.get(Document, a.document_id), now, tz)
+        items.append(
+            {
+                "id": a.id,
+                "kind_title": row["kind_title"],
+                "label": row["label"],
+                "tone": row["tone"],
+                "campaign_name": a.campaign.name,
+                "deadline_local": local_time(a.deadline, tz),
+            }
+        )
+    return render(request, "sign_list.html", user, items=items, reports=reports, unit_name=user.unit.name)
+
+
+def _signing(a: Assignment, user: User, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    doc = session.get(Document, a.document_id)
+    assert doc is not None
+    pdf = services.archive.documents.get(doc.current_sha256)
+    return signing_view(a, doc, pdf, user, services.clock.now(), tz_of(services))
+
+
+@router.get("/sign/{assignment_id}")
+def sign_page(
+    request: Request,
+    a: AssignmentObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+) -> Response:
+    if a.document_id is None:
+        raise NotFoundForUser("这项任务是上传报表，不需要在线签署。")
+    if a.unit_id == user.unit_id:
+        services.campaigns.viewed(session, scope, a)
+        session.commit()
+    return render(request, "sign.html", user, **_signing(a, user, services, session))
+
+
+@router.post("/sign/{assignment_id}")
+def sign_submit(
+    request: Request,
+    a: AssignmentObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    signature_png: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    errors: dict[str, str] = {}
+    if not signature_png:
+        errors["signature"] = "请先在签名框中写下您的签名。"
+    if confirm != "yes":
+        errors["confirm"] = "请勾选确认后再签署。"
+    if not errors:
+        try:
+            image = decode_image(signature_png, services.settings.max_image_bytes, "签名图片")
+            services.campaigns.sign(session, scope, a, image)
+            session.commit()
+            return flash_redirect(f"/sign/{a.id}")
+        except DocsignError as exc:
+            session.rollback()
+            if exc.code in ("ALREADY_SIGNED", "DOCUMENT_REVOKED"):
+                return flash_redirect(f"/sign/{a.id}")
+            if exc.code == "FORBIDDEN":
+                raise
+            errors["signature"] = exc.message
+    session.refresh(a)
+    context = _signing(a, user, services, session)
+    context["errors"] = errors
+    return render(request, "sign.html", user, **context)
+
+
+@router.get("/documents/{document_id}/pages/{number}.png")
+def document_page(doc: DocumentObj, number: int, services: ServicesDep) -> Response:
+    if not 1 <= number <= doc.pages + 4:  # signatures never add pages; a little slack for old rows
+        raise NotFoundForUser("没有这一页。")
+    cache = services.settings.work_dir / "pages" / f"{doc.current_sha256}-{number}.png"
+    if not cache.exists():
+        with services.archive.documents.local_path(doc.current_sha256) as source:
+            page_png(source, number, cache)
+    return FileResponse(cache, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/documents/{document_id}/download")
+def document_download(doc: DocumentObj, services: ServicesDep) -> Response:
+    name = f"{get_kind(doc.kind).title}-{doc.subject.name if doc.subject else doc.public.get('issuer', '')}.pdf"
+    return StreamingResponse(
+        services.archive.documents.stream(doc.current_sha256),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )

@@ -1,0 +1,75 @@
+"""What every page module shares: the templates, the signed-in user of a page, redirects, errors."""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from service.accounts.models import User
+from service.errors import DocsignError
+from service.http.deps import ServicesDep, optional_user
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def page_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise LoginRequired(request.url.path)
+    return user
+
+
+PageUser = Annotated[User, Depends(page_user)]
+
+
+def tz_of(services: ServicesDep) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(services.settings.timezone)
+
+
+def render(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"user": user, "flash": None, **context}, status_code=status_code)
+
+
+def fragment(request: Request, name: str, **context: Any) -> HTMLResponse:
+    """A piece of a page that htmx swaps in (a job's progress bar)."""
+    return templates.TemplateResponse(request, name, context)
+
+
+def flash_redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def form_errors(exc: DocsignError) -> list[dict[str, Any]]:
+    """The row or field errors a domain error carries, for a page to list."""
+    return list(exc.details.get("errors", [])) if isinstance(exc.details, dict) else []
+
+
+def error_page(
+    request: Request, exc: DocsignError, status_code: int | None = None, code: str | None = None
+) -> Response:
+    heading = {404: "未找到", 403: "没有权限", 401: "请先登录", 429: "请求过于频繁"}.get(
+        status_code or exc.http_status, "出错了"
+    )
+    return render(
+        request,
+        "error.html",
+        None,
+        status_code=status_code or exc.http_status,
+        heading=heading,
+        message=exc.message,
+        code=code or exc.code,
+    )
+
+
+def login_redirect(exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)

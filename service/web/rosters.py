@@ -1,0 +1,116 @@
+"""Pages for rosters: importing a sheet of students and guardians, issuing its notices with live
+progress, and each school's print file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.cases.checks import parse_date
+from service.cases.models import Roster
+from service.cases.schemas import roster_view
+from service.errors import DocsignError, InvalidInput
+from service.http.deps import JobObj, RosterObj, ScopeDep, ServicesDep, SessionDep
+from service.http.uploads import read_upload
+from service.jobs.models import Job
+from service.web.common import PageUser, flash_redirect, form_errors, fragment, render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _rosters(
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    values: dict[str, Any] | None = None,
+    import_errors: list[dict[str, Any]] | None = None,
+    import_error: str = "",
+) -> Response:
+    rosters = [
+        roster_view(session, r)
+        for r in session.scalars(select(Roster).where(Roster.issuer_id.in_(scope.units)).order_by(Roster.id.desc()))
+    ]
+    defaults = {
+        "kind": "enrollment_notice",
+        "report_by": (services.cases.today() + dt.timedelta(days=14)).isoformat(),
+        "only_valid": False,
+    }
+    return render(
+        request,
+        "rosters.html",
+        user,
+        rosters=rosters,
+        values={**defaults, **(values or {})},
+        import_errors=import_errors or [],
+        import_error=import_error,
+    )
+
+
+@router.get("/rosters")
+def rosters_page(
+    request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> Response:
+    return _rosters(request, user, scope, services, session)
+
+
+@router.post("/rosters")
+async def rosters_import(
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    file: Annotated[UploadFile | None, File()] = None,
+    kind: Annotated[str, Form()] = "",
+    report_by: Annotated[str, Form()] = "",
+    only_valid: Annotated[str, Form()] = "",
+) -> Response:
+    values = {"kind": kind, "report_by": report_by, "only_valid": only_valid == "true"}
+    try:
+        if file is None or not file.filename:
+            raise InvalidInput("请选择名单文件。")
+        day = parse_date(report_by)
+        if day is None:
+            raise InvalidInput("请选择报到截止日期。")
+        data = await read_upload(file, services.settings.max_sheet_bytes, "名单文件")
+        filename = file.filename
+
+        def run() -> Roster:
+            roster, _ = services.cases.import_roster(
+                session, scope, data, filename, kind=kind, report_by=day, only_valid=only_valid == "true"
+            )
+            session.commit()
+            return roster
+
+        roster = await run_in_threadpool(run)
+        return flash_redirect(f"/rosters/{roster.id}")
+    except DocsignError as exc:
+        session.rollback()
+        return _rosters(request, user, scope, services, session, values, form_errors(exc), exc.message)
+
+
+@router.get("/rosters/{roster_id}")
+def roster_page(request: Request, roster: RosterObj, user: PageUser, session: SessionDep) -> Response:
+    job = session.scalar(select(Job).where(Job.active_key == f"roster.issue:{roster.id}"))
+    return render(request, "roster.html", user, r=roster_view(session, roster), job=job)
+
+
+@router.post("/rosters/{roster_id}/issue")
+def roster_issue(
+    request: Request, roster: RosterObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> Response:
+    job, _ = services.cases.start_roster_issue(session, scope, roster, services.jobs)
+    session.commit()
+    return fragment(request, "_roster_job.html", job=job)
+
+
+@router.get("/rosters/jobs/{job_id}")
+def roster_job(request: Request, job: JobObj) -> Response:
+    return fragment(request, "_roster_job.html", job=job)
