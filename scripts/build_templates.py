@@ -396,8 +396,9 @@ def party_block(cell, label: str, name_expr: str, sign_label: str, date_expr: st
 
 def _signature_table(d: Doc, widths_mm: list[float]):
     """A borderless one-row table for signature blocks, kept whole and on the page of the
-    paragraph before it (the caller marks that paragraph keep_next)."""
-    d.blank(keep_next=True)
+    paragraph before it (the caller marks that paragraph keep_next). A full 3号 line above it
+    keeps the seals, which reach a little above the blocks, off the last line of the body."""
+    d.blank(keep_next=True, line=LINE_TWIPS)
     t = d.table(widths_mm, borders=False)
     r = t.add_row()
     r._tr.get_or_add_trPr().append(_el("w:cantSplit"))
@@ -629,6 +630,11 @@ def pledge() -> None:
     save(d, "pledge")
 
 
+def _justify(row, cell: int) -> None:
+    """Justify a cell whose text runs to several lines (a centred paragraph reads as ragged)."""
+    row.cells[cell].paragraphs[0]._p.pPr.find(qn("w:jc")).set(qn("w:val"), "both")
+
+
 def dropout_register() -> None:
     """The 一生一表: one page for a case with up to three attempts; a longer record runs onto
     more pages with the 劝返记录 heading rows repeated, and no row ever split between pages.
@@ -655,19 +661,17 @@ def dropout_register() -> None:
     d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason }}", "当前状态", "{{ status }}"])
     # Label and text of a long cell: the label centred, the text justified like a paragraph.
     for label, expr in (("原因分析", "{{ reason_detail|dash }}"), ("帮扶措施", "{{ measures|dash }}")):
-        r = d.row(t, [label, (expr, 5)], min_height_mm=13)
-        text = r.cells[1].paragraphs[0]
-        text._p.pPr.find(qn("w:jc")).set(qn("w:val"), "both")
-    # A hairline paragraph between the tables: two tables that touch are one table to Word and
-    # LibreOffice, and heading rows repeat only at the top of a table.
-    d.blank(line=20)
+        _justify(d.row(t, [label, (expr, 5)], min_height_mm=13), 1)
+    # The 劝返记录 is a table of its own, a narrow gap below the first: two tables that touch are
+    # one table to Word and LibreOffice, and heading rows repeat only at the top of a table.
+    d.blank(line=int(LINE_TWIPS * 0.3))
     widths = [11, 34, 31, 18, 40, 22]
     t2 = d.table(widths)
     d.row(t2, [("劝返记录", 6)], font=H1_FONT, min_height_mm=6.5, header=True)
     d.row(t2, ["序号", "劝返日期", "劝返人员", "劝返方式", "劝返结果", "备注"], size=SMALL_PT, header=True)
     attempt = ["{{ a.date|cn_date }}", "{{ a.staff }}", "{{ a.method }}", "{{ a.result }}", "{{ a.note|dash }}"]
     d.row(t2, [("{%tr for a in attempts[:-1] %}", 6)], min_height_mm=None)
-    d.row(t2, ["{{ loop.index }}", *attempt], size=SMALL_PT)
+    _justify(d.row(t2, ["{{ loop.index }}", *attempt], size=SMALL_PT), 4)
     d.row(t2, [("{%tr endfor %}", 6)], min_height_mm=None)
     # The last row holds, in a nested table, the last attempt (or the blank rows to fill by hand,
     # so the printed table always has room for three), and below it the 填表人 line and the
@@ -689,7 +693,7 @@ def dropout_register() -> None:
     tcpr.append(margins)
     last = d.table(widths, inside=cell, top=False)
     d.row(last, [("{%tr for a in attempts[-1:] %}", 6)], min_height_mm=None)
-    d.row(last, ["{{ attempts|length }}", *attempt], size=SMALL_PT)
+    _justify(d.row(last, ["{{ attempts|length }}", *attempt], size=SMALL_PT), 4)
     d.row(last, [("{%tr endfor %}", 6)], min_height_mm=None)
     d.row(last, [("{%tr for i in range(3 - attempts|length) %}", 6)], min_height_mm=None)
     d.row(last, ["", "", "", "", "", ""], size=SMALL_PT)

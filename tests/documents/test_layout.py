@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
+from pypdf import PdfReader
 
 from service.documents.fields import DASH
 from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
 from service.documents.registry import KINDS
+from service.documents.seal import SEAL_DIAMETER
 from service.settings import PROJECT_ROOT
 from tests import checks
 
@@ -340,6 +342,71 @@ def test_key_groups_none_prints_as_written(engine: DocumentEngine) -> None:
     pdf = engine.preview("dropout_register", REGISTER_SPARSE | {"key_groups": ["无"]})
     rows = {line.split()[0]: line.split()[1:] for line in page_texts(pdf)[0].splitlines() if line.split()}
     assert rows["重点群体"] == ["无"]
+
+
+def text_lines(pdf: bytes, page: int) -> dict[str, tuple[float, float, float, float]]:
+    """The text lines of a page with their boxes (x0, y0, x1, y1 in PDF points from the bottom left)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "doc.pdf"
+        path.write_bytes(pdf)
+        html = subprocess.run(
+            ["pdftotext", "-bbox-layout", "-f", str(page + 1), "-l", str(page + 1), str(path), "-"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout.decode()
+    height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', html).group(1))  # type: ignore[union-attr]
+    out = {}
+    for attrs, body in re.findall(r"<line (.*?)>(.*?)</line>", html, re.S):
+        x0, y0, x1, y1 = (float(v) for v in re.findall(r'"([\d.]+)"', attrs))
+        out[_flat("".join(re.findall(r">([^<]*)</word>", body)))] = (x0, height - y1, x1, height - y0)
+    return out
+
+
+def seal_fields(pdf: bytes) -> dict[str, tuple[int, tuple[float, ...]]]:
+    """Signature fields by name: page index and rectangle."""
+    reader = PdfReader(io.BytesIO(pdf))
+    out = {}
+    for i, page in enumerate(reader.pages):
+        for annot in page.get("/Annots") or []:
+            widget = annot.get_object()
+            if widget.get("/FT") == "/Sig" or widget.get("/Parent", {}).get("/FT") == "/Sig":
+                out[str(widget.get("/T"))] = (i, tuple(float(v) for v in widget["/Rect"]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["enrollment_notice", "return_notice", "deadline_return_notice", "dropout_register"])
+def test_the_seal_rides_the_unit_name_and_the_date(printed: Mapping[str, bytes], name: str) -> None:
+    """骑年盖月: the seal, bottom right, centred on the issuing unit's name and over the date below it."""
+    kind = KINDS[_kind(name)]
+    fields = LONG[name]
+    pdf = printed[name]
+    page, (x0, y0, x1, y1) = seal_fields(pdf)[kind.issuer.field_name]
+    lines = text_lines(pdf, page)
+    unit = lines[fields[kind.issuer.name_field]]
+    date = lines[_cn_date(fields[kind.date_field])]
+    assert x0 > 595 / 3, "the seal sits right of the page"
+    assert abs((x0 + x1) / 2 - (unit[0] + unit[2]) / 2) < 3, "the seal is centred on the unit name"
+    assert abs((x0 + x1) / 2 - (date[0] + date[2]) / 2) < 6, "the date is centred under the name"
+    assert y0 < date[1] and unit[3] < y1, "the seal covers the name and the date"
+    assert unit[2] <= 595 - 26 * 72 / 25.4 + 1, "the name stays inside the right margin"
+
+
+@pytest.mark.parametrize("name", ["responsibility_office", "responsibility_direct", "pledge"])
+def test_party_seals_land_on_their_blocks(printed: Mapping[str, bytes], name: str) -> None:
+    kind = KINDS[name]
+    fields = LONG[name]
+    pdf = printed[name]
+    seals = seal_fields(pdf)
+    for slot in kind.slots:
+        if slot.anchor is None:
+            continue
+        page, (x0, y0, x1, y1) = seals[slot.field_name]
+        assert page == checks.page_count(pdf) - 1
+        unit = text_lines(pdf, page)[fields[slot.name_field]]
+        # the seal is the left part of the field (the handwriting follows 负责人签字 to its right)
+        assert x0 < (unit[0] + unit[2]) / 2 < x0 + SEAL_DIAMETER, (slot.field_name, (x0, x1), unit)
+        assert y0 < unit[1] and unit[3] < y1, (slot.field_name, (y0, y1), unit)
 
 
 @pytest.mark.parametrize("name", list(LONG))
