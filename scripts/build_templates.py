@@ -4,7 +4,15 @@ The committed .docx files are the product: a bureau opens and edits them in Word
 script is how they were made, kept so a change to the shared layout (margins, fonts, signature
 blocks) is made once and applied to all seven. Layout follows GB/T 9704-2012 (党政机关公文格式):
 A4, margins 37/35/28/26 mm, title in 2号小标宋, body in 3号仿宋 with 28.95 pt exact line spacing,
-first-level headings in 黑体, second-level in 楷体, page numbers "— 1 —" in 4号宋体.
+first-level headings in 黑体, second-level in 楷体, page numbers "— 1 —" in 4号宋体; 28 characters
+a line and 22 lines a page, as WPS sets a 公文. The two 责任书 are the exception: their wording
+needs about 60 lines, and the Licheng notice has them printed on one sheet, both sides, so their
+body is 4号 at 19.9 pt (31 x 32); their title and signature blocks keep the 公文 sizes.
+
+Nothing forces a page break inside a document (the merged conversion puts each document in its
+own section, which is what starts it on a new page). Headings keep with the paragraph after them,
+the last paragraph keeps with the signature block, table rows never split, and the 一生一表's
+劝返记录 heading rows repeat on every page. An official field that is empty prints a dash.
 
 Fields are Jinja2 tags ({{ guardian_name }}); each signature block carries a Word bookmark
 (sigissuer, sigbureau, sigunit, sigschool) that tells the signing stage where the seal lands.
