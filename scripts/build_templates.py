@@ -76,6 +76,7 @@ COMPACT = Layout(14, 398, 0)
 #: the type area: 20 characters in, so a 12-character bureau name ends two characters from the
 #: right edge (右空二字) and the date below it about four (成文日期右空四字, GB/T 9704 7.3.5.1).
 SIGNATURE_CENTRE_TWIPS = 20 * GB.char
+NESTED_TRIM_TWIPS = 15
 
 
 # --- low-level helpers -------------------------------------------------------------------------
@@ -290,6 +291,12 @@ class Doc:
         for old in tblpr.findall(qn("w:tblW")):
             tblpr.remove(old)
         look = tblpr.find(qn("w:tblLook"))
+        twips = [int(Mm(w).twips) for w in widths_mm]
+        if inside is not None:
+            # LibreOffice keeps the width of the outer table's side borders out of a cell (even
+            # with no border drawn) and scales a nested table that is wider; taking it off the
+            # last column keeps the nested columns on the outer table's column lines.
+            twips[-1] -= NESTED_TRIM_TWIPS
         b = _el("w:tblBorders")
         for side in ("top", "left", "bottom", "right", "insideH", "insideV"):
             line = borders and (top or side != "top")
@@ -298,7 +305,7 @@ class Doc:
         for side, w in (("left", "85"), ("right", "85")):
             margins.append(_el(f"w:{side}", w=w, type="dxa"))
         for el in (
-            _el("w:tblW", w=str(sum(int(Mm(w).twips) for w in widths_mm)), type="dxa"),
+            _el("w:tblW", w=str(sum(twips)), type="dxa"),
             _el("w:jc", val="center" if inside is None else "left"),
             b,
             _el("w:tblLayout", type="fixed"),
@@ -309,9 +316,9 @@ class Doc:
             else:
                 tblpr.append(el)
         grid = tbl.tblGrid
-        for col, w in zip(grid.findall(qn("w:gridCol")), widths_mm, strict=True):
-            col.set(qn("w:w"), str(int(Mm(w).twips)))
-        t._widths = [int(Mm(w).twips) for w in widths_mm]
+        for col, w in zip(grid.findall(qn("w:gridCol")), twips, strict=True):
+            col.set(qn("w:w"), str(w))
+        t._widths = twips
         return t
 
     def row(
@@ -321,7 +328,7 @@ class Doc:
         *,
         size: float = TABLE_PT,
         align: str = "center",
-        min_height_mm: float | None = 7,
+        min_height_mm: float | None = 6.5,
         font: str = BODY_FONT,
         line: int | None = None,
         header: bool = False,
@@ -672,8 +679,8 @@ def dropout_register() -> None:
         _justify(d.row(t, [label, (expr, 5)], min_height_mm=13), 1)
     # The 劝返记录 is a table of its own, a narrow gap below the first: two tables that touch are
     # one table to Word and LibreOffice, and heading rows repeat only at the top of a table.
-    d.blank(line=int(LINE_TWIPS * 0.3))
-    widths = [11, 34, 31, 18, 40, 22]
+    d.blank(line=int(LINE_TWIPS * 0.2))
+    widths = [11, 34, 33, 18, 40, 20]
     t2 = d.table(widths)
     d.row(t2, [("劝返记录", 6)], font=H1_FONT, min_height_mm=6.5, header=True)
     d.row(t2, ["序号", "劝返日期", "劝返人员", "劝返方式", "劝返结果", "备注"], size=SMALL_PT, header=True)
@@ -707,7 +714,7 @@ def dropout_register() -> None:
     d.row(last, ["", "", "", "", "", ""], size=SMALL_PT)
     d.row(last, [("{%tr endfor %}", 6)], min_height_mm=None)
     p = cell.paragraphs[-1]
-    fmt(p, line=LINE_TWIPS, before=int(LINE_TWIPS * 0.3), align="left")
+    fmt(p, line=int(14 * 20 * 1.7), before=int(LINE_TWIPS * 0.1), align="left")
     run(
         p,
         "填表人：{{ filled_by }}{% if school_phone %}　　联系电话：{{ school_phone }}{% endif %}　　校长签字：",

@@ -125,6 +125,22 @@ REGISTER_SPARSE = {
     if k not in ("ethnicity", "student_number", "key_groups", "reason_detail", "measures", "school_phone", "attempts")
 } | {"guardians": [{"name": "李桂芝", "relation": "祖母", "phone": "0531-88120345"}]}
 
+#: A usual case: two guardians, three attempts in a line or two each, a few lines of analysis
+#: and measures. It fits one page.
+REGISTER_TYPICAL = REGISTER_LONG | {
+    "guardians": REGISTER_LONG["guardians"][:2],
+    "attempts": [
+        a | {"result": result}
+        for a, result in zip(
+            _attempts(3),
+            ["与父亲通话，父亲同意劝说孩子返校", "学生在家，表示不愿上学", "祖母同意督促，学生仍未到校"],
+            strict=True,
+        )
+    ],
+    "reason_detail": "父母长期在外务工，由祖母照看；学习跟不上，开学后以身体不适为由不愿到校。",
+    "measures": "安排班主任一对一学业辅导，落实家庭经济困难学生生活补助，每周家访一次。",
+}
+
 LONG: dict[str, dict[str, Any]] = {
     "enrollment_notice": NOTICE_COMMON | {"report_by": "2024-08-31", "issuer_name": BUREAU, "issue_date": "2024-08-10"},
     "return_notice": NOTICE_COMMON
@@ -163,6 +179,7 @@ LONG: dict[str, dict[str, Any]] = {
     },
     "dropout_register": REGISTER_LONG,
     "dropout_register_sparse": REGISTER_SPARSE,
+    "dropout_register_typical": REGISTER_TYPICAL,
 }
 
 #: The most pages each may take. The 责任书 is one sheet printed on both sides (Licheng notice).
@@ -175,6 +192,7 @@ MAX_PAGES = {
     "pledge": 2,
     "dropout_register": 3,
     "dropout_register_sparse": 1,
+    "dropout_register_typical": 1,
 }
 
 #: The last words of the body, which must share a page with the signature block below them.
@@ -187,11 +205,12 @@ CLOSING = {
     "pledge": "学校和区教体局各执一份。",
     "dropout_register": "填表人：孙丽",
     "dropout_register_sparse": "填表人：孙丽",
+    "dropout_register_typical": "填表人：孙丽",
 }
 
 
 def _kind(name: str) -> str:
-    return name.removesuffix("_sparse")
+    return "dropout_register" if name.startswith("dropout_register") else name
 
 
 def _handwriting() -> bytes:
