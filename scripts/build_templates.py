@@ -604,7 +604,8 @@ def responsibility(key: str, party_b: str, party_b_field: str, head_field: str, 
     two_party_signatures(
         d,
         ("甲方（盖章）：", "{{ bureau_name }}", "负责人签字：", "{{ issue_date|cn_date }}", "sigbureau"),
-        ("乙方（盖章）：", f"{{{{ {party_b_field} }}}}", "负责人签字：", "{{ issue_date|cn_date }}", "sigunit"),
+        # the Licheng notice: 教育办主任签字 for an office, 校长签字 for a 区直学校
+        ("乙方（盖章）：", f"{{{{ {party_b_field} }}}}", f"{head_title}签字：", "{{ issue_date|cn_date }}", "sigunit"),
     )
     save(d, key)
 
