@@ -4,7 +4,15 @@ The committed .docx files are the product: a bureau opens and edits them in Word
 script is how they were made, kept so a change to the shared layout (margins, fonts, signature
 blocks) is made once and applied to all seven. Layout follows GB/T 9704-2012 (党政机关公文格式):
 A4, margins 37/35/28/26 mm, title in 2号小标宋, body in 3号仿宋 with 28.95 pt exact line spacing,
-first-level headings in 黑体, second-level in 楷体, page numbers "— 1 —" in 4号宋体.
+first-level headings in 黑体, second-level in 楷体, page numbers "— 1 —" in 4号宋体; 28 characters
+a line and 22 lines a page, as WPS sets a 公文. The two 责任书 are the exception: their wording
+needs about 60 lines, and the Licheng notice has them printed on one sheet, both sides, so their
+body is 4号 at 19.9 pt (31 x 32); their title and signature blocks keep the 公文 sizes.
+
+Nothing forces a page break inside a document (the merged conversion puts each document in its
+own section, which is what starts it on a new page). Headings keep with the paragraph after them,
+the last paragraph keeps with the signature block, table rows never split, and the 一生一表's
+劝返记录 heading rows repeat on every page. An official field that is empty prints a dash.
 
 Fields are Jinja2 tags ({{ guardian_name }}); each signature block carries a Word bookmark
 (sigissuer, sigbureau, sigunit, sigschool) that tells the signing stage where the seal lands.
@@ -13,6 +21,7 @@ Fields are Jinja2 tags ({{ guardian_name }}); each signature block carries a Wor
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from docx import Document
@@ -33,9 +42,41 @@ NUMBER_FONT = "宋体"
 BODY_PT = 16  # 3号
 TITLE_PT = 22  # 2号
 TABLE_PT = 12  # 小四
+SMALL_PT = 10.5  # 五号
 LINE_TWIPS = 579  # 28.95 pt: 22 lines in the 225 mm type area
-CHAR_TWIPS = BODY_PT * 20  # one full-width character of body text
 TEXT_WIDTH_TWIPS = int(Mm(156).twips)  # 210 - 28 - 26 mm
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Body text size, exact line pitch and character pitch of one document."""
+
+    body_pt: float
+    #: exact line spacing, in twips
+    line: int
+    #: character spacing, in twentieths of a point: -5 narrows 3号 to 15.75 pt a character, so a
+    #: line holds 28 characters as in a WPS 公文 set on its 28 x 22 document grid (LibreOffice does
+    #: not lay out Word's character grid, so the pitch is set on the characters themselves).
+    condense: int
+
+    @property
+    def char(self) -> int:
+        """One full-width character of body text, in twips (indents are counted in characters)."""
+        return int(self.body_pt * 20 + self.condense)
+
+
+#: GB/T 9704: 3号仿宋, 28 characters a line, 22 lines a page.
+GB = Layout(BODY_PT, LINE_TWIPS, -5)
+#: The 责任书 (about 60 lines of wording at 3号) on one sheet printed on both sides, as the Licheng
+#: notice asks: 4号仿宋 (31 characters a line) at an exact 19.9 pt, 32 lines a page. The title, the
+#: signature blocks and the seal keep their 公文 sizes.
+COMPACT = Layout(14, 398, 0)
+
+#: Where the issuing unit's name and the date are centred (a centre tab stop), from the left edge of
+#: the type area: 20 characters in, so a 12-character bureau name ends two characters from the
+#: right edge (右空二字) and the date below it about four (成文日期右空四字, GB/T 9704 7.3.5.1).
+SIGNATURE_CENTRE_TWIPS = 20 * GB.char
+NESTED_TRIM_TWIPS = 15
 
 
 # --- low-level helpers -------------------------------------------------------------------------
@@ -57,11 +98,15 @@ def _fonts(rpr, font: str) -> None:
         rfonts.set(qn(f"w:{attr}"), font)
 
 
-def run(paragraph, text: str, *, font: str = BODY_FONT, size: float = BODY_PT, bold: bool = False):
+def run(paragraph, text: str, *, font: str = BODY_FONT, size: float = BODY_PT, bold: bool = False, spacing=None):
+    """A run of text; ``spacing`` (twentieths of a point) overrides the style's character pitch."""
     r = paragraph.add_run(text)
     r.font.size = Pt(size)
     r.font.bold = bold or None
-    _fonts(r._element.get_or_add_rPr(), font)
+    rpr = r._element.get_or_add_rPr()
+    _fonts(rpr, font)
+    if spacing is not None:
+        rpr.find(qn("w:sz")).addprevious(_el("w:spacing", val=str(spacing)))
     return r
 
 
@@ -76,10 +121,16 @@ def fmt(
     before: int = 0,
     after: int = 0,
     keep_next: bool = False,
+    centre_tab: int | None = None,
 ) -> None:
+    """Paragraph properties, written in the order the OOXML schema asks (Word refuses others)."""
     ppr = paragraph._p.get_or_add_pPr()
     if keep_next:
         ppr.append(_el("w:keepNext"))
+    if centre_tab is not None:
+        tabs = _el("w:tabs")
+        tabs.append(_el("w:tab", val="center", pos=str(centre_tab)))
+        ppr.append(tabs)
     spacing = _el("w:spacing", before=str(before), after=str(after))
     if line:
         spacing.set(qn("w:line"), str(line))
@@ -93,46 +144,64 @@ def fmt(
         ppr.append(_el("w:jc", val=align))
 
 
-def bookmark(paragraph, name: str, ident: int) -> None:
-    """A bookmark around the whole paragraph's text (LibreOffice exports it as a named destination)."""
+def bookmark(paragraph, name: str, ident: int, first_run=None) -> None:
+    """A bookmark from ``first_run`` (default: the paragraph's first run) to the paragraph's end.
+
+    LibreOffice exports it as a named destination at the position of its first character, which
+    is where the signing stage measures the seal from.
+    """
     start = _el("w:bookmarkStart", id=str(ident), name=name)
     end = _el("w:bookmarkEnd", id=str(ident))
-    first_run = paragraph._p.find(qn("w:r"))
+    if first_run is None:
+        first_run = paragraph._p.find(qn("w:r"))
     first_run.addprevious(start)
     paragraph._p.append(end)
 
 
+def tab_run(paragraph, size: float = BODY_PT):
+    r = run(paragraph, "", size=size)
+    r._element.append(_el("w:tab"))
+    return r
+
+
 class Doc:
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout = GB) -> None:
+        self.layout = layout
         self.doc = Document()
         self._setup()
 
     def _setup(self) -> None:
         d = self.doc
+        lay = self.layout
         section = d.sections[0]
         section.page_width, section.page_height = Mm(210), Mm(297)
         section.top_margin, section.bottom_margin = Mm(37), Mm(35)
         section.left_margin, section.right_margin = Mm(28), Mm(26)
         section.header_distance, section.footer_distance = Mm(15), Mm(20)
         section.start_type = WD_SECTION_START.NEW_PAGE
-        # Document defaults: 仿宋 3号, Chinese language, no spacing.
+        # Document defaults: 仿宋 at the layout's size and pitch, Chinese language, no spacing,
+        # widow and orphan control on (WPS's 孤行控制).
         normal = d.styles["Normal"]
-        normal.font.size = Pt(BODY_PT)
+        normal.font.size = Pt(lay.body_pt)
         rpr = normal.element.get_or_add_rPr()
         _fonts(rpr, BODY_FONT)
+        if lay.condense:
+            rpr.find(qn("w:sz")).addprevious(_el("w:spacing", val=str(lay.condense)))
         rpr.append(_el("w:lang", val="zh-CN", eastAsia="zh-CN", bidi="ar-SA"))
         ppr = normal.element.get_or_add_pPr()
-        ppr.append(_el("w:spacing", before="0", after="0", line=str(LINE_TWIPS), lineRule="exact"))
+        ppr.append(_el("w:widowControl"))
+        ppr.append(_el("w:spacing", before="0", after="0", line=str(lay.line), lineRule="exact"))
         ppr.append(_el("w:jc", val="both"))
         # Page number "— 1 —", centered, 4号宋体 (14 pt).
         footer = section.footer
         p = footer.paragraphs[0]
         fmt(p, align="center", line=None)
-        run(p, "— ", font=NUMBER_FONT, size=14)
+        run(p, "— ", font=NUMBER_FONT, size=14, spacing=0)
         fld = _el("w:fldSimple", instr="PAGE")
         r = _el("w:r")
         rpr = _el("w:rPr")
         _fonts(rpr, NUMBER_FONT)
+        rpr.append(_el("w:spacing", val="0"))
         rpr.append(_el("w:sz", val="28"))
         r.append(rpr)
         t = _el("w:t")
@@ -140,7 +209,7 @@ class Doc:
         r.append(t)
         fld.append(r)
         p._p.append(fld)
-        run(p, " —", font=NUMBER_FONT, size=14)
+        run(p, " —", font=NUMBER_FONT, size=14, spacing=0)
         # python-docx starts with one empty paragraph; reuse it for the title.
         self._first = d.paragraphs[0] if d.paragraphs else None
         self._bookmarks = 0
@@ -152,14 +221,15 @@ class Doc:
         return self.doc.add_paragraph()
 
     def title(self, text: str, *, after_lines: float = 1) -> None:
+        """2号小标宋 on one line of the 3号 grid (as WPS snaps it), then ``after_lines`` blank lines."""
         p = self._para()
-        fmt(p, align="center", line=int(TITLE_PT * 20 * 1.5), after=int(LINE_TWIPS * after_lines))
-        run(p, text, font=TITLE_FONT, size=TITLE_PT)
+        fmt(p, align="center", line=LINE_TWIPS, after=int(LINE_TWIPS * after_lines))
+        run(p, text, font=TITLE_FONT, size=TITLE_PT, spacing=0)
 
-    def subtitle(self, text: str) -> None:
+    def subtitle(self, text: str, *, after_lines: float = 1) -> None:
         p = self._para()
-        fmt(p, align="center", after=LINE_TWIPS)
-        run(p, text, font=H2_FONT)
+        fmt(p, align="center", line=LINE_TWIPS, after=int(LINE_TWIPS * after_lines))
+        run(p, text, font=H2_FONT, size=BODY_PT, spacing=0)
 
     def plain(
         self,
@@ -169,10 +239,19 @@ class Doc:
         align: str | None = None,
         font: str = BODY_FONT,
         keep_next: bool = False,
+        size: float | None = None,
+        line: int | None = None,
     ):
+        lay = self.layout
         p = self._para()
-        fmt(p, first_line=2 * CHAR_TWIPS if indent else 0, align=align, keep_next=keep_next)
-        run(p, text, font=font)
+        fmt(
+            p,
+            first_line=2 * lay.char if indent else 0,
+            align=align,
+            keep_next=keep_next,
+            line=line or lay.line,
+        )
+        run(p, text, font=font, size=size or lay.body_pt)
         return p
 
     def h1(self, text: str) -> None:
@@ -181,42 +260,65 @@ class Doc:
     def h2(self, text: str) -> None:
         self.plain(text, font=H2_FONT, keep_next=True)
 
-    def blank(self, keep_next: bool = False) -> None:
+    def blank(self, keep_next: bool = False, line: int | None = None) -> None:
         p = self._para()
-        fmt(p, keep_next=keep_next)
+        fmt(p, keep_next=keep_next, line=line or self.layout.line)
 
     def tag(self, text: str) -> None:
         """A paragraph holding only a docxtpl paragraph tag ({%p if ... %}); it is removed on render."""
         p = self._para()
-        fmt(p)
-        run(p, text)
+        fmt(p, line=self.layout.line)
+        run(p, text, size=self.layout.body_pt)
 
-    def bookmark(self, paragraph, name: str) -> None:
+    def bookmark(self, paragraph, name: str, first_run=None) -> None:
         self._bookmarks += 1
-        bookmark(paragraph, name, self._bookmarks)
+        bookmark(paragraph, name, self._bookmarks, first_run)
 
     # --- tables ---------------------------------------------------------------------------
 
-    def table(self, widths_mm: list[float], *, borders: bool = True):
-        t = self.doc.add_table(rows=0, cols=len(widths_mm))
+    def table(self, widths_mm: list[float], *, borders: bool = True, inside=None, top: bool = True):
+        """A fixed-width table; ``inside`` a cell makes it a nested table (which then drops the
+        cell's leading empty paragraph), ``top=False`` leaves off its top border."""
+        if inside is None:
+            t = self.doc.add_table(rows=0, cols=len(widths_mm))
+        else:
+            t = inside.add_table(rows=0, cols=len(widths_mm))
+            first = inside._tc.find(qn("w:p"))
+            if first is not None and first.getnext() is t._tbl:
+                inside._tc.remove(first)
         tbl = t._tbl
         tblpr = tbl.tblPr
-        tblpr.append(_el("w:tblLayout", type="fixed"))
-        total = sum(int(Mm(w).twips) for w in widths_mm)
-        tblpr.append(_el("w:tblW", w=str(total), type="dxa"))
-        tblpr.append(_el("w:jc", val="center"))
+        for old in tblpr.findall(qn("w:tblW")):
+            tblpr.remove(old)
+        look = tblpr.find(qn("w:tblLook"))
+        twips = [int(Mm(w).twips) for w in widths_mm]
+        if inside is not None:
+            # LibreOffice keeps the width of the outer table's side borders out of a cell (even
+            # with no border drawn) and scales a nested table that is wider; taking it off the
+            # last column keeps the nested columns on the outer table's column lines.
+            twips[-1] -= NESTED_TRIM_TWIPS
         b = _el("w:tblBorders")
         for side in ("top", "left", "bottom", "right", "insideH", "insideV"):
-            b.append(_el(f"w:{side}", val="single" if borders else "nil", sz="6", space="0", color="000000"))
-        tblpr.append(b)
+            line = borders and (top or side != "top")
+            b.append(_el(f"w:{side}", val="single" if line else "nil", sz="6", space="0", color="000000"))
         margins = _el("w:tblCellMar")
         for side, w in (("left", "85"), ("right", "85")):
             margins.append(_el(f"w:{side}", w=w, type="dxa"))
-        tblpr.append(margins)
+        for el in (
+            _el("w:tblW", w=str(sum(twips)), type="dxa"),
+            _el("w:jc", val="center" if inside is None else "left"),
+            b,
+            _el("w:tblLayout", type="fixed"),
+            margins,
+        ):
+            if look is not None:
+                look.addprevious(el)
+            else:
+                tblpr.append(el)
         grid = tbl.tblGrid
-        for col, w in zip(grid.findall(qn("w:gridCol")), widths_mm, strict=True):
-            col.set(qn("w:w"), str(int(Mm(w).twips)))
-        t._widths = [int(Mm(w).twips) for w in widths_mm]
+        for col, w in zip(grid.findall(qn("w:gridCol")), twips, strict=True):
+            col.set(qn("w:w"), str(w))
+        t._widths = twips
         return t
 
     def row(
@@ -226,17 +328,25 @@ class Doc:
         *,
         size: float = TABLE_PT,
         align: str = "center",
-        bold_first: bool = False,
-        min_height_mm: float | None = 9,
+        min_height_mm: float | None = 6.5,
         font: str = BODY_FONT,
         line: int | None = None,
-    ) -> None:
-        """One table row; a cell is text or (text, columns spanned). Empty text leaves a blank to fill."""
+        header: bool = False,
+        keep_next: bool = False,
+    ):
+        """One table row that never splits across pages; a cell is text or (text, columns spanned).
+
+        ``header`` rows repeat at the top of every page the table runs onto. ``keep_next`` keeps
+        the row on the page of what follows it.
+        """
         r = table.add_row()
         tr = r._tr
+        trpr = tr.get_or_add_trPr()
+        trpr.append(_el("w:cantSplit"))
         if min_height_mm:
-            trpr = tr.get_or_add_trPr()
             trpr.append(_el("w:trHeight", val=str(int(Mm(min_height_mm).twips)), hRule="atLeast"))
+        if header:
+            trpr.append(_el("w:tblHeader"))
         col = 0
         merged: list[tuple[int, int]] = []
         for spec in cells:
@@ -248,54 +358,72 @@ class Doc:
         for a, b in merged:
             r.cells[a].merge(r.cells[b])
         col = 0
-        for i, spec in enumerate(cells):
+        for spec in cells:
             text, span = (spec, 1) if isinstance(spec, str) else spec
             cell = r.cells[col]
             tcpr = cell._tc.get_or_add_tcPr()
             tcpr.append(_el("w:vAlign", val="center"))
             p = cell.paragraphs[0]
-            cell_align = align if not (i % 2 == 0 and bold_first) else "center"
-            fmt(p, align=cell_align, line=line or int(size * 20 * 1.3))
+            fmt(p, align=align, line=line or int(size * 20 * 1.3), keep_next=keep_next)
             if text:
-                run(p, text, size=size, font=font)
+                run(p, text, size=size, font=font, spacing=0)
             col += span
         return r
 
 
-def dated_signature(d: Doc, name_expr: str, date_expr: str, anchor: str) -> None:
-    """The issuing unit's name centered over the date, right of the page (GB/T 9704 7.3.5.1).
+def dated_signature(d: Doc, name_expr: str, date_expr: str, anchor: str, new_paragraph=None) -> None:
+    """The issuing unit's name centred over the date, right of the page (GB/T 9704 7.3.5.1).
 
-    A borderless table keeps the name centered on the date whatever its length; the seal is
-    placed over both (骑年盖月), centered on the column, by the signing stage.
+    One blank line above leaves room for the seal, placed over both (骑年盖月) by the signing
+    stage; its top then reaches the last line of the body, 上距正文一行之内. Both lines sit on a
+    centre tab stop, so the name stays centred on the date whatever its length, and the whole
+    block, with the paragraph before it, keeps to one page. ``new_paragraph`` adds the lines
+    somewhere other than the end of the document (a table cell).
     """
-    d.blank()
-    t = d.table([68, 76, 12], borders=False)
-    r1 = d.row(t, ["", name_expr, ""], size=BODY_PT, min_height_mm=None, line=LINE_TWIPS)
-    d.bookmark(r1.cells[1].paragraphs[0], anchor)
-    d.row(t, ["", date_expr, ""], size=BODY_PT, min_height_mm=None, line=LINE_TWIPS)
+    add = new_paragraph or d._para
+    fmt(add(), line=LINE_TWIPS, keep_next=True)
+    p = add()
+    fmt(p, line=LINE_TWIPS, keep_next=True, centre_tab=SIGNATURE_CENTRE_TWIPS, align="left")
+    tab_run(p)
+    name = run(p, name_expr, spacing=0)
+    d.bookmark(p, anchor, first_run=name._element)
+    p = add()
+    fmt(p, line=LINE_TWIPS, centre_tab=SIGNATURE_CENTRE_TWIPS, align="left")
+    tab_run(p)
+    run(p, date_expr, spacing=0)
 
 
 def party_block(cell, label: str, name_expr: str, sign_label: str, date_expr: str, doc: Doc, anchor: str) -> None:
-    """A party's signature block in a cell: 甲方（盖章）/ unit / 负责人签字 / date."""
+    """A party's signature block in a cell: 甲方（盖章）/ unit / 负责人签字 / date.
+
+    Always 3号 on the 28.95 pt line, whatever the body's layout: the signing stage places the seal
+    and the handwritten signature at fixed offsets from the block's first line.
+    """
     first = cell.paragraphs[0]
-    fmt(first, align="left", line=LINE_TWIPS)
-    run(first, label)
+    fmt(first, align="left", line=LINE_TWIPS, keep_next=True)
+    run(first, label, spacing=0)
     doc.bookmark(first, anchor)
-    for text in (name_expr, sign_label, date_expr):
+    for i, text in enumerate((name_expr, sign_label, date_expr)):
         p = cell.add_paragraph()
-        fmt(p, align="left", line=LINE_TWIPS)
-        run(p, text)
+        fmt(p, align="left", line=LINE_TWIPS, keep_next=i < 2)
+        run(p, text, spacing=0)
+
+
+def _signature_table(d: Doc, widths_mm: list[float]):
+    """A borderless one-row table for signature blocks, kept whole and on the page of the
+    paragraph before it (the caller marks that paragraph keep_next). A full 3号 line above it
+    keeps the seals, which reach a little above the blocks, off the last line of the body."""
+    d.blank(keep_next=True, line=LINE_TWIPS)
+    t = d.table(widths_mm, borders=False)
+    r = t.add_row()
+    r._tr.get_or_add_trPr().append(_el("w:cantSplit"))
+    return r
 
 
 def two_party_signatures(d: Doc, left: tuple[str, str, str, str, str], right: tuple[str, str, str, str, str]) -> None:
-    d.blank(keep_next=True)
-    t = d.table([78, 78], borders=False)
-    r = t.add_row()
+    r = _signature_table(d, [78, 78])
     party_block(r.cells[0], *left[:4], doc=d, anchor=left[4])
     party_block(r.cells[1], *right[:4], doc=d, anchor=right[4])
-    # keep the whole block on one page
-    trpr = r._tr.get_or_add_trPr()
-    trpr.append(_el("w:cantSplit"))
 
 
 def save(d: Doc, key: str) -> None:
@@ -344,7 +472,7 @@ def enrollment_notice() -> None:
     )
     d.plain("法律责任告知：" + LAW_DUTY + LAW_LIABILITY)
     notice_contact(d)
-    d.plain("感谢您的支持和配合。")
+    d.plain("感谢您的支持和配合。", keep_next=True)
     dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
     save(d, "enrollment_notice")
 
@@ -360,7 +488,7 @@ def return_notice() -> None:
     )
     d.plain("法律责任告知：" + LAW_DUTY + LAW_NO_EMPLOYMENT + LAW_LIABILITY)
     notice_contact(d)
-    d.plain("感谢您的支持和配合。")
+    d.plain("感谢您的支持和配合。", keep_next=True)
     dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
     save(d, "return_notice")
 
@@ -385,14 +513,27 @@ def deadline_return_notice() -> None:
         "接受义务教育的法定义务；情节严重或者构成犯罪的，依法追究法律责任。"
     )
     notice_contact(d)
-    d.plain("特此通知。")
+    d.plain("特此通知。", keep_next=True)
     dated_signature(d, "{{ issuer_name }}", "{{ issue_date|cn_date }}", "sigissuer")
-    d.blank()
-    p = d.plain("…………………………………………（沿此线剪开）…………………………………………", indent=False, align="center")
-    p.runs[0].font.size = Pt(10.5)
-    d.plain("送达回执", indent=False, align="center", font=H1_FONT)
-    d.plain("《限期复学通知书》（{{ student_name }}，限{{ report_by|cn_date }}前报到复学）已收到。", indent=True)
-    d.plain("被通知人（签名）：　　　　　　　　签收日期：　　　年　　月　　日", indent=False, align="right")
+    # The receipt the guardian signs and hands back: one block, never split from its cut line.
+    d.blank(keep_next=True)
+    d.plain(
+        "…………………………………………（沿此线剪开）…………………………………………",
+        indent=False,
+        align="center",
+        size=SMALL_PT,
+        keep_next=True,
+    )
+    p = d.plain("送达回执", indent=False, align="center", font=H1_FONT, keep_next=True)
+    d.plain(
+        "《限期复学通知书》（{{ student_name }}，限{{ report_by|cn_date }}前报到复学）已收到。",
+        keep_next=True,
+    )
+    d.blank(keep_next=True)
+    for text, keep in (("被通知人（签名）：", True), ("签收日期：　　　年　　月　　日", False)):
+        p = d._para()
+        fmt(p, left=12 * GB.char, keep_next=keep)
+        run(p, text)
     save(d, "deadline_return_notice")
 
 
@@ -405,9 +546,9 @@ RESPONSIBILITY_PREAMBLE = (
 
 def responsibility(key: str, party_b: str, party_b_field: str, head_field: str, head_title: str) -> None:
     office = key == "responsibility_office"
-    d = Doc()
-    d.title("{{ year }}年控辍目标责任书")
-    d.subtitle("（街道教育办公室）" if office else "（区直义务教育阶段学校）")
+    d = Doc(COMPACT)
+    d.title("{{ year }}年控辍目标责任书", after_lines=0)
+    d.subtitle("（街道教育办公室）" if office else "（区直义务教育阶段学校）", after_lines=COMPACT.line / LINE_TWIPS)
     d.plain("甲方：{{ bureau_name }}", indent=False)
     d.plain(f"乙方：{{{{ {party_b_field} }}}}　　{head_title}：{{{{ {head_field} }}}}", indent=False)
     d.plain(RESPONSIBILITY_PREAMBLE)
@@ -463,7 +604,8 @@ def responsibility(key: str, party_b: str, party_b_field: str, head_field: str, 
     two_party_signatures(
         d,
         ("甲方（盖章）：", "{{ bureau_name }}", "负责人签字：", "{{ issue_date|cn_date }}", "sigbureau"),
-        ("乙方（盖章）：", f"{{{{ {party_b_field} }}}}", "负责人签字：", "{{ issue_date|cn_date }}", "sigunit"),
+        # the Licheng notice: 教育办主任签字 for an office, 校长签字 for a 区直学校
+        ("乙方（盖章）：", f"{{{{ {party_b_field} }}}}", f"{head_title}签字：", "{{ issue_date|cn_date }}", "sigunit"),
     )
     save(d, key)
 
@@ -496,68 +638,91 @@ def pledge() -> None:
         "本承诺书自签订之日起生效，有效期至{{ year + 1 }}年8月31日。本承诺书一式两份，学校和区教体局各执一份。",
         keep_next=True,
     )
-    d.blank(keep_next=True)
-    t = d.table([70, 86], borders=False)
-    r = t.add_row()
+    r = _signature_table(d, [70, 86])
     fmt(r.cells[0].paragraphs[0], line=LINE_TWIPS)
     party_block(
         r.cells[1], "学校（盖章）：", "{{ school_name }}", "校长签字：", "{{ issue_date|cn_date }}", d, "sigschool"
     )
-    r._tr.get_or_add_trPr().append(_el("w:cantSplit"))
     save(d, "pledge")
 
 
+def _justify(row, cell: int) -> None:
+    """Justify a cell whose text runs to several lines (a centred paragraph reads as ragged)."""
+    row.cells[cell].paragraphs[0]._p.pPr.find(qn("w:jc")).set(qn("w:val"), "both")
+
+
 def dropout_register() -> None:
+    """The 一生一表: one page for a case with up to three attempts; a longer record runs onto
+    more pages with the 劝返记录 heading rows repeated, and no row ever split between pages.
+
+    Every official field prints its value or a dash (``|dash``), never a blank: a blank reads as
+    forgotten. Only the spare attempt rows are left empty, to be filled in by hand.
+    """
     d = Doc()
     d.title("义务教育阶段辍学学生登记表", after_lines=0)
-    d.subtitle("（一生一表）")
-    p = d.plain("学校：{{ school_name }}", indent=False)
-    p.runs[0].font.size = Pt(14)
-    widths = [24, 34, 20, 26, 18, 34]
-    t = d.table(widths)
-    d.row(t, ["学生姓名", "{{ student_name }}", "性别", "{{ sex }}", "民族", "{{ ethnicity }}"])
+    d.subtitle("（一生一表）", after_lines=0)
+    d.plain("学校：{{ school_name }}", indent=False, size=14, line=int(LINE_TWIPS * 0.9))
+    t = d.table([25, 37, 20, 30, 20, 24])
+    d.row(t, ["学生姓名", "{{ student_name }}", "性别", "{{ sex }}", "民族", "{{ ethnicity|dash }}"])
     d.row(t, ["出生日期", "{{ birth_date|cn_date }}", "身份证号", ("{{ student_id_number }}", 3)])
-    d.row(t, ["全国学籍号", ("{{ student_number }}", 2), "年级班级", ("{{ grade_class }}", 2)])
-    d.row(t, ["家庭住址", ("{{ home_address }}", 5)])
-    d.row(t, ["重点群体", ("{{ key_groups|join('、') if key_groups else '无' }}", 5)])
-    d.row(t, [("监护人情况", 6)], font=H1_FONT)
+    d.row(t, ["全国学籍号", ("{{ student_number|dash }}", 2), "年级班级", ("{{ grade_class }}", 2)])
+    d.row(t, ["家庭住址", ("{{ home_address|dash }}", 5)])
+    d.row(t, ["重点群体", ("{{ key_groups|join('、')|dash }}", 5)])
+    d.row(t, [("监护人情况", 6)], font=H1_FONT, min_height_mm=6.5)
     d.row(t, ["关系", "姓名", ("联系电话", 2), ("工作单位或务工地", 2)])
     d.row(t, [("{%tr for g in guardians %}", 6)], min_height_mm=None)
-    d.row(t, ["{{ g.relation }}", "{{ g.name }}", ("{{ g.phone }}", 2), ("{{ g.workplace }}", 2)])
+    d.row(t, ["{{ g.relation }}", "{{ g.name }}", ("{{ g.phone }}", 2), ("{{ g.workplace|dash }}", 2)])
     d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
-    d.row(t, [("辍学情况", 6)], font=H1_FONT)
+    d.row(t, [("辍学情况", 6)], font=H1_FONT, min_height_mm=6.5)
     d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason }}", "当前状态", "{{ status }}"])
-    d.row(t, ["原因分析", ("{{ reason_detail }}", 5)], align="left", min_height_mm=18)
-    d.row(t, ["帮扶措施", ("{{ measures }}", 5)], align="left", min_height_mm=18)
-    d.row(t, [("劝返记录", 6)], font=H1_FONT)
-    t2 = d.table([11, 33, 33, 18, 39, 22])
-    small = 10.5  # 五号
-    d.row(t2, ["序号", "劝返日期", "劝返人员", "劝返方式", "劝返结果", "备注"], size=small)
-    d.row(t2, [("{%tr for a in attempts %}", 6)], min_height_mm=None)
-    d.row(
-        t2,
-        [
-            "{{ loop.index }}",
-            "{{ a.date|cn_date }}",
-            "{{ a.staff }}",
-            "{{ a.method }}",
-            "{{ a.result }}",
-            "{{ a.note }}",
-        ],
-        size=small,
-        min_height_mm=8,
-    )
+    # Label and text of a long cell: the label centred, the text justified like a paragraph.
+    for label, expr in (("原因分析", "{{ reason_detail|dash }}"), ("帮扶措施", "{{ measures|dash }}")):
+        _justify(d.row(t, [label, (expr, 5)], min_height_mm=13), 1)
+    # The 劝返记录 is a table of its own, a narrow gap below the first: two tables that touch are
+    # one table to Word and LibreOffice, and heading rows repeat only at the top of a table.
+    d.blank(line=int(LINE_TWIPS * 0.2))
+    widths = [11, 34, 33, 18, 40, 20]
+    t2 = d.table(widths)
+    d.row(t2, [("劝返记录", 6)], font=H1_FONT, min_height_mm=6.5, header=True)
+    d.row(t2, ["序号", "劝返日期", "劝返人员", "劝返方式", "劝返结果", "备注"], size=SMALL_PT, header=True)
+    attempt = ["{{ a.date|cn_date }}", "{{ a.staff }}", "{{ a.method }}", "{{ a.result }}", "{{ a.note|dash }}"]
+    d.row(t2, [("{%tr for a in attempts[:-1] %}", 6)], min_height_mm=None)
+    _justify(d.row(t2, ["{{ loop.index }}", *attempt], size=SMALL_PT), 4)
     d.row(t2, [("{%tr endfor %}", 6)], min_height_mm=None)
-    # Blank rows to fill by hand, so the printed table always has room for three attempts.
-    d.row(t2, [("{%tr for i in range(3 - attempts|length) %}", 6)], min_height_mm=None)
-    d.row(t2, ["", "", "", "", "", ""], size=small, min_height_mm=8)
-    d.row(t2, [("{%tr endfor %}", 6)], min_height_mm=None)
-    p = d.plain(
+    # The last row holds, in a nested table, the last attempt (or the blank rows to fill by hand,
+    # so the printed table always has room for three), and below it the 填表人 line and the
+    # school's name and date for the seal. The row never splits, so the signatures always share
+    # their page with at least one row of the record: LibreOffice does not keep a table's last
+    # row with the paragraph after the table.
+    foot = t2.add_row()
+    trpr = foot._tr.get_or_add_trPr()
+    trpr.append(_el("w:cantSplit"))
+    cell = foot.cells[0].merge(foot.cells[5])
+    tcpr = cell._tc.get_or_add_tcPr()
+    borders = _el("w:tcBorders")
+    for side in ("left", "bottom", "right"):
+        borders.append(_el(f"w:{side}", val="nil"))
+    tcpr.append(borders)
+    margins = _el("w:tcMar")
+    for side in ("left", "right"):
+        margins.append(_el(f"w:{side}", w="0", type="dxa"))
+    tcpr.append(margins)
+    last = d.table(widths, inside=cell, top=False)
+    d.row(last, [("{%tr for a in attempts[-1:] %}", 6)], min_height_mm=None)
+    _justify(d.row(last, ["{{ attempts|length }}", *attempt], size=SMALL_PT), 4)
+    d.row(last, [("{%tr endfor %}", 6)], min_height_mm=None)
+    d.row(last, [("{%tr for i in range(3 - attempts|length) %}", 6)], min_height_mm=None)
+    d.row(last, ["", "", "", "", "", ""], size=SMALL_PT)
+    d.row(last, [("{%tr endfor %}", 6)], min_height_mm=None)
+    p = cell.paragraphs[-1]
+    fmt(p, line=int(14 * 20 * 1.7), before=int(LINE_TWIPS * 0.1), align="left")
+    run(
+        p,
         "填表人：{{ filled_by }}{% if school_phone %}　　联系电话：{{ school_phone }}{% endif %}　　校长签字：",
-        indent=False,
+        size=14,
+        spacing=0,
     )
-    p.runs[0].font.size = Pt(14)
-    dated_signature(d, "{{ school_name }}", "{{ fill_date|cn_date }}", "sigissuer")
+    dated_signature(d, "{{ school_name }}", "{{ fill_date|cn_date }}", "sigissuer", new_paragraph=cell.add_paragraph)
     save(d, "dropout_register")
 
 

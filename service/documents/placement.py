@@ -24,8 +24,10 @@ from service.documents.seal import SEAL_DIAMETER
 BODY_FAMILY = "Noto Serif CJK SC"
 BODY_SIZE = 16.0
 LINE = 28.95  # exact line spacing of the templates
-#: The widest a unit name runs on one line in the dated signature block (76 mm column).
-NAME_COLUMN = 76 * 72 / 25.4
+#: The widest a unit name runs on one line in the dated signature block: the templates centre it
+#: on a tab stop 20 characters (of 15.75 pt) into the 156 mm type area, so it has twice the
+#: distance from there to the right margin (a 16-character name).
+NAME_COLUMN = 2 * (156 * 72 / 25.4 - 20 * 15.75)
 _DEST = re.compile(r"^d(\d+)x(\w+)$")
 
 # Party blocks (甲方（盖章）/ unit / 负责人签字：/ date): offsets from the block's first line.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from service.documents.errors import FieldsInvalid
-from service.documents.fields import cn_date, cn_month_day, percent, validate_fields
+from service.documents.fields import DASH, cn_date, cn_month_day, dash, percent, validate_fields
 from service.documents.registry import KINDS, example_fields, get_kind
 from service.settings import Settings
 
@@ -43,3 +43,18 @@ def test_chinese_dates_as_documents_print_them() -> None:
     assert cn_date("2024-09-05") == "2024年9月5日"
     assert cn_month_day("2024-09-29") == "9月29日"
     assert percent(99.5) == "99.5%" and percent(100) == "100%"
+
+
+def test_key_groups_none_stands_alone(settings: Settings) -> None:
+    kind = get_kind("dropout_register")
+    fields = example_fields(kind, settings.schemas_dir)
+    assert validate_fields(kind, fields | {"key_groups": ["无"]}, settings.schemas_dir)["key_groups"] == ["无"]
+    with pytest.raises(FieldsInvalid) as exc:
+        validate_fields(kind, fields | {"key_groups": ["无", "留守儿童"]}, settings.schemas_dir)
+    assert exc.value.details["errors"] == [
+        {"field": "key_groups", "title": "重点群体", "message": "选了“无”就不能再选其他重点群体"}
+    ]
+
+
+def test_an_empty_official_field_prints_a_dash() -> None:
+    assert [dash(v) for v in (None, "", "  ", [], "汉族", ["无"])] == [DASH, DASH, DASH, DASH, "汉族", ["无"]]
