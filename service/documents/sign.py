@@ -313,9 +313,7 @@ class Signatory:
         with self._lock:
             current = self._timestamper
             if current is None or (isinstance(current, LocalTimeStamper) and current.tsa_cert.serial_number != serial):
-                current = (
-                    HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self._tsa_time)
-                )
+                current = HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self._tsa_time)
                 self._timestamper = current
             return current
 
