@@ -384,6 +384,28 @@ def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None
         out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新。")
 
 
+@pki_app.command("status")
+def pki_status() -> None:
+    """列出根证书、签发中心证书、时间戳证书、吊销列表和各单位签章证书的到期时间；90 天内到期的标为「需关注」。"""
+    with _errors():
+        status = DocumentEngine(_settings()).pki.status()
+        table = Table("类别", "名称", "标识", "到期/下次更新", "剩余天数", "自动续期/发布", "提示")
+        for i in status.items:
+            when = [t.astimezone().strftime("%Y-%m-%d") if t else "—" for t in (i.expires, i.renews_from)]
+            note = "，".join(x for x in ("[bold red]需关注[/]" if i.warn else "", i.note) if x)
+            table.add_row(i.label, i.name, i.key or "—", when[0], str(i.days_left), when[1], note)
+        out.print(table)
+        out.print(f"共 {len(status.items)} 项，其中需关注 {len(status.warnings)} 项。")
+
+
+@pki_app.command("refresh")
+def pki_refresh() -> None:
+    """续期一次：重新发布将到期的吊销列表、为将到期的单位证书续期、按期更换时间戳证书，并列出所做的事。"""
+    with _errors():
+        for line in DocumentEngine(_settings()).pki.maintain().lines():
+            out.print(line, highlight=False)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",

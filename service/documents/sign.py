@@ -308,12 +308,14 @@ class Signatory:
             return self._signers[cache_key]
 
     def timestamper(self) -> TimeStamper:
+        """The TSA client; the local one is rebuilt when the TSA's key has been rolled over."""
+        serial = None if self.tsa_url else self.pki.tsa()[0].serial_number
         with self._lock:
-            if self._timestamper is None:
-                self._timestamper = (
-                    HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self._tsa_time)
-                )
-            return self._timestamper
+            current = self._timestamper
+            if current is None or (isinstance(current, LocalTimeStamper) and current.tsa_cert.serial_number != serial):
+                current = HTTPTimeStamper(self.tsa_url) if self.tsa_url else LocalTimeStamper(self.pki, self._tsa_time)
+                self._timestamper = current
+            return current
 
     def add_validation_data(self, writer: IncrementalPdfFileWriter, signer: UnitSigner) -> None:
         """Put the signer's chain, the TSA's certificate and our CRLs into the document's DSS, in the
@@ -321,13 +323,14 @@ class Signatory:
         unit signs, so it is gathered once, not validated again for each signature as pyHanko's
         post-signing DSS update would."""
         crls = self.pki.crls()
-        key = tuple(c.public_bytes(serialization.Encoding.DER) for c in crls)
+        tsa_cert, _ = self.pki.tsa()
+        tsa_der = tsa_cert.public_bytes(serialization.Encoding.DER)
+        key = (*(c.public_bytes(serialization.Encoding.DER) for c in crls), tsa_der)
         with self._lock:
             if self._dss is None or self._dss[0] != key:
                 certs = [_asn1_cert(c) for c in (self.pki.issuing_certificate(), self.pki.root_certificate())]
-                tsa_cert, _ = self.pki.tsa()
-                certs.append(_asn1_cert(tsa_cert))
-                self._dss = (key, certs, [asn1_crl.CertificateList.load(c) for c in key])
+                certs.append(asn1_x509.Certificate.load(tsa_der))
+                self._dss = (key, certs, [asn1_crl.CertificateList.load(c) for c in key[:-1]])
             _, ca_certs, crl_objs = self._dss
         # copies: the DSS code may touch its certificates, and a certificate asn1crypto has to
         # re-encode costs milliseconds in every CMS structure that later embeds it

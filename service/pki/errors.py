@@ -48,3 +48,15 @@ class UnitNameMismatch(InvalidInput):
     code = "UNIT_NAME_MISMATCH"
     http_status = 409
     default_message = "该单位标识已有证书，但证书上的单位名称与本次提供的不一致。"
+
+
+class CertificateNotRenewable(DocsignError):
+    code = "CERTIFICATE_NOT_RENEWABLE"
+    http_status = 409
+    default_message = "该单位使用导入的证书，本地证书中心不能为其续期。请向发证机构申请新证书后重新导入。"
+
+
+class IssuingCaExpiring(DocsignError):
+    code = "ISSUING_CA_EXPIRING"
+    http_status = 409
+    default_message = "签发中心证书即将到期，新签发的证书不能比它有效更久。请联系系统管理员更换签发中心证书。"
