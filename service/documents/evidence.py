@@ -104,9 +104,7 @@ class Evidence:
             for ref in dss.crls:
                 self._add_crl(ref.get_object().read_data(DecodePurpose.CRL), embedded=True, seen=seen)
             for ref in dss.ocsps:
-                self.ocsps.append(
-                    asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
-                )
+                self.ocsps.append(asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE)))
         except NoDSSFoundError:
             pass
         except (KeyError, ValueError, TypeError, PdfError) as exc:

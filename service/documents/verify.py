@@ -91,9 +91,19 @@ KIND_CERTIFICATION = "certification"
 KIND_APPROVAL = "approval"
 KIND_DOCUMENT_TIMESTAMP = "document_timestamp"
 
-#: Errors pyHanko and asn1crypto raise on malformed input (never a bug of ours to hide: each is
-#: turned into a named problem, with pyHanko's words kept as the detail).
-_MALFORMED = (PdfError, SignatureValidationError, ValueError, KeyError, TypeError, IndexError, AttributeError)
+#: Errors pyHanko and asn1crypto raise on malformed input, each turned into a named problem with
+#: pyHanko's words kept as the detail. pyHanko checks some structure with ``assert`` (a catalog that
+#: is not a dictionary, for one), hence AssertionError.
+_MALFORMED = (
+    PdfError,
+    SignatureValidationError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    AssertionError,
+)
 
 
 def when(moment: dt.datetime) -> str:
@@ -237,33 +247,22 @@ def verify_pdf(
         if max_revisions is not None and revisions > max_revisions:
             report.problems.append(too_complex(f"文件有 {revisions} 个版本，超过了上限 {max_revisions}。"))
             return report
-        embedded: list[EmbeddedPdfSignature] = reader.embedded_signatures
-        filled = sum(1 for _, value, _ in fields.enumerate_sig_fields(reader, filled_status=True) if value is not None)
+        filled = list(fields.enumerate_sig_fields(reader, filled_status=True))
     except (*_MALFORMED, RecursionError) as exc:
-        report.problems.append(
-            Problem("PDF_DAMAGED", f"PDF 文件结构已损坏，无法读取签名（{type(exc).__name__}）。", str(exc))
-        )
+        report.problems.append(_damaged(exc))
         return report
-    if max_signatures is not None and max(len(embedded), filled) > max_signatures:
-        count = max(len(embedded), filled)
-        report.problems.append(too_complex(f"文件有 {count} 个签名，超过了上限 {max_signatures}。"))
+    if max_signatures is not None and len(filled) > max_signatures:
+        report.problems.append(too_complex(f"文件有 {len(filled)} 个签名，超过了上限 {max_signatures}。"))
         return report
-    if not any(s.sig_object_type == "/Sig" for s in embedded):
+    embedded, broken = _embedded_signatures(reader, filled)
+    report.signatures.extend(broken)
+    if not broken and not any(s.sig_object_type == "/Sig" for s in embedded):
         report.problems.append(Problem("NO_SIGNATURE", "文件中没有数字签名，不是经签章的电子文书。"))
         return report
-    if filled > len(embedded):
-        report.problems.append(
-            Problem(
-                "SIGNATURE_UNSUPPORTED",
-                f"文件中有 {filled - len(embedded)} 个签名的格式无法识别，无法确认它们签署的内容。",
-            )
-        )
     try:
         extra = bytes_after_last_revision(reader, data)
     except _MALFORMED as exc:
-        report.problems.append(
-            Problem("PDF_DAMAGED", f"PDF 文件结构已损坏，无法读取签名（{type(exc).__name__}）。", str(exc))
-        )
+        report.problems.append(_damaged(exc))
         return report
     if extra:
         report.problems.append(
@@ -274,7 +273,7 @@ def verify_pdf(
         )
     evidence = Evidence(reader, trust_roots, crls)
     moments = _timeline(embedded, now)
-    last_signature = max(i for i, s in enumerate(embedded) if s.sig_object_type == "/Sig")
+    last_signature = max((i for i, s in enumerate(embedded) if s.sig_object_type == "/Sig"), default=-1)
     for i, sig in enumerate(embedded):
         judge = _Judge(evidence, now, moments[i])
         if sig.sig_object_type == "/DocTimeStamp":
@@ -290,6 +289,39 @@ def verify_pdf(
                 )
             report.signatures.append(sig_report)
     return report
+
+
+_SUBFILTERS = {str(s.value) for s in fields.SigSeedSubFilter}
+
+
+def _embedded_signatures(
+    reader: PdfFileReader, filled: list[tuple[str, Any, Any]]
+) -> tuple[list[EmbeddedPdfSignature], list[SignatureReport]]:
+    """The filled signature fields pyHanko can check, in signing order, and a report for each other one.
+
+    pyHanko's own list silently drops a signature whose /SubFilter it does not know, and fails
+    as a whole on one unreadable signature dictionary; here each gets its own named problem.
+    """
+    readable: list[EmbeddedPdfSignature] = []
+    broken: list[SignatureReport] = []
+    for name, value, field_ref in filled:
+        try:
+            subfilter = value.get_object().get("/SubFilter")
+            if subfilter not in _SUBFILTERS:
+                problem = Problem(
+                    "SIGNATURE_UNSUPPORTED", f"签名「{name}」的格式（{subfilter}）无法识别，无法确认它签署的内容。"
+                )
+                broken.append(_unreadable(name, None, problem))
+                continue
+            readable.append(EmbeddedPdfSignature(reader, field_ref, name))
+        except (*_MALFORMED, RecursionError) as exc:
+            broken.append(_unreadable(name, exc))
+    readable.sort(key=lambda s: s.signed_revision)
+    return readable, broken
+
+
+def _damaged(exc: BaseException) -> Problem:
+    return Problem("PDF_DAMAGED", "PDF 文件结构已损坏，无法读取其中的签名。", f"{type(exc).__name__}: {exc}")
 
 
 def too_complex(reason: str) -> Problem:
@@ -518,9 +550,7 @@ class _Judge:
 
     # --- shared judgements ---
 
-    def _certificate_problems(
-        self, status: SignatureStatus, who: str, moment: dt.datetime, what: str
-    ) -> list[Problem]:
+    def _certificate_problems(self, status: SignatureStatus, who: str, moment: dt.datetime, what: str) -> list[Problem]:
         if not (status.intact and status.valid):
             return []
         details = status.revocation_details
@@ -665,7 +695,7 @@ def _label(who: str) -> str:
     return who if who.startswith("存档时间戳") else f"「{who}」的签名"
 
 
-def _unreadable(name: str, exc: BaseException) -> SignatureReport:
+def _unreadable(name: str, exc: BaseException | None, problem: Problem | None = None) -> SignatureReport:
     return SignatureReport(
         field_name=name,
         signer="",
@@ -680,5 +710,7 @@ def _unreadable(name: str, exc: BaseException) -> SignatureReport:
         permissions=None,
         coverage="无法确定",
         modification="无法确定",
-        problems=[Problem("SIGNATURE_UNREADABLE", f"签名「{name}」无法解析，无法确认它签署的内容。", str(exc))],
+        problems=[
+            problem or Problem("SIGNATURE_UNREADABLE", f"签名「{name}」无法解析，无法确认它签署的内容。", str(exc))
+        ],
     )
