@@ -10,8 +10,8 @@ A document is genuine only when all of this holds (each failure is a :class:`Pro
 - every signature and document timestamp is intact, valid and trusted (``SIGNATURE_UNREADABLE``,
   ``CONTENT_ALTERED``, ``SIGNATURE_INVALID``, ``UNTRUSTED_SIGNER``, ``CERTIFICATE_NOT_VALID_AT_SIGNING``,
   ``CERTIFICATE_REVOKED``, ``CERTIFICATE_KEY_COMPROMISED``, ``REVOCATION_UNKNOWN``), carries a
-  trusted timestamp (``NO_TIMESTAMP``, ``TIMESTAMP_INVALID``) and covers a whole revision
-  (``PARTIAL_COVERAGE``);
+  trusted timestamp (``NO_TIMESTAMP``, ``TIMESTAMP_INVALID``, ``NEEDS_ARCHIVE_TIMESTAMP``,
+  ``ARCHIVE_TIMESTAMP_TOO_LATE``) and covers a whole revision (``PARTIAL_COVERAGE``);
 - nothing but new signatures, form filling and validation data follows a signature, and after the
   last signature nothing but validation data (DSS updates, document timestamps) follows
   (``MODIFIED_AFTER_SIGNING``, ``UNSIGNED_CHANGES``); the certification signature comes first and
@@ -26,6 +26,14 @@ When the newest timestamp can no longer be judged at ``now`` only because its TS
 have expired, the document is reported ``NEEDS_ARCHIVE_TIMESTAMP`` (unproven, not forged); when an
 archive timestamp came after the one it should have protected had expired,
 ``ARCHIVE_TIMESTAMP_TOO_LATE``. Each report says at which time each element was judged, and why.
+
+pyHanko's newer AdES entry point (``ades_lta_validation``) is not used: it takes proof of existence
+of validation data only from document timestamps, not from the signature timestamp over the
+signed revision, and our B-LT signatures carry their CRLs in that revision; a notice without an
+archive timestamp would fail once its signer's certificate expired.
+
+An upload over the limits ``verify_pdf`` is given (and those of ``sandbox``) gets
+``UPLOAD_TOO_COMPLEX``.
 """
 
 from __future__ import annotations
@@ -268,7 +276,7 @@ def verify_pdf(
         report.problems.append(
             Problem(
                 "TRAILING_DATA",
-                f"文件最后一个版本之后还附加了 {extra} 字节的数据，不在任何签名的保护范围内：文件在签署后被改动过。",
+                f"文件末尾（最后一个版本之后）附加了 {extra} 字节不在任何签名保护范围内的数据：文件在签署后被改动过。",
             )
         )
     evidence = Evidence(reader, trust_roots, crls)
@@ -652,6 +660,16 @@ class _Judge:
                     *compromised,
                 ]
         revoked = status.revocation_details
+        if revoked is None and status.trust_problem_indic == AdESIndeterminate.TRY_LATER:
+            return [
+                Problem(
+                    "REVOCATION_UNKNOWN",
+                    f"无法确认{_quote(who)}时间戳服务的证书在 {when(moment.at)} 未被吊销：能用的证书吊销列表都已过期。"
+                    "请更新本机的证书吊销列表后重试。",
+                    str(status.trust_problem_indic),
+                ),
+                *compromised,
+            ]
         return [
             Problem(
                 "TIMESTAMP_INVALID",

@@ -67,7 +67,7 @@ def refresh(pdf: bytes, pki: Pki, future: FuturePki, at: dt.datetime, stamper: o
 
 
 def test_notice_stays_genuine_for_twelve_years_with_archive_timestamps(
-    notice: bytes, pki: Pki, future: FuturePki
+    notice: bytes, pki: Pki, future: FuturePki, nss_db: str
 ) -> None:
     """The service checks every archived notice once a year and adds an archive timestamp when
     one is due. The PKI rolls its TSA over to RSA-3072 under a new CA after three and a half years
@@ -103,6 +103,9 @@ def test_notice_stays_genuine_for_twelve_years_with_archive_timestamps(
     assert "存档时间戳" in (signature.timestamp_evidence or "")
     assert archive.judged_at == t0 + 12 * YEAR
     assert checks.qpdf_check(pdf).returncode == 0
+    # poppler, on the real clock, still finds the bureau's signature valid and trusted
+    out = checks.pdfsig(pdf, nss_db)
+    assert out.count("Signature is Valid.") == 1 and out.count("Certificate is Trusted.") == 1, out
 
 
 def test_without_archive_timestamp_the_notice_needs_one_after_twelve_years(

@@ -7,12 +7,16 @@ import io
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import signers
+from pyhanko.sign.fields import SigSeedSubFilter
 
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
+from service.documents.sign import LocalTimeStamper
 from service.documents.verify import VerificationReport, verify_pdf
 from service.pki.store import Pki
 from service.settings import Settings
@@ -157,3 +161,42 @@ def test_the_engine_verifies_at_its_clock(engine: DocumentEngine, notice: bytes,
     report = later.verify(notice)
     assert report.checked_at == t0 + 12 * YEAR
     assert report.codes == {"NEEDS_ARCHIVE_TIMESTAMP"}, report.to_dict()
+
+
+def test_stale_crls_leave_the_timestamp_unproven(notice: bytes, pki: Pki) -> None:
+    """A year on, with only the CRLs of today (the PKI failed to publish since): the timestamp,
+    judged now, cannot be shown unrevoked."""
+    t0, _ = signed(notice)
+    crls = [c.public_bytes(serialization.Encoding.DER) for c in pki.crls()]
+    report = verify_pdf(notice, [asn1(c) for c in pki.trust_roots()], crls, now=t0 + YEAR)
+    assert report.codes == {"REVOCATION_UNKNOWN"}, report.to_dict()
+    assert "吊销列表" in report.all_problems[0].message
+
+
+def school_signs(
+    engine: DocumentEngine, settings: Settings, unit_key: str, timestamper: LocalTimeStamper | None
+) -> bytes:
+    """A pledge the school signs with pyHanko directly, with the given TSA (or none)."""
+    fields = example_fields(KINDS["pledge"], settings.schemas_dir)
+    pledge = engine.issue(IssueRequest("pledge", fields, issuer_key="bureau-licheng")).pdf
+    writer = IncrementalPdfFileWriter(io.BytesIO(pledge))
+    meta = signers.PdfSignatureMetadata(field_name="Unit", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256")
+    signer = signers.PdfSigner(meta, engine.signatory.signer(unit_key), timestamper=timestamper)
+    out: io.BytesIO = signer.sign_pdf(writer, existing_fields_only=True)
+    return out.getvalue()
+
+
+def test_backdated_signature_is_refused(engine: DocumentEngine, settings: Settings) -> None:
+    """The timestamp's time (a TSA clock set back a day) is before the signing certificate existed."""
+    engine.pki.ensure_unit("school-backdated", "历城区回溯测试小学")
+    yesterday = LocalTimeStamper(engine.pki, lambda: dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    report = engine.verify(school_signs(engine, settings, "school-backdated", yesterday))
+    assert report.codes == {"CERTIFICATE_NOT_VALID_AT_SIGNING"}, report.to_dict()
+    assert "不在有效期内" in report.all_problems[0].message
+
+
+def test_signature_without_timestamp_is_refused(engine: DocumentEngine, settings: Settings) -> None:
+    engine.pki.ensure_unit("school-shihe", "历城区王舍人街道石河小学")
+    report = engine.verify(school_signs(engine, settings, "school-shihe", None))
+    assert report.codes == {"NO_TIMESTAMP"}, report.to_dict()
+    assert "当前时间" in report.signatures[1].evidence
