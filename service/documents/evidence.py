@@ -26,11 +26,12 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko_certvalidator import ValidationContext
+
+from service.documents.structure import MALFORMED
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Evidence:
                 self.ocsps.append(asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE)))
         except NoDSSFoundError:
             pass
-        except (KeyError, ValueError, TypeError, PdfError) as exc:
+        except MALFORMED as exc:
             # a damaged DSS adds nothing; the signatures are judged on what remains
             log.info("DSS unreadable: %s", exc)
         self._contexts: dict[tuple[dt.datetime, bool], ValidationContext] = {}

@@ -33,6 +33,7 @@ from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from service.documents.errors import PdfInvalid, SigningError, TimestampUnavailable
+from service.documents.structure import MALFORMED
 from service.documents.verify import when
 
 #: Refresh this long before the newest timestamp would stop proving anything.
@@ -190,7 +191,7 @@ def archive_timestamp_due(
                 weak = sunsets.weak_from(algorithm, tsa.public_key)
                 if weak is not None:
                     horizons.append((weak[0], DUE_ALGORITHM_WEAKENING, f"时间戳使用的算法 {weak[1]}"))
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except MALFORMED as exc:
         raise PdfInvalid("文件无法读取，不能判断是否需要加盖存档时间戳。") from exc
     if not horizons:
         return ArchiveTimestampDue(True, DUE_NO_TIMESTAMP, "文书的签名没有时间戳，无法加盖存档时间戳延续其效力。", None)
@@ -231,7 +232,7 @@ def add_archive_timestamp(
         number = 1 + sum(1 for s in existing if s.sig_object_type == "/DocTimeStamp")
         token_certs = [c for sig in existing for t in _all_tokens(sig) for c in _token_certs(t)]
         names = {name for name, _, _ in fields.enumerate_sig_fields(reader)}
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except MALFORMED as exc:
         raise PdfInvalid("文件不是有效的 PDF，无法加盖存档时间戳。") from exc
     if not existing:
         raise PdfInvalid("文件中没有签名，无需加盖存档时间戳。")

@@ -232,7 +232,10 @@ class UploadVerifier:
                     cpu=limits.cpu_seconds, wall=limits.wall_seconds, memory=limits.memory_bytes // MB
                 )
                 return _refused(pdf, too_complex(reason), now)
-            self._idle.put(worker)
+            if self._closed:
+                worker.stop()
+            else:
+                self._idle.put(worker)
             return report
         finally:
             self._slots.release()

@@ -20,6 +20,23 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.xref import XRefSectionType
 
+#: What pyHanko and asn1crypto raise on malformed or hostile input: each is turned into a named
+#: problem by the verifier, never a crash. pyHanko checks some structure with ``assert`` (a
+#: catalog that is not a dictionary, for one) and refuses unsupported features with
+#: NotImplementedError; deeply nested objects end in RecursionError.
+MALFORMED = (
+    PdfError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    AssertionError,
+    NotImplementedError,
+    RecursionError,
+    OverflowError,
+)
+
 #: PDF white-space characters (ISO 32000-1, 7.2.2).
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _END_OF_REVISION = re.compile(rb"startxref[\x00\t\n\x0c\r ]+(\d+)[\x00\t\n\x0c\r ]+%%EOF")
@@ -58,7 +75,7 @@ def bytes_after_last_revision(reader: PdfFileReader, data: bytes) -> int:
             stream.seek(pos)
             generic.DictionaryObject.read_from_stream(stream, generic.TrailerReference(reader))
             pos = stream.tell()
-    except (PdfError, ValueError, KeyError, TypeError, IndexError):
+    except MALFORMED:
         return len(data) - info.end_location
     pos = _skip_whitespace(data, pos)
     tail = _END_OF_REVISION.match(data, pos)

@@ -50,7 +50,6 @@ from typing import Any
 
 from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 from pyhanko.sign.ades.report import AdESIndeterminate
@@ -64,7 +63,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel, SignatureStat
 from pyhanko_certvalidator.path import ValidationPath
 
 from service.documents.evidence import Evidence
-from service.documents.structure import bytes_after_last_revision
+from service.documents.structure import MALFORMED, bytes_after_last_revision
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +98,8 @@ KIND_CERTIFICATION = "certification"
 KIND_APPROVAL = "approval"
 KIND_DOCUMENT_TIMESTAMP = "document_timestamp"
 
-#: Errors pyHanko and asn1crypto raise on malformed input, each turned into a named problem with
-#: pyHanko's words kept as the detail. pyHanko checks some structure with ``assert`` (a catalog that
-#: is not a dictionary, for one), hence AssertionError.
-_MALFORMED = (
-    PdfError,
-    SignatureValidationError,
-    ValueError,
-    KeyError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    AssertionError,
-)
+#: Malformed input, as pyHanko reports it (see ``structure.MALFORMED``).
+_MALFORMED = (*MALFORMED, SignatureValidationError)
 
 
 def when(moment: dt.datetime) -> str:
@@ -256,7 +244,7 @@ def verify_pdf(
             report.problems.append(too_complex(f"文件有 {revisions} 个版本，超过了上限 {max_revisions}。"))
             return report
         filled = list(fields.enumerate_sig_fields(reader, filled_status=True))
-    except (*_MALFORMED, RecursionError) as exc:
+    except _MALFORMED as exc:
         report.problems.append(_damaged(exc))
         return report
     if max_signatures is not None and len(filled) > max_signatures:
@@ -322,7 +310,7 @@ def _embedded_signatures(
                 broken.append(_unreadable(name, None, problem))
                 continue
             readable.append(EmbeddedPdfSignature(reader, field_ref, name))
-        except (*_MALFORMED, RecursionError) as exc:
+        except _MALFORMED as exc:
             broken.append(_unreadable(name, exc))
     readable.sort(key=lambda s: s.signed_revision)
     return readable, broken
@@ -431,7 +419,7 @@ class _Judge:
                 sig.docmdp_level is not None and sig.sig_object_type == "/Sig" and "/Reference" in sig.sig_object
             )
             docmdp = sig.docmdp_level
-        except (*_MALFORMED, RecursionError) as exc:
+        except _MALFORMED as exc:
             return _unreadable(name, exc)
 
         problems: list[Problem] = []
@@ -511,7 +499,7 @@ class _Judge:
         try:
             status = validate_pdf_timestamp(sig, self._context(self.ts_moment.at))
             token = sig.signed_data
-        except (*_MALFORMED, RecursionError) as exc:
+        except _MALFORMED as exc:
             return _unreadable(name, exc)
         tsa = _name_attr(status.signing_cert, "common_name") or ""
         label = f"存档时间戳「{name}」（{tsa}）"
