@@ -60,8 +60,8 @@ class UploadLimits:
     cpu_seconds: int = 5
     #: Seconds to wait for an answer, however busy the machine; the worker is killed after.
     wall_seconds: float = 20.0
-    #: Address space of a worker process.
-    memory_bytes: int = 1536 * MB
+    #: Address space of a worker process (one checking a notice peaks near 110 MB).
+    memory_bytes: int = 1024 * MB
 
 
 def precheck(pdf: bytes, limits: UploadLimits) -> Problem | None:
@@ -96,29 +96,36 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     conn.send("ready")
     while True:
         try:
-            job: _Job | None = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(
-            resource.RLIMIT_CPU, (math.ceil(usage.ru_utime + usage.ru_stime) + job.limits.cpu_seconds, cpu_hard)
-        )
-        try:
-            report = verify_pdf(
-                job.pdf,
-                [asn1_x509.Certificate.load(r) for r in job.roots],
-                job.crls,
-                now=job.now,
-                max_revisions=job.limits.max_revisions,
-                max_signatures=job.limits.max_signatures,
-            )
+            if not _serve_one(conn):
+                return
         except MemoryError:
-            conn.send(("memory", None))
+            with suppress(OSError, MemoryError):
+                conn.send(("memory", None))
             return  # a worker that ran out of memory is not reused
-        conn.send(("ok", report))
+
+
+def _serve_one(conn: Connection) -> bool:
+    """Check one job; False when told to stop or the caller is gone."""
+    try:
+        job: _Job | None = conn.recv()
+    except EOFError:
+        return False
+    if job is None:
+        return False
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    cap = math.ceil(usage.ru_utime + usage.ru_stime) + job.limits.cpu_seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (cap, cpu_hard))
+    report = verify_pdf(
+        job.pdf,
+        [asn1_x509.Certificate.load(r) for r in job.roots],
+        job.crls,
+        now=job.now,
+        max_revisions=job.limits.max_revisions,
+        max_signatures=job.limits.max_signatures,
+    )
+    conn.send(("ok", report))
+    return True
 
 
 class _Died(Exception):
@@ -143,7 +150,11 @@ class _Worker:
                 raise _Died("startup")
             self._receive()
             self.ready = True
-        self.conn.send(job)
+        try:
+            self.conn.send(job)
+        except OSError:  # it died since the last job: say how
+            self._receive()
+            raise _Died("crash") from None
         if not self.conn.poll(job.limits.wall_seconds):
             raise _Died("wall")
         kind, report = self._receive()
@@ -177,7 +188,6 @@ _WHY = {
     "cpu": "检查超过了 {cpu} 秒的计算时间上限。",
     "wall": "检查超过了 {wall:.0f} 秒的时间上限。",
     "memory": "检查所需内存超过了 {memory} MB 的上限。",
-    "startup": "检查程序未能启动。",
     "crash": "检查程序在处理该文件时意外退出。",
 }
 
@@ -219,26 +229,42 @@ class UploadVerifier:
         if not self._slots.acquire(timeout=limits.wall_seconds):
             raise VerifierBusy()
         try:
-            worker = self._idle.get()
-            job = _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits)
-            started = time.monotonic()
-            try:
-                report = worker.run(job)
-            except _Died as died:
-                worker.kill()
-                self._idle.put(self._spawn())  # the next upload finds a warm worker
-                log.warning("upload check stopped (%s) after %.1f s", died.why, time.monotonic() - started)
-                reason = _WHY[died.why].format(
-                    cpu=limits.cpu_seconds, wall=limits.wall_seconds, memory=limits.memory_bytes // MB
-                )
-                return _refused(pdf, too_complex(reason), now)
-            if self._closed:
-                worker.stop()
-            else:
-                self._idle.put(worker)
-            return report
+            return self._run(pdf, _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits))
         finally:
             self._slots.release()
+
+    def _run(self, pdf: bytes, job: _Job) -> VerificationReport:
+        limits = job.limits
+        try:
+            worker = self._idle.get_nowait()
+        except queue.Empty:  # a replacement failed to start earlier: try again now
+            worker = self._spawn_or_busy()
+        started = time.monotonic()
+        try:
+            report = worker.run(job)
+        except _Died as died:
+            worker.kill()
+            with suppress(VerifierBusy):
+                self._idle.put(self._spawn_or_busy())  # the next upload finds a warm worker
+            log.warning("upload check stopped (%s) after %.1f s", died.why, time.monotonic() - started)
+            if died.why == "startup":
+                raise VerifierBusy("在线验证暂时无法启动检查程序，请稍后再试。") from None
+            reason = _WHY[died.why].format(
+                cpu=limits.cpu_seconds, wall=limits.wall_seconds, memory=limits.memory_bytes // MB
+            )
+            return _refused(pdf, too_complex(reason), job.now)
+        if self._closed:
+            worker.stop()
+        else:
+            self._idle.put(worker)
+        return report
+
+    def _spawn_or_busy(self) -> _Worker:
+        try:
+            return self._spawn()
+        except OSError as exc:  # no process or pipe left on this machine
+            log.error("cannot start an upload check worker: %s", exc)
+            raise VerifierBusy("在线验证暂时无法启动检查程序，请稍后再试。") from exc
 
     def close(self) -> None:
         """Stop the workers (idle ones at once; a busy one is stopped by its caller's limits)."""
