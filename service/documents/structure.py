@@ -61,7 +61,9 @@ def bytes_after_last_revision(reader: PdfFileReader, data: bytes) -> int:
     """
     xrefs = reader.xrefs
     last = xrefs.total_revisions - 1
-    info = xrefs.get_xref_container_info(last)
+    # the section written last in the file: the newest revision's, except in a linearized file,
+    # whose final startxref points back at the first-page section near the start
+    info = max((xrefs.get_xref_container_info(revision) for revision in range(last + 1)), key=lambda i: i.end_location)
     pos = info.end_location
     try:
         if info.xref_section_type == XRefSectionType.STREAM:
