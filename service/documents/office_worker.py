@@ -181,6 +181,5 @@ def serve(office: subprocess.Popen[bytes], pipe: str, startup_timeout: float) ->
         reply(result)
     return 0
 
-
 if __name__ == "__main__":
     sys.exit(main())
