@@ -92,3 +92,9 @@ class PdfInvalid(InvalidInput):
 class ImageInvalid(InvalidInput):
     code = "IMAGE_INVALID"
     default_message = "签名图片无法读取，请上传 PNG 或 JPEG 图片。"
+
+
+class VerifierBusy(DocsignError):
+    code = "VERIFIER_BUSY"
+    http_status = 503
+    default_message = "在线验证的人数较多，请稍后再试。"

@@ -517,7 +517,7 @@ class DocumentEngine:
     def verify(self, pdf: bytes) -> VerificationReport:
         roots = [_asn1_cert(c) for c in self.pki.trust_roots()]
         crls = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.crls()]
-        return verify_pdf(pdf, roots, crls)
+        return verify_pdf(pdf, roots, crls, now=self._now() if self._now is not None else None)
 
 
 @dataclass(frozen=True)
