@@ -179,15 +179,19 @@ def read_sheet(
     """The rows under the header of the first sheet that has one; raises ``UnreadableSheet``
     (``SheetTooLarge``, ``HeaderNotFound``) with a Chinese message that says what to do."""
     best: tuple[int, int, _Grid, int, dict[str, int]] | None = None
+    empty = True
     for grid in _grids(data, filename, limits):
         found = _find_header(grid, columns)
         if found is None:
             continue
+        empty = False
         header_row, index, score = found
         if all(c.key in index for c in columns if c.required):
             return _records(grid, header_row, index, columns)
         if best is None or score > best[0]:
             best = (score, len(index), grid, header_row, index)
+    if empty:
+        raise UnreadableSheet("表格是空的，没有任何内容。请确认上传的是填好的那个文件。")
     raise _header_error(best, columns)
 
 
@@ -363,7 +367,8 @@ def _header_error(best: tuple[int, int, _Grid, int, dict[str, int]] | None, colu
     missing = [c for c in required if c.key not in index]
     where = f"工作表「{grid.name}」" if grid.name else "表格"
     return HeaderNotFound(
-        f"{where}第 {header_row} 行是表头，但缺少列：{'、'.join(c.title for c in missing)}。请在表头中加上这些列后重新上传。",
+        f"表头缺少列：{'、'.join(c.title for c in missing)}（表头在{where}第 {header_row} 行）。"
+        "请在表头中加上这些列后重新上传。",
         details={"errors": [row_error(header_row, c.title, "", f"缺少这一列{_aliases(c)}", field=c.key) for c in missing]},
     )
 
