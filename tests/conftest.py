@@ -17,7 +17,7 @@ from service.documents.convert import Converter, ConverterConfig
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
-from tests import checks
+from tests import checks, sheet_shapes
 
 PASSPHRASE = "test-passphrase"
 
@@ -78,3 +78,9 @@ def nss_db(session_dir: Path, pki: Pki) -> str:
     root = session_dir / "root.crt"
     root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
     return checks.nss_db(session_dir / "nss", root)
+
+
+@pytest.fixture(scope="session")
+def roster_corpus() -> dict[tuple[str, str], tuple[str, bytes]]:
+    """Rosters in every real-world shape and format (``tests/sheet_shapes.py``), converted once."""
+    return sheet_shapes.corpus()
