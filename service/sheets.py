@@ -28,12 +28,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import pickle
 import re
+import resource
 import struct
+import subprocess
+import sys
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from xml.parsers import expat
@@ -76,6 +83,7 @@ NOTE_PREFIXES = (
 XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 UNSUPPORTED = "只支持 .xlsx 或 .csv 格式的表格（也可以是旧版 Excel 的 .xls、WPS 的 .et 或 .ods）。"
+PASSWORD = "文件设置了打开密码，请在 Excel 或 WPS 中取消密码后另存，再上传。"
 UNREADABLE_EXCEL = "无法读取该 Excel 文件：它可能已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 再上传。"
 
 
@@ -235,14 +243,19 @@ def shown(value: CellValue) -> str:
     return str(value).strip()
 
 
-_INVISIBLE = {c: None for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E)}
+#: Invisible format characters (Unicode category Cf: zero-width space, BOM, soft hyphen, word
+#: joiner, direction marks, tag characters…) that a paste from a web system leaves in a cell.
+_FORMAT_CHARACTERS = dict.fromkeys(
+    cp for cp in (*range(0x10000), *range(0xE0000, 0xE0080)) if unicodedata.category(chr(cp)) == "Cf"
+)
 
 
 def clean_text(text: str) -> str:
-    """NFKC (full-width digits and letters become ASCII), invisible characters gone, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return re.sub(r"\s+", " ", text).strip()
+    """NFKC (full-width digits and letters become ASCII, a non-breaking or ideographic space a
+    space), invisible format characters gone, spaces collapsed."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_FORMAT_CHARACTERS)
+    return " ".join(text.split())
 
 
 def normalize_phone(text: str) -> str:
@@ -455,12 +468,12 @@ class _Grid:
     name: str
     visible: bool
     merges: list[tuple[tuple[int, int], tuple[int, int]]]
+    #: False for a CSV: its blank cells may be merged cells, filled down where the caller allows.
     knows_merges: bool
-    _rows: Any  # a callable returning an iterator of (number, cells)
+    _rows: Callable[[], Iterator[tuple[int, list[CellValue]]]]
 
     def rows(self) -> Iterator[tuple[int, list[CellValue]]]:
-        result: Iterator[tuple[int, list[CellValue]]] = self._rows()
-        return result
+        return self._rows()
 
 
 def _grids(data: bytes, filename: str, limits: Limits) -> Iterator[_Grid]:
@@ -561,41 +574,83 @@ def _too_many_cells(sheet: str, limits: Limits) -> str:
     return f"{where}的单元格超过了 {limits.max_cells} 个的上限，无法读取。请删去用不到的内容，或把名单分成几个文件上传。"
 
 
+@contextmanager
+def _calamine_errors() -> Iterator[None]:
+    """calamine's errors, and its panics on a damaged file (pyo3 raises those as a BaseException)."""
+    try:
+        yield
+    except python_calamine.PasswordError as exc:
+        raise UnreadableSheet(PASSWORD) from exc
+    except (python_calamine.CalamineError, ValueError, OSError) as exc:
+        raise UnreadableSheet(UNREADABLE_EXCEL) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise UnreadableSheet(UNREADABLE_EXCEL) from exc
+
+
 def _calamine_grids(
     workbook_bytes: bytes,
     patches: Sequence[dict[tuple[int, int], str]] | None = None,
     merges: Sequence[list[tuple[tuple[int, int], tuple[int, int]]]] | None = None,
 ) -> list[_Grid]:
-    try:
+    with _calamine_errors():
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(workbook_bytes))
-    except python_calamine.PasswordError as exc:
-        raise UnreadableSheet("文件设置了打开密码，请在 Excel 或 WPS 中取消密码后另存，再上传。") from exc
-    except (python_calamine.CalamineError, ValueError, OSError) as exc:
-        raise UnreadableSheet(UNREADABLE_EXCEL) from exc
-    grids = []
-    for i, meta in enumerate(book.sheets_metadata):
-        if meta.typ != python_calamine.SheetTypeEnum.WorkSheet:
-            continue
-        try:
+        grids = []
+        for i, meta in enumerate(book.sheets_metadata):
+            if meta.typ != python_calamine.SheetTypeEnum.WorkSheet:
+                continue
             sheet = book.get_sheet_by_index(i)
-        except (python_calamine.CalamineError, ValueError, OSError) as exc:
-            raise UnreadableSheet(UNREADABLE_EXCEL) from exc
-        sheet_merges = sheet.merged_cell_ranges
-        if merges is not None:
-            sheet_merges = merges[i] if i < len(merges) else []
-        grids.append(
-            _Grid(
-                meta.name,
-                meta.visible == python_calamine.SheetVisibleEnum.Visible,
-                list(sheet_merges or []),
-                sheet_merges is not None,
-                _sheet_rows(sheet, patches[i] if patches and i < len(patches) else {}),
+            sheet_merges = sheet.merged_cell_ranges
+            if merges is not None:
+                sheet_merges = merges[i] if i < len(merges) else []
+            grids.append(
+                _Grid(
+                    meta.name,
+                    meta.visible == python_calamine.SheetVisibleEnum.Visible,
+                    list(sheet_merges or []),
+                    sheet_merges is not None,
+                    _sheet_rows(sheet, patches[i] if patches and i < len(patches) else {}),
+                )
             )
+        return grids
+
+
+#: calamine's .xls reader (compound file and BIFF records) aborts the whole process on some damaged
+#: files, with an allocation sized by a corrupt field: it runs in a child process whose memory is
+#: capped, so a bad upload costs that child, never the server.
+XLS_CHILD_MEMORY = 1 << 30
+XLS_CHILD_SECONDS = 60
+
+
+def _xls_in_child(data: bytes) -> list[_Grid]:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", f"from service.sheets import _xls_child; _xls_child({XLS_CHILD_MEMORY})"],
+            input=data,
+            capture_output=True,
+            timeout=XLS_CHILD_SECONDS,
+            check=False,
         )
-    return grids
+    except subprocess.TimeoutExpired as exc:
+        raise UnreadableSheet(UNREADABLE_EXCEL) from exc
+    if done.returncode != 0:
+        raise UnreadableSheet(UNREADABLE_EXCEL)
+    sheets: list[tuple[str, bool, list[tuple[tuple[int, int], tuple[int, int]]], list[tuple[int, list[CellValue]]]]]
+    sheets = pickle.loads(done.stdout)
+    return [_Grid(name, visible, merges, True, partial(iter, rows)) for name, visible, merges, rows in sheets]
 
 
-def _sheet_rows(sheet: python_calamine.CalamineSheet, patches: dict[tuple[int, int], str]) -> Any:
+def _xls_child(memory: int) -> None:
+    """The child's side of ``_xls_in_child``: the workbook on stdin, its sheets pickled on stdout."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    grids = _calamine_grids(sys.stdin.buffer.read())
+    pickle.dump([(g.name, g.visible, g.merges, list(g.rows())) for g in grids], sys.stdout.buffer)
+
+
+def _sheet_rows(
+    sheet: python_calamine.CalamineSheet, patches: dict[tuple[int, int], str]
+) -> Callable[[], Iterator[tuple[int, list[CellValue]]]]:
     """Rows of a calamine sheet, numbered from 1 with cells indexed from column A, formula texts patched in.
 
     python-calamine's iterator yields the rows above the used range as empty rows (so the n-th row
@@ -646,7 +701,7 @@ def _zip_grids(data: bytes, limits: Limits) -> list[_Grid]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in archive.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError) as exc:
         raise UnreadableSheet(UNREADABLE_EXCEL) from exc
     if len(infos) > limits.max_parts:
         raise _unpacked_too_large(limits)
@@ -663,7 +718,7 @@ def _zip_grids(data: bytes, limits: Limits) -> list[_Grid]:
                 while chunk := f.read(1 << 20):  # in small reads: one big read inflates that much first
                     chunks.append(chunk)
             out = b"".join(chunks)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as exc:
             raise UnreadableSheet(UNREADABLE_EXCEL) from exc
         if len(out) != info.file_size:
             raise UnreadableSheet(UNREADABLE_EXCEL)
@@ -961,6 +1016,21 @@ _XLS_MULRK, _XLS_BOF, _XLS_EOF, _XLS_BOUNDSHEET = 0x00BD, 0x0809, 0x000A, 0x0085
 _XLS_DIMENSIONS, _XLS_SST, _XLS_FILEPASS = 0x0200, 0x00FC, 0x002F
 
 
+def _check_xls_dimensions(extent: _Extent, body: bytes) -> None:
+    """calamine reserves room for the used range a sheet declares, computed as it does here (in
+    32-bit arithmetic, so a first row past the last one wraps round to four billion rows)."""
+    first_row, last_row, first_col, last_col = struct.unpack_from("<IIHH" if len(body) == 14 else "<HHHH", body)
+    if first_col > 0xFF or last_col < first_col:
+        first_col = 0
+    end_row, end_col = (last_row - 1, last_col - 1) if last_row >= 1 and last_col >= 1 else (first_row, first_col)
+    rows, cols = (end_row - first_row + 1) % (1 << 32), (end_col - first_col + 1) % (1 << 32)
+    if rows * cols > extent.limits.max_cells:
+        raise SheetTooLarge(
+            f"工作表「{extent.sheet}」声明的数据区域过大（{rows} 行 × {cols} 列），超过了 {extent.limits.max_cells} 个单元格的上限。"
+            "请在 Excel 或 WPS 中删去多余的行和列，另存为 .xlsx 后重新上传。"
+        )
+
+
 def _xls_grids(data: bytes, limits: Limits) -> list[_Grid]:
     """An .xls (or WPS .et): the compound file's header and the BIFF records are checked here, the
     declared dimensions and string count included (calamine reserves memory from them)."""
@@ -974,7 +1044,7 @@ def _xls_grids(data: bytes, limits: Limits) -> list[_Grid]:
     try:
         ole = olefile.OleFileIO(data)
         if ole.exists("EncryptedPackage") or ole.exists("EncryptionInfo"):
-            raise UnreadableSheet("文件设置了打开密码，请在 Excel 或 WPS 中取消密码后另存，再上传。")
+            raise UnreadableSheet(PASSWORD)
         stream = next((s for s in ("Workbook", "Book") if ole.exists(s)), None)
         if stream is None:
             raise UnreadableSheet(UNREADABLE_EXCEL)
@@ -1010,17 +1080,11 @@ def _xls_grids(data: bytes, limits: Limits) -> list[_Grid]:
                 name = body[7 : 7 + cch].decode("gbk", "replace")
             sheets[offset] = _Extent(name, limits)
         elif kind == _XLS_FILEPASS and current is None:
-            raise UnreadableSheet("文件设置了打开密码，请在 Excel 或 WPS 中取消密码后另存，再上传。")
+            raise UnreadableSheet(PASSWORD)
         elif kind == _XLS_SST and len(body) >= 8 and struct.unpack_from("<I", body, 4)[0] > limits.max_strings:
             raise _too_many_strings(limits)
-        elif current is not None and kind == _XLS_DIMENSIONS and len(body) >= 10:
-            if len(body) >= 14:
-                first_row, end_row, first_col, end_col = struct.unpack_from("<IIHH", body)
-            else:
-                first_row, end_row, first_col, end_col = struct.unpack_from("<HHHH", body)
-            if end_row > first_row and end_col > first_col:
-                current.add(first_row, first_col, rows=end_row - first_row, cols=end_col - first_col)
-                current.cells = 0  # declared, not cells: only the area counts
+        elif current is not None and kind == _XLS_DIMENSIONS and len(body) in (10, 14):
+            _check_xls_dimensions(current, body)
         elif current is not None and kind in _XLS_CELLS and len(body) >= 4:
             current.add(*struct.unpack_from("<HH", body))
         elif current is not None and kind == _XLS_MULRK and len(body) >= 6:
@@ -1031,4 +1095,4 @@ def _xls_grids(data: bytes, limits: Limits) -> list[_Grid]:
         pos += 4 + size
     for extent in sheets.values():
         extent.check_area()
-    return _calamine_grids(data)
+    return _xls_in_child(data)
