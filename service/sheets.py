@@ -19,8 +19,10 @@ spreadsheet numbers them, each cell both as the person typed it and normalised.
 - A number that lost digits (a 身份证号 typed as a number keeps 15 significant digits) is
   reported on its row with what to do, and so is a phone whose leading 0 was lost.
 - Hard limits (``Limits``) on rows, columns, cells, strings and unpacked size are checked on the
-  file's own structure before calamine allocates anything, so memory stays flat whatever a file
-  declares.
+  file's own structure before calamine allocates anything (zip entries unzipped here within the
+  limit and checked against their CRC, cell positions scanned, declared sizes compared), so memory
+  stays flat whatever a file declares. calamine's .xls parser still aborts the process on some
+  damaged files, so .xls is parsed in a child process with its memory capped.
 """
 
 from __future__ import annotations
