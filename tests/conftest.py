@@ -20,7 +20,7 @@ from service.documents.convert import Converter, ConverterConfig
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
-from tests import checks
+from tests import checks, sheet_shapes
 from tests.databases import postgres_database
 
 PASSPHRASE = "test-passphrase"
@@ -115,3 +115,9 @@ def services(tmp_path: Path, settings: Settings, converter: Converter, database_
     """Services on SQLite and on PostgreSQL (each test that takes it runs twice)."""
     with built_services(tmp_path, settings, converter, database_url) as built:
         yield built
+
+
+@pytest.fixture(scope="session")
+def roster_corpus() -> dict[tuple[str, str], tuple[str, bytes]]:
+    """Rosters in every real-world shape and format (``tests/sheet_shapes.py``), converted once."""
+    return sheet_shapes.corpus()

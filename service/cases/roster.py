@@ -1,6 +1,8 @@
-"""Rosters: an Excel (or CSV) sheet of students and guardians, checked row by row.
+"""Rosters: an Excel, WPS, .ods or CSV sheet of students and guardians, checked row by row.
 
-The first row names the columns; see ``COLUMNS``. Every bad row is reported with its row number,
+A row near the top names the columns; see ``COLUMNS`` (``service.sheets`` finds it below any title
+rows, fills merged school cells down, and normalises IDs, phones and dates). A school's own roster
+may leave out the school code: the importing school is the school. Every bad row is reported with its row number,
 column and reason (a bad 身份证号 checksum, a missing guardian, an unknown school, a student listed
 twice…) and nothing is imported until the sheet is clean, unless the user asks to import the good
 rows only. A cell that starts with ``=``, ``+``, ``-`` or ``@`` is read as the text it shows, never
@@ -17,10 +19,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service import sheets
 from service.cases.checks import check_guardian, check_id, parse_date
 from service.cases.errors import RosterInvalid
 from service.cases.models import OPEN_STATUSES, REASONS, Case
-from service.sheets import UnreadableSheet, read_table
+from service.sheets import Column, Kind, row_error
 from service.units.models import Unit, UnitType
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -43,7 +46,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "dropout_reason": ("辍学原因",),
 }
 TITLES = {k: v[0] for k, v in COLUMNS.items()}
+KEYS = {v: k for k, v in TITLES.items()}
 REQUIRED = ("school", "student_name", "id_number", "guardian_name", "guardian_phone")
+KINDS: dict[str, Kind] = {
+    "school": "code",
+    "id_number": "id_number",
+    "birth_date": "date",
+    "dropout_date": "date",
+    "guardian_phone": "phone",
+    "guardian2_phone": "phone",
+}
 GRADE_ORDER = {
     g: i
     for i, g in enumerate(
@@ -71,9 +83,13 @@ class RosterRow:
     values: dict[str, str]
     school: Unit | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: What the person typed, by column key (``values`` holds the normalised text).
+    typed: dict[str, str] = field(default_factory=dict)
 
     def error(self, column: str, message: str) -> None:
-        self.errors.append({"row": self.row, "column": column, "message": message})
+        key = KEYS.get(column, "")
+        typed = self.typed.get(key, self.values.get(key, ""))
+        self.errors.append(row_error(self.row, column, typed, message))
 
 
 @dataclass
@@ -89,31 +105,31 @@ class RosterCheck:
         return [r for r in self.rows if not r.errors]
 
 
-def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the numbered rows below it; raises RosterInvalid for a file we cannot read."""
+def read_rows(data: bytes, filename: str, own_school: bool = False) -> sheets.Sheet:
+    """The rows under the header; raises RosterInvalid for a file we cannot read or a missing column.
+
+    With ``own_school`` (a school importing its own roster) the school code column may be left out.
+    """
+    columns = [
+        Column(
+            key,
+            names,
+            required=key in REQUIRED and not (own_school and key == "school"),
+            fill_down=key == "school",
+            kind=KINDS.get(key, "text"),
+        )
+        for key, names in COLUMNS.items()
+    ]
     try:
-        table = read_table(data, filename)
-    except UnreadableSheet as exc:
-        raise RosterInvalid(str(exc)) from exc
-    if not table:
-        raise RosterInvalid("名单是空的。")
-    return table[0][1], table[1:]
+        return sheets.read_sheet(data, filename, columns)
+    except sheets.UnreadableSheet as exc:
+        raise RosterInvalid(exc.message, details=exc.details) from exc
 
 
 def check_roster(session: Session, data: bytes, filename: str, kind: str, schools: Sequence[Unit]) -> RosterCheck:
-    header, body = read_rows(data, filename)
-    index: dict[str, int] = {}
-    for key, names in COLUMNS.items():
-        for i, h in enumerate(header):
-            if h in names:
-                index[key] = i
-                break
-    missing = [TITLES[k] for k in REQUIRED if k not in index]
-    if missing:
-        raise RosterInvalid(
-            f"名单表头缺少列：{'、'.join(missing)}。",
-            details={"errors": [{"row": 1, "column": m, "message": "缺少这一列"} for m in missing]},
-        )
+    """Every row checked; a roster whose only school in scope is one school may leave its code blank."""
+    own = schools[0] if len(schools) == 1 else None
+    sheet = read_rows(data, filename, own_school=own is not None)
     by_code = {s.code: s for s in schools}
     by_name = {s.name: s for s in schools}
     rows: list[RosterRow] = []
@@ -121,20 +137,23 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
     open_ids = set()
     if kind == "return_notice":
         open_ids = set(session.scalars(select(Case.id_number).where(Case.status.in_([s.value for s in OPEN_STATUSES]))))
-    for n, cells in body:
-        values = {k: (cells[i] if i < len(cells) else "") for k, i in index.items()}
-        row = RosterRow(n, values)
+    for line in sheet.rows:
+        n, values = line.number, line.values
+        row = RosterRow(n, values, typed=line.typed)
+        row.errors.extend(line.problems)
+        lost = {p["column"] for p in line.problems}
         rows.append(row)
         school = by_code.get(values["school"]) or by_name.get(values["school"])
-        if not values["school"]:
+        if not values["school"] and own is not None:
+            school = own
+        elif not values["school"]:
             row.error(TITLES["school"], "必须填写学校代码")
         elif school is None:
             row.error(TITLES["school"], f"学校「{values['school']}」不存在，或不在您的管辖范围内")
         row.school = school
         if not values["student_name"]:
             row.error(TITLES["student_name"], "必须填写学生姓名")
-        id_number = values["id_number"].upper()
-        values["id_number"] = id_number
+        id_number = values["id_number"]
         birth = None
         if values.get("birth_date"):
             birth = parse_date(values["birth_date"])
@@ -180,6 +199,9 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
                 row.error(TITLES["dropout_reason"], f"应为 {'、'.join(REASONS)} 之一")
             if not values.get("grade"):
                 row.error(TITLES["grade"], "复学名单应填写原就读年级")
+        if lost:  # only the cause is reported for a value the sheet lost, not a wrong checksum as well
+            checked = row.errors[len(line.problems) :]
+            row.errors = [*line.problems, *(e for e in checked if e["column"] not in lost)]
     return RosterCheck(rows)
 
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service import sheets
 from service.accounts.models import Role
 from service.audit.service import record
-from service.sheets import UnreadableSheet, read_table
+from service.sheets import Column, Kind
 from service.units.errors import SheetInvalid
 from service.units.models import Unit, UnitType
 
@@ -72,27 +73,23 @@ class ImportResult:
 
 
 def read_sheet(data: bytes, filename: str) -> list[SheetRow]:
-    """Rows of an .xlsx or .csv file, keyed by our column names; raises SheetInvalid for a bad file."""
+    """Rows of the unit sheet (.xlsx, .xls, .et, .ods or .csv), keyed by our column names; raises
+    SheetInvalid for a file we cannot read, a missing column, or a cell whose value was lost."""
+    kinds: dict[str, Kind] = {"code": "code", "parent": "code", "phone": "phone"}
+    columns = [
+        Column(key, names, required=key in ("code", "name", "type", "parent"), kind=kinds.get(key, "text"))
+        for key, names in COLUMNS.items()
+    ]
     try:
-        table = read_table(data, filename)
-    except UnreadableSheet as exc:
-        raise SheetInvalid(str(exc)) from exc
-    if not table:
-        raise SheetInvalid("表格是空的。")
-    header = table[0][1]
-    index: dict[str, int] = {}
-    for key, names in COLUMNS.items():
-        for i, h in enumerate(header):
-            if h in names:
-                index[key] = i
-                break
-    missing = [HEADERS[k] for k in ("code", "name", "type", "parent") if k not in index]
-    if missing:
+        sheet = sheets.read_sheet(data, filename, columns)
+    except sheets.UnreadableSheet as exc:
+        raise SheetInvalid(exc.message, details=exc.details) from exc
+    if sheet.problems:
         raise SheetInvalid(
-            f"表头缺少列：{'、'.join(missing)}。第一行应为列名：{'、'.join(HEADERS.values())}。",
-            details={"errors": [{"row": 1, "column": m, "message": "缺少这一列"} for m in missing]},
+            f"表格中有 {len(sheet.problems)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
+            details={"errors": sheet.problems},
         )
-    return [SheetRow(n, {k: (cells[i] if i < len(cells) else "") for k, i in index.items()}) for n, cells in table[1:]]
+    return [SheetRow(r.number, r.values) for r in sheet.rows]
 
 
 def _unit_type(word: str) -> UnitType | None:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from service.cases.errors import RosterInvalid
 from service.cases.models import Case, Roster, RosterEntry
+from service.cases.roster import check_roster
+from service.db.session import Database
+from service.settings import Settings
+from service.units.models import Unit, UnitType
+from tests import sheet_shapes
 from tests.api.conftest import Service, running_service, setup_licheng
 from tests.cases.roster_data import HEADER, rows, xlsx
 
@@ -152,3 +161,92 @@ def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(t
             doc = s.get(Document, doc_id)
             assert doc is not None and doc.case_id is not None
         assert re.search(r"HYPERLINK", str(doc.fields["student_name"]))
+
+
+# --- rosters as schools really keep them, straight through check_roster ---------------------------
+
+SHAPES = {s.key: s for s in sheet_shapes.shapes()}
+CASES = [
+    pytest.param(key, fmt, id=f"{key}-{fmt}")
+    for key, shape in SHAPES.items()
+    for fmt in sheet_shapes.FORMATS
+    if not (fmt == "csv" and len(shape.sheets) > 1)
+]
+
+
+@pytest.fixture(scope="module")
+def licheng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """A bureau, one office and its two schools, in a database of their own."""
+    db = Database(Settings(data_dir=tmp_path_factory.mktemp("roster-db")))
+    db.migrate()
+    with db.session() as s:
+        bureau = Unit(code="LCJT", name="历城区教体局", type=UnitType.BUREAU.value)
+        office = Unit(code="WSR", name="王舍人街道教育办公室", type=UnitType.OFFICE.value, parent=bureau)
+        s.add_all([bureau, office])
+        for code, name in (("WSR-SH", "王舍人街道石河小学"), ("WSR-XD", "王舍人街道辛甸小学")):
+            s.add(Unit(code=code, name=name, type=UnitType.SCHOOL.value, parent=office))
+        s.commit()
+    yield db
+    db.dispose()
+
+
+def _schools(s: Session, *codes: str) -> list[Unit]:
+    return list(s.scalars(select(Unit).where(Unit.code.in_(codes)).order_by(Unit.code)))
+
+
+@pytest.mark.parametrize(("key", "fmt"), CASES)
+def test_every_shape_a_school_sends_imports_or_says_exactly_why_not(
+    key: str, fmt: str, licheng: Database, roster_corpus: dict[tuple[str, str], tuple[str, bytes]]
+) -> None:
+    shape = SHAPES[key]
+    name, data = roster_corpus[(key, fmt)]
+    with licheng.session() as s:
+        schools = _schools(s, "WSR-SH", "WSR-XD")  # a bureau's import: the school column is needed
+        if shape.refused:
+            with pytest.raises(RosterInvalid) as refused:
+                check_roster(s, data, name, "enrollment_notice", schools)
+            assert shape.refused in refused.value.message
+            errors = refused.value.details["errors"]
+            assert [(e["column"], e["field"]) for e in errors] == [("监护人电话", "guardian_phone")]
+            return
+        check = check_roster(s, data, name, "enrollment_notice", schools)
+    assert {r.row: r.values["student_name"] for r in check.good} == shape.imported
+    assert [(e["row"], e["column"], e["value"]) for e in check.errors] == [(r, c, v) for r, c, v, _ in shape.errors]
+    assert all(e["message"].startswith(x[3]) for e, x in zip(check.errors, shape.errors, strict=True))
+    for r in check.good:
+        assert r.school is not None
+        assert r.school.code == shape.values.get(r.row, {}).get("school", "WSR-SH")
+
+
+def test_a_schools_own_roster_may_leave_out_the_school_code(licheng: Database) -> None:
+    body = [[s.name, s.id_number, s.guardian, s.phone] for s in sheet_shapes.STUDENTS]
+    data = xlsx(body, ["学生姓名", "身份证号", "监护人姓名", "监护人电话"])
+    with licheng.session() as s:
+        check = check_roster(s, data, "名单.xlsx", "enrollment_notice", _schools(s, "WSR-SH"))
+        assert not check.errors
+        assert [(r.row, r.school.code if r.school else None) for r in check.good] == [
+            (2, "WSR-SH"),
+            (3, "WSR-SH"),
+            (4, "WSR-SH"),
+            (5, "WSR-SH"),
+        ]
+        # a bureau importing the same sheet must say which school each student is in
+        with pytest.raises(RosterInvalid, match="表头缺少列：学校代码") as refused:
+            check_roster(s, data, "名单.xlsx", "enrollment_notice", _schools(s, "WSR-SH", "WSR-XD"))
+        assert refused.value.details["errors"][0]["title"] == "学校代码"
+
+
+def test_each_row_error_carries_what_was_typed(licheng: Database) -> None:
+    body = [s.cells() for s in sheet_shapes.STUDENTS]
+    body[0][0] = "石河小学"  # not a school in scope
+    body[1][7] = "8816128"  # no area code
+    body[2][2] = str(body[2][2])[:17] + ("1" if str(body[2][2])[17] != "1" else "2")  # a typo in the ID
+    data = xlsx(body, sheet_shapes.HEADER)
+    with licheng.session() as s:
+        check = check_roster(s, data, "名单.xlsx", "enrollment_notice", _schools(s, "WSR-SH", "WSR-XD"))
+    assert [(e["row"], e["column"], e["value"]) for e in check.errors] == [
+        (2, "学校代码", "石河小学"),
+        (3, "监护人电话", "8816128"),
+        (4, "身份证号", body[2][2]),
+    ]
+    assert "校验码不正确" in check.errors[2]["message"]
