@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from base64 import b64encode
 import hashlib
 import os
 import socket
@@ -275,6 +276,12 @@ def test_the_object_store_itself_refuses_a_second_write(seaweedfs: SeaweedFS) ->
         )
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
     raw.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"])
+
+    # a body damaged on the way does not match the SHA-256 the store is given, and is refused
+    other = hashlib.sha256(b"%PDF-1.7 as sent").digest()
+    with pytest.raises(ClientError) as refused:
+        raw.put_object(Bucket=store.bucket, Key="damaged", Body=b"%PDF-1.7 as received", ChecksumSHA256=b64encode(other).decode())
+    assert refused.value.response["Error"]["Code"] == "BadDigest"
 
     puts = status_of(store, "PutObject")
     assert store.put(b"%PDF-1.7 signed") == digest
