@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from base64 import b64encode
 import hashlib
 import os
 import socket
@@ -12,6 +11,7 @@ import threading
 import time
 import tracemalloc
 import uuid
+from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
