@@ -162,6 +162,25 @@ def test_a_second_write_of_the_same_bytes_changes_nothing(backend: Backend) -> N
     assert store.exists(digest)
 
 
+def test_threads_writing_the_same_and_other_files_at_once_all_succeed(backend: Backend) -> None:
+    store = backend.store
+    documents = [f"%PDF-1.7 document {i % 4}".encode() for i in range(16)]  # each written by 4 threads
+    digests: list[str] = []
+
+    def write(data: bytes) -> None:
+        digests.append(store.put(data))
+
+    threads = [threading.Thread(target=write, args=(data,)) for data in documents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = [hashlib.sha256(data).hexdigest() for data in documents]
+    assert sorted(digests) == sorted(expected)
+    assert list(store.keys()) == sorted(set(expected))
+    assert all(store.get(digest) == f"%PDF-1.7 document {i}".encode() for i, digest in enumerate(expected[:4]))
+
+
 def test_tampered_content_is_detected_on_every_read(backend: Backend) -> None:
     store = backend.store
     digest = store.put(b"%PDF-1.7 original")
