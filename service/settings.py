@@ -69,8 +69,19 @@ class Settings(BaseSettings):
     #: A batch smaller than this is signed in this process (starting workers costs about a second).
     sign_pool_threshold: int = Field(default=24, ge=1)
 
-    #: Where the archive lives: empty for ``{data_dir}/archive``, or ``file:///path``.
+    #: Where the archive lives: empty for ``{data_dir}/archive``, ``file:///path``, or an object
+    #: store bucket ``s3://bucket[/prefix]`` (the scale-out profile; the three stores are the
+    #: prefixes documents/, reports/ and files/ in it).
     archive_url: str = ""
+    #: The object store's address, e.g. ``http://127.0.0.1:8333`` for SeaweedFS; empty for AWS S3.
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    #: Empty key and secret use boto3's own credential chain (environment, instance profile).
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")
+    #: Seconds the archive keeps retrying while the object store cannot be reached (a restart, a
+    #: failover) before the work stops with ARCHIVE_UNAVAILABLE.
+    s3_retry_seconds: float = Field(default=60.0, gt=0)
 
     # Database: SQLite in data_dir by default; PostgreSQL by URL, e.g.
     # postgresql+psycopg://user:password@host/dbname

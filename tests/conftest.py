@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +23,9 @@ from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
 from tests import checks, sheet_shapes
 from tests.databases import postgres_database
+
+if TYPE_CHECKING:
+    from service.archive.seaweedfs import SeaweedFS
 
 PASSPHRASE = "test-passphrase"
 
@@ -42,6 +46,18 @@ def settings(session_dir: Path) -> Settings:
         pki_passphrase=PASSPHRASE,  # type: ignore[arg-type]
         merge_chunk_size=20,
     )
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real object store (SeaweedFS's ``weed mini``), started once for the session on first use.
+    Give each test a bucket of its own (``seaweedfs.create_bucket``)."""
+    from service.archive.seaweedfs import SeaweedFS  # boto3 only for the tests that need it
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

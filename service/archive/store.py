@@ -2,7 +2,8 @@
 
 :class:`ArchiveStore` is the interface the rest of the service uses; :func:`open_store` picks the
 implementation from the settings (``DOCSIGN_ARCHIVE_URL``). :class:`LocalArchive` keeps files in a
-folder (the embedded profile). Writes are atomic: a temporary file in the same folder is written and
+folder (the embedded profile); ``service.archive.s3.S3Archive`` keeps them in an object store (the
+scale-out profile). Writes to the folder are atomic: a temporary file in the same folder is written and
 fsynced, then linked to its final name, which fails if the name exists; so a reader never sees a
 partial file and a second write of the same content changes nothing. Reads check the content
 against its hash, streamed reads included (a mismatch is raised at the end of the stream).
@@ -16,7 +17,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -40,6 +41,31 @@ class ArchiveCorrupt(DocsignError):
 class ArchivedFileMissing(NotFound):
     code = "ARCHIVED_FILE_MISSING"
     default_message = "归档中没有这个文件。"
+
+
+class ArchiveUnavailable(DocsignError):
+    """The object store did not answer for as long as the store was told to keep retrying."""
+
+    code = "ARCHIVE_UNAVAILABLE"
+    http_status = 503
+    default_message = (
+        "暂时无法连接归档存储（对象存储），重试后仍未恢复。已完成的工作不会丢失，请稍后重试，"
+        "工作会从中断处继续；如果持续出现，请联系管理员检查对象存储。"
+    )
+
+
+class ArchiveStoreError(DocsignError):
+    """The object store refused a request for a reason retrying cannot fix."""
+
+    code = "ARCHIVE_STORE_ERROR"
+    http_status = 502
+    default_message = "归档存储（对象存储）拒绝了请求，请联系管理员检查对象存储的配置与状态。"
+
+
+#: Told about each retry while the object store cannot be reached: ``on_retry(attempt, error)``,
+#: ``attempt`` counting from 1. A batch job shows :data:`RETRYING_MESSAGE` meanwhile.
+OnRetry = Callable[[int, Exception], None]
+RETRYING_MESSAGE = "对象存储暂时不可用，正在重试……"
 
 
 class ArchiveStore(Protocol):
@@ -207,13 +233,20 @@ def _checked_blocks(stream: BinaryIO, sha256: str, name: str) -> Iterator[bytes]
         raise ArchiveCorrupt(f"归档文件 {name} 与其摘要不符，可能已被改动。")
 
 
-def open_store(settings: Settings, name: StoreName) -> ArchiveStore:
+def open_store(settings: Settings, name: StoreName, *, on_retry: OnRetry | None = None) -> ArchiveStore:
     """The store ``name`` of the configured archive: a local folder (the default, or ``file:``
-    URLs), or an object store (``s3://bucket``, see the scale-out profile)."""
+    URLs), or an object store (``s3://bucket[/prefix]``, the scale-out profile), which calls
+    ``on_retry`` while it waits for the object store to come back."""
     url = settings.archive_url
     if not url or url.startswith("file:"):
         root = Path(url.removeprefix("file://").removeprefix("file:")) if url else settings.archive_dir
         if name == "documents":
             return LocalArchive(root)
         return LocalArchive(root / name, suffix="")
-    raise ConfigurationError(f"归档地址「{url}」无法识别：请留空（本地目录）或写成 file:///路径。")
+    if url.startswith("s3://"):
+        from service.archive.s3 import S3Archive  # boto3 is loaded only by the scale-out profile
+
+        return S3Archive.from_settings(settings, name, on_retry=on_retry)
+    raise ConfigurationError(
+        f"归档地址「{url}」无法识别：请留空（本地目录），或写成 file:///路径 或 s3://存储桶/前缀。"
+    )
