@@ -544,7 +544,7 @@ app.add_typer(notices_app, name="notices")
 
 @roster_app.command("import")
 def roster_import(
-    sheet: Annotated[Path, typer.Argument(help="名单表格（.xlsx 或 .csv）")],
+    sheet: Annotated[Path, typer.Argument(help="名单表格（.xlsx、.xls、.et、.ods 或 .csv）")],
     issuer: Annotated[str, typer.Option("--issuer", help="发文单位代码（学校或教体局）")],
     report_by: Annotated[str, typer.Option("--report-by", help="报到截止日期，例如 2025-08-31")],
     kind: Annotated[
@@ -596,9 +596,11 @@ def _row_errors(errors: list[dict[str, Any]], title: str = "名单中的错误")
     """The rows a sheet import refused, as the page lists them: row, column, reason."""
     if not errors:
         return
-    table = Table("行", "列", "原因", title=f"{title}（{len(errors)} 处）", title_justify="left")
+    table = Table("行", "列", "表中填写的", "原因与改法", title=f"{title}（{len(errors)} 处）", title_justify="left")
     for e in errors:
-        table.add_row(str(e.get("row", "")), str(e.get("column", "")), str(e.get("message", "")))
+        table.add_row(
+            str(e.get("row", "")), str(e.get("column", "")), str(e.get("value") or "（空）"), str(e.get("message", ""))
+        )
     err.print(table)
 
 
