@@ -291,7 +291,7 @@ def verify(
         for n, s in enumerate(report.signatures, 1):
             when = s.signing_time.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if s.signing_time else "—"
             mark = "[green]✓[/]" if s.ok else "[red]✗[/]"
-            kind = "认证签名" if s.certification else "签名"
+            kind = {"certification": "认证签名", "document_timestamp": "文档时间戳（长期验证）"}.get(s.kind, "签名")
             out.print(f"{mark} {kind} {n}（{s.field_name}）：{s.signer}", highlight=False)
             out.print(f"    签署时间：{when}{'（可信时间戳）' if s.timestamped else '（无时间戳）'}", highlight=False)
             out.print(
@@ -302,6 +302,8 @@ def verify(
             out.print(
                 f"    签署后：{s.modification}" + (f"　权限：{s.permissions}" if s.permissions else ""), highlight=False
             )
+            if s.evidence:
+                out.print(f"    判断依据：{s.evidence}", highlight=False)
         for p in report.all_problems:
             out.print(f"[red]✗[/] [{p.code}] {p.message}", highlight=False)
     raise typer.Exit(0 if report.genuine else 1)
@@ -377,11 +379,18 @@ def pki_import(
 
 @pki_app.command("revoke")
 def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None:
-    """吊销单位的签章证书，并更新吊销列表。"""
-    with _errors():
-        engine = DocumentEngine(_settings())
-        serial = engine.pki.revoke_unit(key)
-        out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新。")
+    """吊销单位的签章证书，并更新吊销列表；该单位文书的验真结论随后重新核对。"""
+    from sqlalchemy import select
+
+    from service.units.models import Unit
+
+    with _errors(), _services() as services, services.db.session() as session:
+        serial = services.pki.revoke_unit(key)
+        unit = next((u for u in session.scalars(select(Unit)) if u.cert_key == key), None)
+        # Every process that shows verdicts reads them from the record: have them checked again.
+        services.jobs.enqueue(session, "archive.recheck", {"unit_id": unit.id if unit else None})
+        session.commit()
+        out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新；相关文书的验真结论将由服务重新核对。")
 
 
 @pki_app.command("status")

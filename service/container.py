@@ -9,6 +9,8 @@ here from the settings alone.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -18,7 +20,7 @@ import service.archive.tasks
 import service.campaigns.tasks
 import service.cases.tasks  # noqa: F401
 from service.accounts.service import Accounts
-from service.archive.service import Archive
+from service.archive.service import Archive, OpenCounter
 from service.archive.store import ArchiveStore, open_store
 from service.campaigns.service import Campaigns
 from service.cases.service import Cases
@@ -26,6 +28,7 @@ from service.clock import SYSTEM_CLOCK, Clock
 from service.db.session import Database
 from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine
+from service.documents.sandbox import UploadLimits, UploadVerifier
 from service.jobs.registry import JobContext
 from service.jobs.runner import EmbeddedRunner, Schedule
 from service.limits import MemoryRateLimiter, RateLimiter
@@ -33,11 +36,19 @@ from service.pki.store import Pki
 from service.settings import Settings
 from service.workdir import clean_dead
 
+log = logging.getLogger(__name__)
+
 #: Recovery that every running process takes its turn at (only one runs at a time across them).
 SCHEDULES = (
-    Schedule("campaigns.release_claims", dt.timedelta(minutes=1)),
+    Schedule("campaigns.release_claims", dt.timedelta(minutes=5)),
     Schedule("archive.sweep", dt.timedelta(minutes=10)),
+    # Verdicts of newly archived versions, so a scan reads a stored verdict; and all of them again
+    # each day (revocations, expiring evidence).
+    Schedule("archive.check_pending", dt.timedelta(minutes=2)),
+    Schedule("archive.recheck", dt.timedelta(days=1)),
 )
+#: Scans of notices' pages are written to the database this often (they are counted in memory).
+OPENS_FLUSH_SECONDS = 5.0
 
 
 @dataclass
@@ -55,6 +66,10 @@ class Services:
     jobs: EmbeddedRunner
     verify_limit: RateLimiter
     login_limit: RateLimiter
+    upload_limit: RateLimiter
+    #: Uploaded PDFs not in the archive are checked in these separate, killable processes.
+    upload_verifier: UploadVerifier
+    opens: OpenCounter
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK, *, converter: Converter | None = None) -> Services:
@@ -70,7 +85,8 @@ class Services:
             name: open_store(settings, name) for name in ("documents", "reports", "files")
         }
         engine = DocumentEngine(settings, pki=pki, archive=stores["documents"], converter=converter, now=clock.now)
-        archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir)
+        opens = OpenCounter(db)
+        archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir, opens=opens)
         login_limit = MemoryRateLimiter(settings.login_rate_per_minute)
         runner = EmbeddedRunner(
             db,
@@ -93,6 +109,17 @@ class Services:
             jobs=runner,
             verify_limit=MemoryRateLimiter(settings.verify_rate_per_minute),
             login_limit=login_limit,
+            upload_limit=MemoryRateLimiter(settings.upload_rate_per_minute),
+            upload_verifier=UploadVerifier(
+                UploadLimits(
+                    max_bytes=settings.max_pdf_bytes,
+                    max_revisions=settings.upload_max_revisions,
+                    max_signatures=settings.upload_max_signatures,
+                    cpu_seconds=settings.upload_cpu_seconds,
+                ),
+                workers=settings.upload_check_processes,
+            ),
+            opens=opens,
         )
         runner.bind(services.job_context, on_takeover=archive.sweep_job)
         return services
@@ -108,11 +135,26 @@ class Services:
         clean_dead(self.settings.temp_dir)
 
     def start(self) -> None:
-        """Prepare, then start taking background work."""
+        """Prepare, then start taking background work and writing scans in batches."""
         self.prepare()
         self.jobs.start()
+        self._stopping = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_opens, name="docsign-opens", daemon=True)
+        self._flusher.start()
+
+    def _flush_opens(self) -> None:
+        while not self._stopping.wait(OPENS_FLUSH_SECONDS):
+            try:
+                self.opens.flush()
+            except Exception:  # a busy database: the counts stay in memory for the next round
+                log.exception("writing page opens")
 
     def close(self) -> None:
+        if (stopping := getattr(self, "_stopping", None)) is not None:
+            stopping.set()
+            self._flusher.join(timeout=OPENS_FLUSH_SECONDS + 5)
+        self.opens.flush()
         self.jobs.shutdown()
+        self.upload_verifier.close()
         self.engine.close()
         self.db.dispose()

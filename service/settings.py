@@ -98,9 +98,15 @@ class Settings(BaseSettings):
     verify_rate_per_minute: int = Field(default=60, ge=1)
     #: Login attempts allowed per client per minute.
     login_rate_per_minute: int = Field(default=20, ge=1)
-    #: Every public verification answer takes at least this long, so a real code and an unknown one
-    #: cannot be told apart by timing.
-    verify_min_seconds: float = Field(default=0.15, ge=0)
+    #: PDF uploads to the public verify page allowed per client per minute (each may be parsed).
+    upload_rate_per_minute: int = Field(default=10, ge=1)
+    #: Processes that check uploaded PDFs not in the archive, each under the limits below.
+    upload_check_processes: int = Field(default=1, ge=1, le=8)
+    #: CPU seconds one upload check may use before its process is killed.
+    upload_cpu_seconds: int = Field(default=5, ge=1, le=120)
+    #: Revisions and signatures an uploaded PDF may have (ours have a few; checks cost their square).
+    upload_max_revisions: int = Field(default=32, ge=2, le=1000)
+    upload_max_signatures: int = Field(default=12, ge=1, le=200)
     #: Largest PDF accepted for upload (verification, signing).
     max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     #: Largest spreadsheet accepted for import.

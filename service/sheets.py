@@ -183,9 +183,7 @@ def row_error(row: int, column: str, value: str, message: str, *, field: str | N
 # --- public entry points -------------------------------------------------------------------------
 
 
-def read_sheet(
-    data: bytes, filename: str, columns: Sequence[Column], *, limits: Limits = DEFAULT_LIMITS
-) -> Sheet:
+def read_sheet(data: bytes, filename: str, columns: Sequence[Column], *, limits: Limits = DEFAULT_LIMITS) -> Sheet:
     """The rows under the header of the first sheet that has one; raises ``UnreadableSheet``
     (``SheetTooLarge``, ``HeaderNotFound``) with a Chinese message that says what to do."""
     best: tuple[int, int, _Grid, int, dict[str, int]] | None = None
@@ -374,16 +372,16 @@ def _find_header(grid: _Grid, columns: Sequence[Column]) -> tuple[int, dict[str,
     return best
 
 
-def _header_error(best: tuple[int, int, _Grid, int, dict[str, int]] | None, columns: Sequence[Column]) -> UnreadableSheet:
+def _header_error(
+    best: tuple[int, int, _Grid, int, dict[str, int]] | None, columns: Sequence[Column]
+) -> UnreadableSheet:
     required = [c for c in columns if c.required]
     wanted = "、".join(c.title for c in required)
     if best is None or best[0] == 0:
         return HeaderNotFound(
             f"表格前 {HEADER_SEARCH_ROWS} 行中没有找到表头。表头一行应写明这些列：{wanted}（列的顺序不限）。",
             details={
-                "errors": [
-                    row_error(1, c.title, "", f"没有找到这一列{_aliases(c)}", field=c.key) for c in required
-                ]
+                "errors": [row_error(1, c.title, "", f"没有找到这一列{_aliases(c)}", field=c.key) for c in required]
             },
         )
     _, _, grid, header_row, index = best
@@ -392,7 +390,9 @@ def _header_error(best: tuple[int, int, _Grid, int, dict[str, int]] | None, colu
     return HeaderNotFound(
         f"表头缺少列：{'、'.join(c.title for c in missing)}（表头在{where}第 {header_row} 行）。"
         "请在表头中加上这些列后重新上传。",
-        details={"errors": [row_error(header_row, c.title, "", f"缺少这一列{_aliases(c)}", field=c.key) for c in missing]},
+        details={
+            "errors": [row_error(header_row, c.title, "", f"缺少这一列{_aliases(c)}", field=c.key) for c in missing]
+        },
     )
 
 
@@ -573,7 +573,9 @@ class _Extent:
 
 def _too_many_cells(sheet: str, limits: Limits) -> str:
     where = f"工作表「{sheet}」" if sheet else "表格"
-    return f"{where}的单元格超过了 {limits.max_cells} 个的上限，无法读取。请删去用不到的内容，或把名单分成几个文件上传。"
+    return (
+        f"{where}的单元格超过了 {limits.max_cells} 个的上限，无法读取。请删去用不到的内容，或把名单分成几个文件上传。"
+    )
 
 
 @contextmanager
@@ -720,7 +722,15 @@ def _zip_grids(data: bytes, limits: Limits) -> list[_Grid]:
                 while chunk := f.read(1 << 20):  # in small reads: one big read inflates that much first
                     chunks.append(chunk)
             out = b"".join(chunks)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            NotImplementedError,
+            RuntimeError,
+            ValueError,
+            OSError,
+            EOFError,
+        ) as exc:
             raise UnreadableSheet(UNREADABLE_EXCEL) from exc
         if len(out) != info.file_size:
             raise UnreadableSheet(UNREADABLE_EXCEL)
@@ -949,7 +959,9 @@ def _scan_shared_strings(data: bytes, limits: Limits) -> None:
 
 
 def _too_many_strings(limits: Limits) -> SheetTooLarge:
-    return SheetTooLarge(f"表格中的文字超过了 {limits.max_strings} 条的上限，无法读取。请删去用不到的工作表和内容后重新上传。")
+    return SheetTooLarge(
+        f"表格中的文字超过了 {limits.max_strings} 条的上限，无法读取。请删去用不到的工作表和内容后重新上传。"
+    )
 
 
 @dataclass

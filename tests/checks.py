@@ -6,7 +6,10 @@ import io
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -14,6 +17,8 @@ from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+
+T = TypeVar("T")
 
 
 def _run(args: list[str], data: bytes | None = None, path: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,3 +118,10 @@ def nss_db(folder: Path, root_ca_pem: Path) -> str:
             capture_output=True,
         )
     return f"sql:{folder}"
+
+
+def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` in a thread of its own: pyHanko runs an event loop of its own, which cannot start
+    on a thread where another loop runs (Playwright's, once the browser tests have started)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()

@@ -51,6 +51,14 @@ class Document(Base):
     opened_at: Mapped[dt.datetime | None]
     opened_count: Mapped[int] = mapped_column(default=0, server_default="0")
     confirmed_at: Mapped[dt.datetime | None]
+    #: How 已阅知 was confirmed (``phone_digits``: the guardian typed the end of the phone number
+    #: the school recorded).
+    confirmed_via: Mapped[str | None] = mapped_column(String(32))
+    #: ``salt$sha256(salt + last four digits of the guardian's phone)``: what a receipt is checked
+    #: against, without keeping the number on the document; None when no phone was recorded.
+    receipt_digest: Mapped[str | None] = mapped_column(String(96))
+    #: Wrong digits typed for this notice's receipt; past a few, the receipt is locked.
+    receipt_failures: Mapped[int] = mapped_column(default=0, server_default="0")
 
     issuer: Mapped[Unit | None] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
     subject: Mapped[Unit | None] = relationship(foreign_keys=[subject_unit_id], lazy="joined")
@@ -71,6 +79,12 @@ class DocumentVersion(Base):
     #: "issued" or "signed"
     event: Mapped[str] = mapped_column(String(16))
     signer_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    #: The stored verdict on these bytes (``genuine``, ``not_genuine``), what was wrong, and when it
+    #: was reached: the public page reads it instead of parsing the PDF at every scan. None until
+    #: the background check (or the first scan) has run.
+    verdict: Mapped[str | None] = mapped_column(String(32))
+    verdict_problems: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    verified_at: Mapped[dt.datetime | None]
 
     document: Mapped[Document] = relationship(lazy="joined")
 

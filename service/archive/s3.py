@@ -588,4 +588,3 @@ class S3Archive:
                 return removed
             key_marker = page.get("NextKeyMarker", "")
             upload_marker = page.get("NextUploadIdMarker", "")
-

@@ -3,17 +3,14 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service.archive.models import STATUS_TITLES, Document, DocumentStatus
-from service.archive.service import UploadCheck, versions
+from service.archive.service import RECEIPT_TRIES, Receipt, StoredVerdict, UploadCheck, versions
 from service.documents.registry import GUARDIAN_NOTICES, get_kind
-
-if TYPE_CHECKING:
-    from service.documents.verify import VerificationReport
 
 
 class RevokeIn(BaseModel):
@@ -110,7 +107,11 @@ class Verification:
         self.found, self.genuine, self.verdict, self.tone, self.summary = found, genuine, verdict, tone, summary
         self.facts, self.sha256, self.problems = facts or [], sha256, problems or []
         self.data, self.status_code = data or {}, status_code
+        #: A guardian notice's receipt: whether the form is offered, why not, and the last attempt.
         self.can_confirm = False
+        self.receipt_note = ""
+        self.receipt_message = ""
+        self.receipt_tone = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -147,9 +148,7 @@ class Verification:
         )
 
     @classmethod
-    def of_document(
-        cls, doc: Document, verdict: Callable[[], VerificationReport], tz: zoneinfo.ZoneInfo
-    ) -> Verification:
+    def of_document(cls, doc: Document, verdict: Callable[[], StoredVerdict], tz: zoneinfo.ZoneInfo) -> Verification:
         """A document's page: its public fields (names masked) and whether it is genuine; ``verdict``
         is asked only for a valid document."""
         pub = doc.public
@@ -183,15 +182,15 @@ class Verification:
             verdict_text, tone, genuine = "已被替代", "warn", False
             summary = "这份文书已由发文单位重新签发的新文书替代，请以新文书为准。"
         else:
-            report = verdict()
-            genuine = report.genuine
+            stored = verdict()
+            genuine = stored.genuine
             if genuine:
                 verdict_text, tone = "真实有效", "ok"
                 summary = f"这是{pub.get('issuer', '发文单位')}签发的真实文书，签章完整、未被改动。"
             else:
                 verdict_text, tone = "异常", "bad"
                 summary = "归档中的文书未通过签名验证，请联系发文单位。"
-                problems = [p.message for p in report.all_problems]
+                problems = stored.messages
         data = {
             "status": doc.status,
             "status_title": STATUS_TITLES[status],
@@ -215,20 +214,35 @@ class Verification:
         if doc.kind in GUARDIAN_NOTICES and status == DocumentStatus.VALID:  # the guardian's receipt
             if doc.confirmed_at is not None:
                 v.facts.append(("监护人确认", f"已于 {doc.confirmed_at.astimezone(tz):%Y年%m月%d日 %H:%M} 确认阅知"))
+            elif doc.receipt_digest is None:
+                v.receipt_note = "学校没有登记监护人的电话号码，无法在此确认阅知，请直接告知学校。"
+            elif doc.receipt_failures >= RECEIPT_TRIES:
+                v.receipt_note = "电话号码后四位输错次数过多，已不能在此确认阅知，请直接联系学校。"
             else:
                 v.can_confirm = True
             v.data["confirmed"] = doc.confirmed_at is not None
         return v
 
+    def receipt_answer(self, outcome: Receipt) -> Verification:
+        """The page after a guardian tried to confirm 已阅知: what happened, in words."""
+        self.receipt_tone = "ok" if outcome == Receipt.CONFIRMED else "bad"
+        self.receipt_message = {
+            Receipt.CONFIRMED: "感谢您确认已阅知，学校已收到您的回执。",
+            Receipt.WRONG_DIGITS: "电话号码后四位不对，请核对学校登记的监护人电话后重新输入。",
+            Receipt.LOCKED: "电话号码后四位输错次数过多，已不能在此确认阅知，请直接联系学校。",
+            Receipt.NO_PHONE: "学校没有登记监护人的电话号码，无法在此确认阅知，请直接告知学校。",
+            Receipt.NOT_OPEN: "这份文书不需要（或已不能）确认阅知。",
+        }[outcome]
+        self.data["receipt"] = outcome.value
+        return self
+
     @classmethod
-    def of_upload(
-        cls, check: UploadCheck, verdict: Callable[[], VerificationReport], tz: zoneinfo.ZoneInfo
-    ) -> Verification:
-        """An uploaded file: genuine only if its signatures pass and it is exactly an archived version."""
-        report = check.report
-        problems = [p.message for p in report.all_problems]
+    def of_upload(cls, check: UploadCheck, verdict: Callable[[], StoredVerdict], tz: zoneinfo.ZoneInfo) -> Verification:
+        """An uploaded file: genuine only if its signatures pass and it is exactly an archived
+        version (answered from the stored verdict, without parsing it again)."""
+        problems = check.verdict.messages
         if check.version is None:
-            if report.genuine:
+            if check.verdict.genuine:
                 problems.append("签名有效，但本系统的档案中没有这个文件，无法确认是本系统签发的文书。")
             return cls(
                 found=False,
@@ -239,14 +253,15 @@ class Verification:
                 sha256=check.sha256,
                 problems=problems,
                 data={
-                    "signatures": [s.to_dict() for s in report.signatures],
-                    "codes": [p.code for p in report.all_problems] + (["UNKNOWN_FILE"] if report.genuine else []),
+                    "codes": check.verdict.codes + (["UNKNOWN_FILE"] if check.verdict.genuine else []),
+                    "source": check.verdict.source,
                 },
             )
         doc = check.version.document
         described = cls.of_document(doc, verdict, tz)
         latest = check.version.sha256 == doc.current_sha256
-        if not report.genuine:
+        described.data["source"] = check.verdict.source
+        if not check.verdict.genuine:
             return cls(
                 found=True,
                 genuine=False,
@@ -256,6 +271,7 @@ class Verification:
                 facts=described.facts,
                 sha256=check.sha256,
                 problems=problems,
+                data={"codes": check.verdict.codes, "source": check.verdict.source},
             )
         if not latest and described.genuine:
             return cls(

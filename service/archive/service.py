@@ -13,20 +13,24 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
+import secrets
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
 from service.archive.models import Document, DocumentStatus, DocumentVersion, PendingWrite
-from service.archive.store import ArchiveStore, StoreName, sha256_hex
+from service.archive.store import ArchiveCorrupt, ArchivedFileMissing, ArchiveStore, StoreName, sha256_hex
 from service.audit.service import Actor, record
 from service.db.session import has_writes
 from service.documents.codes import normalize_code
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from service.accounts.scope import Scope
     from service.db.session import Database
     from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
+    from service.documents.sandbox import UploadVerifier
     from service.documents.verify import VerificationReport
 
 
@@ -100,6 +105,7 @@ def record_issued(
     at: dt.datetime,
     subject: Unit | None = None,
     case_id: int | None = None,
+    receipt_digest: str | None = None,
     flush: bool = True,
 ) -> Document:
     """The record of a newly issued document and its first version. With ``flush=False`` the rows
@@ -118,6 +124,7 @@ def record_issued(
         current_sha256=issued.sha256,
         pages=issued.pages,
         case_id=case_id,
+        receipt_digest=receipt_digest,
     )
     session.add(doc)
     session.add(
@@ -231,10 +238,106 @@ COMMIT_EVERY = 25
 REQUEST_GRACE = dt.timedelta(minutes=10)
 
 
+GENUINE, NOT_GENUINE = "genuine", "not_genuine"
+#: Wrong tries at a notice's receipt digits before the receipt is locked (10,000 possible endings:
+#: five tries give a guesser a 1 in 2,000 chance).
+RECEIPT_TRIES = 5
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    """A verdict on some bytes, as stored (or just reached): genuine or not, and what is wrong."""
+
+    genuine: bool
+    problems: list[dict[str, str]]
+    checked_at: dt.datetime | None
+    #: ``archive`` when read from the record, ``parsed`` when this file was parsed now.
+    source: str = "archive"
+
+    @classmethod
+    def of(cls, version: DocumentVersion) -> StoredVerdict:
+        return cls(version.verdict == GENUINE, list(version.verdict_problems or []), version.verified_at)
+
+    @classmethod
+    def of_report(cls, report: VerificationReport) -> StoredVerdict:
+        return cls(
+            report.genuine,
+            [{"code": p.code, "message": p.message} for p in report.all_problems],
+            report.checked_at,
+            source="parsed",
+        )
+
+    @property
+    def codes(self) -> list[str]:
+        return [p["code"] for p in self.problems]
+
+    @property
+    def messages(self) -> list[str]:
+        return [p["message"] for p in self.problems]
+
+
+class Receipt(StrEnum):
+    CONFIRMED = "confirmed"
+    WRONG_DIGITS = "wrong_digits"
+    LOCKED = "locked"
+    NO_PHONE = "no_phone"
+    NOT_OPEN = "not_open"
+
+
+def receipt_digest(phone: str | None) -> str | None:
+    """What a notice's receipt is checked against: a salted hash of the last four digits of the
+    guardian's phone (None when there is no usable number)."""
+    digits = "".join(ch for ch in (phone or "") if ch.isdigit())
+    if len(digits) < 4:
+        return None
+    salt = secrets.token_hex(8)
+    return f"{salt}${hashlib.sha256((salt + digits[-4:]).encode()).hexdigest()}"
+
+
+def receipt_matches(digest: str, typed: str) -> bool:
+    digits = "".join(ch for ch in typed if ch.isdigit())
+    salt, _, expected = digest.partition("$")
+    actual = hashlib.sha256((salt + digits[-4:]).encode()).hexdigest() if len(digits) == 4 else ""
+    return hmac.compare_digest(actual, expected)
+
+
+class OpenCounter:
+    """Scans of notices' pages counted in memory and added to the documents in one transaction
+    every few seconds (``flush``), so a scan storm writes nothing per scan."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._counts: dict[int, tuple[int, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, document_id: int, at: dt.datetime) -> None:
+        with self._lock:
+            n, first = self._counts.get(document_id, (0, at))
+            self._counts[document_id] = (n + 1, min(first, at))
+
+    def flush(self) -> int:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        if not counts:
+            return 0
+        with self.db.session() as s:
+            for document_id, (n, first) in sorted(counts.items()):
+                s.execute(
+                    update(Document)
+                    .where(Document.id == document_id)
+                    .values(
+                        opened_count=Document.opened_count + n,
+                        opened_at=func.coalesce(Document.opened_at, first),
+                    )
+                )
+            s.commit()
+        return sum(n for n, _ in counts.values())
+
+
 @dataclass(frozen=True)
 class UploadCheck:
     sha256: str
-    report: VerificationReport
+    verdict: StoredVerdict
     #: The archived version with exactly these bytes, if any.
     version: DocumentVersion | None
 
@@ -249,11 +352,13 @@ class SignedVersion:
 
 @dataclass(frozen=True)
 class RecordAs:
-    """How an issued document is recorded: who issued it, to whom, for which case."""
+    """How an issued document is recorded: who issued it, to whom, for which case, and what its
+    guardian's receipt is checked against (``receipt_digest``)."""
 
     issuer: Unit | None
     subject: Unit | None = None
     case_id: int | None = None
+    receipt_digest: str | None = None
 
 
 class Archive:
@@ -266,8 +371,11 @@ class Archive:
         stores: Mapping[str, ArchiveStore],
         now: Callable[[], dt.datetime],
         temp_root: Path | None = None,
+        opens: OpenCounter | None = None,
     ) -> None:
         self.db = db
+        #: Scans of notices' pages, written in batches.
+        self.opens = opens
         self.engine = engine
         self.stores = dict(stores)
         self.now = now
@@ -350,6 +458,7 @@ class Archive:
             subject=record_as.subject,
             at=self.now(),
             case_id=record_as.case_id,
+            receipt_digest=record_as.receipt_digest,
         )
         self._forget(session, ids)
         record(session, actor, action, "document", doc.id, self.now(), kind=issued.kind, sha256=issued.sha256, **audit)
@@ -406,7 +515,14 @@ class Archive:
             nonlocal done
             how = record_as.pop(id(issued.request))
             doc = record_issued(
-                session, issued, issuer=how.issuer, subject=how.subject, case_id=how.case_id, at=self.now(), flush=False
+                session,
+                issued,
+                issuer=how.issuer,
+                subject=how.subject,
+                case_id=how.case_id,
+                receipt_digest=how.receipt_digest,
+                at=self.now(),
+                flush=False,
             )
             group.append((issued, doc))
             done += 1
@@ -494,37 +610,112 @@ class Archive:
         """The document a verification code opens (by the code's hash), or None."""
         return find_by_code(session, code)
 
-    def verdict(self, doc: Document) -> VerificationReport:
-        """The signatures of the document's current version, checked."""
-        return self.engine.verify(self.documents.get(doc.current_sha256))
-
-    def opened(self, session: Session, doc: Document) -> None:
-        """A guardian opened a notice's verification page: the school sees that it reached home."""
-        if doc.kind in GUARDIAN_NOTICES:
-            doc.opened_count += 1
-            if doc.opened_at is None:
-                doc.opened_at = self.now()
-
-    def confirm_receipt(self, session: Session, doc: Document, client: str | None) -> bool:
-        """A guardian confirms 已阅知 on the verification page; True when the receipt is (now) given."""
-        if doc.kind not in GUARDIAN_NOTICES or doc.status != DocumentStatus.VALID:
-            return False
-        if doc.confirmed_at is None:
-            doc.confirmed_at = self.now()
-            record(
-                session,
-                Actor(None, "监护人（验真页面）", None, client),
-                "notice.confirm",
-                "document",
-                doc.id,
-                doc.confirmed_at,
+    def current_version(self, session: Session, doc: Document) -> DocumentVersion:
+        version = session.scalar(
+            select(DocumentVersion).where(
+                DocumentVersion.document_id == doc.id, DocumentVersion.sha256 == doc.current_sha256
             )
-        return True
+        )
+        assert version is not None, "a document's current version is recorded with it"
+        return version
 
-    def check_upload(self, session: Session, data: bytes) -> UploadCheck:
-        """An uploaded PDF: its signatures checked and its hash looked up among archived versions."""
-        report = self.engine.verify(data)
-        return UploadCheck(sha256_hex(data), report, find_version_by_hash(session, sha256_hex(data)))
+    def check_version(self, session: Session, version: DocumentVersion, pdf: bytes | None = None) -> StoredVerdict:
+        """Verify an archived version with the strict verifier and store the verdict on it."""
+        try:
+            report = self.engine.verify(pdf if pdf is not None else self.documents.get(version.sha256))
+        except (ArchivedFileMissing, ArchiveCorrupt) as exc:  # the archive itself lost or changed it
+            version.verdict, version.verdict_problems = NOT_GENUINE, [{"code": exc.code, "message": exc.message}]
+        else:
+            version.verdict = GENUINE if report.genuine else NOT_GENUINE
+            version.verdict_problems = [{"code": p.code, "message": p.message} for p in report.all_problems]
+        version.verified_at = self.now()
+        return StoredVerdict.of(version)
+
+    def stored_verdict(self, session: Session, doc: Document) -> StoredVerdict:
+        """What the public page says about a document's signatures: the stored verdict of its
+        current version. A version not checked yet (the minutes after it was issued, before the
+        background check reached it) is checked now, once."""
+        version = self.current_version(session, doc)
+        if version.verdict is None:
+            return self.check_version(session, version)
+        return StoredVerdict.of(version)
+
+    def check_pending(self, session: Session, limit: int = 500) -> int:
+        """The background check: verify versions that have no verdict yet; returns how many."""
+        pending = session.scalars(
+            select(DocumentVersion).where(DocumentVersion.verdict.is_(None)).order_by(DocumentVersion.id).limit(limit)
+        ).all()
+        for version in pending:
+            self.check_version(session, version)
+        return len(pending)
+
+    def recheck(self, session: Session, signer_unit_id: int | None = None, batch: int = 200) -> Iterator[int]:
+        """Verify archived versions again (after a revocation, a change of trust anchors, or on a
+        schedule): the current versions, or those a unit signed or issued; yields how many so far
+        after each batch so the job can commit."""
+        query = select(DocumentVersion).join(Document, Document.id == DocumentVersion.document_id)
+        query = query.where(DocumentVersion.sha256 == Document.current_sha256)
+        if signer_unit_id is not None:
+            query = query.where(
+                or_(Document.issuer_unit_id == signer_unit_id, Document.subject_unit_id == signer_unit_id)
+            )
+        done, after = 0, 0
+        while True:
+            rows = session.scalars(
+                query.where(DocumentVersion.id > after).order_by(DocumentVersion.id).limit(batch)
+            ).all()
+            if not rows:
+                return
+            for version in rows:
+                self.check_version(session, version)
+            done += len(rows)
+            after = rows[-1].id
+            yield done
+
+    def opened(self, doc: Document) -> None:
+        """A guardian's browser showed a notice's verification page: counted in memory and written
+        to the database in batches (never a transaction per scan)."""
+        if doc.kind in GUARDIAN_NOTICES and self.opens is not None:
+            self.opens.hit(doc.id, self.now())
+
+    def confirm_receipt(self, session: Session, doc: Document, digits: str, client: str | None) -> Receipt:
+        """A guardian confirms 已阅知 by typing the last four digits of the phone number the school
+        recorded for them; a few wrong tries lock the receipt. Audited with how it was confirmed."""
+        if doc.kind not in GUARDIAN_NOTICES or doc.status != DocumentStatus.VALID:
+            return Receipt.NOT_OPEN
+        if doc.confirmed_at is not None:
+            return Receipt.CONFIRMED
+        if doc.receipt_digest is None:
+            return Receipt.NO_PHONE
+        if doc.receipt_failures >= RECEIPT_TRIES:
+            return Receipt.LOCKED
+        if not receipt_matches(doc.receipt_digest, digits):
+            doc.receipt_failures += 1
+            return Receipt.LOCKED if doc.receipt_failures >= RECEIPT_TRIES else Receipt.WRONG_DIGITS
+        doc.confirmed_at = self.now()
+        doc.confirmed_via = "phone_digits"
+        record(
+            session,
+            Actor(None, "监护人（验真页面）", None, client),
+            "notice.confirm",
+            "document",
+            doc.id,
+            doc.confirmed_at,
+            via="phone_digits",
+        )
+        return Receipt.CONFIRMED
+
+    def check_upload(self, session: Session, data: bytes, verifier: UploadVerifier) -> UploadCheck:
+        """An uploaded PDF. One of ours (an archived version, by its hash) is answered from its
+        stored verdict without parsing it; any other file is parsed under hard limits in a separate
+        process that is killed past them."""
+        digest = sha256_hex(data)
+        version = find_version_by_hash(session, digest)
+        if version is not None:
+            stored = StoredVerdict.of(version) if version.verdict is not None else self.check_version(session, version)
+            return UploadCheck(digest, stored, version)
+        report = self.engine.verify_untrusted(data, verifier)
+        return UploadCheck(digest, StoredVerdict.of_report(report), None)
 
     # --- recovery -----------------------------------------------------------------------------
 

@@ -18,3 +18,21 @@ def sweep(ctx: JobContext, params: dict[str, Any]) -> None:
     archive.sweep(ctx.session)
     for store in archive.stores.values():
         store.clean_incomplete(INCOMPLETE_AFTER)
+
+
+@job("archive.check_pending")
+def check_pending(ctx: JobContext, params: dict[str, Any]) -> None:
+    """Verify newly archived versions, so the public page reads a stored verdict."""
+    archive = ctx.services.archive
+    while archive.check_pending(ctx.session):
+        ctx.checkpoint()
+
+
+@job("archive.recheck")
+def recheck(ctx: JobContext, params: dict[str, Any]) -> None:
+    """Verify the current version of every document again (daily, and after a revocation or a
+    change of trust anchors: ``unit_id`` limits it to one unit's documents)."""
+    unit_id = params.get("unit_id")
+    for done in ctx.services.archive.recheck(ctx.session, int(unit_id) if unit_id is not None else None):
+        ctx.checkpoint()
+        ctx.progress(done, done, "recheck")

@@ -24,7 +24,7 @@ from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.archive.models import Document
-from service.archive.service import Archive, RecordAs
+from service.archive.service import Archive, RecordAs, receipt_digest
 from service.audit.service import Actor, record
 from service.cases.checks import parse_date
 from service.cases.models import Case, CaseStatus, Guardian, PrintBundle, Roster, RosterEntry
@@ -130,6 +130,7 @@ def create_roster(
                 ),
                 code=new_code(),
                 case_id=case_id,
+                receipt_digest=receipt_digest(r.values.get("guardian_phone")),
             )
         )
     session.flush()
@@ -188,7 +189,12 @@ def issue_roster(
         while True:
             rows = session.execute(
                 select(
-                    RosterEntry.id, RosterEntry.class_order, RosterEntry.fields, RosterEntry.code, RosterEntry.case_id
+                    RosterEntry.id,
+                    RosterEntry.class_order,
+                    RosterEntry.fields,
+                    RosterEntry.code,
+                    RosterEntry.case_id,
+                    RosterEntry.receipt_digest,
                 )
                 .where(
                     RosterEntry.roster_id == roster.id,
@@ -200,10 +206,10 @@ def issue_roster(
             ).all()
             if not rows:
                 return
-            for entry_id, _, fields, code, case_id in rows:
+            for entry_id, _, fields, code, case_id, digest in rows:
                 request = IssueRequest(roster.kind, fields, issuer_key=issuer.cert_key, code=code)
                 entries[id(request)] = entry_id
-                yield request, RecordAs(issuer=issuer, case_id=case_id)
+                yield request, RecordAs(issuer=issuer, case_id=case_id, receipt_digest=digest)
             after = (rows[-1].class_order, rows[-1].id)
 
     def on_recorded(group: list[tuple[IssuedDocument, Document]]) -> None:

@@ -170,6 +170,9 @@ class RosterEntry(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    #: What the notice's receipt is checked against (see ``Document.receipt_digest``), made at import
+    #: from the guardian's phone so the phone itself is not kept on the entry.
+    receipt_digest: Mapped[str | None] = mapped_column(String(96))
 
 
 class PrintBundle(Base):

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
-from service.archive.service import Archive, RecordAs
+from service.archive.service import Archive, RecordAs, receipt_digest
 from service.audit.service import Actor, record
 from service.campaigns.ledger import safe_cell
 from service.campaigns.models import Assignment, AssignmentState, Campaign
@@ -499,7 +499,7 @@ class Cases:
         doc, _ = self.archive.issue(
             session,
             IssueRequest(kind, fields, issuer_key=unit.cert_key),
-            RecordAs(issuer=unit, case_id=case.id),
+            RecordAs(issuer=unit, case_id=case.id, receipt_digest=receipt_digest(self._guardian(case).phone)),
             scope.actor,
             case=case.id,
             report_by=report_by.isoformat(),

@@ -37,6 +37,7 @@ from service.documents.fields import validate_fields
 from service.documents.placement import Placement, document_anchors, place_all, placement_in_box
 from service.documents.registry import DocumentKind, get_kind, load_schema
 from service.documents.render import CompiledTemplate, complete_context
+from service.documents.sandbox import UploadVerifier
 from service.documents.seal import load_signature_image
 from service.documents.sign import Appearance, Signatory, _asn1_cert, certify, empty_field_box, sign_field
 from service.documents.stamp import StampMark, split_and_stamp
@@ -515,9 +516,19 @@ class DocumentEngine:
         return get_kind(str(key))
 
     def verify(self, pdf: bytes) -> VerificationReport:
+        """The strict verifier, on a file we made or hold (in this process)."""
+        roots, crls = self._trust()
+        return verify_pdf(pdf, roots, crls, now=self._now() if self._now is not None else None)
+
+    def verify_untrusted(self, pdf: bytes, verifier: UploadVerifier) -> VerificationReport:
+        """The same verifier on a file from anyone, in a separate process under hard limits."""
+        roots, crls = self._trust()
+        return verifier.verify(pdf, roots, crls, now=self._now() if self._now is not None else None)
+
+    def _trust(self) -> tuple[list[Any], list[bytes]]:
         roots = [_asn1_cert(c) for c in self.pki.trust_roots()]
         crls = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.crls()]
-        return verify_pdf(pdf, roots, crls, now=self._now() if self._now is not None else None)
+        return roots, crls
 
 
 @dataclass(frozen=True)

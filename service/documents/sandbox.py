@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import resource
 import signal
@@ -90,6 +91,8 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     own CPU cap (RLIMIT_CPU counts the process's whole life, so each job's cap is set from the CPU
     time used so far)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A stranger's file waits for the CPU behind everyone else's requests (scans, signatures).
+    os.nice(10)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard == resource.RLIM_INFINITY or hard > memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))

@@ -162,7 +162,7 @@ def document_page(doc: DocumentObj, number: int, services: ServicesDep) -> Respo
     if not cache.exists():
         with services.archive.documents.local_path(doc.current_sha256) as source:
             page_png(source, number, cache)
-    return FileResponse(cache, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+    return FileResponse(cache, media_type="image/png")
 
 
 @router.get("/documents/{document_id}/download")

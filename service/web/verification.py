@@ -1,14 +1,16 @@
 """Public verification: what a parent sees after scanning a notice's QR code, and what a program gets.
 
 ``/v/{code}`` answers a browser with a page and a program (``Accept: application/json`` or
-``?format=json``) with JSON. Every answer, for a real code or an unknown one, takes at least
-``verify_min_seconds`` and costs one indexed lookup of the code's hash, so neither timing nor the
-response tells a guesser anything. Each client is limited to ``verify_rate_per_minute`` lookups.
+``?format=json``) with JSON. A scan reads the stored verdict and the public fields of one document,
+found by the code's hash (codes carry 140 random bits, so an unknown code costs the same lookup and
+tells a guesser nothing); nothing is parsed or written per scan. The page's own script reports a
+real view (``/v/{code}/opened``, counted in memory and written in batches), so a link previewer
+that only fetches the URL is not counted. Each client is limited to ``verify_rate_per_minute``
+lookups and, separately, ``upload_rate_per_minute`` uploads.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -17,11 +19,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from service.accounts.errors import TooManyRequests
 from service.archive.schemas import Verification
+from service.db.session import has_writes
 from service.documents.codes import normalize_code
+from service.documents.errors import VerifierBusy
 from service.documents.registry import GUARDIAN_NOTICES
 from service.errors import DocsignError, UploadInvalid
 from service.http.deps import ServicesDep, SessionDep, client_address
 from service.http.uploads import read_upload
+from service.limits import RateLimiter
 from service.web.common import templates, tz_of
 
 router = APIRouter(tags=["公开验证"])
@@ -45,16 +50,22 @@ def _answer(request: Request, v: Verification, code_value: str = "", code_error:
     )
 
 
-def _limit(request: Request, services: ServicesDep) -> None:
-    wait = services.verify_limit.hit("verify:" + client_address(request, services.settings))
+def _limit(request: Request, services: ServicesDep, limiter: RateLimiter, what: str) -> None:
+    wait = limiter.hit(f"{what}:" + client_address(request, services.settings))
     if wait:
-        raise TooManyRequests(wait, f"查询过于频繁，请 {wait} 秒后再试。")
+        raise TooManyRequests(wait, f"{'上传' if what == 'upload' else '查询'}过于频繁，请 {wait} 秒后再试。")
 
 
-def _floor(started: float, services: ServicesDep) -> None:
-    remaining = services.settings.verify_min_seconds - (time.monotonic() - started)
-    if remaining > 0:
-        time.sleep(remaining)
+def _described(services: ServicesDep, session: SessionDep, code: str) -> tuple[Verification, int | None]:
+    """The answer for a code, read from the record; the document's id, if there is one."""
+    archive = services.archive
+    doc = archive.find(session, code)
+    if doc is None:
+        return Verification.not_found(), None
+    v = Verification.of_document(doc, lambda: archive.stored_verdict(session, doc), tz_of(services))
+    if has_writes(session):  # the first scan of a version the background check has not reached
+        session.commit()
+    return v, doc.id
 
 
 @router.get("/v", summary="验真页面：输入验证码或上传 PDF", response_class=Response)
@@ -83,42 +94,39 @@ def verify_form(request: Request, code: str = Form("")) -> Response:
 
 @router.get("/v/{code}", summary="扫码验真：文书是否真实有效（页面，或 JSON）", response_class=Response)
 def verify_code(code: str, request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    started = time.monotonic()
-    _limit(request, services)
-    archive = services.archive
-    try:
-        doc = archive.find(session, code)
-        if doc is None:
-            v = Verification.not_found()
-        else:
-            v = Verification.of_document(doc, lambda: archive.verdict(doc), tz_of(services))
-            archive.opened(session, doc)
-            session.commit()
-    finally:
-        _floor(started, services)
+    _limit(request, services, services.verify_limit, "verify")
+    v, _ = _described(services, session, code)
     return _answer(request, v, code_value=code[:64])
 
 
-@router.post("/v/{code}/confirm", summary="监护人确认已阅知通知书", response_class=Response)
-def confirm_receipt(code: str, request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    started = time.monotonic()
-    _limit(request, services)
+@router.post("/v/{code}/opened", status_code=204, summary="验真页面已在浏览器中打开（页面脚本发出，用于回执台账）")
+def page_opened(code: str, request: Request, services: ServicesDep, session: SessionDep) -> Response:
+    _limit(request, services, services.verify_limit, "verify")
+    prefetch = request.headers.get("sec-purpose", "") + request.headers.get("purpose", "")
+    if "prefetch" not in prefetch.lower():
+        doc = services.archive.find(session, code)
+        if doc is not None:
+            services.archive.opened(doc)
+    return Response(status_code=204)
+
+
+@router.post("/v/{code}/confirm", summary="监护人确认已阅知通知书（需输入监护人电话后四位）", response_class=Response)
+def confirm_receipt(
+    code: str,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    digits: Annotated[str, Form(description="学校登记的监护人电话号码后四位")] = "",
+) -> Response:
+    _limit(request, services, services.verify_limit, "verify")
     archive = services.archive
-    try:
-        doc = archive.find(session, code)
-        if doc is None or doc.kind not in GUARDIAN_NOTICES:
-            v = Verification.not_found()
-        else:
-            archive.confirm_receipt(session, doc, client_address(request, services.settings))
-            session.commit()
-            v = Verification.of_document(doc, lambda: archive.verdict(doc), tz_of(services))
-            if doc.confirmed_at:
-                v.summary += " 感谢您确认已阅知，学校已收到您的回执。"
-    finally:
-        _floor(started, services)
-    if _wants_json(request):
-        return _answer(request, v)
-    return RedirectResponse(f"/v/{normalize_code(code)}", status_code=303) if v.found else _answer(request, v)
+    doc = archive.find(session, code)
+    if doc is None or doc.kind not in GUARDIAN_NOTICES:
+        return _answer(request, Verification.not_found())
+    outcome = archive.confirm_receipt(session, doc, digits, client_address(request, services.settings))
+    session.commit()
+    v, _ = _described(services, session, code)
+    return _answer(request, v.receipt_answer(outcome), code_value=code[:64])
 
 
 @router.post("/v/check", summary="上传 PDF 核对：与归档比对并验证签名，说明哪里不对", response_class=Response)
@@ -128,7 +136,7 @@ async def verify_upload(
     session: SessionDep,
     file: Annotated[UploadFile, File(description="文件")],
 ) -> Response:
-    _limit(request, services)
+    _limit(request, services, services.upload_limit, "upload")
     try:
         data = await read_upload(file, services.settings.max_pdf_bytes, "PDF 文件")
         if not data.startswith(b"%PDF-"):
@@ -137,10 +145,17 @@ async def verify_upload(
         return _answer(request, Verification.refused(exc.code, exc.message, exc.http_status))
 
     def check() -> Verification:
-        result = services.archive.check_upload(session, data)
+        archive = services.archive
+        result = archive.check_upload(session, data, services.upload_verifier)
         doc = result.version.document if result.version else None
-        return Verification.of_upload(
-            result, (lambda: services.archive.verdict(doc)) if doc else (lambda: result.report), tz_of(services)
+        v = Verification.of_upload(
+            result, (lambda: archive.stored_verdict(session, doc)) if doc else (lambda: result.verdict), tz_of(services)
         )
+        if has_writes(session):
+            session.commit()
+        return v
 
-    return _answer(request, await run_in_threadpool(check))
+    try:
+        return _answer(request, await run_in_threadpool(check))
+    except VerifierBusy as exc:
+        return _answer(request, Verification.refused(exc.code, exc.message, exc.http_status))

@@ -63,7 +63,6 @@ def running_service(tmp: Path, database_url: str = "", **overrides: Any) -> Iter
         database_url=database_url,
         public_base_url="https://kcbx.example.edu.cn",
         pki_passphrase="api-test-passphrase",  # type: ignore[arg-type]
-        verify_min_seconds=overrides.pop("verify_min_seconds", 0.0),
         verify_rate_per_minute=overrides.pop("verify_rate_per_minute", 10_000),
         login_rate_per_minute=overrides.pop("login_rate_per_minute", 10_000),
         **overrides,

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from service.archive.models import PendingWrite
 from service.archive.service import RecordAs, bundle_path, mask_name, public_info
+from service.archive.store import LocalArchive
 from service.audit.service import Actor
 from service.container import Services
 from service.documents.pipeline import IssueRequest
@@ -105,3 +106,26 @@ def test_a_live_job_keeps_its_writes_and_a_dead_one_loses_them(services: Service
         s.commit()
         assert store.exists(live_key) and not store.exists(dead_key)
         assert [p.sha256 for p in s.scalars(select(PendingWrite))] == [live_key]
+
+
+def test_verdicts_are_stored_once_and_checked_again_on_schedule(services: Services) -> None:
+    load_district(services)
+    with services.db.session() as s:
+        doc, issued = services.archive.issue(
+            s, _request(services), RecordAs(issuer=unit(s, "LCJT")), Actor(None, "测试")
+        )
+        s.commit()
+        assert services.archive.check_pending(s) == 1 and services.archive.check_pending(s) == 0
+        s.commit()
+        assert services.archive.stored_verdict(s, doc).genuine
+        # the archived file changes behind the service's back (a disk fault, a hand edit)
+        store = services.archive.documents
+        assert isinstance(store, LocalArchive)
+        path = store.path_for(issued.sha256)
+        path.chmod(0o644)
+        path.write_bytes(issued.pdf.replace(b"%%EOF", b"%%EOX", 1))
+        assert services.archive.stored_verdict(s, doc).genuine  # a scan reads the record ...
+        assert list(services.archive.recheck(s)) == [1]  # ... until the scheduled check runs again
+        s.commit()
+        stored = services.archive.stored_verdict(s, doc)
+        assert not stored.genuine and stored.codes == ["ARCHIVE_CORRUPT"]

@@ -299,7 +299,9 @@ def test_the_object_store_itself_refuses_a_second_write(seaweedfs: SeaweedFS) ->
     # a body damaged on the way does not match the SHA-256 the store is given, and is refused
     other = hashlib.sha256(b"%PDF-1.7 as sent").digest()
     with pytest.raises(ClientError) as refused:
-        raw.put_object(Bucket=store.bucket, Key="damaged", Body=b"%PDF-1.7 as received", ChecksumSHA256=b64encode(other).decode())
+        raw.put_object(
+            Bucket=store.bucket, Key="damaged", Body=b"%PDF-1.7 as received", ChecksumSHA256=b64encode(other).decode()
+        )
     assert refused.value.response["Error"]["Code"] == "BadDigest"
 
     puts = status_of(store, "PutObject")
@@ -382,7 +384,11 @@ def test_an_unreachable_store_gives_up_after_its_patience() -> None:
     )
     retries: list[tuple[int, Exception]] = []
     store = S3Archive(
-        connect_from_settings(settings), "docsign", "documents", patience=2.0, on_retry=lambda n, e: retries.append((n, e))
+        connect_from_settings(settings),
+        "docsign",
+        "documents",
+        patience=2.0,
+        on_retry=lambda n, e: retries.append((n, e)),
     )
     started = time.monotonic()
     with pytest.raises(ArchiveUnavailable) as gave_up:
@@ -422,7 +428,6 @@ def test_a_store_stopped_for_a_few_seconds_loses_nothing(seaweedfs: SeaweedFS, t
     assert store.get(digest) == b"%PDF-1.7 signed during the outage"
     assert store.get(stored) == b"%PDF-1.7 before the outage"
     assert sorted(store.keys()) == sorted([stored, digest])
-
 
 
 def test_a_streamed_read_goes_on_after_the_store_crashed(seaweedfs: SeaweedFS, tmp_path: Path) -> None:

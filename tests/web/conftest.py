@@ -46,7 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "DOCSIGN_DATA_DIR": str(home / "var"),
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
         "DOCSIGN_PUBLIC_BASE_URL": url,
-        "DOCSIGN_VERIFY_MIN_SECONDS": "0.05",
         # every page is visited at two widths by several users, all from 127.0.0.1: more logins a
         # minute than a person makes (the limit itself is tested through the API)
         "DOCSIGN_LOGIN_RATE_PER_MINUTE": "600",
@@ -75,13 +74,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Per module: Playwright's sync API keeps an event loop running on the main thread while it is
+    open, and pyHanko (signing, verifying in other tests) starts loops of its own there."""
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(
         executable_path=CHROMIUM,

@@ -16,6 +16,11 @@
     if (form && form.dataset) delete form.dataset.sent;
   });
 
+  // A verification page that a person actually sees tells the school the notice was opened (a link
+  // previewer fetches the page but runs no script, so it is not counted).
+  var opened = document.querySelector("[data-opened]");
+  if (opened && navigator.sendBeacon) navigator.sendBeacon(opened.getAttribute("data-opened"));
+
   // Deadline countdowns.
   function tick() {
     document.querySelectorAll("[data-deadline]").forEach(function (el) {

@@ -1,0 +1,339 @@
+"""Public verification: masked pages, nothing for guessed codes, rate limits, uploads checked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+
+from service.archive.models import Document, DocumentVersion
+from service.archive.service import record_issued
+from service.audit.models import AuditEvent
+from service.documents.codes import new_code
+from service.documents.ltv import add_archive_timestamp
+from service.documents.pipeline import IssueRequest
+from service.documents.registry import KINDS, example_fields
+from service.documents.sign import LocalTimeStamper
+from service.units.models import Unit
+from tests import checks
+from tests.api.conftest import Service, bootstrap_bureau, running_service, setup_licheng
+
+
+def issue_notice(service: Service) -> tuple[str, bytes, int]:
+    """An enrollment notice issued and recorded, as a school would (issue 5 adds the web flow)."""
+    state = service.state
+    fields = example_fields(KINDS["enrollment_notice"], state.settings.schemas_dir)
+    doc = checks.off_loop(state.engine.issue, IssueRequest("enrollment_notice", fields, issuer_key="unit-lcjt"))
+    with state.db.session() as s:
+        bureau = s.query(Unit).filter_by(code="LCJT").one()
+        record = record_issued(
+            s,
+            doc,
+            issuer=bureau,
+            at=service.clock.now(),
+        )
+        s.commit()
+        return doc.code, doc.pdf, record.id
+
+
+def test_a_real_code_shows_the_masked_page(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        code, _, _ = issue_notice(service)
+        page = service.client.get(f"/v/{code}")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        html = page.text
+        for text in (
+            "真实有效",
+            "义务教育入学通知书",
+            "济南市历城区教育和体育局",
+            "2024年8月10日",
+            "济南市历城区实验小学",
+            "2024年8月31日",
+            "张*雨",
+            "张*国",
+        ):
+            assert text in html, text
+        for secret in ("张小雨", "张建国", "370112201804150027", "3701", "0027"):
+            assert secret not in html, secret
+        data = service.client.get(f"/v/{code}", headers={"accept": "application/json"}).json()
+        assert data["found"] and data["genuine"] and data["status"] == "valid"
+        assert data["fields"] == {
+            "school_name": "济南市历城区实验小学",
+            "report_by": "2024-08-31",
+            "subject": "张*雨",
+            "guardian": "张*国",
+        }
+        # the printed form with hyphens and look-alike letters works too
+        typed = "-".join(code[i : i + 4] for i in range(0, 28, 4)).lower().replace("1", "l")
+        assert service.client.post("/v", data={"code": typed}, follow_redirects=True).status_code == 200
+
+
+def test_revoked_document_says_so(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        code, _, document_id = issue_notice(service)
+        service.login("bureau")
+        r = service.client.post(f"/api/documents/{document_id}/revoke", json={"reason": "学生已随父母迁居外省"})
+        assert r.status_code == 200 and r.json()["status"] == "revoked"
+        page = service.client.get(f"/v/{code}").text
+        assert "已撤回" in page
+        assert "迁居" not in page  # the reason staff typed may name the child: never public
+        data = service.client.get(f"/v/{code}?format=json").json()
+        assert data["genuine"] is False and data["status"] == "revoked" and "迁居" not in str(data)
+        service.login("bureau")
+        assert service.client.get(f"/api/documents/{document_id}").json()["revoke_reason"] == "学生已随父母迁居外省"
+
+
+def test_a_scan_reads_the_stored_verdict_and_unknown_codes_find_nothing(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        code, _, document_id = issue_notice(service)
+        archive = service.state.archive
+        with service.state.db.session() as s:
+            assert checks.off_loop(archive.check_pending, s) == 1  # the background check: stored once
+            s.commit()
+            version = s.scalar(select(DocumentVersion).where(DocumentVersion.document_id == document_id))
+            assert version is not None and version.verdict == "genuine" and version.verified_at is not None
+            # what a scan shows comes from that record, not from parsing the PDF again
+            version.verdict = "not_genuine"
+            version.verdict_problems = [{"code": "CONTENT_ALTERED", "message": "签署后文件内容被改动。"}]
+            s.commit()
+        data = service.client.get(f"/v/{code}", headers={"accept": "application/json"}).json()
+        assert data["genuine"] is False and data["verdict"] == "异常" and data["problems"] == ["签署后文件内容被改动。"]
+        for _ in range(300):
+            r = service.client.get(f"/v/{new_code()}", headers={"accept": "application/json"})
+            assert r.status_code == 404 and r.json()["found"] is False
+        assert service.client.get("/v/not-a-code").status_code == 404
+
+
+def test_a_client_over_the_limit_gets_429(tmp_path: Path) -> None:
+    with running_service(tmp_path, verify_rate_per_minute=5) as service:
+        bootstrap_bureau(service)
+        for _ in range(5):
+            assert service.client.get(f"/v/{new_code()}").status_code == 404
+        r = service.client.get(f"/v/{new_code()}")
+        assert r.status_code == 429 and r.json()["code"] == "TOO_MANY_REQUESTS"
+        assert int(r.headers["retry-after"]) > 0
+
+
+def test_uploaded_pdf_is_checked_against_the_archive(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        _code, pdf, _ = issue_notice(service)
+        ok = service.client.post(
+            "/v/check", files={"file": ("通知书.pdf", pdf, "application/pdf")}, headers={"accept": "application/json"}
+        ).json()
+        assert ok["genuine"] is True and ok["verdict"] == "真实有效"
+
+        tampered = bytearray(pdf)
+        i = pdf.index(b"stream", 2000) + 30
+        tampered[i] ^= 0x01
+        bad = service.client.post(
+            "/v/check",
+            files={"file": ("通知书.pdf", bytes(tampered), "application/pdf")},
+            headers={"accept": "application/json"},
+        ).json()
+        assert bad["genuine"] is False and bad["verdict"] == "不是真实有效的文书"
+        assert any("被改动" in p for p in bad["problems"]), bad["problems"]
+        page = service.client.post("/v/check", files={"file": ("x.pdf", bytes(tampered), "application/pdf")})
+        assert "不是真实有效的文书" in page.text and "被改动" in page.text
+
+        appended = service.client.post(
+            "/v/check",
+            files={"file": ("x.pdf", pdf + b"\n%extra\n", "application/pdf")},
+            headers={"accept": "application/json"},
+        ).json()
+        assert appended["genuine"] is False and any("末尾" in p for p in appended["problems"])
+
+
+def test_verify_page_and_pki_downloads(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        home = service.client.get("/v")
+        assert home.status_code == 200 and "输入文书上的验证码" in home.text
+        bad = service.client.post("/v", data={"code": "123"})
+        assert bad.status_code == 200 and "28 位" in bad.text and 'value="123"' in bad.text
+        assert service.client.get("/pki/root.crt").text.startswith("-----BEGIN CERTIFICATE-----")
+        assert service.client.get("/pki/issuing.crl").status_code == 200
+        assert service.client.get("/static/site.css").status_code == 200
+
+
+def _case_notice(service: Service) -> tuple[str, int]:
+    """A 复学通知书 issued for a case whose guardian's phone is 138 0531 0001: its code and id."""
+    from service.accounts.models import User
+    from service.accounts.scope import Scope
+    from service.cases.service import CaseIn, GuardianIn
+    from service.units.models import Unit as UnitRow
+
+    services = service.state
+    with services.db.session() as s:
+        school = s.scalar(select(UnitRow).where(UnitRow.code == "WSR-SH"))
+        user = s.scalar(select(User).where(User.username == "wsr-sh-head"))
+        assert school is not None and user is not None
+        scope = Scope.of_user(s, user)
+        case = services.cases.create(
+            s,
+            scope,
+            school.id,
+            CaseIn(
+                student_name="王浩然",
+                id_number="370112201203070013",
+                sex="男",
+                birth_date=dt.date(2012, 3, 7),
+                grade="六年级",
+                confirmed=True,
+                guardians=[GuardianIn("王德福", "父亲", "138 0531 0001")],
+            ),
+        )
+        s.commit()
+        doc = checks.off_loop(
+            services.cases.issue_notice, s, scope, case, "return_notice", services.cases.today() + dt.timedelta(days=7)
+        )
+        s.commit()
+        # the code, as a guardian gets it: from the QR code printed on the notice
+        (url,) = set(checks.qr_codes(services.archive.documents.get(doc.current_sha256)))
+        return url.rsplit("/", 1)[1], doc.id
+
+
+def _document(service: Service, document_id: int) -> Document:
+    with service.state.db.session() as s:
+        doc = s.get(Document, document_id)
+        assert doc is not None
+        s.expunge(doc)
+        return doc
+
+
+def test_a_receipt_asks_for_the_guardians_phone_digits(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        code, document_id = _case_notice(service)
+        c = service.client
+        c.cookies.clear()  # the guardian is nobody's session
+        page = c.get(f"/v/{code}").text
+        assert "我已阅知" in page and "电话号码后四位" in page
+        assert _document(service, document_id).confirmed_at is None  # a GET never records a receipt
+        wrong = c.post(f"/v/{code}/confirm", data={"digits": "1234"})
+        assert wrong.status_code == 200 and "后四位不对" in wrong.text
+        assert _document(service, document_id).confirmed_at is None
+        right = c.post(f"/v/{code}/confirm", data={"digits": "0001"})
+        assert "感谢您确认已阅知" in right.text and "确认阅知" in right.text
+        doc = _document(service, document_id)
+        assert doc.confirmed_at is not None and doc.confirmed_via == "phone_digits"
+        with service.state.db.session() as s:
+            event = s.scalar(select(AuditEvent).where(AuditEvent.action == "notice.confirm"))
+            assert event is not None and event.detail == {"via": "phone_digits"}
+
+
+def test_a_receipt_locks_after_a_few_wrong_tries(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        code, document_id = _case_notice(service)
+        c = service.client
+        c.cookies.clear()
+        answers = [
+            c.post(f"/v/{code}/confirm", data={"digits": d}, headers={"accept": "application/json"}).json()["receipt"]
+            for d in ("1111", "2222", "3333", "4444", "5555", "0001")
+        ]
+        assert answers == ["wrong_digits"] * 4 + ["locked", "locked"]
+        assert _document(service, document_id).confirmed_at is None
+        assert "输错次数过多" in c.get(f"/v/{code}").text
+
+
+def test_only_a_page_a_person_sees_counts_as_opened(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        code, document_id = _case_notice(service)
+        c = service.client
+        c.cookies.clear()
+        for _ in range(3):  # what a link previewer does: fetch the page, run no script
+            assert c.get(f"/v/{code}", headers={"user-agent": "facebookexternalhit/1.1"}).status_code == 200
+        assert c.post(f"/v/{code}/opened", headers={"sec-purpose": "prefetch"}).status_code == 204
+        service.state.opens.flush()
+        assert _document(service, document_id).opened_count == 0
+        page = c.get(f"/v/{code}").text  # a guardian's browser runs the page's script
+        assert f'data-opened="/v/{code}/opened"' in page
+        for _ in range(2):
+            assert c.post(f"/v/{code}/opened").status_code == 204
+        assert _document(service, document_id).opened_count == 0  # counted in memory, written in batches
+        assert service.state.opens.flush() == 2
+        doc = _document(service, document_id)
+        assert doc.opened_count == 2 and doc.opened_at is not None
+
+
+def test_public_responses_carry_the_headers_of_a_public_site(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        code, _, _ = issue_notice(service)
+        for path in (f"/v/{code}", "/v", "/login", "/api/auth/me"):
+            r = service.client.get(path)
+            csp = r.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["cache-control"] == "no-store", path
+            assert "strict-transport-security" not in r.headers  # served over plain HTTP here
+        assert "no-store" not in service.client.get("/static/site.css").headers.get("cache-control", "")
+    with running_service(tmp_path / "https", secure_cookies=True) as service:
+        assert service.client.get("/v").headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_hostile_uploads_are_refused_in_chinese_while_lookups_go_on(tmp_path: Path) -> None:
+    with running_service(
+        tmp_path, upload_cpu_seconds=1, upload_max_signatures=40, upload_max_revisions=40, upload_rate_per_minute=5
+    ) as service:
+        bootstrap_bureau(service)
+        code, pdf, _ = issue_notice(service)
+        pki = service.state.pki
+        crls = [c.public_bytes(serialization.Encoding.DER) for c in pki.crls()]
+
+        def stamped(pdf: bytes) -> bytes:
+            for _ in range(30):  # genuine structure, but its check costs seconds of CPU
+                pdf = add_archive_timestamp(pdf, timestamper=LocalTimeStamper(pki), crls=crls)
+            return pdf
+
+        heavy = checks.off_loop(stamped, pdf)
+        c = service.client
+        answers: list[float] = []
+        stop = threading.Event()
+
+        def lookups() -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                assert c.get(f"/v/{code}", headers={"accept": "application/json"}).json()["found"]
+                answers.append(time.monotonic() - started)
+
+        looking = threading.Thread(target=lookups)
+        looking.start()
+        try:
+            started = time.monotonic()
+            r = c.post(
+                "/v/check", files={"file": ("x.pdf", heavy, "application/pdf")}, headers={"accept": "application/json"}
+            )
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            looking.join()
+        data = r.json()
+        assert data["genuine"] is False and "UPLOAD_TOO_COMPLEX" in data["codes"], data
+        assert any("CPU" in p or "计算" in p or "太复杂" in p for p in data["problems"]), data["problems"]
+        assert took < 10 and len(answers) >= 3 and max(answers) < 5
+
+        revisions = pdf + b"".join(b"\n%%EOF\n" for _ in range(50))
+        r = c.post(
+            "/v/check", files={"file": ("x.pdf", revisions, "application/pdf")}, headers={"accept": "application/json"}
+        )
+        assert "UPLOAD_TOO_COMPLEX" in r.json()["codes"]
+        ours = c.post(
+            "/v/check", files={"file": ("x.pdf", pdf, "application/pdf")}, headers={"accept": "application/json"}
+        ).json()
+        assert ours["genuine"] is True and ours["source"] == "archive"  # answered from the record, not parsed
+        for _ in range(2):
+            c.post("/v/check", files={"file": ("x.pdf", pdf, "application/pdf")})
+        limited = c.post(
+            "/v/check", files={"file": ("x.pdf", pdf, "application/pdf")}, headers={"accept": "application/json"}
+        )
+        assert limited.status_code == 429 and "上传过于频繁" in limited.json()["message"]
+        assert c.get(f"/v/{code}").status_code == 200  # lookups have a limit of their own
