@@ -46,6 +46,10 @@ SCHEDULES = (
     # each day (revocations, expiring evidence).
     Schedule("archive.check_pending", dt.timedelta(minutes=2)),
     Schedule("archive.recheck", dt.timedelta(days=1)),
+    # Long-term validity: the PKI renews what is about to expire, then documents get archive
+    # timestamps before theirs stop protecting them.
+    Schedule("pki.maintain", dt.timedelta(days=1)),
+    Schedule("archive.timestamp", dt.timedelta(days=1)),
 )
 #: Scans of notices' pages are written to the database this often (they are counted in memory).
 OPENS_FLUSH_SECONDS = 5.0
@@ -80,6 +84,7 @@ class Services:
             settings.pki_passphrase.get_secret_value(),
             settings.pki_organization,
             settings.public_base_url,
+            now=clock.now,
         )
         stores: dict[str, ArchiveStore] = {
             name: open_store(settings, name) for name in ("documents", "reports", "files")

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     #: A batch smaller than this is signed in this process (starting workers costs about a second).
     sign_pool_threshold: int = Field(default=24, ge=1)
 
+    #: Archive timestamps are added this many days before a document's newest timestamp stops
+    #: protecting it (its TSA's chain expires, or its algorithms weaken).
+    archive_timestamp_margin_days: int = Field(default=365, ge=30, le=3650)
+
     #: Where the archive lives: empty for ``{data_dir}/archive``, ``file:///path``, or an object
     #: store bucket ``s3://bucket[/prefix]`` (the scale-out profile; the three stores are the
     #: prefixes documents/, reports/ and files/ in it).

@@ -85,6 +85,9 @@ class DocumentVersion(Base):
     verdict: Mapped[str | None] = mapped_column(String(32))
     verdict_problems: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     verified_at: Mapped[dt.datetime | None]
+    #: Until when the newest timestamp in these bytes proves the signatures (its TSA's chain or its
+    #: algorithms give out then): the scheduled archive timestamps act before it.
+    protected_until: Mapped[dt.datetime | None] = mapped_column(index=True)
 
     document: Mapped[Document] = relationship(lazy="joined")
 

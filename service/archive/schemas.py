@@ -187,6 +187,18 @@ class Verification:
             if genuine:
                 verdict_text, tone = "真实有效", "ok"
                 summary = f"这是{pub.get('issuer', '发文单位')}签发的真实文书，签章完整、未被改动。"
+                if stored.protected_until is not None:
+                    until = stored.protected_until.astimezone(tz)
+                    facts.append(
+                        ("长期验证", f"签名的时间证据有效至 {until:%Y年%-m月%-d日}，到期前系统自动加盖存档时间戳")
+                    )
+            elif stored.needs_timestamp:  # time has passed, nothing was altered: not a forgery
+                verdict_text, tone = "待补充存档时间戳", "warn"
+                summary = (
+                    "这份文书的签章完整、未被改动，但证明其签署时间的时间戳证书已经过期，"
+                    "需要发文单位补充存档时间戳或重新签发。请向发文单位核实。"
+                )
+                problems = stored.messages
             else:
                 verdict_text, tone = "异常", "bad"
                 summary = "归档中的文书未通过签名验证，请联系发文单位。"

@@ -20,20 +20,24 @@ import secrets
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
 from service.archive.models import Document, DocumentStatus, DocumentVersion, PendingWrite
 from service.archive.store import ArchiveCorrupt, ArchivedFileMissing, ArchiveStore, StoreName, sha256_hex
-from service.audit.service import Actor, record
+from service.audit.service import SYSTEM, Actor, record
 from service.db.session import has_writes
 from service.documents.codes import normalize_code
+from service.documents.errors import PdfInvalid
+from service.documents.ltv import TOO_LATE, add_archive_timestamp, archive_timestamp_due, timestamp_horizon
 from service.documents.registry import GUARDIAN_NOTICES, get_kind
 from service.errors import DocsignError, InvalidInput
 from service.jobs.models import Job
@@ -144,7 +148,14 @@ def record_issued(
 
 
 def record_signed(
-    session: Session, doc: Document, *, sha256: str, size: int, signer: Unit | None, at: dt.datetime
+    session: Session,
+    doc: Document,
+    *,
+    sha256: str,
+    size: int,
+    signer: Unit | None,
+    at: dt.datetime,
+    event: str = "signed",
 ) -> DocumentVersion:
     number = (
         session.scalar(select(func.max(DocumentVersion.number)).where(DocumentVersion.document_id == doc.id)) or 0
@@ -155,7 +166,7 @@ def record_signed(
         sha256=sha256,
         size=size,
         created_at=at,
-        event="signed",
+        event=event,
         signer_unit_id=signer.id if signer else None,
     )
     session.add(version)
@@ -239,6 +250,8 @@ REQUEST_GRACE = dt.timedelta(minutes=10)
 
 
 GENUINE, NOT_GENUINE = "genuine", "not_genuine"
+#: Intact and once proven, but its newest timestamp no longer proves the signing time: not forged.
+NEEDS_TIMESTAMP = "needs_timestamp"
 #: Wrong tries at a notice's receipt digits before the receipt is locked (10,000 possible endings:
 #: five tries give a guesser a 1 in 2,000 chance).
 RECEIPT_TRIES = 5
@@ -254,9 +267,20 @@ class StoredVerdict:
     #: ``archive`` when read from the record, ``parsed`` when this file was parsed now.
     source: str = "archive"
 
+    #: Until when the newest timestamp proves the signatures; whether the only trouble is that it no
+    #: longer does (an archive timestamp came too late: intact, not forged).
+    protected_until: dt.datetime | None = None
+    needs_timestamp: bool = False
+
     @classmethod
     def of(cls, version: DocumentVersion) -> StoredVerdict:
-        return cls(version.verdict == GENUINE, list(version.verdict_problems or []), version.verified_at)
+        return cls(
+            version.verdict == GENUINE,
+            list(version.verdict_problems or []),
+            version.verified_at,
+            protected_until=version.protected_until,
+            needs_timestamp=version.verdict == NEEDS_TIMESTAMP,
+        )
 
     @classmethod
     def of_report(cls, report: VerificationReport) -> StoredVerdict:
@@ -265,6 +289,7 @@ class StoredVerdict:
             [{"code": p.code, "message": p.message} for p in report.all_problems],
             report.checked_at,
             source="parsed",
+            needs_timestamp=report.codes == {"NEEDS_ARCHIVE_TIMESTAMP"},
         )
 
     @property
@@ -332,6 +357,16 @@ class OpenCounter:
                 )
             s.commit()
         return sum(n for n, _ in counts.values())
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What the archive-timestamp job did with one document."""
+
+    document_id: int
+    #: ``timestamped``, ``protected`` (not due yet) or ``too_late``.
+    outcome: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -620,14 +655,22 @@ class Archive:
         return version
 
     def check_version(self, session: Session, version: DocumentVersion, pdf: bytes | None = None) -> StoredVerdict:
-        """Verify an archived version with the strict verifier and store the verdict on it."""
+        """Verify an archived version with the strict verifier and store the verdict on it, with
+        how long its newest timestamp protects it."""
         try:
-            report = self.engine.verify(pdf if pdf is not None else self.documents.get(version.sha256))
+            data = pdf if pdf is not None else self.documents.get(version.sha256)
+            report = self.engine.verify(data)
         except (ArchivedFileMissing, ArchiveCorrupt) as exc:  # the archive itself lost or changed it
             version.verdict, version.verdict_problems = NOT_GENUINE, [{"code": exc.code, "message": exc.message}]
         else:
-            version.verdict = GENUINE if report.genuine else NOT_GENUINE
-            version.verdict_problems = [{"code": p.code, "message": p.message} for p in report.all_problems]
+            problems = [{"code": p.code, "message": p.message} for p in report.all_problems]
+            codes = {p["code"] for p in problems}
+            version.verdict = (
+                GENUINE if report.genuine else NEEDS_TIMESTAMP if codes == {"NEEDS_ARCHIVE_TIMESTAMP"} else NOT_GENUINE
+            )
+            version.verdict_problems = problems
+            with suppress(PdfInvalid):
+                version.protected_until = archive_timestamp_due(data, now=self.now(), margin=dt.timedelta(0)).horizon
         version.verified_at = self.now()
         return StoredVerdict.of(version)
 
@@ -671,6 +714,112 @@ class Archive:
             done += len(rows)
             after = rows[-1].id
             yield done
+
+    # --- long-term validity -------------------------------------------------------------------
+
+    def refresh_timestamps(
+        self, session: Session, margin: dt.timedelta, *, job_id: int | None = None, checkpoint: Callable[[], None]
+    ) -> Iterator[Refreshed]:
+        """Add an archive timestamp (PAdES B-LTA: a document timestamp over the whole file with the
+        current CRLs and CA certificates in its DSS) to every archived document whose newest
+        timestamp stops protecting it within ``margin``, as a new archived version (write-once;
+        the document, its code and its QR code stay the same), verified again. Yields each document
+        handled; ``checkpoint`` commits after each."""
+        horizon = self.now() + margin
+        last = session.scalar(select(func.max(DocumentVersion.id))) or 0  # the versions a stamp adds are not revisited
+        reach = self._tsa_horizon()
+        if reach <= horizon:  # nothing this TSA stamps would last: the PKI must roll it over first
+            record(
+                session,
+                SYSTEM,
+                "archive.timestamp_waits",
+                "pki",
+                "tsa",
+                self.now(),
+                reason=f"当前时间戳证书只能保护到 {reach:%Y-%m-%d}，存档时间戳须等更换时间戳或签发中心证书后再加盖。",
+            )
+            return
+        query = (
+            select(DocumentVersion)
+            .join(Document, Document.id == DocumentVersion.document_id)
+            .where(
+                DocumentVersion.sha256 == Document.current_sha256,
+                or_(DocumentVersion.protected_until.is_(None), DocumentVersion.protected_until <= horizon),
+            )
+            .order_by(DocumentVersion.id)
+        )
+        after = 0
+        while batch := session.scalars(
+            query.where(DocumentVersion.id > after, DocumentVersion.id <= last).limit(100)
+        ).all():
+            after = batch[-1].id
+            for version in batch:
+                yield self._refresh_one(session, version, margin, reach, job_id)
+                checkpoint()
+
+    def _tsa_horizon(self) -> dt.datetime:
+        """Until when a timestamp the current TSA signs now would protect a document."""
+        pki = self.engine.pki
+        cert = pki.tsa()[0]
+        return timestamp_horizon(
+            cert.public_bytes(serialization.Encoding.DER),
+            [pki.issuing_certificate().public_bytes(serialization.Encoding.DER)],
+        )
+
+    def _refresh_one(
+        self,
+        session: Session,
+        version: DocumentVersion,
+        margin: dt.timedelta,
+        reach: dt.datetime,
+        job_id: int | None,
+    ) -> Refreshed:
+        doc = version.document
+        pdf = self.documents.get(version.sha256)
+        due = archive_timestamp_due(pdf, now=self.now(), margin=margin)
+        if not due.due:
+            version.protected_until = due.horizon
+            return Refreshed(doc.id, "protected", due.message)
+        if due.horizon is not None and due.reason != TOO_LATE and reach <= due.horizon:
+            # the current TSA would not protect it any longer than its newest stamp does
+            return Refreshed(doc.id, "waiting", f"当前时间戳证书只能保护到 {reach:%Y-%m-%d}。")
+        if due.reason == TOO_LATE:  # nothing proves the signing time any more: only a reissue helps
+            record(session, SYSTEM, "document.timestamp_too_late", "document", doc.id, self.now(), reason=due.message)
+            version.protected_until = self.now() + dt.timedelta(days=30)  # look again in a month, not daily
+            return Refreshed(doc.id, "too_late", due.message)
+        pki = self.engine.pki
+        stamped = add_archive_timestamp(
+            pdf,
+            timestamper=self.engine.signatory.timestamper(),
+            crls=[c.public_bytes(serialization.Encoding.DER) for c in pki.crls()],
+            certs=[
+                c.public_bytes(serialization.Encoding.DER)
+                for c in (pki.root_certificate(), pki.issuing_certificate(), *pki.tsa_certificates())
+            ],
+        )
+        key = sha256_hex(stamped)
+        row = PendingWrite(store="documents", sha256=key, job_id=job_id, created_at=self.now())
+        session.add(row)
+        session.commit()  # the journal entry is durable before the file is written
+        self.documents.put(stamped)
+        new = record_signed(
+            session, doc, sha256=key, size=len(stamped), signer=None, at=self.now(), event="timestamped"
+        )
+        self._forget(session, [row.id])
+        stored = self.check_version(session, new, stamped)
+        record(
+            session,
+            SYSTEM,
+            "document.timestamp",
+            "document",
+            doc.id,
+            self.now(),
+            sha256=key,
+            reason=due.reason,
+            protected_until=new.protected_until.isoformat() if new.protected_until else None,
+            genuine=stored.genuine,
+        )
+        return Refreshed(doc.id, "timestamped", due.message)
 
     def opened(self, doc: Document) -> None:
         """A guardian's browser showed a notice's verification page: counted in memory and written

@@ -160,6 +160,19 @@ def _dss_certs(reader: PdfFileReader) -> list[asn1_x509.Certificate]:
         return []
 
 
+def timestamp_horizon(
+    tsa_certificate: bytes, chain: Sequence[bytes] = (), *, sunsets: AlgorithmSunsets = DEFAULT_SUNSETS
+) -> dt.datetime:
+    """Until when a timestamp this TSA signs now (SHA-256) would protect a document: the end of the
+    TSA's certificate chain (DER), or the day its key weakens, whichever comes first."""
+    tsa = asn1_x509.Certificate.load(tsa_certificate)
+    ends: list[dt.datetime] = [tsa.not_valid_after, *(asn1_x509.Certificate.load(c).not_valid_after for c in chain)]
+    weak = sunsets.weak_from("sha256", tsa.public_key)
+    if weak is not None:
+        ends.append(weak[0])
+    return min(ends)
+
+
 def archive_timestamp_due(
     pdf: bytes,
     *,

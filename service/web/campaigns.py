@@ -60,7 +60,18 @@ def dashboard(
         for c in session.scalars(select(Campaign).order_by(Campaign.id.desc()))
         if campaign_visible(session, c, scope)
     ]
-    return render(request, "dashboard.html", user, campaigns=rows)
+    tz = tz_of(services)
+    warnings = [
+        {
+            "label": w.label,
+            "name": w.name,
+            "expires": local_time(w.expires, tz, "%Y年%m月%d日"),
+            "days_left": w.days_left,
+            "note": w.note,
+        }
+        for w in services.pki.status(services.clock.now()).warnings
+    ]
+    return render(request, "dashboard.html", user, campaigns=rows, certificate_warnings=warnings)
 
 
 def _new_values(services: ServicesDep) -> dict[str, Any]:

@@ -1,18 +1,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from service.archive.models import PendingWrite
+from service.archive.models import Document, DocumentVersion, PendingWrite
 from service.archive.service import RecordAs, bundle_path, mask_name, public_info
 from service.archive.store import LocalArchive
 from service.audit.service import Actor
 from service.container import Services
+from service.documents.convert import Converter
 from service.documents.pipeline import IssueRequest
 from service.documents.registry import KINDS, example_fields
 from service.jobs.models import Job
 from service.jobs.runner import wall_now
+from service.settings import Settings
+from tests.conftest import built_services
 from tests.district import load_district, unit
 
 
@@ -129,3 +135,61 @@ def test_verdicts_are_stored_once_and_checked_again_on_schedule(services: Servic
         s.commit()
         stored = services.archive.stored_verdict(s, doc)
         assert not stored.genuine and stored.codes == ["ARCHIVE_CORRUPT"]
+
+
+def _run_long_term_jobs(services: Services) -> list[str]:
+    """What the daily schedule does for long-term validity: the PKI first, then archive timestamps."""
+    services.pki.maintain(services.clock.now())
+    with services.db.session() as s:
+        margin = dt.timedelta(days=services.settings.archive_timestamp_margin_days)
+        outcomes = [r.outcome for r in services.archive.refresh_timestamps(s, margin, checkpoint=s.commit)]
+        s.commit()
+    return outcomes
+
+
+@pytest.fixture()
+def own_pki(tmp_path: Path, settings: Settings, converter: Converter) -> Iterator[Services]:
+    """Services with a PKI of their own: twelve years of renewals must not touch the session's."""
+    with built_services(tmp_path, settings.model_copy(update={"certs_dir": tmp_path / "certs"}), converter, "") as s:
+        yield s
+
+
+def test_a_notice_stays_genuine_for_twelve_years_through_the_scheduled_jobs(own_pki: Services) -> None:
+    services = own_pki
+    load_district(services)
+    with services.db.session() as s:
+        doc, issued = services.archive.issue(
+            s, _request(services), RecordAs(issuer=unit(s, "LCJT")), Actor(None, "测试")
+        )
+        s.commit()
+        services.archive.check_pending(s)
+        s.commit()
+        document_id, original = doc.id, issued.pdf
+    start = services.clock.now()
+    stamped_at: list[float] = []
+    checked: dict[int, bool] = {}
+    for quarter in range(1, 12 * 4 + 1):  # the daily jobs, seen every three months for twelve years
+        services.clock.advance(start + dt.timedelta(days=round(quarter * 365.25 / 4)) - services.clock.now())
+        if "timestamped" in _run_long_term_jobs(services):
+            stamped_at.append(quarter / 4)
+        if quarter / 4 in (1, 5, 12):
+            with services.db.session() as s:
+                current = s.get(Document, document_id)
+                assert current is not None and current.status == "valid"
+                report = services.engine.verify(services.archive.documents.get(current.current_sha256))
+                checked[quarter // 4] = report.genuine
+                assert report.genuine, (quarter / 4, report.codes)
+                if quarter / 4 >= 5:
+                    assert any(sig.kind == "document_timestamp" for sig in report.signatures)
+    assert checked == {1: True, 5: True, 12: True} and stamped_at, stamped_at
+    with services.db.session() as s:
+        versions = s.scalars(
+            select(DocumentVersion).where(DocumentVersion.document_id == document_id).order_by(DocumentVersion.number)
+        ).all()
+        assert [v.event for v in versions] == ["issued", *["timestamped"] * len(stamped_at)]
+        assert all(v.sha256 != versions[0].sha256 for v in versions[1:])  # written once, never over
+        assert services.archive.stored_verdict(s, versions[-1].document).genuine
+        assert versions[-1].protected_until is not None and versions[-1].protected_until > services.clock.now()
+    # without the jobs, the same notice at +12 years is not a forgery: it needs an archive timestamp
+    untouched = services.engine.verify(original)
+    assert not untouched.genuine and untouched.codes == {"NEEDS_ARCHIVE_TIMESTAMP"}
