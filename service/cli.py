@@ -7,9 +7,11 @@ the document not genuine, 2 bad input or a failure the message explains.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
+import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +33,9 @@ from service.settings import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="控辍保学文书服务：填充、签章、验真。")
 pki_app = typer.Typer(no_args_is_help=True, help="证书管理：签发、导入、吊销单位签章证书。")
+archive_app = typer.Typer(no_args_is_help=True, help="档案：存档文书的长期验证。")
 app.add_typer(pki_app, name="pki")
+app.add_typer(archive_app, name="archive")
 
 out = Console()
 err = Console(stderr=True)
@@ -378,14 +382,41 @@ def pki_import(
 
 
 @pki_app.command("revoke")
-def pki_revoke(key: Annotated[str, typer.Argument(help="单位标识")]) -> None:
-    """吊销单位的签章证书，并更新吊销列表；该单位文书的验真结论随后重新核对。"""
+def pki_revoke(
+    key: Annotated[str, typer.Argument(help="单位标识")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="吊销原因：unspecified（未说明）、key_compromise（私钥泄露）、affiliation_changed（单位信息变更）、"
+            "superseded（证书已被替换）、cessation_of_operation（单位停止使用）",
+        ),
+    ] = "unspecified",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="私钥泄露开始的时间（北京时间，如 2026-11-20 或 2026-11-20T08:00）；此后的签章一律无效"
+        ),
+    ] = None,
+) -> None:
+    """吊销单位的签章证书，并更新吊销列表；该单位文书的验真结论随后重新核对。
+
+    因私钥泄露吊销时，--since 之后签署的文书不再有效；其他原因吊销的，此前签署的文书仍然有效。"""
     from sqlalchemy import select
 
+    from service.pki.errors import RevocationInvalid
     from service.units.models import Unit
 
     with _errors(), _services() as services, services.db.session() as session:
-        serial = services.pki.revoke_unit(key)
+        compromised_since = None
+        if since is not None:
+            try:
+                compromised_since = dt.datetime.fromisoformat(since)
+            except ValueError:
+                raise RevocationInvalid(f"时间「{since}」无法识别，请写成 2026-11-20 或 2026-11-20T08:00。") from None
+            if compromised_since.tzinfo is None:
+                compromised_since = compromised_since.replace(tzinfo=zoneinfo.ZoneInfo(services.settings.timezone))
+        serial = services.pki.revoke_unit(key, reason, since=compromised_since)
         unit = next((u for u in session.scalars(select(Unit)) if u.cert_key == key), None)
         # Every process that shows verdicts reads them from the record: have them checked again.
         services.jobs.enqueue(session, "archive.recheck", {"unit_id": unit.id if unit else None})
@@ -409,10 +440,57 @@ def pki_status() -> None:
 
 @pki_app.command("refresh")
 def pki_refresh() -> None:
-    """续期一次：重新发布将到期的吊销列表、为将到期的单位证书续期、按期更换时间戳证书，并列出所做的事。"""
-    with _errors():
-        for line in DocumentEngine(_settings()).pki.maintain().lines():
+    """续期一次：重新发布将到期的吊销列表、为将到期的单位证书续期、按期更换时间戳证书和签发中心证书，并列出所做的事（记入审计日志）。"""
+    from service.archive.tasks import maintain_pki
+
+    with _errors(), _services() as services, services.db.session() as session:
+        report = maintain_pki(session, services)
+        session.commit()
+        for line in report.lines():
             out.print(line, highlight=False)
+
+
+@archive_app.command("timestamp")
+def archive_timestamp() -> None:
+    """为保护期将到期的存档文书加盖存档时间戳（长期验证）；服务每天自动执行，此命令立即执行一次。"""
+    from sqlalchemy import func, select
+
+    from service.archive.models import DocumentVersion
+    from service.audit.models import AuditEvent
+    from service.jobs.runner import JobBusy, JobFailed
+
+    def last_ids(session: Any) -> tuple[int, int]:
+        return (
+            session.scalar(select(func.max(DocumentVersion.id))) or 0,
+            session.scalar(select(func.max(AuditEvent.id))) or 0,
+        )
+
+    with _errors(), _services() as services:
+        with services.db.session() as session:
+            version_before, audit_before = last_ids(session)
+            job, _ = services.jobs.enqueue(session, "archive.timestamp", {}, active_key="archive.timestamp")
+            session.commit()
+        try:
+            ended = services.jobs.run_here(job.id)
+        except JobBusy:
+            raise JobBusy(f"服务正在加盖存档时间戳（后台任务 {job.id}），请等它结束后再试。") from None
+        if ended.status != "done":
+            raise JobFailed(f"[{ended.error_code}] {ended.error_message}")
+        with services.db.session() as session:
+            stamped = session.scalar(
+                select(func.count(DocumentVersion.id)).where(
+                    DocumentVersion.id > version_before, DocumentVersion.event == "timestamped"
+                )
+            )
+            out.print(f"已检查 {ended.done or 0} 份文书，新加盖存档时间戳 {stamped} 份。")
+            notes = session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.id > audit_before,
+                    AuditEvent.action.in_(("archive.timestamp_waits", "document.timestamp_too_late")),
+                )
+            )
+            for note in notes:
+                out.print(f"需要关注：{note.detail.get('reason', '')}", highlight=False)
 
 
 @app.command()

@@ -23,9 +23,7 @@ def root_certificate(services: ServicesDep) -> Response:
 
 @router.get("/pki/{which}.crl", summary="证书吊销列表", response_class=Response)
 def crl(which: str, services: ServicesDep) -> Response:
-    pki = services.pki
-    crls = {c.issuer: c for c in pki.crls()}
-    issuer = {"root": pki.root_certificate().subject, "issuing": pki.issuing_certificate().subject}.get(which)
-    if issuer is None or issuer not in crls:
+    crl = services.pki.crl(which)
+    if crl is None:
         return JSONResponse({"code": "NOT_FOUND", "message": "没有这个吊销列表。"}, status_code=404)
-    return Response(crls[issuer].public_bytes(serialization.Encoding.DER), media_type="application/pkix-crl")
+    return Response(crl.public_bytes(serialization.Encoding.DER), media_type="application/pkix-crl")

@@ -168,6 +168,7 @@ class Verification:
         status = DocumentStatus(doc.status)
         facts.append(("状态", STATUS_TITLES[status]))
         problems = []
+        protected_until: str | None = None
         if status == DocumentStatus.REVOKED:
             verdict_text, tone, genuine = "已撤回", "warn", False
             when = doc.revoked_at.astimezone(tz) if doc.revoked_at else None
@@ -192,6 +193,7 @@ class Verification:
                     facts.append(
                         ("长期验证", f"签名的时间证据有效至 {until:%Y年%-m月%-d日}，到期前系统自动加盖存档时间戳")
                     )
+                    protected_until = stored.protected_until.isoformat()
             elif stored.needs_timestamp:  # time has passed, nothing was altered: not a forgery
                 verdict_text, tone = "待补充存档时间戳", "warn"
                 summary = (
@@ -211,6 +213,7 @@ class Verification:
             "date": pub.get("date"),
             "fields": {k: pub[k] for k in (*FIELD_LABELS, "subject", "guardian") if k in pub},
             "revoked_at": doc.revoked_at.isoformat() if doc.revoked_at else None,
+            "protected_until": protected_until,
         }
         v = cls(
             found=True,

@@ -754,8 +754,9 @@ class Archive:
         ).all():
             after = batch[-1].id
             for version in batch:
-                yield self._refresh_one(session, version, margin, reach, job_id)
-                checkpoint()
+                refreshed = self._refresh_one(session, version, margin, reach, job_id)
+                checkpoint()  # before the caller reports progress from another session
+                yield refreshed
 
     def _tsa_horizon(self) -> dt.datetime:
         """Until when a timestamp the current TSA signs now would protect a document."""
@@ -763,7 +764,7 @@ class Archive:
         cert = pki.tsa()[0]
         return timestamp_horizon(
             cert.public_bytes(serialization.Encoding.DER),
-            [pki.issuing_certificate().public_bytes(serialization.Encoding.DER)],
+            [c.public_bytes(serialization.Encoding.DER) for c in pki.chain_for(cert)],
         )
 
     def _refresh_one(
@@ -794,7 +795,7 @@ class Archive:
             crls=[c.public_bytes(serialization.Encoding.DER) for c in pki.crls()],
             certs=[
                 c.public_bytes(serialization.Encoding.DER)
-                for c in (pki.root_certificate(), pki.issuing_certificate(), *pki.tsa_certificates())
+                for c in (pki.root_certificate(), *pki.issuing_certificates(), *pki.tsa_certificates())
             ],
         )
         key = sha256_hex(stamped)

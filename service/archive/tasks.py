@@ -1,12 +1,19 @@
-"""Archive jobs: recovery of writes that a crash left behind."""
+"""Archive jobs: recovery of writes a crash left behind, stored verdicts, archive timestamps and the
+local PKI's upkeep."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
 
 from service.audit.service import SYSTEM, record
 from service.jobs.registry import JobContext, job
+from service.pki.store import MaintenanceReport
+
+if TYPE_CHECKING:
+    from service.container import Services
 
 #: An unfinished write (a temporary file, an open multipart upload) older than this is abandoned.
 INCOMPLETE_AFTER = dt.timedelta(hours=1)
@@ -51,15 +58,21 @@ def timestamp(ctx: JobContext, params: dict[str, Any]) -> None:
         ctx.progress(n, n, "timestamp")
 
 
-@job("pki.maintain")
-def maintain_pki(ctx: JobContext, params: dict[str, Any]) -> None:
-    """The local PKI keeps itself alive: CRLs re-published, unit certificates renewed, the TSA and
-    the issuing CA rolled over; each change is recorded in the audit log, and the documents' stored
-    verdicts are checked again when a key changed."""
-    services = ctx.services
+def maintain_pki(session: Session, services: Services) -> MaintenanceReport:
+    """The local PKI's upkeep, once (see :meth:`Pki.maintain`), each change recorded in the audit
+    log; when a key changed, the stored verdicts are queued to be checked again. The caller commits."""
     report = services.pki.maintain(services.clock.now())
     now = services.clock.now()
     for line in report.lines():
-        record(ctx.session, SYSTEM, "pki.maintain", "pki", "local", now, done=line)
-    if report.renewed or report.tsa is not None:
-        services.jobs.enqueue(ctx.session, "archive.recheck", {}, active_key="archive.recheck")
+        record(session, SYSTEM, "pki.maintain", "pki", "local", now, done=line)
+    if report.renewed or report.tsa is not None or report.issuing is not None:
+        services.jobs.enqueue(session, "archive.recheck", {}, active_key="archive.recheck")
+    return report
+
+
+@job("pki.maintain")
+def maintain_pki_job(ctx: JobContext, params: dict[str, Any]) -> None:
+    """The local PKI keeps itself alive: CRLs re-published, unit certificates renewed, the TSA and
+    the issuing CA rolled over; each change is recorded in the audit log, and the documents' stored
+    verdicts are checked again when a key changed."""
+    maintain_pki(ctx.session, ctx.services)

@@ -173,11 +173,11 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         super().__init__(
             tsa_cert=_asn1_cert(cert),
             tsa_key=key_info,
-            certs_to_embed=SimpleCertificateStore.from_certs([_asn1_cert(pki.issuing_certificate())]),
+            certs_to_embed=SimpleCertificateStore.from_certs([_asn1_cert(pki.chain_for(cert)[0])]),
         )
         self._key = key
         self._tsa_der = cert.public_bytes(serialization.Encoding.DER)
-        self._embed_ders = [pki.issuing_certificate().public_bytes(serialization.Encoding.DER)]
+        self._embed_ders = [pki.chain_for(cert)[0].public_bytes(serialization.Encoding.DER)]
         self._der_cache: dict[str, dict[str, bytes]] = {}
         self._der_lock = threading.Lock()
 
@@ -328,7 +328,7 @@ class Signatory:
         key = (*(c.public_bytes(serialization.Encoding.DER) for c in crls), tsa_der)
         with self._lock:
             if self._dss is None or self._dss[0] != key:
-                certs = [_asn1_cert(c) for c in (self.pki.issuing_certificate(), self.pki.root_certificate())]
+                certs = [_asn1_cert(c) for c in self.pki.chain_for(tsa_cert)]
                 certs.append(asn1_x509.Certificate.load(tsa_der))
                 self._dss = (key, certs, [asn1_crl.CertificateList.load(c) for c in key[:-1]])
             _, ca_certs, crl_objs = self._dss
@@ -365,7 +365,7 @@ class Signatory:
             if self._context is None or self._context[0] != key:
                 context = ValidationContext(
                     trust_roots=[_asn1_cert(c) for c in self.pki.trust_roots()],
-                    other_certs=[_asn1_cert(self.pki.issuing_certificate())],
+                    other_certs=[_asn1_cert(c) for c in self.pki.issuing_certificates()],
                     crls=crls,
                     allow_fetching=False,
                     revocation_mode="hard-fail",

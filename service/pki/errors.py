@@ -60,3 +60,9 @@ class IssuingCaExpiring(DocsignError):
     code = "ISSUING_CA_EXPIRING"
     http_status = 409
     default_message = "签发中心证书即将到期，新签发的证书不能比它有效更久。请联系系统管理员更换签发中心证书。"
+
+
+class RevocationInvalid(DocsignError):
+    code = "REVOCATION_INVALID"
+    http_status = 422
+    default_message = "吊销参数无效。"

@@ -39,6 +39,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asn1crypto import keys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -54,14 +55,20 @@ from service.pki.errors import (
     Pkcs12Invalid,
     PkiNotInitialized,
     PkiPassphraseWrong,
+    RevocationInvalid,
     UnitCertificateMissing,
     UnitKeyInvalid,
     UnitNameMismatch,
 )
+from service.pki.sunsets import DEFAULT_SUNSETS, AlgorithmSunsets
 
 UNIT_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: RSA everywhere: pdfsig, Adobe and WPS all verify it, and pyHanko's local TSA signs only with RSA.
+#: Unit keys live three years, so 2048 bits (112-bit security, acceptable through 2030) serve them;
+#: the CAs' and the TSA's signatures must stay strong for as long as documents are kept, so theirs
+#: are 3072 bits (128-bit security, NIST SP 800-57 Part 1: acceptable beyond 2030).
 KEY_BITS = 2048
+CA_KEY_BITS = 3072
 ROOT_YEARS, ISSUING_YEARS, LEAF_YEARS = 20, 10, 3
 #: The TSA's certificate lives as long as the issuing CA lets it: the tokens a TSA key signed can be
 #: checked for as long as its certificate is valid, so that should be long.
@@ -86,11 +93,30 @@ UNIT_RENEW_MARGIN = dt.timedelta(days=120)
 #: (RFC 3628, ETSI EN 319 421: a TSU key's usage period ends well before its certificate does), and a
 #: key used for less time is a smaller loss if it leaks.
 TSA_KEY_USE = dt.timedelta(days=3 * 365)
+#: A new issuing CA takes over when the current one's useful life (its expiry, or the day its key
+#: weakens) is this close. The TSA's and units' certificates never outlive their CA, so a CA near its
+#: end would leave archive timestamps nothing to reach for; three years leave a new TSA certificate
+#: well past the one-year archive-timestamp margin.
+ISSUING_ROLLOVER = dt.timedelta(days=3 * 365)
+#: The TSA also rolls over when what it signs would stop protecting within this (its certificate
+#: ends with its CA, or its key weakens): an archive timestamp must reach further than the one it renews.
+TSA_MIN_REACH = dt.timedelta(days=2 * 365)
 #: The bureau dashboard (and ``docsign pki status``) warns about a certificate this long before it expires.
 WARN_WITHIN = dt.timedelta(days=90)
 
-CAS = ("root", "issuing")
 CA_LABELS = {"root": "根证书", "issuing": "签发中心证书"}
+#: The first issuing CA publishes ``issuing.crl``; each one after it ``issuing-<n>.crl``.
+FIRST_ISSUING = "issuing"
+CA_NAME = re.compile(r"^(root|issuing(-[0-9]{1,4})?)$")
+ISSUING_FILES = ("ca.key", "name", "ca.crt")
+#: Revocation reasons ``docsign pki revoke --reason`` accepts, with the words people read.
+REVOCATION_REASONS: dict[str, tuple[x509.ReasonFlags, str]] = {
+    "unspecified": (x509.ReasonFlags.unspecified, "未说明原因"),
+    "key_compromise": (x509.ReasonFlags.key_compromise, "私钥泄露"),
+    "affiliation_changed": (x509.ReasonFlags.affiliation_changed, "单位信息变更"),
+    "superseded": (x509.ReasonFlags.superseded, "证书已被替换"),
+    "cessation_of_operation": (x509.ReasonFlags.cessation_of_operation, "单位停止使用"),
+}
 UNIT_FILES = ("key.pem", "chain.pem", "cert.crt", "unit.json")
 TSA_FILES = ("tsa.key", "tsa.crt")
 _STAGE, _READY = ".next", ".ready"
@@ -127,6 +153,16 @@ def _name(common_name: str, organization: str, unit: str | None = None) -> x509.
     return x509.Name(attrs)
 
 
+def useful_until(cert: x509.Certificate, sunsets: AlgorithmSunsets = DEFAULT_SUNSETS) -> dt.datetime:
+    """Until when what ``cert``'s key signs stays provable: its expiry, or the day its key size
+    becomes weak (SHA-256 signatures), whichever comes first."""
+    info = keys.PublicKeyInfo.load(
+        cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    weak = sunsets.weak_from("sha256", info)
+    return min(cert.not_valid_after_utc, weak[0]) if weak else cert.not_valid_after_utc
+
+
 def _common_name(cert: x509.Certificate) -> str:
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(cn[0].value) if cn else cert.subject.rfc4514_string()
@@ -142,6 +178,13 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _ca_label(name: str) -> str:
+    """根证书, 签发中心证书, or 第2代签发中心证书 for ``issuing-2``."""
+    if name.startswith("issuing-"):
+        return f"第{name.split('-', 1)[1]}代{CA_LABELS['issuing']}"
+    return CA_LABELS[name]
 
 
 def _date(when: dt.datetime) -> str:
@@ -176,6 +219,38 @@ class PublishedCrl:
     number: int
     this_update: dt.datetime
     next_update: dt.datetime
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One revoked certificate as ``revoked.json`` keeps it."""
+
+    serial: int
+    #: The revocation time the CRL lists: when it was revoked, or for a key compromise the time the
+    #: key is known to have been out of control since (signatures after it fail).
+    at: dt.datetime
+    reason: str  # a key of REVOCATION_REASONS
+    #: Which CA's CRL lists it (the issuing CA that issued the certificate).
+    ca: str
+
+    @classmethod
+    def load(cls, serial: str, value: str | dict[str, str]) -> Revocation:
+        if isinstance(value, str):  # written before reasons were kept: the first issuing CA's
+            return cls(int(serial), dt.datetime.fromisoformat(value), "unspecified", FIRST_ISSUING)
+        return cls(int(serial), dt.datetime.fromisoformat(value["at"]), value["reason"], value["ca"])
+
+    def dump(self) -> dict[str, str]:
+        return {"at": self.at.isoformat(), "reason": self.reason, "ca": self.ca}
+
+
+@dataclass(frozen=True)
+class IssuingRollover:
+    """A new issuing CA; the one it replaces keeps publishing its CRL until it expires."""
+
+    old_name: str
+    new_name: str
+    new_serial: int
+    expires: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -240,18 +315,25 @@ class MaintenanceReport:
     crls: list[PublishedCrl]
     renewed: list[RenewedUnit]
     tsa: TsaRollover | None
+    issuing: IssuingRollover | None
     #: Things due that this run could not do, in Chinese (an imported certificate near expiry, the
     #: issuing CA too close to its end); they need a person.
     attention: list[str]
 
     @property
     def changed(self) -> bool:
-        return bool(self.crls or self.renewed or self.tsa)
+        return bool(self.crls or self.renewed or self.tsa or self.issuing)
 
     def lines(self) -> list[str]:
         """The report in Chinese, a line per action."""
-        out = [
-            f"已重新发布{CA_LABELS[c.which]}的吊销列表（编号 {c.number}），下次更新 {_date(c.next_update)}"
+        out = []
+        if self.issuing is not None:
+            out.append(
+                f"已启用新的签发中心证书（{self.issuing.new_name}，序列号 {self.issuing.new_serial:x}），"
+                f"有效期至 {_date(self.issuing.expires)}；原签发中心（{self.issuing.old_name}）继续发布吊销列表至其到期"
+            )
+        out += [
+            f"已重新发布{_ca_label(c.which)}的吊销列表（编号 {c.number}），下次更新 {_date(c.next_update)}"
             for c in self.crls
         ]
         out += [
@@ -291,7 +373,7 @@ class Pki:
         self._depth = 0
         self._units: dict[str, tuple[_Stamp, UnitCredentials]] = {}
         self._tsa: tuple[_Stamp, UnitCredentials] | None = None
-        self._ca_cache: dict[str, tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]] = {}
+        self._ca_cache: dict[str, tuple[_Stamp, x509.Certificate, CertificateIssuerPrivateKeyTypes]] = {}
 
     # --- files --------------------------------------------------------------------------------
 
@@ -480,7 +562,7 @@ class Pki:
                     ca=True,
                     path_length=1,
                 )
-                issuing_key = rsa.generate_private_key(65537, KEY_BITS)
+                issuing_key = rsa.generate_private_key(65537, CA_KEY_BITS)
                 issuing = self._build(
                     _name("签章证书签发中心", org),
                     issuing_key.public_key(),
@@ -492,7 +574,7 @@ class Pki:
                     path_length=0,
                     crl=self._crl_url("root"),
                 )
-                tsa_key = rsa.generate_private_key(65537, KEY_BITS)
+                tsa_key = rsa.generate_private_key(65537, CA_KEY_BITS)
                 tsa = self._build(
                     _name("时间戳服务", org, "时间戳"),
                     tsa_key.public_key(),
@@ -502,7 +584,7 @@ class Pki:
                     at=at,
                     ca=False,
                     eku=[ExtendedKeyUsageOID.TIME_STAMPING],
-                    crl=self._crl_url("issuing"),
+                    crl=self._crl_url(FIRST_ISSUING),
                 )
                 self._save_key(self.dir / "tsa" / "tsa.key", tsa_key)
                 self._save_cert(self.dir / "tsa" / "tsa.crt", tsa)
@@ -511,7 +593,7 @@ class Pki:
                 self._save_key(self.dir / "issuing" / "ca.key", issuing_key)
                 self._save_cert(self.dir / "issuing" / "ca.crt", issuing)
                 _write_atomic(self.dir / "revoked.json", b"{}\n")
-                for which in CAS:
+                for which in ("root", FIRST_ISSUING):
                     self._sign_crl(which, at)
             root = self.root_certificate()
             return InitReport(
@@ -528,17 +610,88 @@ class Pki:
         return self._load_cert(self.dir / "root" / "ca.crt")
 
     def issuing_certificate(self) -> x509.Certificate:
+        """The current issuing CA's certificate (the one that issues new certificates)."""
         self._require()
-        return self._load_cert(self.dir / "issuing" / "ca.crt")
+        return self._current_ca()[0]
+
+    def issuing_certificates(self) -> list[x509.Certificate]:
+        """Every issuing CA certificate this PKI has had, oldest first; the last is the current one.
+        Old documents' chains end in the earlier ones."""
+        self._require()
+        self.issuing_certificate()  # finishes a rollover a crash interrupted
+        return self._history(self.dir / "issuing", self.dir / "issuing" / "ca.crt")
+
+    def chain_for(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """The CA certificates above ``cert`` (its issuing CA, then the root), found by key identifier."""
+        try:
+            wanted = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        except x509.ExtensionNotFound:
+            wanted = None
+        for ca in reversed(self.issuing_certificates()):
+            ski = x509.SubjectKeyIdentifier.from_public_key(ca.public_key()).digest  # type: ignore[arg-type]
+            if ca.subject == cert.issuer and (wanted is None or wanted == ski):
+                return [ca, self.root_certificate()]
+        return [self.issuing_certificate(), self.root_certificate()]
+
+    def _issuing_name(self) -> str:
+        """The current issuing CA's name: ``issuing``, then ``issuing-2``, ... after each rollover."""
+        try:
+            return (self.dir / "issuing" / "name").read_text(encoding="utf-8").strip() or FIRST_ISSUING
+        except FileNotFoundError:
+            return FIRST_ISSUING
+
+    def _ca_dir(self, which: str) -> Path:
+        """Where a CA's key and certificate are, by the name its CRL is published under: ``root``,
+        the current issuing CA's (``issuing/``) or a retired one's (``issuing/retired/<name>/``)."""
+        if which == "root":
+            return self.dir / "root"
+        if which == self._issuing_name():
+            return self.dir / "issuing"
+        if not CA_NAME.match(which):
+            raise KeyError(which)
+        d = self.dir / "issuing" / "retired" / which
+        if not (d / "ca.crt").exists():
+            raise KeyError(which)
+        return d
+
+    def ca_names(self) -> list[str]:
+        """The CAs that publish a CRL: the root, the current issuing CA and every retired issuing CA
+        whose certificate has not expired (certificates it issued may still be in use)."""
+        self._require()
+        names = ["root", self._issuing_name()]
+        retired = self.dir / "issuing" / "retired"
+        if retired.is_dir():
+            at = self._now()
+            for d in sorted(retired.iterdir()):
+                live = CA_NAME.match(d.name) and d.name not in names and (d / "ca.crt").exists()
+                if live and self._load_cert(d / "ca.crt").not_valid_after_utc > at:
+                    names.append(d.name)
+        return names
+
+    def _current_ca(self) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
+        """The issuing CA that issues new certificates now."""
+        return self._ca(self._issuing_name())
 
     def _ca(self, which: str) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
-        if which not in self._ca_cache:
-            self._require()
-            cert = self._load_cert(self.dir / which / "ca.crt")
-            key = self._load_key(self.dir / which / "ca.key")
-            assert isinstance(key, rsa.RSAPrivateKey)
-            self._ca_cache[which] = (cert, key)
-        return self._ca_cache[which]
+        """A CA's certificate and key, read again when another process has replaced them."""
+        d = self._ca_dir(which)
+        if d == self.dir / "issuing" and (d / _STAGE).exists():
+            with self._locked():
+                self._commit(d, ISSUING_FILES, "ca.crt")
+        stamp = _stamp(d / "ca.crt")
+        key = str(d)
+        with self._lock:
+            cached = self._ca_cache.get(key)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        self._require()
+        cert = self._load_cert(d / "ca.crt")
+        private = self._load_key(d / "ca.key")
+        assert isinstance(private, rsa.RSAPrivateKey)
+        if stamp is not None:
+            with self._lock:
+                self._ca_cache[key] = (stamp, cert, private)
+        return cert, private
 
     def trust_roots(self) -> list[x509.Certificate]:
         """The local root and any extra roots placed in certs/trust/."""
@@ -566,7 +719,7 @@ class Pki:
         d = self.dir / "tsa"
         self._commit(d, TSA_FILES, "tsa.crt")
         cert = self._load_cert(d / "tsa.crt")
-        creds = UnitCredentials("tsa", "TSA", cert, self._load_key(d / "tsa.key"), [self.issuing_certificate()])
+        creds = UnitCredentials("tsa", "TSA", cert, self._load_key(d / "tsa.key"), self.chain_for(cert))
         stamp = _stamp(d / "tsa.crt")
         assert stamp is not None
         self._tsa = (stamp, creds)
@@ -578,21 +731,30 @@ class Pki:
         return self._history(self.dir / "tsa", self.dir / "tsa" / "tsa.crt")
 
     def rollover_tsa(
-        self, key_use: dt.timedelta = TSA_KEY_USE, *, now: dt.datetime | None = None
+        self,
+        key_use: dt.timedelta = TSA_KEY_USE,
+        *,
+        now: dt.datetime | None = None,
+        min_reach: dt.timedelta = TSA_MIN_REACH,
+        force: bool = False,
     ) -> TsaRollover | None:
-        """Give the TSA a new key and certificate once its key has signed for ``key_use``; None when
-        not yet due. New tokens use the new key; the old certificate, still valid, moves to
-        ``tsa/history/`` and stays in every document whose token it signed. The new certificate
-        ends with the issuing CA at the latest (see :meth:`_build`); when that CA has expired this
-        raises :class:`IssuingCaExpiring`."""
+        """Give the TSA a new key and certificate once its key has signed for ``key_use``, or when
+        what it signs would stop protecting within ``min_reach`` (its certificate ends with its CA,
+        or its key weakens) while the current issuing CA can give it longer; None when not due.
+        New tokens use the new key; the old certificate, still valid, moves to ``tsa/history/`` and
+        stays in every document whose token it signed. The new certificate ends with the issuing CA
+        at the latest (see :meth:`_build`); when that CA has expired this raises
+        :class:`IssuingCaExpiring`."""
         self._require()
         at = now or self._now()
         with self._locked():
             current = self._load_tsa().certificate
-            if at - current.not_valid_before_utc < key_use:
+            issuing, issuing_key = self._current_ca()
+            reach = min(useful_until(current), *(useful_until(c) for c in self.chain_for(current)))
+            short = reach - at <= min_reach and useful_until(issuing) > reach
+            if not force and not short and at - current.not_valid_before_utc < key_use:
                 return None
-            issuing, issuing_key = self._ca("issuing")
-            new_key = rsa.generate_private_key(65537, KEY_BITS)
+            new_key = rsa.generate_private_key(65537, CA_KEY_BITS)
             cert = self._build(
                 current.subject,
                 new_key.public_key(),
@@ -602,7 +764,7 @@ class Pki:
                 at=at,
                 ca=False,
                 eku=[ExtendedKeyUsageOID.TIME_STAMPING],
-                crl=self._crl_url("issuing"),
+                crl=self._crl_url(self._issuing_name()),
             )
             d = self.dir / "tsa"
             stage = self._stage(d)
@@ -613,12 +775,61 @@ class Pki:
             self._tsa = None
         return TsaRollover(current.serial_number, cert.serial_number, cert.not_valid_after_utc)
 
-    def _revoked(self) -> dict[str, str]:
+    def rollover_issuing(
+        self, margin: dt.timedelta = ISSUING_ROLLOVER, *, now: dt.datetime | None = None
+    ) -> IssuingRollover | None:
+        """Replace the issuing CA once its useful life (expiry or key weakness) is within
+        ``margin``: a new key and certificate from the root (``签章证书签发中心（第n代）``), whose CRL
+        is published as ``issuing-<n>.crl``. The old CA's key and certificate move to
+        ``issuing/retired/<name>/``; it keeps publishing its CRL (revocations of what it issued)
+        until it expires. None when not due; :class:`IssuingCaExpiring` when the root cannot give
+        a new CA a useful life (a person must replace the root)."""
+        self._require()
+        at = now or self._now()
+        with self._locked():
+            current, current_key = self._current_ca()
+            if useful_until(current) - at > margin:
+                return None
+            root, root_key = self._ca("root")
+            if useful_until(root) - at <= margin:
+                raise IssuingCaExpiring(
+                    f"根证书将于 {_date(root.not_valid_after_utc)} 到期，无法再签发新的签发中心证书。"
+                    "请联系系统管理员更换根证书。"
+                )
+            old_name = self._issuing_name()
+            generation = int(old_name.split("-", 1)[1]) + 1 if "-" in old_name else 2
+            new_name = f"{FIRST_ISSUING}-{generation}"
+            retired = self.dir / "issuing" / "retired" / old_name
+            self._save_key(retired / "ca.key", current_key)
+            self._save_cert(retired / "ca.crt", current)
+            new_key = rsa.generate_private_key(65537, CA_KEY_BITS)
+            cert = self._build(
+                _name(f"签章证书签发中心（第{generation}代）", self.organization),
+                new_key.public_key(),
+                root,
+                root_key,
+                _years(ISSUING_YEARS),
+                at=at,
+                ca=True,
+                path_length=0,
+                crl=self._crl_url("root"),
+            )
+            d = self.dir / "issuing"
+            stage = self._stage(d)
+            self._save_key(stage / "ca.key", new_key)
+            _write_atomic(stage / "name", new_name.encode())
+            self._save_cert(stage / "ca.crt", cert)
+            _write_atomic(stage / _READY, b"")
+            self._commit(d, ISSUING_FILES, "ca.crt")
+            self._sign_crl(new_name, at)
+        return IssuingRollover(old_name, new_name, cert.serial_number, cert.not_valid_after_utc)
+
+    def _revoked(self) -> dict[str, Revocation]:
         try:
-            data: dict[str, str] = json.loads((self.dir / "revoked.json").read_text())
+            data: dict[str, str | dict[str, str]] = json.loads((self.dir / "revoked.json").read_text())
         except FileNotFoundError:
             data = {}
-        return data
+        return {serial: Revocation.load(serial, value) for serial, value in data.items()}
 
     def _read_crl(self, which: str) -> x509.CertificateRevocationList | None:
         try:
@@ -626,11 +837,21 @@ class Pki:
         except FileNotFoundError:
             return None
 
+    def crl(self, which: str) -> x509.CertificateRevocationList | None:
+        """The CRL published as ``/pki/<which>.crl``, or None for a name no CA of ours has."""
+        if not CA_NAME.match(which) or which not in self.ca_names():
+            return None
+        self.crls()  # re-signed first when stale
+        return self._read_crl(which)
+
     def _sign_crl(self, which: str, at: dt.datetime) -> PublishedCrl:
-        """Re-sign one CA's CRL at ``at`` with the revoked serials it must list and a CRL number
-        above the last one's; under the lock."""
+        """Re-sign one CA's CRL at ``at`` with the revoked serials it must list (with their reasons)
+        and a CRL number above the last one's; under the lock."""
         cert, key = self._ca(which)
-        days, revoked = (ROOT_CRL_DAYS, {}) if which == "root" else (CRL_DAYS, self._revoked())
+        if which == "root":
+            days, revoked = ROOT_CRL_DAYS, []
+        else:
+            days, revoked = CRL_DAYS, [r for r in self._revoked().values() if r.ca == which]
         number = int(at.timestamp())
         previous = self._read_crl(which)
         if previous is not None:
@@ -648,13 +869,11 @@ class Pki:
                 critical=False,
             )
         )
-        for serial, when in revoked.items():
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(serial))
-                .revocation_date(dt.datetime.fromisoformat(when))
-                .build()
-            )
+        for r in revoked:
+            entry = x509.RevokedCertificateBuilder().serial_number(r.serial).revocation_date(r.at)
+            if r.reason != "unspecified":  # RFC 5280: leave the reason out rather than say unspecified
+                entry = entry.add_extension(x509.CRLReason(REVOCATION_REASONS[r.reason][0]), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
         crl = builder.sign(key, hashes.SHA256())
         _write_atomic(self.dir / "crl" / f"{which}.crl", crl.public_bytes(serialization.Encoding.DER))
         return PublishedCrl(which, number, this_update, next_update)
@@ -670,22 +889,25 @@ class Pki:
         left = crl.next_update_utc - at
         if left <= (margin if margin is not None else (crl.next_update_utc - crl.last_update_utc) / 2):
             return True
-        if margin is not None and which == "issuing":
-            return {int(s) for s in self._revoked()} != {r.serial_number for r in crl}
+        if margin is not None and which != "root":
+            listed = {r.serial_number for r in crl}
+            return {r.serial for r in self._revoked().values() if r.ca == which} != listed
         return False
 
     def crls(self) -> list[x509.CertificateRevocationList]:
-        """Current CRLs of both CAs (root, issuing), re-signed first when less than half their
-        validity remains: signing keeps them fresh even where no scheduled job runs."""
+        """Current CRLs of every CA that publishes one (root, issuing CAs), re-signed first when
+        less than half their validity remains: signing keeps them fresh even where no scheduled job
+        runs."""
         self._require()
         at = self._now()
-        crls = [self._read_crl(w) for w in CAS]
-        if any(self._crl_due(w, c, at, None) for w, c in zip(CAS, crls, strict=True)):
+        names = self.ca_names()
+        crls = [self._read_crl(w) for w in names]
+        if any(self._crl_due(w, c, at, None) for w, c in zip(names, crls, strict=True)):
             with self._locked():
-                for w in CAS:
+                for w in names:
                     if self._crl_due(w, self._read_crl(w), at, None):
                         self._sign_crl(w, at)
-                crls = [self._read_crl(w) for w in CAS]
+                crls = [self._read_crl(w) for w in names]
         return [c for c in crls if c is not None]
 
     def refresh_crls(
@@ -697,7 +919,7 @@ class Pki:
         self._require()
         at = now or self._now()
         with self._locked():
-            return [self._sign_crl(w, at) for w in CAS if self._crl_due(w, self._read_crl(w), at, margin)]
+            return [self._sign_crl(w, at) for w in self.ca_names() if self._crl_due(w, self._read_crl(w), at, margin)]
 
     # --- units --------------------------------------------------------------------------------
 
@@ -776,7 +998,7 @@ class Pki:
                         f"单位标识「{key}」已有证书，证书上的名称是「{meta['name']}」，与「{name}」不一致。"
                     )
             else:
-                issuing, issuing_key = self._ca("issuing")
+                issuing, issuing_key = self._current_ca()
                 key_obj = rsa.generate_private_key(65537, KEY_BITS)
                 cert = self._build(
                     _name(name, name, "电子签章"),
@@ -786,7 +1008,7 @@ class Pki:
                     _years(LEAF_YEARS),
                     at=self._now(),
                     ca=False,
-                    crl=self._crl_url("issuing"),
+                    crl=self._crl_url(self._issuing_name()),
                 )
                 self._store_unit(d, key, name, cert, key_obj, [issuing, self.root_certificate()], "local")
             self._units.pop(key, None)
@@ -837,24 +1059,45 @@ class Pki:
             self._units.pop(key, None)
         return self.unit(key)
 
-    def revoke_unit(self, key: str) -> str:
-        """Revoke a unit's current certificate; the issuing CA's CRL lists it at once. Returns the
-        revoked serial.
+    def revoke_unit(self, key: str, reason: str = "unspecified", *, since: dt.datetime | None = None) -> str:
+        """Revoke a unit's current certificate; the issuing CA's CRL lists it at once, with
+        ``reason`` (a key of :data:`REVOCATION_REASONS`). For a key compromise, ``since`` backdates
+        the revocation to when the key is known to have left the unit's control: signatures made
+        after it fail, earlier ones stay genuine. Returns the revoked serial.
 
         Earlier certificates in the unit's history are not revoked: their keys were discarded when
         they were replaced, so nothing can sign with them any more, and the documents they signed
         stay valid. A revoked unit is not renewed by :meth:`maintain`; :meth:`issue_unit` with
         ``replace`` or :meth:`renew_unit` gives it a new certificate."""
+        if reason not in REVOCATION_REASONS:
+            allowed = "、".join(f"{k}（{v[1]}）" for k, v in REVOCATION_REASONS.items())
+            raise RevocationInvalid(f"吊销原因「{reason}」无效，可选：{allowed}。")
         d = self._unit_dir(key)
         if not (d / "cert.crt").exists():
             raise UnitCertificateMissing(f"单位「{key}」没有签章证书。")
         with self._locked():
             self._commit(d, UNIT_FILES, "cert.crt")
             cert = self._load_cert(d / "cert.crt")
-            revoked = self._revoked()
-            revoked.setdefault(str(cert.serial_number), self._now().isoformat())
+            now = self._now()
+            # CRLs carry whole seconds: round up, so a signature made earlier in this second is
+            # not listed as made after the revocation
+            at = now.replace(microsecond=0) + dt.timedelta(seconds=1) if now.microsecond else now
+            if since is not None:
+                if reason != "key_compromise":
+                    raise RevocationInvalid("只有因私钥泄露吊销时才能指定泄露开始时间。")
+                since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+                if not cert.not_valid_before_utc <= since <= now:
+                    raise RevocationInvalid(
+                        f"泄露开始时间应在证书生效（{_date(cert.not_valid_before_utc)}）之后、现在之前。"
+                    )
+                at = since
+            issuer = next(
+                (n for n in self.ca_names()[1:] if self._ca(n)[0].subject == cert.issuer), self._issuing_name()
+            )
+            revoked = {s: r.dump() for s, r in self._revoked().items()}
+            revoked.setdefault(str(cert.serial_number), Revocation(cert.serial_number, at, reason, issuer).dump())
             _write_atomic(self.dir / "revoked.json", json.dumps(revoked, indent=2).encode())
-            self._sign_crl("issuing", self._now())
+            self._sign_crl(issuer, now)
             self._units.pop(key, None)
         return str(cert.serial_number)
 
@@ -871,7 +1114,9 @@ class Pki:
         with self._locked():
             return self._renew(key, d, new_key, at)
 
-    def _renew(self, key: str, d: Path, new_key: rsa.RSAPrivateKey, at: dt.datetime) -> RenewedUnit:
+    def _renew(
+        self, key: str, d: Path, new_key: rsa.RSAPrivateKey, at: dt.datetime, *, force: bool = False
+    ) -> RenewedUnit:
         self._commit(d, UNIT_FILES, "cert.crt")
         if not (d / "cert.crt").exists():
             raise UnitCertificateMissing(f"单位「{key}」没有签章证书。")
@@ -882,7 +1127,7 @@ class Pki:
                 f"单位「{meta['name']}」使用导入的证书（{current.not_valid_after_utc:%Y-%m-%d} 到期），"
                 "本地证书中心不能为其续期。请向发证机构申请新证书后用 docsign pki import 导入。"
             )
-        issuing, issuing_key = self._ca("issuing")
+        issuing, issuing_key = self._current_ca()
         cert = self._build(
             current.subject,
             new_key.public_key(),
@@ -891,9 +1136,9 @@ class Pki:
             _years(LEAF_YEARS),
             at=at,
             ca=False,
-            crl=self._crl_url("issuing"),
+            crl=self._crl_url(self._issuing_name()),
         )
-        if cert.not_valid_after_utc <= current.not_valid_after_utc:
+        if cert.not_valid_after_utc <= current.not_valid_after_utc and not force:
             raise IssuingCaExpiring(
                 f"签发中心证书将于 {_date(issuing.not_valid_after_utc)} 到期，单位「{meta['name']}」的新证书"
                 "不能比现有证书有效更久，未续期。请联系系统管理员更换签发中心证书。"
@@ -903,12 +1148,18 @@ class Pki:
         return RenewedUnit(key, meta["name"], current.serial_number, cert.serial_number, cert.not_valid_after_utc)
 
     def _renewal_due(self, d: Path, at: dt.datetime, margin: dt.timedelta) -> bool:
-        """A unit's current certificate expires within ``margin`` and is not revoked."""
+        """A unit's current certificate is not revoked and expires within ``margin``, or (for one
+        from the local CA) was issued by an issuing CA that has since been replaced."""
         path = d / "cert.crt"
         if not path.exists():
             return False
         cert = self._load_cert(path)
-        return cert.not_valid_after_utc - at <= margin and str(cert.serial_number) not in self._revoked()
+        if str(cert.serial_number) in self._revoked():
+            return False
+        if cert.not_valid_after_utc - at <= margin:
+            return True
+        meta = json.loads((d / "unit.json").read_text(encoding="utf-8"))
+        return meta.get("source") == "local" and cert.issuer != self.issuing_certificate().subject
 
     def renew_expiring(
         self, margin: dt.timedelta = UNIT_RENEW_MARGIN, *, now: dt.datetime | None = None
@@ -932,7 +1183,7 @@ class Pki:
                 if not self._renewal_due(d, at, margin):
                     continue  # another process renewed it meanwhile
                 try:
-                    renewed.append(self._renew(key, d, new_key, at))
+                    renewed.append(self._renew(key, d, new_key, at, force=True))
                 except (CertificateNotRenewable, IssuingCaExpiring) as exc:
                     attention.append(exc.message)
         return renewed, attention
@@ -940,20 +1191,29 @@ class Pki:
     # --- upkeep -------------------------------------------------------------------------------
 
     def maintain(self, now: dt.datetime | None = None) -> MaintenanceReport:
-        """Everything the PKI needs to stay alive, once: re-publish CRLs near their nextUpdate
-        (:data:`CRL_REFRESH_MARGIN`), renew unit certificates near expiry (:data:`UNIT_RENEW_MARGIN`),
-        roll the TSA over (:data:`TSA_KEY_USE`). Idempotent: a second run finds nothing due. Meant for
+        """Everything the PKI needs to stay alive, once: replace the issuing CA near the end of its
+        useful life (:data:`ISSUING_ROLLOVER`), re-publish CRLs near their nextUpdate
+        (:data:`CRL_REFRESH_MARGIN`), renew unit certificates near expiry (:data:`UNIT_RENEW_MARGIN`)
+        or issued by a replaced CA, roll the TSA over (:data:`TSA_KEY_USE`, :data:`TSA_MIN_REACH`,
+        and at once after a new issuing CA). Idempotent: a second run finds nothing due. Meant for
         a scheduled job (daily); safe while other processes sign."""
         self._require()
         at = now or self._now()
-        crls = self.refresh_crls(CRL_REFRESH_MARGIN, now=at)
-        renewed, attention = self._renew_expiring(UNIT_RENEW_MARGIN, at)
-        tsa = None
+        attention: list[str] = []
+        issuing = None
         try:
-            tsa = self.rollover_tsa(TSA_KEY_USE, now=at)
+            issuing = self.rollover_issuing(ISSUING_ROLLOVER, now=at)
         except IssuingCaExpiring as exc:
             attention.append(exc.message)
-        return MaintenanceReport(at, crls, renewed, tsa, attention)
+        crls = self.refresh_crls(CRL_REFRESH_MARGIN, now=at)
+        renewed, unrenewed = self._renew_expiring(UNIT_RENEW_MARGIN, at)
+        attention += unrenewed
+        tsa = None
+        try:
+            tsa = self.rollover_tsa(TSA_KEY_USE, now=at, force=issuing is not None)
+        except IssuingCaExpiring as exc:
+            attention.append(exc.message)
+        return MaintenanceReport(at, crls, renewed, tsa, issuing, attention)
 
     def status(self, now: dt.datetime | None = None, *, warn_within: dt.timedelta = WARN_WITHIN) -> PkiStatus:
         """What expires when: the two CAs, the TSA, both CRLs (nextUpdate), then every unit's current
@@ -986,13 +1246,20 @@ class Pki:
                 note=note,
             )
 
+        issuing = self.issuing_certificate()
         items = [
             item("root", CA_LABELS["root"], self.root_certificate(), None, None, note="到期前需人工更换"),
-            item("issuing", CA_LABELS["issuing"], self.issuing_certificate(), None, None, note="到期前需人工更换"),
+            item("issuing", CA_LABELS["issuing"], issuing, None, useful_until(issuing) - ISSUING_ROLLOVER),
         ]
+        for name in self.ca_names()[2:]:
+            retired = self._ca(name)[0]
+            items.append(item("issuing", _ca_label(name), retired, name, None, note="已停止签发，仍发布吊销列表"))
         tsa = self._load_cert(self.dir / "tsa" / "tsa.crt")
-        items.append(item("tsa", "时间戳证书", tsa, None, tsa.not_valid_before_utc + TSA_KEY_USE))
-        for which in CAS:
+        reach = min(useful_until(tsa), *(useful_until(c) for c in self.chain_for(tsa)))
+        items.append(
+            item("tsa", "时间戳证书", tsa, None, min(tsa.not_valid_before_utc + TSA_KEY_USE, reach - TSA_MIN_REACH))
+        )
+        for which in self.ca_names():
             crl = self._read_crl(which)
             if crl is None or crl.next_update_utc is None:
                 continue
@@ -1005,7 +1272,7 @@ class Pki:
                 StatusItem(
                     kind="crl",
                     label="吊销列表",
-                    name=f"{CA_LABELS[which]}的吊销列表",
+                    name=f"{_ca_label(which)}的吊销列表",
                     key=which,
                     serial=number,
                     valid_from=crl.last_update_utc,

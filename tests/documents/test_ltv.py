@@ -21,6 +21,7 @@ from pyhanko_certvalidator import ValidationContext
 from service.documents.errors import PdfInvalid
 from service.documents.ltv import (
     DUE_ALGORITHM_WEAKENING,
+    DUE_CERTIFICATE_EXPIRING,
     TOO_LATE,
     add_archive_timestamp,
     archive_timestamp_due,
@@ -70,8 +71,9 @@ def test_notice_stays_genuine_for_twelve_years_with_archive_timestamps(
     notice: bytes, pki: Pki, future: FuturePki, nss_db: str
 ) -> None:
     """The service checks every archived notice once a year and adds an archive timestamp when
-    one is due. The PKI rolls its TSA over to RSA-3072 under a new CA after three and a half years
-    (RSA-2048 is acceptable through 2030); the first TSA's certificate expires after ten."""
+    one is due. The PKI rolls its TSA over to a new CA after three and a half years; the first
+    TSA's certificate (RSA-3072, so no algorithm weakens first) expires with its CA after ten, so
+    the archive timestamp is due in the ninth year."""
     t0 = signed_at(notice)
     rollover = t0 + 3.5 * YEAR
     tsa2 = future.rollover(rollover)
@@ -91,8 +93,8 @@ def test_notice_stays_genuine_for_twelve_years_with_archive_timestamps(
             signature = report.signatures[0]
             # the bureau's certificate (3 years) is judged when the timestamp says it signed
             assert signature.judged_at == t0 and "签名时间戳证明" in signature.evidence
-    assert [year for year, _ in refreshed_in] == [4]
-    assert refreshed_in[0][1] == DUE_ALGORITHM_WEAKENING
+    assert [year for year, _ in refreshed_in] == [9]
+    assert refreshed_in[0][1] == DUE_CERTIFICATE_EXPIRING
 
     report = verify_at(pdf, pki, future, t0 + 12 * YEAR)
     signature, archive = report.signatures
@@ -198,13 +200,18 @@ def openssl_ts_verify(pdf: bytes, byte_range: list[int], token: bytes, pki: Pki,
     return result.returncode == 0 and "Verification: OK" in result.stdout
 
 
-def test_archive_timestamp_due_dates(notice: bytes) -> None:
+def test_archive_timestamp_due_dates(notice: bytes, pki: Pki, future: FuturePki) -> None:
     t0 = signed_at(notice)
     assert not archive_timestamp_due(notice, now=t0).due
-    # our TSA key is RSA-2048, which NIST accepts through 2030
-    weakening = archive_timestamp_due(notice, now=dt.datetime(2030, 6, 1, tzinfo=dt.UTC))
-    assert weakening.due and weakening.reason == DUE_ALGORITHM_WEAKENING and "RSA-2048" in weakening.message
+    # our TSA and CAs are RSA-3072: the first timestamp lasts until its CA expires, ten years on
+    assert archive_timestamp_due(notice, now=t0 + 9.5 * YEAR).reason == DUE_CERTIFICATE_EXPIRING
     assert archive_timestamp_due(notice, now=t0 + 10 * YEAR).reason == TOO_LATE
+    # a timestamp by an RSA-2048 TSA (as PKIs created before CA keys grew to 3072 bits have) is
+    # due before 2031, when NIST stops accepting 112-bit security
+    weak_tsa = future.rollover(t0, bits=2048)
+    stamped = refresh(notice, pki, future, t0, weak_tsa.timestamper(t0))
+    weakening = archive_timestamp_due(stamped, now=dt.datetime(2030, 6, 1, tzinfo=dt.UTC))
+    assert weakening.due and weakening.reason == DUE_ALGORITHM_WEAKENING and "RSA-2048" in weakening.message
 
 
 def test_refusing_what_cannot_be_stamped(pki: Pki) -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -26,7 +27,7 @@ from service.archive.store import LocalArchive
 from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
-from service.pki.errors import CertificateNotRenewable, CertificateRevoked
+from service.pki.errors import CertificateNotRenewable, CertificateRevoked, RevocationInvalid
 from service.pki.store import CRL_DAYS, Pki
 from service.settings import Settings
 from tests import checks
@@ -428,3 +429,91 @@ def test_revoking_a_renewed_unit_revokes_only_its_current_certificate(tmp_path: 
     with pytest.raises(CertificateRevoked):
         pki.unit(SCHOOL_KEY)
     assert pki.unit_certificates(SCHOOL_KEY)[0] == old
+
+
+def test_the_issuing_ca_is_replaced_before_its_end_and_old_documents_stay_genuine(
+    tmp_path: Path, settings: Settings, converter: Converter
+) -> None:
+    today = dt.datetime.now(UTC)
+    clock = Clock(today - 7 * YEAR - dt.timedelta(days=200))  # the issuing CA has under three years left
+    pki = make_pki(tmp_path, clock)
+    pki.init()
+    first_ca = pki.issuing_certificate()
+    clock.at = today - YEAR
+    pki.issue_unit(BUREAU_KEY, bureau_name(settings))
+    pki.issue_unit(SCHOOL_KEY, SCHOOL)
+    clock.today()
+    engine = engine_for(pki, settings, converter, tmp_path)
+    before = issue_pledge(engine, settings)
+    ca_item = next(i for i in pki.status().items if i.kind == "issuing")
+    assert ca_item.renews_from is not None and ca_item.renews_from < today
+
+    report = pki.maintain()
+    assert report.issuing is not None and (report.issuing.old_name, report.issuing.new_name) == ("issuing", "issuing-2")
+    assert any("新的签发中心证书" in line for line in report.lines())
+    second_ca = pki.issuing_certificate()
+    assert second_ca.subject != first_ca.subject and second_ca.issuer == pki.root_certificate().subject
+    assert second_ca.not_valid_after_utc > today + 9 * YEAR and second_ca.public_key().key_size == 3072
+    assert pki.issuing_certificates() == [first_ca, second_ca]
+    # everything that signs from now on chains to the new CA
+    assert {r.key for r in report.renewed} == {BUREAU_KEY, SCHOOL_KEY} and report.tsa is not None
+    assert pki.unit(BUREAU_KEY).certificate.issuer == second_ca.subject
+    assert pki.tsa()[0].issuer == second_ca.subject
+    # both CAs publish their CRLs; the old one until it expires
+    old_crl, new_crl = pki.crl("issuing"), pki.crl("issuing-2")
+    assert old_crl is not None and old_crl.issuer == first_ca.subject
+    assert new_crl is not None and new_crl.issuer == second_ca.subject
+    assert pki.crl("issuing-3") is None and pki.crl("../root") is None
+    retired = [i for i in pki.status().items if i.kind == "issuing" and i.key == "issuing"]
+    assert len(retired) == 1 and retired[0].note == "已停止签发，仍发布吊销列表"
+    assert not pki.maintain().changed  # a second run finds nothing due
+    # another process sharing certs/ issues under the new CA too
+    assert make_pki(tmp_path, clock).issuing_certificate() == second_ca
+
+    after = issue_pledge(engine, settings)
+    countersigned, _ = engine.sign_as(before, unit_key=SCHOOL_KEY)  # old CA's bureau, new CA's school
+    for pdf in (before, after, countersigned):
+        verdict = engine.verify(pdf)
+        assert verdict.genuine, verdict.to_dict()
+    sig = pdfsig_trusts(countersigned, pki, tmp_path)
+    assert sig.count("Signature is Valid.") == 2 and sig.count("Certificate is Trusted.") == 2, sig
+    # a revocation lands on the CRL of the CA that issued the certificate
+    serial = int(pki.revoke_unit(SCHOOL_KEY, "superseded"))
+    new_crl, old_crl = pki.crl("issuing-2"), pki.crl("issuing")
+    assert new_crl is not None and new_crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert old_crl is not None and old_crl.get_revoked_certificate_by_serial_number(serial) is None
+
+
+def test_revocation_reasons_decide_what_happens_to_documents_signed_before(
+    tmp_path: Path, settings: Settings, converter: Converter
+) -> None:
+    clock = Clock(dt.datetime.now(UTC) - dt.timedelta(days=30))
+    pki = make_pki(tmp_path, clock)
+    pki.init()
+    pki.issue_unit(BUREAU_KEY, bureau_name(settings))
+    school = pki.issue_unit(SCHOOL_KEY, SCHOOL).certificate
+    clock.today()
+    engine = engine_for(pki, settings, converter, tmp_path)
+    pledge = issue_pledge(engine, settings)
+    countersigned, _ = engine.sign_as(pledge, unit_key=SCHOOL_KEY)
+
+    with pytest.raises(RevocationInvalid):
+        pki.revoke_unit(BUREAU_KEY, "lost")
+    with pytest.raises(RevocationInvalid):  # only a key compromise is dated back
+        pki.revoke_unit(BUREAU_KEY, "superseded", since=clock.at - dt.timedelta(days=1))
+    # the bureau's certificate revoked because its details changed: what it signed before stays genuine
+    clock.today()  # after the signatures
+    pki.revoke_unit(BUREAU_KEY, "affiliation_changed")
+    entry = pki.crls()[1].get_revoked_certificate_by_serial_number(pki.unit_certificates(BUREAU_KEY)[-1].serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.affiliation_changed
+    kept = engine.verify(pledge)
+    assert kept.genuine, [(s.problems, s.evidence, s.judged_at) for s in kept.signatures]
+
+    # the school's key leaked since before it countersigned: that signature fails, at every date
+    pki.revoke_unit(SCHOOL_KEY, "key_compromise", since=school.not_valid_before_utc + dt.timedelta(days=1))
+    report = engine.verify(countersigned)
+    assert not report.genuine
+    assert any("私钥泄露" in p.message for s in report.signatures for p in s.problems), report.to_dict()
+    later = make_pki(tmp_path, Clock(clock.at + 5 * YEAR))
+    assert str(school.serial_number) in {str(r.serial_number) for r in later.crls()[1]}

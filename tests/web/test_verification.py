@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import zoneinfo
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +22,8 @@ from service.documents.sign import LocalTimeStamper
 from service.units.models import Unit
 from tests import checks
 from tests.api.conftest import Service, bootstrap_bureau, running_service, setup_licheng
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def issue_notice(service: Service) -> tuple[str, bytes, int]:
@@ -337,3 +340,30 @@ def test_hostile_uploads_are_refused_in_chinese_while_lookups_go_on(tmp_path: Pa
         )
         assert limited.status_code == 429 and "上传过于频繁" in limited.json()["message"]
         assert c.get(f"/v/{code}").status_code == 200  # lookups have a limit of their own
+
+
+def test_the_page_shows_until_when_the_signature_is_protected_and_never_calls_an_old_notice_forged(
+    tmp_path: Path,
+) -> None:
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        code, _, document_id = issue_notice(service)
+        state = service.state
+        with state.db.session() as s:
+            checks.off_loop(state.archive.check_pending, s)
+            s.commit()
+            version = s.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document_id)).one()
+            assert version.protected_until is not None
+            until = version.protected_until.astimezone(SHANGHAI)
+        page = service.client.get(f"/v/{code}").text
+        assert "长期验证" in page and f"{until.year}年{until.month}月{until.day}日" in page
+        data = service.client.get(f"/v/{code}", headers={"accept": "application/json"}).json()
+        assert data["genuine"] and dt.datetime.fromisoformat(data["protected_until"]) == version.protected_until
+        # years on, with no archive timestamp added, the record says so: a warning, not 异常
+        with state.db.session() as s:
+            version = s.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document_id)).one()
+            version.verdict = "needs_timestamp"
+            version.verdict_problems = [{"code": "NEEDS_ARCHIVE_TIMESTAMP", "message": "需要存档时间戳"}]
+            s.commit()
+        page = service.client.get(f"/v/{code}").text
+        assert "待补充存档时间戳" in page and "异常" not in page
