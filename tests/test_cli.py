@@ -9,7 +9,6 @@ import subprocess
 import sys
 import zoneinfo
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -415,61 +414,60 @@ def test_a_notice_issued_now_is_genuine_in_twelve_years_with_the_scheduled_upkee
     """The command line under ``faketime``: the PKI's upkeep and the archive timestamp, run years on,
     keep a notice issued today genuine at +12 years; without them it needs an archive timestamp and
     is not called a forgery."""
+    # the command line alone: no server runs its own schedule meanwhile
     settings = Settings(
         data_dir=tmp_path / "var",
         certs_dir=tmp_path / "certs",
         public_base_url="https://kcbx.example.edu.cn",
         pki_passphrase="cli-test-passphrase",  # type: ignore[arg-type]
     )
-    service = SimpleNamespace(settings=settings)  # the command line alone: no server runs its own schedule
-    if True:
-        fields = dict(json.loads(_cli(service.settings, "templates", "--example", "return_notice").stdout))
-        today = dt.datetime.now(SHANGHAI).date()
-        fields.update(issue_date=today.isoformat(), report_by=(today + dt.timedelta(days=10)).isoformat())
-        (tmp_path / "fields.json").write_text(json.dumps(fields, ensure_ascii=False), encoding="utf-8")
-        issued = _cli(
-            service.settings,
-            "issue",
-            "return_notice",
-            "--data",
-            str(tmp_path / "fields.json"),
-            "--out",
-            str(tmp_path / "n.pdf"),
-        )
-        assert issued.returncode == 0, issued.stderr
-        now = dt.datetime.now(dt.UTC)
+    fields = dict(json.loads(_cli(settings, "templates", "--example", "return_notice").stdout))
+    today = dt.datetime.now(SHANGHAI).date()
+    fields.update(issue_date=today.isoformat(), report_by=(today + dt.timedelta(days=10)).isoformat())
+    (tmp_path / "fields.json").write_text(json.dumps(fields, ensure_ascii=False), encoding="utf-8")
+    issued = _cli(
+        settings,
+        "issue",
+        "return_notice",
+        "--data",
+        str(tmp_path / "fields.json"),
+        "--out",
+        str(tmp_path / "n.pdf"),
+    )
+    assert issued.returncode == 0, issued.stderr
+    now = dt.datetime.now(dt.UTC)
 
-        def years_on(n: float) -> str:
-            return f"{now + dt.timedelta(days=round(365.25 * n)):%Y-%m-%d %H:%M:%S}"
+    def years_on(n: float) -> str:
+        return f"{now + dt.timedelta(days=round(365.25 * n)):%Y-%m-%d %H:%M:%S}"
 
-        untouched = _cli(service.settings, "verify", "--json", str(tmp_path / "n.pdf"), faketime=years_on(12))
-        assert untouched.returncode == 1
-        assert {p["code"] for p in json.loads(untouched.stdout)["problems"]} == {"NEEDS_ARCHIVE_TIMESTAMP"}
+    untouched = _cli(settings, "verify", "--json", str(tmp_path / "n.pdf"), faketime=years_on(12))
+    assert untouched.returncode == 1
+    assert {p["code"] for p in json.loads(untouched.stdout)["problems"]} == {"NEEDS_ARCHIVE_TIMESTAMP"}
 
-        upkeep = _cli(service.settings, "pki", "refresh", faketime=years_on(8))
-        assert upkeep.returncode == 0, upkeep.stderr
-        assert "已启用新的签发中心证书" in upkeep.stdout and "已更换时间戳证书" in upkeep.stdout, upkeep.stdout
-        stamped = _cli(service.settings, "archive", "timestamp", faketime=years_on(9.5))
-        assert stamped.returncode == 0, stamped.stderr
-        assert "新加盖存档时间戳 1 份" in stamped.stdout, stamped.stdout
-        services = Services.build(settings)
-        with services.db.session() as s:
-            document = s.scalars(select(Document)).one()
-            versions = s.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document.id)).all()
-            assert [v.event for v in versions] == ["issued", "timestamped"]
-            assert s.scalars(select(AuditEvent).where(AuditEvent.action == "pki.maintain")).first() is not None
-            (tmp_path / "kept.pdf").write_bytes(services.archive.documents.get(document.current_sha256))
-        again = _cli(service.settings, "archive", "timestamp", faketime=years_on(9.6))
-        assert "新加盖存档时间戳 0 份" in again.stdout, again.stdout
+    upkeep = _cli(settings, "pki", "refresh", faketime=years_on(8))
+    assert upkeep.returncode == 0, upkeep.stderr
+    assert "已启用新的签发中心证书" in upkeep.stdout and "已更换时间戳证书" in upkeep.stdout, upkeep.stdout
+    stamped = _cli(settings, "archive", "timestamp", faketime=years_on(9.5))
+    assert stamped.returncode == 0, stamped.stderr
+    assert "新加盖存档时间戳 1 份" in stamped.stdout, stamped.stdout
+    services = Services.build(settings)
+    with services.db.session() as s:
+        document = s.scalars(select(Document)).one()
+        versions = s.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document.id)).all()
+        assert [v.event for v in versions] == ["issued", "timestamped"]
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "pki.maintain")).first() is not None
+        (tmp_path / "kept.pdf").write_bytes(services.archive.documents.get(document.current_sha256))
+    again = _cli(settings, "archive", "timestamp", faketime=years_on(9.6))
+    assert "新加盖存档时间戳 0 份" in again.stdout, again.stdout
 
-        kept = _cli(service.settings, "verify", "--json", str(tmp_path / "kept.pdf"), faketime=years_on(12))
-        assert kept.returncode == 0, kept.stdout
-        report = json.loads(kept.stdout)
-        assert report["genuine"] and [s["kind"] for s in report["signatures"]][-1] == "document_timestamp"
-        pki = services.pki
-        services.close()
-        root = tmp_path / "root.crt"
-        root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
-        sig = checks.pdfsig((tmp_path / "kept.pdf").read_bytes(), checks.nss_db(tmp_path / "nss", root))
-        assert "Signature is Valid." in sig and "Certificate is Trusted." in sig, sig
-        assert checks.qpdf_check((tmp_path / "kept.pdf").read_bytes()).returncode == 0
+    kept = _cli(settings, "verify", "--json", str(tmp_path / "kept.pdf"), faketime=years_on(12))
+    assert kept.returncode == 0, kept.stdout
+    report = json.loads(kept.stdout)
+    assert report["genuine"] and [s["kind"] for s in report["signatures"]][-1] == "document_timestamp"
+    pki = services.pki
+    services.close()
+    root = tmp_path / "root.crt"
+    root.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
+    sig = checks.pdfsig((tmp_path / "kept.pdf").read_bytes(), checks.nss_db(tmp_path / "nss", root))
+    assert "Signature is Valid." in sig and "Certificate is Trusted." in sig, sig
+    assert checks.qpdf_check((tmp_path / "kept.pdf").read_bytes()).returncode == 0
