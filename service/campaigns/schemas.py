@@ -271,8 +271,12 @@ def signing_view(
     revoked = doc.status == "revoked"
     label, tone = state_label(a, now, revoked)
     can_sign = not revoked and a.state not in DONE_STATES and user.role == Role.SIGNER and user.unit_id == a.unit_id
+    own = user.unit_id == a.unit_id
     if revoked:
         text = f"该文书已于 {local_time(doc.revoked_at, tz)} 撤回（{doc.revoke_reason}），无需再签署。"
+    elif not own and a.state not in DONE_STATES:
+        late = "已过截止时间，尚未签署" if now > a.deadline else f"尚未签署，截止 {local_time(a.deadline, tz)}"
+        text = f"{a.unit.name}{late}。以下是下发给该单位的文书。"
     elif a.state in DONE_STATES:
         text = f"已于 {local_time(a.signed_at, tz)} 签署，{'晚于截止时间（逾期）' if a.late else '在截止时间之前（按时）'}。"
     elif now > a.deadline:
@@ -306,8 +310,10 @@ def signing_view(
             "document_id": a.document_id,
             "kind_title": KIND_TITLES.get(a.kind, a.kind),
             "campaign_name": a.campaign.name,
+            "unit_name": a.unit.name,
             "state": a.state,
         },
+        "own": own,
         "state": {
             "text": text,
             "tone": {"ok": "ok", "late": "warn", "missing": "bad", "revoked": "bad"}.get(tone, "warn"),

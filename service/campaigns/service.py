@@ -39,6 +39,7 @@ from service.campaigns.ledger import ledger_workbook
 from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch
 from service.documents.errors import AlreadySigned
 from service.documents.pipeline import IssuedDocument, IssueRequest
+from service.documents.seal import check_signature_ink
 from service.errors import NotFoundForUser, UploadInvalid
 from service.jobs.models import Job
 from service.jobs.registry import actor_params
@@ -486,6 +487,7 @@ class Campaigns:
         assert doc is not None
         if doc.status == DocumentStatus.REVOKED:
             raise DocumentRevoked(f"该文书已于 {doc.revoked_at:%Y-%m-%d} 撤回（{doc.revoke_reason}），不能再签署。")
+        check_signature_ink(signature_png)
         self._claim(assignment)
         try:
             unit = assignment.unit
