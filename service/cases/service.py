@@ -85,6 +85,7 @@ class CaseIn:
     dropout_date: dt.date | None = None
     dropout_reason: str | None = None
     reason_detail: str | None = None
+    measures: str | None = None
     confirmed: bool = False
     guardians: list[GuardianIn] = field(default_factory=list)
 
@@ -192,6 +193,7 @@ class Cases:
             dropout_date=data.dropout_date,
             dropout_reason=data.dropout_reason or None,
             reason_detail=data.reason_detail or None,
+            measures=data.measures or None,
             status=CaseStatus.DROPPED if data.confirmed else CaseStatus.SUSPECTED,
             created_at=now,
             updated_at=now,
@@ -265,6 +267,9 @@ class Cases:
                 "；".join(f"{c}：{m}" for c, m in problems),
                 details={"errors": [{"field": c, "message": m} for c, m in problems]},
             )
+        # the files are stored before anything is written (the archive journals them in a
+        # transaction of its own, which must come first), and recorded with the attempt
+        kept = [(filename, len(data), self.archive.keep(session, "files", data)) for filename, data in attachments]
         attempt = Attempt(
             case_id=case.id,
             date=date,
@@ -278,8 +283,18 @@ class Cases:
         )
         session.add(attempt)
         session.flush()
-        for filename, data in attachments:
-            self._file(session, case, "attachment", filename, data, attempt.id)
+        for filename, size, sha256 in kept:
+            session.add(
+                CaseFile(
+                    case_id=case.id,
+                    attempt_id=attempt.id,
+                    purpose="attachment",
+                    filename=filename[:128],
+                    sha256=sha256,
+                    size=size,
+                    created_at=self.now(),
+                )
+            )
         record(
             session,
             actor,
