@@ -108,9 +108,9 @@ def roster_issue(
 ) -> Response:
     job, _ = services.cases.start_roster_issue(session, scope, roster, services.jobs)
     session.commit()
-    return fragment(request, "_roster_job.html", job=job)
+    return fragment(request, "_roster_job.html", job=job, refresh=True)
 
 
 @router.get("/rosters/jobs/{job_id}")
 def roster_job(request: Request, job: JobObj) -> Response:
-    return fragment(request, "_roster_job.html", job=job)
+    return fragment(request, "_roster_job.html", job=job, refresh=True)

@@ -98,6 +98,10 @@ def campaign_id(browser: Browser, server: Server) -> int:
     # issue, with a double click: one job, twelve documents
     page.dblclick("#job-slot button[type=submit]")
     page.wait_for_selector("text=已下发 12 份文书", timeout=180_000)
+    # the progress below comes in by itself when the job ends, without a reload
+    page.wait_for_selector("#counts")
+    assert "已签 0 / 12" in page.inner_text("#counts") and "待签 12" in page.inner_text("#counts")
+    assert page.locator(".chart svg").count() == 1
     shot(page, "campaign-issued-desktop")
     status = page.request.get(f"{server.url}/api/campaigns/{cid}/status").json()
     assert status["total"] == 12
