@@ -437,10 +437,13 @@ class Cases:
         )
         for a in reports:
             due = a.deadline.astimezone(self.tz).date()
+            title, name = REPORT_TITLES.get(a.kind, "报表"), a.campaign.name
+            # the campaign's own name when it already says what the report is (most do)
+            what = name if title in name or name in title else f"{title}（{name}）"
             items.append(
                 DueItem(
                     "monthly_report" if a.kind == REPORT else "weekly_report",
-                    f"{period_label(a.period)}{REPORT_TITLES.get(a.kind, '报表')}（{a.campaign.name}）",
+                    f"{period_label(a.period)}{what}",
                     due,
                     today > due,
                     a.unit_id,
