@@ -698,7 +698,7 @@ class Cases:
                     for v in (
                         entry.row,
                         units.get(entry.school_id, ""),
-                        f.get("grade_class", ""),
+                        entry.grade_class or f.get("grade_class", ""),
                         f.get("student_name", ""),
                         f.get("guardian_name", ""),
                         "是" if doc else "否",

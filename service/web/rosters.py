@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from service.cases.checks import parse_date
 from service.cases.models import Roster
+from service.cases.roster import schools_in
 from service.cases.schemas import roster_view
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import JobObj, RosterObj, ScopeDep, ServicesDep, SessionDep
@@ -50,6 +51,7 @@ def _rosters(
         values={**defaults, **(values or {})},
         import_errors=import_errors or [],
         import_error=import_error,
+        schools=sorted(schools_in(session, scope.units), key=lambda u: u.code),
     )
 
 
