@@ -536,7 +536,6 @@ class Cases:
             "birth_date": case.birth_date.isoformat(),
             "student_id_number": case.id_number,
             "grade_class": case.grade_class,
-            "home_address": case.home_address or "（未登记）",
             "key_groups": case.key_groups,
             "guardians": [
                 {
@@ -552,7 +551,6 @@ class Cases:
                 for g in case.guardians
             ],
             "dropout_date": (case.dropout_date or case.created_at.astimezone(self.tz).date()).isoformat(),
-            "dropout_reason": case.dropout_reason or "其他",
             "status": STATUS_TITLES[CaseStatus(case.status)].split("/")[0]
             if case.status != CaseStatus.DEFERRED
             else "延缓入学",
@@ -573,7 +571,10 @@ class Cases:
             "filled_by": filled_by[:20] or "学校",
             "fill_date": self.today().isoformat(),
         }
+        # what the case does not know prints as a dash, never as a guess (其他, 未登记)
         for key, value in (
+            ("home_address", case.home_address),
+            ("dropout_reason", case.dropout_reason),
             ("ethnicity", case.ethnicity),
             ("student_number", case.student_number),
             ("reason_detail", case.reason_detail),
