@@ -302,6 +302,13 @@ def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, 
     assert rows.count() == 1 and "已转交（按时）" in rows.first.inner_text()
     assert page.locator(".chart svg").count() == 1
     shot(page, "campaign-status-desktop")
+    # before taking it in, the bureau opens the forwarded pledge from its row
+    rows.first.locator("a", has_text="控辍保学承诺书").click()
+    page.wait_for_url(re.compile(r".*/sign/\d+$"))
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.querySelector('.page img').naturalWidth") > 0
+    assert "历城区王舍人街道石河小学" in page.inner_text("main") and page.locator("#pad").count() == 0
     watch.clean()
     ctx.close()
 
