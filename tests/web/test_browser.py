@@ -194,10 +194,11 @@ def test_a_tap_is_not_a_signature_and_errors_come_into_view_on_a_phone(
     page.wait_for_selector(".page img")
     page.wait_for_load_state("networkidle")
     no_small_targets(page)
-    # the seal area's label sits inside the dashed box, not over the text above it
-    label, slot = page.locator(".page .slot span").bounding_box(), page.locator(".page .slot").bounding_box()
-    assert label is not None and slot is not None
-    assert label["y"] >= slot["y"] and label["y"] + label["height"] <= slot["y"] + slot["height"]
+    # the seal area is named above the pages: no label lies over the document's text
+    assert page.locator(".page .slot").count() == 1 and page.inner_text(".page .slot") == ""
+    legend, first_page = page.locator("#slot-legend").bounding_box(), page.locator(".page").first.bounding_box()
+    assert legend is not None and first_page is not None and legend["y"] + legend["height"] <= first_page["y"]
+    assert page.locator(".page").evaluate_all("ps => ps.every(p => p.innerText.trim() === '')")
 
     # submitted without a signature: after the reload the error is on screen, not far below
     page.check("input[name=confirm]")
