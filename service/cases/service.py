@@ -438,8 +438,9 @@ class Cases:
         for a in reports:
             due = a.deadline.astimezone(self.tz).date()
             title, name = REPORT_TITLES.get(a.kind, "报表"), a.campaign.name
-            # the campaign's own name when it already says what the report is (most do)
-            what = name if title in name or name in title else f"{title}（{name}）"
+            # the report named once: the campaign's name when it says what the report is, the
+            # report's title when the campaign's name is part of it, both when they differ
+            what = name if title in name else title if name in title else f"{title}（{name}）"
             items.append(
                 DueItem(
                     "monthly_report" if a.kind == REPORT else "weekly_report",
