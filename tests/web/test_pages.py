@@ -108,9 +108,9 @@ def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
         r = c.post(
             f"/reports/{mine['id']}", files={"file": ("周报.xlsx", b"PK\x03\x04 weekly")}, follow_redirects=False
         )
-        assert r.status_code == 303 and r.headers["location"] == "/sign"
-        page = c.get("/sign").text
-        assert "已报送（按时）" in page and f'action="/reports/{mine["id"]}"' not in page
+        assert r.status_code == 303 and r.headers["location"] == f"/sign?filed={mine['id']}"
+        page = c.get(r.headers["location"]).text
+        assert "已报送本期报表。" in page and "已报送（按时）" in page and f'action="/reports/{mine["id"]}"' not in page
         r = c.post(f"/reports/{mine['id']}", files={"file": ("again.pdf", b"%PDF-1.7")})
         assert "本期报表已经报送。" in r.text
 
