@@ -39,6 +39,7 @@ def both_widths(browser: Browser, server: Server, username: str | None, path: st
         shot(page, f"{name}-{label}")
         if label == "phone":
             no_horizontal_scroll(page)
+            no_small_targets(page)
         watch.clean()
         ctx.close()
 
