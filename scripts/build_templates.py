@@ -674,7 +674,7 @@ def dropout_register() -> None:
     d.row(t, ["{{ g.relation }}", "{{ g.name }}", ("{{ g.phone }}", 2), ("{{ g.workplace|dash }}", 2)])
     d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
     d.row(t, [("辍学情况", 6)], font=H1_FONT, min_height_mm=6.5)
-    d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason }}", "当前状态", "{{ status }}"])
+    d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason|dash }}", "当前状态", "{{ status }}"])
     # Label and text of a long cell: the label centred, the text justified like a paragraph.
     for label, expr in (("原因分析", "{{ reason_detail|dash }}"), ("帮扶措施", "{{ measures|dash }}")):
         _justify(d.row(t, [label, (expr, 5)], min_height_mm=13), 1)

@@ -147,5 +147,7 @@ def archive_zip(
     return StreamingResponse(
         chunks(),
         media_type="application/zip",
-        headers={"Content-Disposition": _attachment(f"{campaign.name}-签署件.zip")},
+        headers={
+            "Content-Disposition": _attachment(f"{campaign.name}-{'报送材料' if campaign.recurrence else '签署件'}.zip")
+        },
     )

@@ -19,6 +19,7 @@ import json
 import secrets
 import threading
 import zipfile
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -210,8 +211,32 @@ class BundleEntry:
     meta: dict[str, Any]
 
 
-def write_bundle(out: IO[bytes], store: ArchiveStore, entries: Iterable[BundleEntry], title: str) -> int:
-    """A zip of signed PDFs with manifest.json and manifest.csv (path, SHA-256 and what each file is)."""
+#: manifest.csv's column headers, for the people who open it in Excel or WPS (manifest.json keeps the keys).
+MANIFEST_HEADERS = {
+    "path": "文件",
+    "sha256": "SHA-256 摘要",
+    "bytes": "字节数",
+    "unit": "单位",
+    "unit_code": "单位代码",
+    "kind": "文书",
+    "state": "状态",
+    "signed_at": "签署时间（北京时间）",
+    "late": "是否逾期",
+    "document_status": "文书状态",
+    "filename": "原文件名",
+}
+
+
+def write_bundle(
+    out: IO[bytes],
+    store: ArchiveStore,
+    entries: Iterable[BundleEntry],
+    title: str,
+    tz: zoneinfo.ZoneInfo | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """A zip of signed PDFs with manifest.json and manifest.csv (path, SHA-256 and what each file
+    is): the CSV with Chinese headers, both with the time made in the bureau's time zone."""
     rows = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for e in entries:
@@ -221,13 +246,16 @@ def write_bundle(out: IO[bytes], store: ArchiveStore, entries: Iterable[BundleEn
                     member.write(block)
                     size += len(block)
             rows.append({"path": e.path, "sha256": e.sha256, "bytes": size, **e.meta})
-        manifest = {"title": title, "generated_at": dt.datetime.now(dt.UTC).isoformat(), "files": rows}
+        made = dt.datetime.now(dt.UTC).astimezone(tz or dt.UTC).replace(microsecond=0)
+        manifest = {"title": title, "generated_at": made.isoformat(), "files": rows}
         zf.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+        names = {**MANIFEST_HEADERS, **(headers or {})}
         buf = io.StringIO()
+        writer = csv.writer(buf)
         if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
-            writer.writeheader()
-            writer.writerows(rows)
+            keys = list(rows[0].keys())
+            writer.writerow([names.get(k, k) for k in keys])
+            writer.writerows([[row.get(k, "") for k in keys] for row in rows])
         zf.writestr("manifest.csv", "\ufeff" + buf.getvalue())
     return len(rows)
 

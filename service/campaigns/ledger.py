@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -49,15 +49,24 @@ def ledger_workbook(
     kind_titles: dict[str, str],
     tz: zoneinfo.ZoneInfo,
     now: dt.datetime,
+    label: Callable[[Assignment], str] | None = None,
+    report: bool = False,
 ) -> bytes:
+    """The 台账: one row per unit and document (or report), its state in the words the campaign's
+    page uses (``label``; 待签署, 已转交（按时）…), times in the bureau's time zone."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "台账"
-    ws.append([safe_cell(f"{campaign.name} 签署台账（导出时间 {_local(now, tz)}）")])
+    ws.append([safe_cell(f"{campaign.name} {'报送' if report else '签署'}台账（导出时间 {_local(now, tz)}）")])
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(HEADERS))
     ws["A1"].font = Font(bold=True, size=14)
-    ws.append(HEADERS)
+    headers = (
+        [("报表" if h == "文书" else "报送时间" if h.startswith("签署时间") else h) for h in HEADERS]
+        if report
+        else HEADERS
+    )
+    ws.append(headers)
     for cell in ws[2]:
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
@@ -69,9 +78,9 @@ def ledger_workbook(
         if done:
             timing = "逾期" if a.late else "按时"
         elif now > a.deadline:
-            timing = "未签（已逾期）"
+            timing = "未报送（已逾期）" if report else "未签（已逾期）"
         else:
-            timing = "未签"
+            timing = "未报送" if report else "未签"
         unit_type = "区直学校" if unit.is_direct_school else type_titles.get(UnitType(unit.type), unit.type)
         ws.append(
             [
@@ -83,7 +92,7 @@ def ledger_workbook(
                     unit.parent.name if unit.parent else "",
                     kind_titles.get(a.kind, a.kind),
                     a.period,
-                    STATE_TITLES.get(AssignmentState(a.state), a.state),
+                    label(a) if label else STATE_TITLES.get(AssignmentState(a.state), a.state),
                     _local(a.deadline, tz),
                     _local(a.viewed_at, tz),
                     _local(a.signed_at, tz),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.accounts.models import Role, User
 from service.archive.models import Document
 from service.campaigns.models import STATE_TITLES, Assignment, AssignmentState, Campaign
-from service.campaigns.service import DONE_STATES, KIND_TITLES, REPORT_KINDS, period_label, plan
+from service.campaigns.service import DONE_STATES, KIND_TITLES, period_label, plan, state_label
 from service.documents.registry import get_kind
 from service.documents.sign import empty_field_box
 from service.errors import DocsignError
@@ -159,24 +159,6 @@ def countdown(deadline: dt.datetime, now: dt.datetime) -> str:
     return f"剩余 {days} 天 {hours} 小时 {rest // 60} 分" if days else f"剩余 {hours} 小时 {rest // 60} 分"
 
 
-def state_label(a: Assignment, now: dt.datetime, revoked: bool = False) -> tuple[str, str]:
-    """(label, tone) of an assignment as people say it: a document is signed, a report filed."""
-    report = a.kind in REPORT_KINDS.values()
-    if revoked:
-        return "已撤回", "revoked"
-    if a.state in DONE_STATES:
-        if report:
-            word = {"signed": "已报送", "forwarded": "已报送", "received": "已接收"}[a.state]
-        else:
-            word = {"signed": "已签署", "forwarded": "已转交", "received": "已接收"}[a.state]
-        return (f"{word}（逾期）", "late") if a.late else (f"{word}（按时）", "ok")
-    if now > a.deadline:
-        return ("未报送（已逾期）" if report else "缺签（已逾期）"), "missing"
-    if report:
-        return "待报送", "pending"
-    return ("已查看，待签署" if a.state == AssignmentState.VIEWED else "待签署"), "pending"
-
-
 def office_of(unit: Unit) -> Unit | None:
     """The 街道教育办 a unit belongs to for tracking: itself, its parent office, or none (区直)."""
     if unit.type == UnitType.OFFICE:
@@ -240,6 +222,36 @@ def office_groups(
     return out
 
 
+#: The words a campaign's pages use: a document is signed (签), a report is filed (报送).
+SIGNING_WORDS = {
+    "done": "已签",
+    "late": "逾期签署",
+    "missing": "缺签",
+    "pending": "待签",
+    "progress": "签署进度",
+    "time": "签署时间",
+    "export": "导出签署件（zip）",
+    "receive": "确认接收已报送的文书",
+    "kind": "签署任务",
+}
+REPORT_WORDS = {
+    "done": "已报送",
+    "late": "逾期报送",
+    "missing": "未报送",
+    "pending": "待报送",
+    "progress": "报送进度",
+    "time": "报送时间",
+    "export": "导出报送材料（zip）",
+    "receive": "确认接收已报送的报表",
+    "kind": "报送任务",
+}
+
+
+def campaign_words(c: Campaign) -> dict[str, str]:
+    """The words for a campaign's kind: a recurring campaign collects reports, a one-off one signatures."""
+    return REPORT_WORDS if c.recurrence else SIGNING_WORDS
+
+
 CAMPAIGN_STATUS_TITLES = {"draft": "待下发", "issuing": "下发中", "issued": "已下发"}
 #: Who signs each document, as the signing page names them.
 SIGNER_TITLES = {"responsibility_office": "教育办主任", "responsibility_direct": "校长", "pledge": "校长"}
@@ -260,6 +272,7 @@ def campaign_row(c: Campaign, status: dict[str, Any], tz: zoneinfo.ZoneInfo) -> 
         "on_time_pct": 100 * status["on_time"] / total,
         "late_pct": 100 * status["late"] / total,
         "deadline_local": local_time(c.deadline, tz),
+        "words": campaign_words(c),
     }
 
 
@@ -271,8 +284,12 @@ def signing_view(
     revoked = doc.status == "revoked"
     label, tone = state_label(a, now, revoked)
     can_sign = not revoked and a.state not in DONE_STATES and user.role == Role.SIGNER and user.unit_id == a.unit_id
+    own = user.unit_id == a.unit_id
     if revoked:
         text = f"该文书已于 {local_time(doc.revoked_at, tz)} 撤回（{doc.revoke_reason}），无需再签署。"
+    elif not own and a.state not in DONE_STATES:
+        late = "已过截止时间，尚未签署" if now > a.deadline else f"尚未签署，截止 {local_time(a.deadline, tz)}"
+        text = f"{a.unit.name}{late}。以下是下发给该单位的文书。"
     elif a.state in DONE_STATES:
         text = f"已于 {local_time(a.signed_at, tz)} 签署，{'晚于截止时间（逾期）' if a.late else '在截止时间之前（按时）'}。"
     elif now > a.deadline:
@@ -306,8 +323,10 @@ def signing_view(
             "document_id": a.document_id,
             "kind_title": KIND_TITLES.get(a.kind, a.kind),
             "campaign_name": a.campaign.name,
+            "unit_name": a.unit.name,
             "state": a.state,
         },
+        "own": own,
         "state": {
             "text": text,
             "tone": {"ok": "ok", "late": "warn", "missing": "bad", "revoked": "bad"}.get(tone, "warn"),

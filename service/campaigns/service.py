@@ -39,6 +39,7 @@ from service.campaigns.ledger import ledger_workbook
 from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch
 from service.documents.errors import AlreadySigned
 from service.documents.pipeline import IssuedDocument, IssueRequest
+from service.documents.seal import check_signature_ink
 from service.errors import NotFoundForUser, UploadInvalid
 from service.jobs.models import Job
 from service.jobs.registry import actor_params
@@ -181,6 +182,24 @@ def period_label(period: str) -> str:
         return ""
     year, rest = period.split("-")
     return f"{year}年第{int(rest[1:])}周" if rest.startswith("W") else f"{year}年{int(rest)}月"
+
+
+def state_label(a: Assignment, now: dt.datetime, revoked: bool = False) -> tuple[str, str]:
+    """(label, tone) of an assignment as people say it: a document is signed, a report filed."""
+    report = a.kind in REPORT_KINDS.values()
+    if revoked:
+        return "已撤回", "revoked"
+    if a.state in DONE_STATES:
+        if report:
+            word = {"signed": "已报送", "forwarded": "已报送", "received": "已接收"}[a.state]
+        else:
+            word = {"signed": "已签署", "forwarded": "已转交", "received": "已接收"}[a.state]
+        return (f"{word}（逾期）", "late") if a.late else (f"{word}（按时）", "ok")
+    if now > a.deadline:
+        return ("未报送（已逾期）" if report else "缺签（已逾期）"), "missing"
+    if report:
+        return "待报送", "pending"
+    return ("已查看，待签署" if a.state == AssignmentState.VIEWED else "待签署"), "pending"
 
 
 class Campaigns:
@@ -486,6 +505,7 @@ class Campaigns:
         assert doc is not None
         if doc.status == DocumentStatus.REVOKED:
             raise DocumentRevoked(f"该文书已于 {doc.revoked_at:%Y-%m-%d} 撤回（{doc.revoke_reason}），不能再签署。")
+        check_signature_ink(signature_png)
         self._claim(assignment)
         try:
             unit = assignment.unit
@@ -677,37 +697,72 @@ class Campaigns:
     def export_ledger(self, session: Session, scope: Scope, campaign: Campaign) -> bytes:
         """The campaign's 台账 as an Excel workbook (the units the user sees), audited."""
         items = [a for a in self.assignments(session, campaign) if a.unit_id in scope.units]
-        data = ledger_workbook(campaign, items, KIND_TITLES, self.tz, self.now())
+        now = self.now()
+        revoked = {
+            a.id
+            for a in items
+            if a.document_id is not None
+            and (doc := session.get(Document, a.document_id)) is not None
+            and doc.status == DocumentStatus.REVOKED
+        }
+        data = ledger_workbook(
+            campaign,
+            items,
+            KIND_TITLES,
+            self.tz,
+            now,
+            label=lambda a: state_label(a, now, a.id in revoked)[0],
+            report=campaign.recurrence is not None,
+        )
         record(session, scope.actor, "campaign.export_ledger", "campaign", campaign.id, self.now(), rows=len(items))
         return data
 
     def export_archive(self, session: Session, scope: Scope, campaign: Campaign, out: IO[bytes]) -> int:
-        """Every signed document of the campaign the user sees, as a zip with a SHA-256 manifest."""
+        """Every signed document of the campaign the user sees (or, for a report campaign, every
+        filed report), as a zip with a SHA-256 manifest; times in the bureau's time zone."""
         scope.require(Role.BUREAU, Role.OFFICE)
+        now = self.now()
+        report = campaign.recurrence is not None
         entries = []
+        statuses = {"valid": "有效", "superseded": "已被新版本替代", "revoked": "已撤回"}
         for a in self.assignments(session, campaign):
-            if a.unit_id not in scope.units or a.document_id is None:
+            if a.unit_id not in scope.units:
+                continue
+            group = a.unit.parent.name if a.unit.parent is not None else a.unit.name
+            meta: dict[str, Any] = {
+                "unit": a.unit.name,
+                "unit_code": a.unit.code,
+                "kind": KIND_TITLES.get(a.kind, a.kind),
+                "state": state_label(a, now)[0],
+                "signed_at": a.signed_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S") if a.signed_at else "",
+                "late": "" if a.late is None else ("是" if a.late else "否"),
+            }
+            if report:
+                if a.report_sha256 is None:
+                    continue
+                name = a.report_name or "报表"
+                suffix = name[name.rfind(".") :] if "." in name else ""
+                path = bundle_path(
+                    group, f"{a.unit.name}-{period_label(a.period)}{KIND_TITLES.get(a.kind, '')}{suffix}"
+                )
+                entries.append(BundleEntry(path, a.report_sha256, {**meta, "filename": name}))
+                continue
+            if a.document_id is None:
                 continue
             doc = session.get(Document, a.document_id)
             assert doc is not None
-            group = a.unit.parent.name if a.unit.parent is not None else a.unit.name
+            meta["document_status"] = statuses.get(doc.status, doc.status)
+            if doc.status == DocumentStatus.REVOKED:
+                meta["state"] = "已撤回"
             entries.append(
                 BundleEntry(
-                    bundle_path(group, f"{a.unit.name}-{KIND_TITLES.get(a.kind, a.kind)}.pdf"),
-                    doc.current_sha256,
-                    {
-                        "unit": a.unit.name,
-                        "unit_code": a.unit.code,
-                        "kind": a.kind,
-                        "state": a.state,
-                        "signed_at": a.signed_at.isoformat() if a.signed_at else "",
-                        "late": "" if a.late is None else a.late,
-                        "document_status": doc.status,
-                    },
+                    bundle_path(group, f"{a.unit.name}-{KIND_TITLES.get(a.kind, a.kind)}.pdf"), doc.current_sha256, meta
                 )
             )
-        count = write_bundle(out, self.archive.documents, entries, campaign.name)
-        record(session, scope.actor, "campaign.export_archive", "campaign", campaign.id, self.now(), files=count)
+        store = self.archive.stores["reports"] if report else self.archive.documents
+        headers = {"signed_at": "报送时间（北京时间）", "kind": "报表"} if report else None
+        count = write_bundle(out, store, entries, campaign.name, self.tz, headers)
+        record(session, scope.actor, "campaign.export_archive", "campaign", campaign.id, now, files=count)
         return count
 
     def escalations(self, session: Session, scope: Scope) -> list[dict[str, object]]:

@@ -116,6 +116,7 @@ def create_roster(
                 row=r.row,
                 school_id=r.school.id,
                 class_order=class_order(r.values, r.row),
+                grade_class=(r.values.get("grade", "") + r.values.get("class_name", ""))[:30] or None,
                 fields=notice_fields(
                     guardian_name=r.values["guardian_name"],
                     student_name=r.values["student_name"],

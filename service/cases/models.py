@@ -166,6 +166,8 @@ class RosterEntry(Base):
     school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     #: Sort key for the print copy: grade, class, row.
     class_order: Mapped[str] = mapped_column(String(40))
+    #: 年级班级 as the sheet gave it (an enrollment notice does not print it; the receipts ledger does).
+    grade_class: Mapped[str | None] = mapped_column(String(30))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

@@ -9,7 +9,16 @@ from sqlalchemy.orm import Session
 
 from service.archive.models import Document
 from service.archive.schemas import document_brief
-from service.cases.models import STATUS_TITLES, WRITE_OFF_REASONS, Case, CaseStatus, PrintBundle, Roster, RosterEntry
+from service.cases.models import (
+    STATUS_TITLES,
+    WRITE_OFF_REASONS,
+    Case,
+    CaseFile,
+    CaseStatus,
+    PrintBundle,
+    Roster,
+    RosterEntry,
+)
 from service.documents.registry import get_kind
 
 if TYPE_CHECKING:
@@ -38,6 +47,7 @@ class CaseBody(BaseModel):
     dropout_date: dt.date | None = Field(default=None, title="辍学日期")
     dropout_reason: str | None = Field(default=None, title="辍学原因")
     reason_detail: str | None = Field(default=None, max_length=500, title="原因分析")
+    measures: str | None = Field(default=None, max_length=500, title="帮扶措施")
     confirmed: bool = Field(default=False, title="已核实为辍学（否则登记为疑似辍学）")
     guardians: list[GuardianBody] = Field(min_length=1, max_length=4, title="监护人")
 
@@ -78,12 +88,19 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
     }
     if full:
         docs = session.scalars(select(Document).where(Document.case_id == case.id).order_by(Document.issued_at))
+        files: dict[int, list[dict[str, Any]]] = {}
+        for f in session.scalars(
+            select(CaseFile).where(CaseFile.case_id == case.id, CaseFile.attempt_id.is_not(None)).order_by(CaseFile.id)
+        ):
+            files.setdefault(f.attempt_id or 0, []).append({"id": f.id, "filename": f.filename, "size": f.size})
         out.update(
             {
                 "id_number": case.id_number,
                 "student_number": case.student_number,
                 "birth_date": case.birth_date,
                 "home_address": case.home_address,
+                "ethnicity": case.ethnicity,
+                "measures": case.measures,
                 "dropout_reason": case.dropout_reason,
                 "reason_detail": case.reason_detail,
                 "write_off_reason": WRITE_OFF_REASONS.get(case.write_off_reason or ""),
@@ -100,10 +117,14 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
                         "result": a.result,
                         "succeeded": a.succeeded,
                         "note": a.note,
+                        "files": files.get(a.id, []),
                     }
                     for a in case.attempts
                 ],
-                "documents": [document_brief(d) for d in docs],
+                "documents": [
+                    {**document_brief(d), "issued_date": d.issued_at.astimezone(cases.tz).date().isoformat()}
+                    for d in docs
+                ],
                 "due": [d.to_dict() for d in cases.due(session, case)],
             }
         )

@@ -85,6 +85,7 @@ class CaseIn:
     dropout_date: dt.date | None = None
     dropout_reason: str | None = None
     reason_detail: str | None = None
+    measures: str | None = None
     confirmed: bool = False
     guardians: list[GuardianIn] = field(default_factory=list)
 
@@ -192,6 +193,7 @@ class Cases:
             dropout_date=data.dropout_date,
             dropout_reason=data.dropout_reason or None,
             reason_detail=data.reason_detail or None,
+            measures=data.measures or None,
             status=CaseStatus.DROPPED if data.confirmed else CaseStatus.SUSPECTED,
             created_at=now,
             updated_at=now,
@@ -265,6 +267,9 @@ class Cases:
                 "；".join(f"{c}：{m}" for c, m in problems),
                 details={"errors": [{"field": c, "message": m} for c, m in problems]},
             )
+        # the files are stored before anything is written (the archive journals them in a
+        # transaction of its own, which must come first), and recorded with the attempt
+        kept = [(filename, len(data), self.archive.keep(session, "files", data)) for filename, data in attachments]
         attempt = Attempt(
             case_id=case.id,
             date=date,
@@ -278,8 +283,18 @@ class Cases:
         )
         session.add(attempt)
         session.flush()
-        for filename, data in attachments:
-            self._file(session, case, "attachment", filename, data, attempt.id)
+        for filename, size, sha256 in kept:
+            session.add(
+                CaseFile(
+                    case_id=case.id,
+                    attempt_id=attempt.id,
+                    purpose="attachment",
+                    filename=filename[:128],
+                    sha256=sha256,
+                    size=size,
+                    created_at=self.now(),
+                )
+            )
         record(
             session,
             actor,
@@ -422,10 +437,14 @@ class Cases:
         )
         for a in reports:
             due = a.deadline.astimezone(self.tz).date()
+            title, name = REPORT_TITLES.get(a.kind, "报表"), a.campaign.name
+            # the report named once: the campaign's name when it says what the report is, the
+            # report's title when the campaign's name is part of it, both when they differ
+            what = name if title in name else title if name in title else f"{title}（{name}）"
             items.append(
                 DueItem(
                     "monthly_report" if a.kind == REPORT else "weekly_report",
-                    f"{period_label(a.period)}{REPORT_TITLES.get(a.kind, '报表')}（{a.campaign.name}）",
+                    f"{period_label(a.period)}{what}",
                     due,
                     today > due,
                     a.unit_id,
@@ -518,7 +537,6 @@ class Cases:
             "birth_date": case.birth_date.isoformat(),
             "student_id_number": case.id_number,
             "grade_class": case.grade_class,
-            "home_address": case.home_address or "（未登记）",
             "key_groups": case.key_groups,
             "guardians": [
                 {
@@ -534,7 +552,6 @@ class Cases:
                 for g in case.guardians
             ],
             "dropout_date": (case.dropout_date or case.created_at.astimezone(self.tz).date()).isoformat(),
-            "dropout_reason": case.dropout_reason or "其他",
             "status": STATUS_TITLES[CaseStatus(case.status)].split("/")[0]
             if case.status != CaseStatus.DEFERRED
             else "延缓入学",
@@ -555,7 +572,10 @@ class Cases:
             "filled_by": filled_by[:20] or "学校",
             "fill_date": self.today().isoformat(),
         }
+        # what the case does not know prints as a dash, never as a guess (其他, 未登记)
         for key, value in (
+            ("home_address", case.home_address),
+            ("dropout_reason", case.dropout_reason),
             ("ethnicity", case.ethnicity),
             ("student_number", case.student_number),
             ("reason_detail", case.reason_detail),
@@ -680,7 +700,7 @@ class Cases:
                     for v in (
                         entry.row,
                         units.get(entry.school_id, ""),
-                        f.get("grade_class", ""),
+                        entry.grade_class or f.get("grade_class", ""),
                         f.get("student_name", ""),
                         f.get("guardian_name", ""),
                         "是" if doc else "否",

@@ -94,6 +94,11 @@ class ImageInvalid(InvalidInput):
     default_message = "签名图片无法读取，请上传 PNG 或 JPEG 图片。"
 
 
+class SignatureTooSmall(InvalidInput):
+    code = "SIGNATURE_TOO_SMALL"
+    default_message = "签名太短，像是只点了一下。请在签名框中用手指或鼠标写下完整的签名。"
+
+
 class VerifierBusy(DocsignError):
     code = "VERIFIER_BUSY"
     http_status = 503

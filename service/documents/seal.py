@@ -22,7 +22,7 @@ from pyhanko.pdf_utils.content import PdfContent, ResourceType
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.layout import BoxConstraints
 
-from service.documents.errors import ImageInvalid
+from service.documents.errors import ImageInvalid, SignatureTooSmall
 from service.documents.fonts import find_face
 
 MM = 72 / 25.4
@@ -163,6 +163,40 @@ def load_signature_image(data: bytes) -> Image.Image:
     if box is None:
         raise ImageInvalid("签名图片是空白的，请重新书写签名。")
     return out.crop(box)
+
+
+#: A drawn signature has real ink: measured in CSS pixels of the signing pad (180 px tall), its
+#: strokes span at least this much, and cover at least this many pixels (about 60 px of a thin
+#: stroke). A single tap leaves a dot of some 15 px² and 5 px across. The page asks for more
+#: (100 px of stroke, 40 px across: ``app.js``), so whatever the page lets through passes here.
+MIN_SIGNATURE_SPAN = 30
+MIN_SIGNATURE_INK = 80
+PAD_HEIGHT = 180
+
+
+def check_signature_ink(data: bytes) -> None:
+    """Refuse a signature image that is a dot or a tiny scribble (a tap on the pad), not a signature."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        if max(img.size) > MAX_SIGNATURE_PIXELS:
+            raise ImageInvalid(
+                f"签名图片过大（{img.width}×{img.height}），请上传边长不超过 {MAX_SIGNATURE_PIXELS} 像素的图片。"
+            )
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageInvalid() from exc
+    rgba = img.convert("RGBA")
+    ink = ImageOps.grayscale(rgba).point(lambda v: 255 if v < 160 else 0)
+    mask = ImageChops.multiply(ink, rgba.getchannel("A").point(lambda a: 255 if a >= 128 else 0))
+    box = mask.getbbox()
+    if box is None:
+        raise ImageInvalid("签名图片是空白的，请重新书写签名。")
+    # one CSS pixel of the pad, in pixels of this image (the pad is drawn at the screen's density)
+    unit = max(1.0, min(img.height, img.width / 2) / PAD_HEIGHT)
+    span = max(box[2] - box[0], box[3] - box[1]) / unit
+    pixels = mask.histogram()[255] / (unit * unit)
+    if span < MIN_SIGNATURE_SPAN or pixels < MIN_SIGNATURE_INK:
+        raise SignatureTooSmall()
 
 
 class SignatureAppearance(PdfContent):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import UploadFile
+from starlette.datastructures import UploadFile  # FastAPI's UploadFile is a subclass: both are read here
 
 from service.errors import UploadInvalid, UploadTooLarge
 

@@ -26,8 +26,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/sign")
-def sign_list(request: Request, user: PageUser, services: ServicesDep, session: SessionDep) -> Response:
-    return _sign_list(request, user, services, session)
+def sign_list(
+    request: Request, user: PageUser, services: ServicesDep, session: SessionDep, filed: int | None = None
+) -> Response:
+    flash = {"tone": "ok", "text": "已报送本期报表。"} if filed is not None else None
+    return _sign_list(request, user, services, session, flash=flash)
 
 
 @router.post("/reports/{assignment_id}")
@@ -54,7 +57,7 @@ async def report_upload(
     except DocsignError as exc:
         session.rollback()
         return _sign_list(request, user, services, session, report_errors={assignment.id: exc.message})
-    return flash_redirect("/sign")
+    return flash_redirect(f"/sign?filed={assignment.id}")
 
 
 def _sign_list(
@@ -63,6 +66,7 @@ def _sign_list(
     services: ServicesDep,
     session: SessionDep,
     report_errors: dict[int, str] | None = None,
+    flash: dict[str, str] | None = None,
 ) -> Response:
     tz, now = tz_of(services), services.clock.now()
     refresh_periods(services, session)
@@ -92,7 +96,7 @@ def _sign_list(
                 "deadline_local": local_time(a.deadline, tz),
             }
         )
-    return render(request, "sign_list.html", user, items=items, reports=reports, unit_name=user.unit.name)
+    return render(request, "sign_list.html", user, items=items, reports=reports, unit_name=user.unit.name, flash=flash)
 
 
 def _signing(a: Assignment, user: User, services: ServicesDep, session: SessionDep) -> dict[str, Any]:

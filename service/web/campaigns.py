@@ -15,7 +15,14 @@ from sqlalchemy import select
 from service.accounts.models import Role, User
 from service.archive.models import Document
 from service.campaigns.models import Campaign
-from service.campaigns.schemas import assignment_row, campaign_row, countdown, local_time, office_groups
+from service.campaigns.schemas import (
+    assignment_row,
+    campaign_row,
+    campaign_words,
+    countdown,
+    local_time,
+    office_groups,
+)
 from service.campaigns.service import (
     DOCUMENT_KINDS,
     KIND_TITLES,
@@ -46,7 +53,12 @@ KIND_OPTIONS = [
     ("responsibility_direct", "控辍目标责任书（区直学校版）", "下发给每所区直学校，由校长签字盖章"),
     ("pledge", "控辍保学承诺书", "下发给每所义务教育学校，由校长签字盖章；街道学校由教育办统一转交"),
 ]
-FILTERS = [("all", "全部"), ("missing", "缺签"), ("late", "逾期签署"), ("pending", "待签"), ("signed", "已签")]
+FILTER_KEYS = ["all", "missing", "late", "pending", "signed"]
+
+
+def _filters(words: dict[str, str]) -> list[tuple[str, str]]:
+    names = {"all": "全部", "signed": words["done"], **{k: words[k] for k in ("missing", "late", "pending")}}
+    return [(k, names[k]) for k in FILTER_KEYS]
 
 
 @router.get("/dashboard")
@@ -245,8 +257,17 @@ def campaign_page(
     services: ServicesDep,
     session: SessionDep,
     filter: str = "all",
+    received: int | None = None,
 ) -> Response:
     scope.require(Role.BUREAU)
+    words = campaign_words(campaign)
+    flash = None
+    if received is not None:
+        flash = (
+            {"tone": "ok", "text": f"已确认接收 {received} 份。"}
+            if received
+            else {"tone": "warn", "text": "没有新的可接收的文书或报表：各单位报送或教育办转交后再来确认接收。"}
+        )
     tz, now = tz_of(services), services.clock.now()
     refresh_periods(services, session)
     status = services.campaigns.status(session, campaign)
@@ -268,13 +289,15 @@ def campaign_page(
         campaign=campaign,
         status=status,
         groups=office_groups(session, items, now, tz, filter),
-        filters=FILTERS,
-        filter=filter if filter in dict(FILTERS) else "all",
+        filters=_filters(words),
+        filter=filter if filter in FILTER_KEYS else "all",
+        words=words,
+        flash=flash,
         deadline_local=local_time(campaign.deadline, tz),
         period=period_label(status["period"]) if campaign.recurrence else "",
         recurrence=recurrence_text(campaign.recurrence, campaign.due_day),
         countdown=countdown(campaign.deadline, now),
-        chart=progress_chart(items, campaign.deadline, now, tz),
+        chart=progress_chart(items, campaign.deadline, now, tz, words),
         planned_units=len({u.id for u, _ in planned}),
         planned_total=len(planned),
         planned_kinds=[(k, KIND_TITLES[k], counts[k]) for k in DOCUMENT_KINDS if counts[k]],
@@ -299,19 +322,19 @@ def campaign_issue(
 ) -> Response:
     job, _ = services.campaigns.start_issue(session, scope, campaign, services.jobs)
     session.commit()
-    return fragment(request, "_job.html", job=job)
+    return fragment(request, "_job.html", job=job, refresh=True)
 
 
 @router.get("/jobs/{job_id}")
 def job_fragment(request: Request, job: JobObj) -> Response:
-    return fragment(request, "_job.html", job=job)
+    return fragment(request, "_job.html", job=job, refresh=True)
 
 
 @router.post("/campaigns/{campaign_id}/receive")
 def campaign_receive(campaign: CampaignObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
-    services.campaigns.receive(session, scope, campaign)
+    count = services.campaigns.receive(session, scope, campaign)
     session.commit()
-    return flash_redirect(f"/campaigns/{campaign.id}")
+    return flash_redirect(f"/campaigns/{campaign.id}?received={count}")
 
 
 # --- the office ----------------------------------------------------------------------------------

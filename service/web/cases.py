@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.cases.checks import RELATIONS, parse_date
-from service.cases.models import ATTEMPT_METHODS, OPEN_STATUSES, REASONS, STATUS_TITLES, Case, CaseStatus
+from service.cases.models import (
+    ATTEMPT_METHODS,
+    KEY_GROUPS,
+    OPEN_STATUSES,
+    REASONS,
+    STATUS_TITLES,
+    Case,
+    CaseFile,
+    CaseStatus,
+)
 from service.cases.schemas import case_view
 from service.cases.service import CaseIn, GuardianIn
-from service.errors import DocsignError, InvalidInput
+from service.errors import DocsignError, InvalidInput, NotFoundForUser, UploadInvalid
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
+from service.http.uploads import read_upload
 from service.units.models import Unit, UnitType
 from service.web.common import PageUser, flash_redirect, form_errors, render
 
@@ -60,14 +72,25 @@ def _new_values() -> dict[str, Any]:
         "birth_date": "",
         "grade": "",
         "class_name": "",
+        "student_number": "",
+        "ethnicity": "",
         "home_address": "",
+        "key_groups": [],
         "dropout_date": "",
-        "dropout_reason": "厌学",
+        # no reason and no relation is chosen for the user: a suspected case may not know its
+        # reason yet (saved empty, printed as a dash), and the guardian's relation must be chosen
+        "dropout_reason": "",
+        "reason_detail": "",
+        "measures": "",
         "guardian_name": "",
-        "guardian_relation": "父亲",
+        "guardian_relation": "",
         "guardian_phone": "",
         "confirmed": False,
     }
+
+
+#: Form fields kept longer than a line.
+LONG_FIELDS = {"reason_detail", "measures"}
 
 
 @router.get("/cases/new")
@@ -81,6 +104,7 @@ def new_case_page(request: Request, user: PageUser, scope: ScopeDep, session: Se
         schools=_schools(session, scope),
         reasons=REASONS,
         relations=RELATIONS,
+        key_groups=KEY_GROUPS,
     )
 
 
@@ -89,8 +113,13 @@ async def new_case(
     request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
     form = await request.form()
-    values: dict[str, Any] = {k: str(form.get(k, "")).strip()[:100] for k in _new_values() if k != "confirmed"}
+    values: dict[str, Any] = {
+        k: str(form.get(k, "")).strip()[: 500 if k in LONG_FIELDS else 100]
+        for k in _new_values()
+        if k not in ("confirmed", "key_groups")
+    }
     values["confirmed"] = form.get("confirmed") == "yes"
+    values["key_groups"] = [str(g) for g in form.getlist("key_groups")]
     errors: dict[str, str] = {}
     school_id = int(values["school_id"]) if values["school_id"].isdigit() else None
     if school_id is None:
@@ -98,6 +127,8 @@ async def new_case(
     birth = parse_date(values["birth_date"])
     if birth is None:
         errors["出生日期"] = "请填写出生日期。"
+    if not values["guardian_relation"]:
+        errors["与学生关系"] = "请选择监护人与学生的关系。"
     if not errors and school_id is not None and birth is not None:
         data = CaseIn(
             student_name=values["student_name"],
@@ -106,9 +137,14 @@ async def new_case(
             birth_date=birth,
             grade=values["grade"],
             class_name=values["class_name"] or None,
+            student_number=values["student_number"] or None,
+            ethnicity=values["ethnicity"] or None,
             home_address=values["home_address"] or None,
+            key_groups=values["key_groups"],
             dropout_date=parse_date(values["dropout_date"]),
             dropout_reason=values["dropout_reason"] or None,
+            reason_detail=values["reason_detail"] or None,
+            measures=values["measures"] or None,
             confirmed=values["confirmed"],
             guardians=[GuardianIn(values["guardian_name"], values["guardian_relation"], values["guardian_phone"])],
         )
@@ -132,6 +168,7 @@ async def new_case(
         schools=_schools(session, scope),
         reasons=REASONS,
         relations=RELATIONS,
+        key_groups=KEY_GROUPS,
     )
 
 
@@ -143,6 +180,7 @@ def _case_page(
     session: SessionDep,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
+    flash: dict[str, str] | None = None,
 ) -> Response:
     today = services.cases.today()
     defaults = {
@@ -151,6 +189,7 @@ def _case_page(
         "staff": user.display_name,
         "result": "",
         "report_by": (today + dt.timedelta(days=7)).isoformat(),
+        "kind": "return_notice",
     }
     return render(
         request,
@@ -161,52 +200,95 @@ def _case_page(
         values={**defaults, **(values or {})},
         methods=ATTEMPT_METHODS,
         open=CaseStatus(case.status) in OPEN_STATUSES,
+        flash=flash,
+        max_attachments=MAX_ATTACHMENTS,
     )
 
 
+#: What a case page says after an action redirected to it (``?done=...``).
+DONE_MESSAGES = {"attempt": "已记录这次劝返。"}
+
+
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case: CaseObj, user: PageUser, services: ServicesDep, session: SessionDep) -> Response:
-    return _case_page(request, user, case, services, session)
+def case_page(
+    request: Request, case: CaseObj, user: PageUser, services: ServicesDep, session: SessionDep, done: str = ""
+) -> Response:
+    flash = {"tone": "ok", "text": DONE_MESSAGES[done]} if done in DONE_MESSAGES else None
+    return _case_page(request, user, case, services, session, flash=flash)
+
+
+#: 劝返 material a page accepts with an attempt (photos of the visit, a signed 承诺书, a recording).
+MAX_ATTACHMENTS = 5
 
 
 @router.post("/cases/{case_id}/attempts")
-def case_attempt(
+async def case_attempt(
     request: Request,
     case: CaseObj,
     user: PageUser,
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
-    date: Annotated[str, Form()] = "",
-    method: Annotated[str, Form()] = "",
-    staff: Annotated[str, Form()] = "",
-    result: Annotated[str, Form()] = "",
-    succeeded: Annotated[str, Form()] = "",
 ) -> Response:
-    values = {"date": date, "method": method, "staff": staff[:60], "result": result[:200]}
+    form = await request.form()
+    date, method, staff, result, note = (str(form.get(k, "")) for k in ("date", "method", "staff", "result", "note"))
+    values = {"date": date, "method": method, "staff": staff[:60], "result": result[:200], "note": note[:200]}
     day = parse_date(date)
     try:
+        uploads = [f for f in form.getlist("attachments") if isinstance(f, StarletteUpload) and f.filename]
+        if len(uploads) > MAX_ATTACHMENTS:
+            raise UploadInvalid(f"每次劝返最多上传 {MAX_ATTACHMENTS} 个附件。")
+        attachments = [
+            (f.filename or "附件", await read_upload(f, services.settings.max_pdf_bytes, f"附件「{f.filename}」"))
+            for f in uploads
+        ]
         if day is None:
             raise InvalidInput("请选择劝返日期。")
-        services.cases.add_attempt(
-            session,
-            scope,
-            case,
-            date=day,
-            staff=staff,
-            method=method,
-            result=result,
-            succeeded=succeeded == "yes",
-        )
-        session.commit()
-        return flash_redirect(f"/cases/{case.id}")
+
+        def run() -> None:
+            services.cases.add_attempt(
+                session,
+                scope,
+                case,
+                date=day,
+                staff=staff,
+                method=method,
+                result=result,
+                succeeded=form.get("succeeded") == "yes",
+                note=note or None,
+                attachments=attachments,
+            )
+            session.commit()
+
+        await run_in_threadpool(run)
+        return flash_redirect(f"/cases/{case.id}?done=attempt")
     except DocsignError as exc:
         session.rollback()
         return _case_page(request, user, case, services, session, {"attempt": exc.message}, values)
 
 
+@router.get("/cases/{case_id}/files/{file_id}")
+def case_file(case: CaseObj, file_id: int, services: ServicesDep, session: SessionDep) -> Response:
+    """An attachment of the case's 劝返 record, for the users who see the case."""
+    f = session.get(CaseFile, file_id)
+    if f is None or f.case_id != case.id:
+        raise NotFoundForUser("没有这个附件。")
+    return StreamingResponse(
+        services.archive.stores["files"].stream(f.sha256),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.filename)}"},
+    )
+
+
 def _action(
-    request: Request, case: Case, user: PageUser, services: ServicesDep, session: SessionDep, fn: Any
+    request: Request,
+    case: Case,
+    user: PageUser,
+    services: ServicesDep,
+    session: SessionDep,
+    fn: Any,
+    where: str = "action",
+    values: dict[str, Any] | None = None,
 ) -> Response:
     try:
         fn()
@@ -214,7 +296,7 @@ def _action(
         return flash_redirect(f"/cases/{case.id}")
     except DocsignError as exc:
         session.rollback()
-        return _case_page(request, user, case, services, session, {"action": exc.message})
+        return _case_page(request, user, case, services, session, {where: exc.message}, values)
 
 
 @router.post("/cases/{case_id}/confirm")
@@ -249,7 +331,8 @@ def case_notice(
             raise InvalidInput("请选择报到截止日期。")
         services.cases.issue_notice(session, scope, case, kind, day)
 
-    return _action(request, case, user, services, session, run)
+    # the error shows at the notice form, which keeps the date and the kind that were chosen
+    return _action(request, case, user, services, session, run, "notice", {"report_by": report_by, "kind": kind})
 
 
 @router.post("/cases/{case_id}/register")

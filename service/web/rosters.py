@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from service.cases.checks import parse_date
 from service.cases.models import Roster
+from service.cases.roster import schools_in
 from service.cases.schemas import roster_view
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import JobObj, RosterObj, ScopeDep, ServicesDep, SessionDep
@@ -50,6 +51,7 @@ def _rosters(
         values={**defaults, **(values or {})},
         import_errors=import_errors or [],
         import_error=import_error,
+        schools=sorted(schools_in(session, scope.units), key=lambda u: u.code),
     )
 
 
@@ -108,9 +110,9 @@ def roster_issue(
 ) -> Response:
     job, _ = services.cases.start_roster_issue(session, scope, roster, services.jobs)
     session.commit()
-    return fragment(request, "_roster_job.html", job=job)
+    return fragment(request, "_roster_job.html", job=job, refresh=True)
 
 
 @router.get("/rosters/jobs/{job_id}")
 def roster_job(request: Request, job: JobObj) -> Response:
-    return fragment(request, "_roster_job.html", job=job)
+    return fragment(request, "_roster_job.html", job=job, refresh=True)

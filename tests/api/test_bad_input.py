@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.api.conftest import (
     signature_data_url,
     xlsx,
 )
+from tests.documents.test_seal import pad_png
 
 
 def count(service: Service, model: type) -> int:
@@ -151,6 +153,14 @@ def test_signing_rules(tmp_path: Path) -> None:
             ({"signature_png": "data:image/png;base64,!!!!", "confirm": True}, "UPLOAD_INVALID"),
             ({"signature_png": "data:text/html;base64,PGh0bWw+", "confirm": True}, "UPLOAD_INVALID"),
             ({**sig, "confirm": False}, "UPLOAD_INVALID"),
+            # one tap on a pad: a dot is not a signature
+            (
+                {
+                    "signature_png": "data:image/png;base64," + base64.b64encode(pad_png("tap")).decode(),
+                    "confirm": True,
+                },
+                "SIGNATURE_TOO_SMALL",
+            ),
         ):
             r = c.post(f"/api/assignments/{shihe['id']}/sign", json=body)
             assert r.status_code == 422 and r.json()["code"] == code, r.text

@@ -126,8 +126,9 @@ def test_licheng_campaign(tmp_path: Path, database_url: str) -> None:
         assert len(rows) == 12
         assert rows[("历城区王舍人街道辛甸小学", "控辍保学承诺书")][10] == "逾期"
         assert rows[("历城区洪家楼北路小学", "控辍保学承诺书")][10] == "未签（已逾期）"
+        assert rows[("历城区洪家楼北路小学", "控辍保学承诺书")][6] == "缺签（已逾期）"  # not 已下发: as the page says
         assert rows[("济南市历城区实验小学", "控辍目标责任书（区直版）")][10] == "按时"
-        assert rows[("历城区王舍人街道石河小学", "控辍保学承诺书")][6] == "已接收"
+        assert rows[("历城区王舍人街道石河小学", "控辍保学承诺书")][6] == "已接收（按时）"  # as the page says it
 
         # The archive: every signed PDF passes pdfsig and matches the manifest.
         r = c.get(f"/api/campaigns/{cid}/archive.zip")

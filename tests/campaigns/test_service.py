@@ -12,9 +12,10 @@ from service.audit.models import AuditEvent
 from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.campaigns.service import CampaignSpec
 from service.container import Services
-from service.documents.errors import AlreadySigned, ImageInvalid
+from service.documents.errors import AlreadySigned, ImageInvalid, SignatureTooSmall
 from service.jobs.runner import wall_now
 from tests.district import load_district, scope_of
+from tests.documents.test_seal import pad_png
 from tests.documents.test_sign import handwriting
 
 
@@ -118,3 +119,18 @@ def test_forward_and_receive(services: Services) -> None:
         s.commit()
         states = s.scalars(select(Assignment.state).where(Assignment.campaign_id == cid)).all()
         assert sorted(states).count(AssignmentState.RECEIVED) == 4
+
+
+def test_a_single_tap_is_refused_before_anything_is_claimed(services: Services) -> None:
+    cid = _issued_campaign(services)
+    with services.db.session() as s:
+        principal = scope_of(s, "wsr-xd-head")
+        mine = s.scalar(
+            select(Assignment).where(Assignment.campaign_id == cid, Assignment.unit_id == principal.unit.id)
+        )
+        assert mine is not None
+        with pytest.raises(SignatureTooSmall, match="签名太短"):
+            services.campaigns.sign(s, principal, mine, pad_png("tap"))
+        s.refresh(mine)
+        assert mine.state == AssignmentState.ISSUED and mine.claimed_until is None
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "document.sign")) == 0

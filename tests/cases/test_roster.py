@@ -108,6 +108,29 @@ def test_thirty_planted_errors_are_exactly_the_thirty_reported(tmp_path: Path) -
         assert _count(service, RosterEntry) == 90
 
 
+def test_receipts_ledger_of_an_enrollment_roster_has_its_grade_and_class(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        data = rows(3, ["WSR-SH"], seed=11)
+        report_by = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("一年级名单.xlsx", xlsx(data))},
+            data={"kind": "enrollment_notice", "report_by": report_by},
+        )
+        assert r.status_code == 201, r.text
+        sheet = load_workbook(io.BytesIO(c.get(f"/api/rosters/{r.json()['id']}/receipts.xlsx").content)).active
+        assert [cell.value for cell in sheet[1]][2] == "年级班级"
+        got = sorted((row[3], row[2]) for row in sheet.iter_rows(min_row=2, values_only=True))
+        assert got == sorted((row[1], row[6] + row[7]) for row in data)  # e.g. 一年级3班
+        # the pages show the codes a roster needs
+        assert "本校代码 <b>WSR-SH</b>" in c.get("/rosters").text
+        service.login("bureau")
+        assert "WSR-SH" in c.get("/rosters").text and '代码 <span class="code">WSR-SH</span>' in c.get("/units").text
+
+
 def _count(service: Service, model: type) -> int:
     with service.state.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)

@@ -100,3 +100,34 @@ def test_a_roster_is_dated_in_beijing_time_and_issued_by_its_job(services: Servi
         for b in bundles:
             assert services.archive.documents.exists(b.sha256)
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "roster.import")) == 1
+
+
+def test_the_register_of_a_suspected_case_prints_dashes_not_guesses(services: Services) -> None:
+    from tests import checks
+
+    load_district(services)
+    with services.db.session() as s:
+        school = scope_of(s, "wsr-sh-head")
+        case = services.cases.create(
+            s,
+            school,
+            unit(s, "WSR-SH").id,
+            CaseIn(
+                student_name="王浩然",
+                id_number="370112201203070013",
+                sex="男",
+                birth_date=dt.date(2012, 3, 7),
+                grade="六年级",
+                guardians=[GuardianIn("王德福", "父亲", "13805310001")],
+            ),
+        )
+        s.commit()
+        assert case.dropout_reason is None and case.home_address is None  # nothing chosen for the school
+        doc = services.cases.register(s, school, case)
+        s.commit()
+        assert "dropout_reason" not in doc.fields and "home_address" not in doc.fields
+        text = checks.pdftotext(services.archive.documents.get(doc.current_sha256))
+        line = next(x for x in text.splitlines() if "辍学原因" in x)
+        assert "—" in line and "其他" not in line, line
+        address = next(x for x in text.splitlines() if "家庭住址" in x)
+        assert "—" in address and "未登记" not in text, address

@@ -39,6 +39,7 @@ def both_widths(browser: Browser, server: Server, username: str | None, path: st
         shot(page, f"{name}-{label}")
         if label == "phone":
             no_horizontal_scroll(page)
+            no_small_targets(page)
         watch.clean()
         ctx.close()
 
@@ -98,6 +99,10 @@ def campaign_id(browser: Browser, server: Server) -> int:
     # issue, with a double click: one job, twelve documents
     page.dblclick("#job-slot button[type=submit]")
     page.wait_for_selector("text=已下发 12 份文书", timeout=180_000)
+    # the progress below comes in by itself when the job ends, without a reload
+    page.wait_for_selector("#counts")
+    assert "已签 0 / 12" in page.inner_text("#counts") and "待签 12" in page.inner_text("#counts")
+    assert page.locator(".chart svg").count() == 1
     shot(page, "campaign-issued-desktop")
     status = page.request.get(f"{server.url}/api/campaigns/{cid}/status").json()
     assert status["total"] == 12
@@ -147,6 +152,134 @@ def test_principal_signs_on_a_phone(browser: Browser, server: Server, campaign_i
     ctx.close()
 
 
+SMALL_TARGETS = """() => {
+  const small = [];
+  const seen = new Set();
+  for (const el of document.querySelectorAll("a[href], button, input:not([type=hidden]), select, textarea, canvas")) {
+    // a checkbox is tapped through its label
+    const target = (el.type === "checkbox" || el.type === "radio") && el.closest("label") ? el.closest("label") : el;
+    if (seen.has(target)) continue;
+    seen.add(target);
+    const box = target.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;  // not shown
+    if (box.width < 43.5 || box.height < 43.5)
+      small.push(`${target.tagName.toLowerCase()} "${(target.innerText || target.name || target.id || "").trim().slice(0, 20)}" ${Math.round(box.width)}×${Math.round(box.height)}`);
+  }
+  return small;
+}"""
+
+
+def no_small_targets(page: Page) -> None:
+    small = page.evaluate(SMALL_TARGETS)
+    assert not small, f"tap targets under 44 px on {page.url}: {small}"
+
+
+def in_viewport(page: Page, selector: str) -> bool:
+    return bool(
+        page.evaluate(
+            """s => { const b = document.querySelector(s).getBoundingClientRect();
+                      return b.top >= 0 && b.bottom <= window.innerHeight && b.height > 0; }""",
+            selector,
+        )
+    )
+
+
+def test_a_tap_is_not_a_signature_and_errors_come_into_view_on_a_phone(
+    browser: Browser, server: Server, campaign_id: int
+) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-xd-head")
+    page.click("text=控辍保学承诺书")
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    no_small_targets(page)
+    # the seal area is named above the pages: no label lies over the document's text
+    assert page.locator(".page .slot").count() == 1 and page.inner_text(".page .slot") == ""
+    legend, first_page = page.locator("#slot-legend").bounding_box(), page.locator(".page").first.bounding_box()
+    assert legend is not None and first_page is not None and legend["y"] + legend["height"] <= first_page["y"]
+    assert page.locator(".page").evaluate_all("ps => ps.every(p => p.innerText.trim() === '')")
+
+    # submitted without a signature: after the reload the error is on screen, not far below
+    page.check("input[name=confirm]")
+    page.click("#sign-submit")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".field.invalid .error").first.inner_text() == "请先在签名框中写下您的签名。"
+    assert in_viewport(page, ".field.invalid .error"), "the error is outside the screen"
+    shot(page, "sign-error-phone")
+
+    # one tap on the pad: refused on the page, with the reason next to the pad
+    page.wait_for_function("() => window.SignaturePad !== undefined")
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.check("input[name=confirm]")
+    page.click("#sign-submit")
+    error = page.locator("#signing .field.invalid .error")
+    error.wait_for()
+    assert "签名太短" in error.inner_text() and in_viewport(page, "#signing .field.invalid .error")
+    assert "待签署" in page.inner_text("#state")  # nothing was sent
+
+    # the same tap sent without the page's check (an old page, a script): the server refuses it
+    page.evaluate(
+        """() => { const c = document.createElement("canvas"); c.width = 686; c.height = 360;
+                   const g = c.getContext("2d"); g.beginPath(); g.arc(300, 180, 4.4, 0, 7); g.fill();
+                   const f = document.getElementById("sign-form");
+                   f.querySelector("[name=signature_png]").value = c.toDataURL("image/png");
+                   HTMLFormElement.prototype.submit.call(f); }"""
+    )
+    page.wait_for_load_state("networkidle")
+    assert "签名太短" in page.locator(".field.invalid .error").first.inner_text()
+    assert in_viewport(page, ".field.invalid .error")
+    assert "待签署" in page.inner_text("#state")
+    shot(page, "sign-tap-refused-phone")
+    watch.clean()
+    ctx.close()
+
+
+def test_the_office_opens_a_pledge_before_forwarding_it(browser: Browser, server: Server, campaign_id: int) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-staff")
+    card = page.locator(f"[data-campaign='{campaign_id}']")
+    card.locator("a", has_text="控辍保学承诺书").first.click()
+    page.wait_for_url(re.compile(r".*/sign/\d+$"))
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#pad").count() == 0  # an office reads, it does not sign
+    assert page.evaluate("() => document.querySelector('.page img').naturalWidth") > 0
+    assert page.locator("#download, #download-unsigned").count() == 1
+    no_horizontal_scroll(page)
+    no_small_targets(page)
+    shot(page, "office-opens-pledge-phone")
+    watch.clean()
+    ctx.close()
+
+
+def test_verify_page_tap_targets_and_code_hint_on_a_phone(browser: Browser, server: Server) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    page.goto(server.url + "/v")
+    no_small_targets(page)
+    # the example in the box is not cut off at 375 px
+    fits = page.evaluate(
+        """() => { const i = document.getElementById("code"), s = getComputedStyle(i);
+                   const g = document.createElement("canvas").getContext("2d"); g.font = s.font;
+                   const room = i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                   return [g.measureText(i.placeholder).width, room]; }"""
+    )
+    assert fits[0] <= fits[1], fits
+    page.fill("#code", "NOT-A-CODE")
+    page.click("form[action='/v'] button")
+    page.wait_for_load_state("networkidle")
+    no_small_targets(page)
+    watch.clean()
+    ctx.close()
+
+
 def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, campaign_id: int) -> None:
     ctx = context(browser, DESKTOP)
     watch = Watch()
@@ -171,6 +304,13 @@ def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, 
     assert rows.count() == 1 and "已转交（按时）" in rows.first.inner_text()
     assert page.locator(".chart svg").count() == 1
     shot(page, "campaign-status-desktop")
+    # before taking it in, the bureau opens the forwarded pledge from its row
+    rows.first.locator("a", has_text="控辍保学承诺书").click()
+    page.wait_for_url(re.compile(r".*/sign/\d+$"))
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.querySelector('.page img').naturalWidth") > 0
+    assert "历城区王舍人街道石河小学" in page.inner_text("main") and page.locator("#pad").count() == 0
     watch.clean()
     ctx.close()
 

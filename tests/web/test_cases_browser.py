@@ -7,10 +7,13 @@ import re
 import tempfile
 
 from playwright.sync_api import Browser
+from sqlalchemy import select
 
+from service.cases.models import RosterEntry
+from service.db.session import Database
 from tests.cases.roster_data import HEADER, rows, xlsx
 from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
-from tests.web.test_browser import both_widths
+from tests.web.test_browser import both_widths, in_viewport, no_small_targets
 
 
 def test_roster_import_issue_and_print_on_a_phone(browser: Browser, server: Server) -> None:
@@ -41,14 +44,41 @@ def test_roster_import_issue_and_print_on_a_phone(browser: Browser, server: Serv
     assert "共 28 份" in page.inner_text("main") and "跳过 2 行" in page.inner_text("main")
     page.click("#job-slot button[type=submit]")
     page.wait_for_selector("text=已全部签发", timeout=180_000)
-    page.reload()
-    page.wait_for_load_state("networkidle")
+    # the print files and counts come in by themselves when the job ends, without a reload
+    page.wait_for_selector("a[href*='/print/']")
+    assert "已签发 28 / 28" in page.inner_text("#live-stats")
     link = page.locator("a[href*='/print/']")
     assert link.count() == 1 and "28 份" in page.inner_text("main")
     response = page.request.get(server.url + (link.get_attribute("href") or ""))
     assert response.ok and response.body().startswith(b"%PDF")
     no_horizontal_scroll(page)
     shot(page, "roster-issued-phone")
+    watch.clean()
+    ctx.close()
+
+    # a parent confirms one of the notices on a phone: the answer is on screen, not above it
+    roster_id = int(page.url.rsplit("/", 1)[1])
+    db = Database(server.settings())
+    with db.session() as s:
+        entry = s.scalars(
+            select(RosterEntry).where(RosterEntry.roster_id == roster_id, RosterEntry.document_id.is_not(None))
+        ).first()
+        assert entry is not None
+        code, row = entry.code, entry.row
+    db.dispose()
+    phone = str(data[row - 2][HEADER.index("监护人电话")])
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    parent = watch.attach(ctx.new_page())
+    parent.goto(f"{server.url}/v/{code}")
+    parent.fill("#digits", phone[-4:])
+    parent.click("#confirm-receipt")
+    parent.wait_for_selector("#receipt-message")
+    parent.wait_for_load_state("load")
+    assert "感谢您确认已阅知" in parent.inner_text("#receipt-message")
+    assert in_viewport(parent, "#receipt-message"), "the receipt's answer is outside the screen"
+    no_small_targets(parent)
+    shot(parent, "verify-confirmed-phone")
     watch.clean()
     ctx.close()
 
@@ -65,6 +95,7 @@ def test_case_forms_keep_what_was_typed(browser: Browser, server: Server) -> Non
     page.fill("#grade", "六年级")
     page.fill("#guardian_name", "孙大明")
     page.fill("#guardian_phone", "13805310009")
+    page.select_option("#guardian_relation", "父亲")
     page.click("main button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "校验码不正确" in page.locator(".field.invalid .error").first.inner_text()
@@ -85,6 +116,25 @@ def test_case_forms_keep_what_was_typed(browser: Browser, server: Server) -> Non
     page.wait_for_load_state("networkidle")
     assert "劝返记录（1 次）" in page.inner_text("main")
     shot(page, "case-desktop")
+    case_url = page.url
+    watch.clean()
+    ctx.close()
+
+    # the case page on a phone: every control labelled and at least 44 px
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-xd-head")
+    page.goto(case_url)
+    page.wait_for_load_state("networkidle")
+    no_small_targets(page)
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll("main input:not([type=hidden]), main select, main textarea")]
+              .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.name)"""
+    )
+    assert not unlabelled, unlabelled
+    no_horizontal_scroll(page)
+    shot(page, "case-phone")
     watch.clean()
     ctx.close()
 

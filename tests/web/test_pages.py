@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
+import re
+import zipfile
 from pathlib import Path
 
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEvent
@@ -63,6 +69,13 @@ def test_bureau_starts_a_weekly_report_from_the_campaign_page(tmp_path: Path) ->
         assert status["total"] == 10 and status["pending"] == 10  # every office and school, this week
         page = c.get(r.headers["location"]).text
         assert "（每周三前报送）" in page and "周报" in page
+        # a report campaign speaks of reports, not signatures
+        assert "已报送 <b>0</b> / 10" in page and "未报送" in page and "导出报送材料（zip）" in page
+        assert "报送进度" in page and "确认接收已报送的报表" in page
+        for word in ("已签", "缺签", "签署件", "签署进度", "签署时间"):
+            assert word not in page, word
+        dashboard = c.get("/dashboard").text
+        assert "已报送 <b>0</b> / 10" in dashboard and "缺签" not in dashboard
 
 
 def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
@@ -80,17 +93,52 @@ def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
         service.login("wsr-sh-head")
         page = c.get("/sign").text
         assert "报表报送" in page and "周报" in page and "待报送" in page
+        # the due list names the report once: "2026年第N周控辍保学辍学周报告", not "…周报告（控辍保学辍学周报告）"
+        due = c.get("/cases").text
+        assert re.search(r"\d{4}年第\d+周控辍保学辍学周报告<", due) and "（控辍保学辍学周报告）" not in due
         (mine,) = [a for a in c.get("/api/assignments").json() if a["kind"] == "weekly_report"]
+        # 报送 with no file chosen: a message at the report, not silence
+        r = c.post(f"/reports/{mine['id']}", files={"file": ("", b"", "application/octet-stream")})
+        assert r.status_code == 200 and "请选择要上传的报表文件（PDF 或 Excel）。" in r.text
+        r = c.post(f"/reports/{mine['id']}", data={})
+        assert r.status_code == 200 and "请选择要上传的报表文件（PDF 或 Excel）。" in r.text
+        assert 'type="file" accept=".pdf,.xlsx' in r.text and "required>" not in r.text.split("报表报送")[1]
         r = c.post(f"/reports/{mine['id']}", files={"file": ("周报.txt", b"not a report")})
         assert r.status_code == 200 and "报表应为 PDF 或 Excel（.xlsx）文件。" in r.text
         r = c.post(
             f"/reports/{mine['id']}", files={"file": ("周报.xlsx", b"PK\x03\x04 weekly")}, follow_redirects=False
         )
-        assert r.status_code == 303 and r.headers["location"] == "/sign"
-        page = c.get("/sign").text
-        assert "已报送（按时）" in page and f'action="/reports/{mine["id"]}"' not in page
+        assert r.status_code == 303 and r.headers["location"] == f"/sign?filed={mine['id']}"
+        page = c.get(r.headers["location"]).text
+        assert "已报送本期报表。" in page and "已报送（按时）" in page and f'action="/reports/{mine["id"]}"' not in page
         r = c.post(f"/reports/{mine['id']}", files={"file": ("again.pdf", b"%PDF-1.7")})
         assert "本期报表已经报送。" in r.text
 
         service.login("wsr-xd-head")  # another school's report answers 404
         assert c.post(f"/reports/{mine['id']}", files={"file": ("x.pdf", b"%PDF-1.7")}).status_code == 404
+
+        # the bureau: 确认接收 says what it took in; the zip holds the filed report, its manifest in Chinese
+        service.login("bureau")
+        r = c.post(f"/campaigns/{campaign['id']}/receive")
+        assert r.status_code == 200 and "已确认接收 1 份。" in r.text
+        r = c.post(f"/campaigns/{campaign['id']}/receive")
+        assert "没有新的可接收的文书或报表" in r.text
+        r = c.get(f"/api/campaigns/{campaign['id']}/archive.zip")
+        assert r.status_code == 200 and "%E6%8A%A5%E9%80%81%E6%9D%90%E6%96%99.zip" in r.headers["content-disposition"]
+        zf = zipfile.ZipFile(io.BytesIO(r.content))
+        rows = list(csv.reader(io.StringIO(zf.read("manifest.csv").decode("utf-8-sig"))))
+        assert rows[0][:4] == ["文件", "SHA-256 摘要", "字节数", "单位"] and "报送时间（北京时间）" in rows[0]
+        (row,) = rows[1:]
+        record = dict(zip(rows[0], row, strict=True))
+        assert record["单位"] == "历城区王舍人街道石河小学" and record["原文件名"] == "周报.xlsx"
+        assert record["状态"] == "已接收（按时）" and record["是否逾期"] == "否"
+        filed_at = dt.datetime.strptime(record["报送时间（北京时间）"], "%Y-%m-%d %H:%M:%S")
+        beijing = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+        assert abs((beijing - filed_at).total_seconds()) < 600  # Beijing time, not UTC
+        assert zf.read(record["文件"]) == b"PK\x03\x04 weekly"
+        assert json.loads(zf.read("manifest.json"))["generated_at"].endswith("+08:00")
+        # the 台账 says what the page says
+        ws = load_workbook(io.BytesIO(c.get(f"/api/campaigns/{campaign['id']}/ledger.xlsx").content)).active
+        states = {r[1]: r[6] for r in ws.iter_rows(min_row=3, values_only=True)}
+        assert states["历城区王舍人街道石河小学"] == "已接收（按时）" and states["历城区王舍人街道辛甸小学"] == "待报送"
+        assert "报送台账" in ws["A1"].value and ws["G2"].value == "状态" and ws["E2"].value == "报表"

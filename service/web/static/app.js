@@ -51,10 +51,66 @@
     }
     window.addEventListener("resize", resize);
     resize();
-    document.getElementById("pad-clear").addEventListener("click", function () { pad.clear(); });
-    document.getElementById("sign-form").addEventListener("submit", function () {
-      document.getElementById("signature_png").value = pad.isEmpty() ? "" : pad.toDataURL("image/png");
+    var field = canvas.closest(".field");
+    function padError(text) {
+      var p = field.querySelector(".error");
+      if (!text) {
+        if (p) p.remove();
+        field.classList.remove("invalid");
+        return;
+      }
+      if (!p) {
+        p = document.createElement("p");
+        p.className = "error";
+        p.setAttribute("role", "alert");
+        field.appendChild(p);
+      }
+      p.textContent = text;
+      field.classList.add("invalid");
+      field.scrollIntoView({ block: "center" });
+    }
+    document.getElementById("pad-clear").addEventListener("click", function () { pad.clear(); padError(""); });
+    pad.addEventListener("beginStroke", function () { if (field.classList.contains("invalid")) padError(""); });
+    document.getElementById("sign-form").addEventListener("submit", function (event) {
+      var input = document.getElementById("signature_png");
+      if (pad.isEmpty()) { input.value = ""; return; }
+      var m = ink(pad.toData());
+      if (m.length < MIN_STROKE || m.span < MIN_SPAN) {
+        event.preventDefault();
+        input.value = "";
+        padError("签名太短，像是只点了一下。请在签名框中写下完整的签名。");
+        return;
+      }
+      input.value = pad.toDataURL("image/png");
     }, true);
   }
   window.addEventListener("load", setupPad);
+
+  // A signature needs real ink: this much stroke and this span, in CSS pixels of the pad (the
+  // server checks the image again, with a little less: service/documents/seal.py).
+  var MIN_STROKE = 100, MIN_SPAN = 40;
+  function ink(groups) {
+    var length = 0, x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    groups.forEach(function (g) {
+      g.points.forEach(function (p, i) {
+        if (i) length += Math.hypot(p.x - g.points[i - 1].x, p.y - g.points[i - 1].y);
+        x0 = Math.min(x0, p.x); y0 = Math.min(y0, p.y); x1 = Math.max(x1, p.x); y1 = Math.max(y1, p.y);
+      });
+    });
+    return { length: length, span: length ? Math.max(x1 - x0, y1 - y0) : 0 };
+  }
+
+  // After a submit, what it led to (the first error, or a confirmation) is brought into view and
+  // focused, so that on a phone the answer is not left below the fold.
+  function showOutcome() {
+    var el = document.querySelector("[data-show], .field.invalid, p.error[role=alert]");
+    if (!el) return;
+    var box = el.getBoundingClientRect();
+    if (box.top >= 0 && box.bottom <= window.innerHeight) return;
+    el.scrollIntoView({ block: "center" });
+    if (!el.hasAttribute("tabindex")) el.setAttribute("tabindex", "-1");
+    el.focus({ preventScroll: true });
+  }
+  showOutcome();
+  window.addEventListener("load", showOutcome);
 })();
