@@ -4,7 +4,7 @@ from service.accounts.models import ApiToken, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch
-from service.cases.models import Attempt, Case, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
+from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
 from service.units.models import Unit
@@ -18,6 +18,7 @@ __all__ = [
     "Base",
     "Campaign",
     "Case",
+    "CaseClosure",
     "CaseFile",
     "Document",
     "DocumentVersion",

@@ -5,17 +5,28 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.cases.checks import RELATIONS, parse_date
-from service.cases.models import ATTEMPT_METHODS, OPEN_STATUSES, REASONS, STATUS_TITLES, Case, CaseStatus
+from service.cases.models import (
+    ATTEMPT_METHODS,
+    DEFERRAL_BASES,
+    OPEN_STATUSES,
+    REASONS,
+    STATUS_TITLES,
+    WRITE_OFF_EVIDENCE,
+    WRITE_OFF_REASONS,
+    Case,
+    CaseStatus,
+)
 from service.cases.schemas import case_view
 from service.cases.service import CaseIn, GuardianIn
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
+from service.http.uploads import read_upload
 from service.units.models import Unit, UnitType
 from service.web.common import PageUser, flash_redirect, form_errors, render
 
@@ -151,6 +162,13 @@ def _case_page(
         "staff": user.display_name,
         "result": "",
         "report_by": (today + dt.timedelta(days=7)).isoformat(),
+        "back_on": today.isoformat(),
+        "approved_on": today.isoformat(),
+        "reason": "",
+        "basis": "",
+        "authority": "",
+        "note": "",
+        "defer_note": "",
     }
     return render(
         request,
@@ -161,6 +179,9 @@ def _case_page(
         values={**defaults, **(values or {})},
         methods=ATTEMPT_METHODS,
         open=CaseStatus(case.status) in OPEN_STATUSES,
+        write_off_reasons=[(k, v, WRITE_OFF_EVIDENCE[k]) for k, v in WRITE_OFF_REASONS.items()],
+        deferral_bases=list(DEFERRAL_BASES.items()),
+        joint_attempts=sum(1 for a in case.attempts if a.method == "联合劝返"),
     )
 
 
@@ -206,7 +227,14 @@ def case_attempt(
 
 
 def _action(
-    request: Request, case: Case, user: PageUser, services: ServicesDep, session: SessionDep, fn: Any
+    request: Request,
+    case: Case,
+    user: PageUser,
+    services: ServicesDep,
+    session: SessionDep,
+    fn: Any,
+    form: str = "action",
+    values: dict[str, Any] | None = None,
 ) -> Response:
     try:
         fn()
@@ -214,7 +242,7 @@ def _action(
         return flash_redirect(f"/cases/{case.id}")
     except DocsignError as exc:
         session.rollback()
-        return _case_page(request, user, case, services, session, {"action": exc.message})
+        return _case_page(request, user, case, services, session, {form: exc.message}, values)
 
 
 @router.post("/cases/{case_id}/confirm")
@@ -226,9 +254,107 @@ def case_confirm(
 
 @router.post("/cases/{case_id}/returned")
 def case_returned(
-    request: Request, case: CaseObj, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    back_on: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
-    return _action(request, case, user, services, session, lambda: services.cases.returned(session, scope, case))
+    def run() -> None:
+        day = parse_date(back_on)
+        if day is None:
+            raise InvalidInput("请填写学生返校的日期。")
+        services.cases.returned(session, scope, case, day, note)
+
+    return _action(request, case, user, services, session, run, "returned", {"back_on": back_on, "note": note})
+
+
+async def _files(services: ServicesDep, files: list[UploadFile] | None, what: str) -> list[tuple[str, bytes]]:
+    out = []
+    for f in files or []:
+        if f.filename:  # a phone's empty file input sends a part without a name
+            out.append((f.filename, await read_upload(f, services.settings.max_pdf_bytes, what)))
+    return out
+
+
+@router.post("/cases/{case_id}/write-off")
+async def case_write_off(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    values = {"reason": reason, "note": note}
+    try:
+        evidence = await _files(services, files, "证明材料")
+    except DocsignError as exc:
+        return _case_page(request, user, case, services, session, {"write_off": exc.message}, values)
+
+    def run() -> Response:
+        return _action(
+            request,
+            case,
+            user,
+            services,
+            session,
+            lambda: services.cases.write_off(session, scope, case, reason, evidence, note),
+            "write_off",
+            values,
+        )
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/cases/{case_id}/defer")
+async def case_defer(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    basis: Annotated[str, Form()] = "",
+    authority: Annotated[str, Form()] = "",
+    approved_on: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    values = {"basis": basis, "authority": authority[:60], "approved_on": approved_on, "defer_note": note}
+    try:
+        approval = await _files(services, files, "批准文件")
+    except DocsignError as exc:
+        return _case_page(request, user, case, services, session, {"defer": exc.message}, values)
+
+    def run() -> Response:
+        return _action(
+            request,
+            case,
+            user,
+            services,
+            session,
+            lambda: services.cases.defer(
+                session,
+                scope,
+                case,
+                basis=basis,
+                authority=authority,
+                approved_on=parse_date(approved_on),
+                approval=approval,
+                note=note,
+            ),
+            "defer",
+            values,
+        )
+
+    return await run_in_threadpool(run)
 
 
 @router.post("/cases/{case_id}/notice")
