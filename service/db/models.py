@@ -7,6 +7,7 @@ from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
+from service.ledgers.models import ChildEntry, DeadlineRule, RuleDone, TermStart
 from service.units.models import Unit
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "Case",
     "CaseClosure",
     "CaseFile",
+    "ChildEntry",
+    "DeadlineRule",
     "Document",
     "DocumentVersion",
     "ForwardBatch",
@@ -29,6 +32,8 @@ __all__ = [
     "PrintBundle",
     "Roster",
     "RosterEntry",
+    "RuleDone",
+    "TermStart",
     "Unit",
     "User",
 ]

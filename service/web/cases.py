@@ -181,6 +181,8 @@ def _case_page(
         open=CaseStatus(case.status) in OPEN_STATUSES,
         write_off_reasons=[(k, v, WRITE_OFF_EVIDENCE[k]) for k, v in WRITE_OFF_REASONS.items()],
         deferral_bases=list(DEFERRAL_BASES.items()),
+        changes=services.ledgers.changes(session, [case.id])[case.id],
+        tz=services.ledgers.tz,
         joint_attempts=sum(1 for a in case.attempts if a.method == "联合劝返"),
     )
 

@@ -39,8 +39,105 @@ def upgrade() -> None:
         sa.UniqueConstraint("case_id", name=op.f("uq_case_closures_case_id")),
     )
 
+    op.create_table(
+        "deadline_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bureau_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("title", sa.String(length=60), nullable=False),
+        sa.Column("source", sa.String(length=60), nullable=False),
+        sa.Column("anchor", sa.String(length=16), nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("lead_days", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["bureau_id"], ["units.id"], name=op.f("fk_deadline_rules_bureau_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deadline_rules")),
+        sa.UniqueConstraint("bureau_id", "key", name="uq_deadline_rule"),
+    )
+    with op.batch_alter_table("deadline_rules", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deadline_rules_bureau_id"), ["bureau_id"], unique=False)
+
+    op.create_table(
+        "rule_done",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("rule_key", sa.String(length=32), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("done_on", sa.Date(), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=True),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("created_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_rule_done_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rule_done")),
+        sa.UniqueConstraint("unit_id", "rule_key", "period", name="uq_rule_done"),
+    )
+    with op.batch_alter_table("rule_done", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_rule_done_unit_id"), ["unit_id"], unique=False)
+
+    op.create_table(
+        "term_starts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bureau_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=30), nullable=False),
+        sa.Column("starts_on", sa.Date(), nullable=False),
+        sa.Column("created_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["bureau_id"], ["units.id"], name=op.f("fk_term_starts_bureau_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_term_starts")),
+        sa.UniqueConstraint("bureau_id", "starts_on", name="uq_term_start"),
+    )
+    with op.batch_alter_table("term_starts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_term_starts_bureau_id"), ["bureau_id"], unique=False)
+
+    op.create_table(
+        "child_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("row", sa.Integer(), nullable=False),
+        sa.Column("student_name", sa.String(length=30), nullable=False),
+        sa.Column("id_number", sa.String(length=18), nullable=False),
+        sa.Column("sex", sa.String(length=2), nullable=True),
+        sa.Column("birth_date", sa.Date(), nullable=True),
+        sa.Column("migrant", sa.Boolean(), nullable=False),
+        sa.Column("home_address", sa.String(length=100), nullable=True),
+        sa.Column("guardian_name", sa.String(length=30), nullable=True),
+        sa.Column("guardian_phone", sa.String(length=20), nullable=True),
+        sa.Column("reported_on", sa.Date(), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_child_entries_case_id_cases")),
+        sa.ForeignKeyConstraint(["school_id"], ["units.id"], name=op.f("fk_child_entries_school_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_child_entries")),
+        sa.UniqueConstraint("school_id", "year", "id_number", name="uq_child_entry"),
+    )
+    with op.batch_alter_table("child_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_child_entries_id_number"), ["id_number"], unique=False)
+        batch_op.create_index(batch_op.f("ix_child_entries_school_id"), ["school_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("child_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_child_entries_school_id"))
+        batch_op.drop_index(batch_op.f("ix_child_entries_id_number"))
+
+    op.drop_table("child_entries")
+    with op.batch_alter_table("term_starts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_term_starts_bureau_id"))
+
+    op.drop_table("term_starts")
+    with op.batch_alter_table("rule_done", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rule_done_unit_id"))
+
+    op.drop_table("rule_done")
+    with op.batch_alter_table("deadline_rules", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deadline_rules_bureau_id"))
+
+    op.drop_table("deadline_rules")
     op.drop_table("case_closures")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_column("never_enrolled")
