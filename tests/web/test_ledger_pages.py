@@ -1,0 +1,70 @@
+"""The 销号 forms on a case page and the ledger pages, without a browser: what a person sees and
+downloads, and that another school's case or ledger stays out of reach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.api.conftest import running_service, setup_licheng
+from tests.ledgers.term import sheet_rows
+
+CASE = {
+    "student_name": "王浩然",
+    "id_number": "370112201203070013",
+    "sex": "男",
+    "birth_date": "2012-03-07",
+    "grade": "六年级",
+    "confirmed": True,
+    "guardians": [{"name": "王德福", "relation": "父亲", "phone": "13805310001"}],
+}
+
+
+def test_a_school_closes_a_case_on_its_page_and_the_ledger_shows_it(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        r = c.post("/api/cases", json={**CASE, "school_id": units["WSR-SH"]})
+        cid = r.json()["id"]
+        page = c.get(f"/cases/{cid}").text
+        for words in ("销号", "已复学", "核销（非真实性失学辍学）", "延缓入学/休学（已记录联合劝返 0 次）", "变更记录"):
+            assert words in page
+        # a write-off without evidence says what the annex asks for, and nothing changes
+        r = c.post(f"/cases/{cid}/write-off", data={"reason": "deceased"})
+        assert r.status_code == 200 and "死亡医学证明、火化证明或户口注销证明" in r.text
+        r = c.post(
+            f"/cases/{cid}/defer",
+            data={"basis": "joint_persuasion", "authority": "历城区人民政府", "approved_on": "2020-01-01"},
+            files={"files": ("批复.pdf", b"%PDF-1.4 x", "application/pdf")},
+        )
+        assert "已记录联合劝返 0 次，满三次后才能以此为依据办理" in r.text
+        assert c.get(f"/api/cases/{cid}").json()["status"] == "dropped"
+
+        service.login("wsr-xd-head")  # another school cannot act on it
+        assert c.post(f"/cases/{cid}/returned", data={"back_on": "2020-01-01"}).status_code == 404
+        assert "王浩然" not in c.get("/ledgers/dropouts").text
+
+        service.login("wsr-sh-head")
+        assert "王浩然" in c.get("/ledgers/dropouts").text
+        r = c.post(
+            f"/cases/{cid}/write-off",
+            data={"reason": "deceased", "note": "派出所出具证明"},
+            files={"files": ("死亡证明.jpg", b"\xff\xd8\xff jpeg", "image/jpeg")},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        page = c.get(f"/cases/{cid}").text
+        assert "销号：核销" in page and "实际死亡" in page and "死亡证明.jpg" in page
+        assert "辍学→核销（实际死亡）" in page  # the history names the change and who made it
+        assert 'action="/cases/' + str(cid) + '/returned"' not in page
+
+        ledger = c.get("/ledgers/dropouts").text
+        assert '本学年已销号 <span class="muted">1 人' in ledger and "核销" in ledger
+        service.login("wsr-staff")  # the office sees its school's ledger and exports it
+        r = c.get(f"/ledgers/dropouts/export.xlsx?unit={units['WSR']}")
+        assert r.status_code == 200
+        assert [row[3] for row in sheet_rows(r.content, "已销号")[2:]] == ["王浩然"]
+        assert sheet_rows(r.content, "在册")[2:] == []
+        assert c.get(f"/ledgers/dropouts?unit={units['HJL']}").status_code == 404
+        service.login("bureau")
+        assert "三本台账" in c.get("/ledgers").text
