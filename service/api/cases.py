@@ -156,9 +156,14 @@ def case_register(case: CaseObj, scope: ScopeDep, services: ServicesDep, session
     return document_brief(doc)
 
 
-@router.get("/due", summary="到期事项：联合劝返、限期复学、月报等（本人可见的学校）")
+@router.get(
+    "/due",
+    summary="到期事项：联合劝返、限期复学、法定期限（学校看到全部，教育办和教体局看到所辖学校逾期的期限事项）",
+)
 def due(scope: ScopeDep, services: ServicesDep, session: SessionDep) -> list[dict[str, Any]]:
-    return [d.to_dict() for d in services.cases.due_for_units(session, scope.units)]
+    items = [d.to_dict() for d in services.ledgers.due(session, scope)]
+    session.commit()  # the bureau's default rules, made the first time they are read
+    return items
 
 
 # --- rosters -----------------------------------------------------------------------------------

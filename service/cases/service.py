@@ -106,9 +106,17 @@ class DueItem:
     school: str
     case_id: int | None = None
     student: str | None = None
+    #: The notice and article the deadline comes from.
+    source: str | None = None
+    #: For an item the unit clears by recording it did it: the period it is for.
+    period: str | None = None
+    manual: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "source": self.source,
+            "period": self.period,
+            "manual": self.manual,
             "kind": self.kind,
             "title": self.title,
             "due": self.due.isoformat(),
@@ -541,10 +549,14 @@ class Cases:
         )
         for a in reports:
             due = a.deadline.astimezone(self.tz).date()
+            title = f"{period_label(a.period)}{REPORT_TITLES.get(a.kind, '报表')}"
+            name = a.campaign.name
+            if name not in title and REPORT_TITLES.get(a.kind, "报表") not in name and title not in name:
+                title += f"（{name}）"  # a campaign named otherwise is named, never the same words twice
             items.append(
                 DueItem(
                     "monthly_report" if a.kind == REPORT else "weekly_report",
-                    f"{period_label(a.period)}{REPORT_TITLES.get(a.kind, '报表')}（{a.campaign.name}）",
+                    title,
                     due,
                     today > due,
                     a.unit_id,

@@ -40,9 +40,10 @@ from service.cases.models import (
     CaseClosure,
     CaseStatus,
 )
-from service.cases.service import CaseIn, Cases, GuardianIn
+from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
 from service.errors import NotFoundForUser
 from service.ledgers.models import ChildEntry
+from service.ledgers.rules import Deadlines
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
@@ -176,9 +177,23 @@ class Ledgers:
         self.cases = cases
         self.tz = zoneinfo.ZoneInfo(tz)
         self.now = now
+        self.deadlines = Deadlines(now, self.today, self.tz)
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.tz).date()
+
+    # --- what is due --------------------------------------------------------------------------
+
+    def due(self, session: Session, scope: Scope, today: dt.date | None = None) -> list[DueItem]:
+        """What the user's units owe: a school sees each item of its own from the day it applies,
+        an office and the bureau see the rule items of their schools once overdue (and the case
+        items as before)."""
+        today = today or self.today()
+        items = self.cases.due_for_units(session, scope.units, today)
+        rules = self.deadlines.items(session, scope.units, today)
+        if scope.unit.type != UnitType.SCHOOL:
+            rules = [i for i in rules if i.overdue]
+        return sorted(items + rules, key=lambda i: (not i.overdue, i.due, i.school, i.title))
 
     # --- whose ledger --------------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ def cases_page(
     elif status != "all":
         query = query.where(Case.status == status)
     cases = [case_view(session, services.cases, c, full=False) for c in session.scalars(query)]
-    due = [d.to_dict() for d in services.cases.due_for_units(session, scope.units)]
+    due = [d.to_dict() for d in services.ledgers.due(session, scope)]
+    session.commit()  # the bureau's default rules, made the first time they are read
     return render(
         request,
         "cases.html",
