@@ -106,7 +106,7 @@ def test_weekly_report_due_by_wednesday(tmp_path: Path) -> None:
         (shihe,) = [a for a in mine if a["unit_name"].endswith("石河小学")]
         assert shihe["kind_title"] == "周报"
         due = [d for d in c.get("/api/due").json() if d["kind"] == "weekly_report"]
-        assert [d["title"] for d in due] == [f"{iso.year}年第{iso.week}周控辍保学辍学周报告（辍学周报告）"]
+        assert [d["title"] for d in due] == [f"{iso.year}年第{iso.week}周控辍保学辍学周报告"]
         assert due[0]["due"] == first_deadline.date().isoformat() and due[0]["overdue"] is False
         r = c.post(f"/api/assignments/{shihe['id']}/report", files={"file": ("周报.xlsx", b"PK\x03\x04 report")})
         assert r.status_code == 200 and r.json()["late"] is False
