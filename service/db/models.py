@@ -7,7 +7,7 @@ from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
-from service.ledgers.models import ChildEntry, DeadlineRule, RuleDone, TermStart
+from service.ledgers.models import ChildEntry, DeadlineRule, ReportVersion, RuleDone, TermStart
 from service.units.models import Unit
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Job",
     "LoginSession",
     "PrintBundle",
+    "ReportVersion",
     "Roster",
     "RosterEntry",
     "RuleDone",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
@@ -93,3 +94,25 @@ class RuleDone(Base):
     note: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReportVersion(Base):
+    """One signed version of a unit's 控辍保学动态管理月报表 for a period of the monthly campaign: the
+    figures made from the data (a school's) or summed from its units' signed versions (an
+    office's). A correction is a new version; the one it replaces stays, marked superseded."""
+
+    __tablename__ = "report_versions"
+    __table_args__ = (UniqueConstraint("unit_id", "period", "version", name="uq_report_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The campaign's period (``2027-10``: filed in October, counting September).
+    period: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    actor: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit] = relationship(lazy="joined")

@@ -43,6 +43,7 @@ from service.cases.models import (
 from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
 from service.errors import NotFoundForUser
 from service.ledgers.models import ChildEntry
+from service.ledgers.reports import MonthlyReports
 from service.ledgers.rules import Deadlines
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
@@ -178,6 +179,7 @@ class Ledgers:
         self.tz = zoneinfo.ZoneInfo(tz)
         self.now = now
         self.deadlines = Deadlines(now, self.today, self.tz)
+        self.reports = MonthlyReports(cases.archive, self.tz, now)
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.tz).date()

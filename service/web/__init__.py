@@ -1,7 +1,19 @@
 """The pages face: Jinja2 pages by domain over the same use cases as the API."""
 
-from service.web import accounts, assignments, campaigns, cases, deadlines, ledgers, rosters, units, verification
+from service.web import (
+    accounts,
+    assignments,
+    campaigns,
+    cases,
+    deadlines,
+    ledgers,
+    reports,
+    rosters,
+    units,
+    verification,
+)
 
 ROUTERS = [
-    m.router for m in (verification, accounts, campaigns, assignments, units, cases, rosters, ledgers, deadlines)
+    m.router
+    for m in (verification, accounts, campaigns, assignments, units, cases, rosters, ledgers, deadlines, reports)
 ]

@@ -119,8 +119,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_child_entries_id_number"), ["id_number"], unique=False)
         batch_op.create_index(batch_op.f("ix_child_entries_school_id"), ["school_id"], unique=False)
 
+    op.create_table(
+        "report_versions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("assignment_id", sa.Integer(), nullable=True),
+        sa.Column("figures", sa.JSON(), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("created_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignment_id"], ["assignments.id"], name=op.f("fk_report_versions_assignment_id_assignments")
+        ),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_report_versions_document_id_documents")
+        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_report_versions_unit_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_versions")),
+        sa.UniqueConstraint("unit_id", "period", "version", name="uq_report_version"),
+    )
+    with op.batch_alter_table("report_versions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_report_versions_assignment_id"), ["assignment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_report_versions_unit_id"), ["unit_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("report_versions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_report_versions_unit_id"))
+        batch_op.drop_index(batch_op.f("ix_report_versions_assignment_id"))
+
+    op.drop_table("report_versions")
     with op.batch_alter_table("child_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_child_entries_school_id"))
         batch_op.drop_index(batch_op.f("ix_child_entries_id_number"))
