@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.accounts.errors import Forbidden
 from service.cases.errors import CaseInvalid
 from service.container import Services
+from service.errors import NotFoundForUser
 from tests.district import load_district, scope_of, unit
 from tests.ledgers.term import TERM_START, YEAR, goto, new_case
 
@@ -99,8 +100,6 @@ def test_term_deadlines_appear_and_clear_on_the_right_day(services: Services) ->
         s.rollback()
         s.close()
         hjl = scope_of(s, "hjl-xx-head")
-        from service.errors import NotFoundForUser
-
         with pytest.raises(NotFoundForUser):  # another school's item is out of reach
             services.ledgers.deadlines.mark_done(s, hjl, unit(s, "WSR-SH").id, "info_report", TERM_START.isoformat())
 
