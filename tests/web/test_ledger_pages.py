@@ -3,6 +3,8 @@ downloads, and that another school's case or ledger stays out of reach."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 
 from tests.api.conftest import running_service, setup_licheng
@@ -68,3 +70,52 @@ def test_a_school_closes_a_case_on_its_page_and_the_ledger_shows_it(tmp_path: Pa
         assert c.get(f"/ledgers/dropouts?unit={units['HJL']}").status_code == 404
         service.login("bureau")
         assert "三本台账" in c.get("/ledgers").text
+
+
+def test_a_school_reviews_and_signs_its_monthly_report_on_its_page(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("bureau")
+        r = c.post(
+            "/api/campaigns",
+            json={
+                "name": "控辍保学动态管理月报",
+                "year": 2026,
+                "recurrence": "monthly",
+                "due_day": 20,
+                "kinds": ["report"],
+            },
+        )
+        campaign = r.json()
+        service.wait_job(c.post(f"/api/campaigns/{campaign['id']}/issue").json()["id"])
+        deadline = dt.datetime.fromisoformat(campaign["deadline"])
+        opening = deadline.replace(day=1, hour=1)
+        if opening > service.clock.now():
+            service.clock.advance(opening - service.clock.now())
+        period = f"{deadline.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m}"
+
+        service.login("wsr-sh-head")
+        (mine,) = [
+            a for a in c.get("/api/assignments").json() if a["period"] == period and a["unit_name"].endswith("石河小学")
+        ]
+        page = c.get("/sign").text
+        assert f'href="/monthly-reports/{mine["id"]}"' in page and "核对数据生成的月报表并签章" in page
+        page = c.get(f"/monthly-reports/{mine['id']}").text
+        assert "新增疑似辍学（含失学）" in page and "本期数据（尚未签章）" in page
+        reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', page)
+        assert reviewed is not None
+        r = c.post(f"/monthly-reports/{mine['id']}/sign", data={"reviewed": "stale"})
+        assert r.status_code == 200 and "核对之后数据有变化" in r.text
+        r = c.post(f"/monthly-reports/{mine['id']}/sign", data={"reviewed": reviewed[1]}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        page = c.get(f"/monthly-reports/{mine['id']}").text
+        assert "第 1 版" in page and "已签章报送，数据没有变化。" in page
+        assert any(a["state"] == "signed" for a in c.get("/api/assignments").json() if a["id"] == mine["id"])
+
+        service.login("wsr-xd-head")  # another school's report is out of reach
+        assert c.get(f"/monthly-reports/{mine['id']}").status_code == 404
+        assert c.post(f"/monthly-reports/{mine['id']}/sign", data={"reviewed": reviewed[1]}).status_code == 404
+        service.login("wsr-staff")
+        page = c.get(f"/monthly-reports?unit={units['WSR']}").text
+        assert "已报送：历城区王舍人街道石河小学" in page and "未报送：历城区王舍人街道辛甸小学" in page
