@@ -256,8 +256,10 @@ class MonthlyReports:
             f"{draft.end.year}年{draft.end.month}月{draft.end.day}日",
             "version": version,
             "rows": [{"item": title, "count": draft.figures[k]} for k, title in ROWS],
-            "grades": [{"item": g, "count": n} for g, n in sorted(draft.figures["grades"].items())],
-            "groups": [{"item": g, "count": n} for g, n in sorted(draft.figures["groups"].items())],
+            "grades": [{"item": g, "count": n} for g, n in sorted(draft.figures["grades"].items())]
+            or [{"item": "无", "count": 0}],
+            "groups": [{"item": g, "count": n} for g, n in sorted(draft.figures["groups"].items())]
+            or [{"item": "无", "count": 0}],
             "parts": draft.parts,
             "missing": draft.missing,
             "changes": draft.changes,
