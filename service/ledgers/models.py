@@ -116,3 +116,19 @@ class ReportVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class SchoolRoll(Base):
+    """How many pupils a school has on its roll (在籍学生数) in a school year: what the 巩固率 is
+    reckoned against (Qiaocheng: 九年义务教育巩固率不低于99%)."""
+
+    __tablename__ = "school_rolls"
+    __table_args__ = (UniqueConstraint("school_id", "year", name="uq_school_roll"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The school year by the year it starts in (2027 for 2027–2028).
+    year: Mapped[int]
+    students: Mapped[int]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))

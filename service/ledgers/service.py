@@ -42,6 +42,7 @@ from service.cases.models import (
 )
 from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
 from service.errors import NotFoundForUser
+from service.ledgers.district import DistrictFigures
 from service.ledgers.models import ChildEntry
 from service.ledgers.reports import MonthlyReports
 from service.ledgers.rules import Deadlines
@@ -180,11 +181,16 @@ class Ledgers:
         self.now = now
         self.deadlines = Deadlines(now, self.today, self.tz)
         self.reports = MonthlyReports(cases.archive, self.tz, now)
+        self.district = DistrictFigures(self.due_units, now, self.today, self.tz)
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.tz).date()
 
     # --- what is due --------------------------------------------------------------------------
+
+    def due_units(self, session: Session, unit_ids: set[int], today: dt.date) -> list[DueItem]:
+        """Every item due for these schools: the cases' and the rules'."""
+        return self.cases.due_for_units(session, unit_ids, today) + self.deadlines.items(session, unit_ids, today)
 
     def due(self, session: Session, scope: Scope, today: dt.date | None = None) -> list[DueItem]:
         """What the user's units owe: a school sees each item of its own from the day it applies,

@@ -6,6 +6,7 @@ from service.web import (
     campaigns,
     cases,
     deadlines,
+    district,
     ledgers,
     reports,
     rosters,
@@ -15,5 +16,17 @@ from service.web import (
 
 ROUTERS = [
     m.router
-    for m in (verification, accounts, campaigns, assignments, units, cases, rosters, ledgers, deadlines, reports)
+    for m in (
+        verification,
+        accounts,
+        campaigns,
+        assignments,
+        units,
+        cases,
+        rosters,
+        ledgers,
+        deadlines,
+        reports,
+        district,
+    )
 ]

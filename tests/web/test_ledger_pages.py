@@ -119,3 +119,26 @@ def test_a_school_reviews_and_signs_its_monthly_report_on_its_page(tmp_path: Pat
         service.login("wsr-staff")
         page = c.get(f"/monthly-reports?unit={units['WSR']}").text
         assert "已报送：历城区王舍人街道石河小学" in page and "未报送：历城区王舍人街道辛甸小学" in page
+
+
+def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        cid = c.post("/api/cases", json={**CASE, "school_id": units["WSR-SH"]}).json()["id"]
+        assert c.get("/district").status_code == 200  # a school sees its own line
+        service.clock.advance(dt.timedelta(days=9))  # the 复学通知书 a week after registering is overdue
+        service.login("bureau")
+        r = c.post("/district/rolls", data={"school_id": units["WSR-SH"], "students": "80"}, follow_redirects=False)
+        assert r.status_code == 303
+        page = c.get("/district").text
+        assert "未销号个案</dt><dd>1（疑似辍学 0，辍学 1，劝返中 0）" in page
+        assert "98.75%" in page and "低于目标" in page  # 79 of 80 on the roll, under 99 %
+        assert f'href="/cases/{cid}">王浩然</a>' in page and "应向监护人送达《义务教育复学通知书》" in page
+        service.login("wsr-staff")  # an office cannot set a roll
+        r = c.post("/district/rolls", data={"school_id": units["WSR-SH"], "students": "90"})
+        assert r.status_code == 403
+        service.login("hjl-staff")  # nor see another office's schools
+        assert "王浩然" not in c.get("/district").text
+        assert c.get(f"/district?unit={units['WSR']}").status_code == 404

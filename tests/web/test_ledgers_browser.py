@@ -103,3 +103,4 @@ def test_a_school_signs_its_monthly_report_on_a_phone(browser: Browser, server: 
     both_widths(browser, server, "bureau", "/ledgers", "ledgers")
     both_widths(browser, server, "bureau", "/deadlines", "deadlines")
     both_widths(browser, server, "bureau", "/monthly-reports", "monthly-summary")
+    both_widths(browser, server, "bureau", "/district", "district")

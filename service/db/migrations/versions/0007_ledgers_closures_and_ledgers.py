@@ -144,8 +144,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_report_versions_assignment_id"), ["assignment_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_report_versions_unit_id"), ["unit_id"], unique=False)
 
+    op.create_table(
+        "school_rolls",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("students", sa.Integer(), nullable=False),
+        sa.Column("updated_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["school_id"], ["units.id"], name=op.f("fk_school_rolls_school_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_school_rolls")),
+        sa.UniqueConstraint("school_id", "year", name="uq_school_roll"),
+    )
+    with op.batch_alter_table("school_rolls", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_school_rolls_school_id"), ["school_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("school_rolls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_school_rolls_school_id"))
+
+    op.drop_table("school_rolls")
     with op.batch_alter_table("report_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_report_versions_unit_id"))
         batch_op.drop_index(batch_op.f("ix_report_versions_assignment_id"))
