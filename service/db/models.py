@@ -7,7 +7,15 @@ from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
-from service.ledgers.models import ChildEntry, DeadlineRule, ReportVersion, RuleDone, SchoolRoll, TermStart
+from service.ledgers.models import (
+    ChildEntry,
+    ColumnMapping,
+    DeadlineRule,
+    ReportVersion,
+    RuleDone,
+    SchoolRoll,
+    TermStart,
+)
 from service.units.models import Unit
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "CaseClosure",
     "CaseFile",
     "ChildEntry",
+    "ColumnMapping",
     "DeadlineRule",
     "Document",
     "DocumentVersion",

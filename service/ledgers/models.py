@@ -132,3 +132,19 @@ class SchoolRoll(Base):
     students: Mapped[int]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class ColumnMapping(Base):
+    """How a bureau's platform sheets name their columns, saved once (the mapping is data): our
+    field key -> the header the platform writes."""
+
+    __tablename__ = "column_mappings"
+    __table_args__ = (UniqueConstraint("bureau_id", "kind", name="uq_column_mapping"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: suspected_import: the 疑似辍学 list the 全国基础教育管理服务平台 sends down.
+    kind: Mapped[str] = mapped_column(String(32))
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))

@@ -43,6 +43,7 @@ from service.cases.models import (
 from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
 from service.errors import NotFoundForUser
 from service.ledgers.district import DistrictFigures
+from service.ledgers.exchange import Exchange
 from service.ledgers.models import ChildEntry
 from service.ledgers.reports import MonthlyReports
 from service.ledgers.rules import Deadlines
@@ -182,6 +183,7 @@ class Ledgers:
         self.deadlines = Deadlines(now, self.today, self.tz)
         self.reports = MonthlyReports(cases.archive, self.tz, now)
         self.district = DistrictFigures(self.due_units, now, self.today, self.tz)
+        self.exchange = Exchange(cases, now)
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.tz).date()

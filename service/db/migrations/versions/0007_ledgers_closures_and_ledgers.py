@@ -159,8 +159,27 @@ def upgrade() -> None:
     with op.batch_alter_table("school_rolls", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_school_rolls_school_id"), ["school_id"], unique=False)
 
+    op.create_table(
+        "column_mappings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bureau_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("mapping", sa.JSON(), nullable=False),
+        sa.Column("updated_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["bureau_id"], ["units.id"], name=op.f("fk_column_mappings_bureau_id_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_column_mappings")),
+        sa.UniqueConstraint("bureau_id", "kind", name="uq_column_mapping"),
+    )
+    with op.batch_alter_table("column_mappings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_column_mappings_bureau_id"), ["bureau_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("column_mappings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_column_mappings_bureau_id"))
+
+    op.drop_table("column_mappings")
     with op.batch_alter_table("school_rolls", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_school_rolls_school_id"))
 
