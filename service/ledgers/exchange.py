@@ -94,7 +94,7 @@ class Comparison:
 
 
 COMPARE_COLUMNS = (
-    Column("name", ("姓名", "学生姓名", "儿童姓名")),
+    Column("name", ("姓名", "学生姓名", "儿童姓名"), required=True),
     Column("id_number", ("身份证号", "身份证件号", "身份证号码", "公民身份号码"), kind="id_number"),
     Column("student_number", ("学籍号", "全国学籍号", "学籍辅号")),
 )

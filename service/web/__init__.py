@@ -7,6 +7,7 @@ from service.web import (
     cases,
     deadlines,
     district,
+    exchange,
     ledgers,
     reports,
     rosters,
@@ -28,5 +29,6 @@ ROUTERS = [
         deadlines,
         reports,
         district,
+        exchange,
     )
 ]

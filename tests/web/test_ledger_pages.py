@@ -142,3 +142,32 @@ def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(tmp_p
         service.login("hjl-staff")  # nor see another office's schools
         assert "王浩然" not in c.get("/district").text
         assert c.get(f"/district?unit={units['WSR']}").status_code == 404
+
+
+def test_the_exchange_page_saves_a_mapping_and_imports_a_platform_list(tmp_path: Path) -> None:
+    from tests.ledgers.term import xlsx
+    from tests.ledgers.test_exchange import HEADER, PLATFORM, platform_row
+
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        form = {f"map_{k}": v for k, v in PLATFORM.items()}
+        assert c.post("/exchange/mapping", data=form).status_code == 403  # only the bureau maps
+        service.login("bureau")
+        r = c.post("/exchange/mapping", data={**form, "map_guardian_phone": ""})
+        assert "监护人联系电话（必填）" in r.text and "必须填写平台表格中对应的列名" in r.text
+        assert 'value="家长姓名"' in r.text  # what was typed is kept
+        r = c.post("/exchange/mapping", data=form)
+        assert "已保存列对应关系。" in r.text and 'value="家长手机"' in r.text
+
+        service.login("wsr-sh-head")
+        sheet = xlsx([HEADER, platform_row(91, "历城区王舍人街道石河小学", "杨新一")])
+        r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
+        assert "新登记疑似辍学 1 人" in r.text
+        r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
+        assert "新登记疑似辍学 0 人；已有未结案个案、未重复登记 1 人（第 2 行 杨新一）" in r.text
+        roster = xlsx([("姓名", "身份证号"), ("甲", "370112202003010011")])
+        register = xlsx([("姓名", "学籍号"), ("乙", "L1")])
+        r = c.post("/exchange/compare", files={"roster": ("名单.xlsx", roster), "xueji": ("学籍.xlsx", register)})
+        assert "在名单、不在学籍系统：1 人" in r.text and "在学籍系统、不在名单（在籍不在校，需核实）：1 人" in r.text
