@@ -54,8 +54,26 @@ SUSPECTED_FIELDS = (
     Field("guardian_phone", "监护人联系电话", True, "phone"),
     Field("reason", "疑似辍学原因"),
 )
-KINDS = {"suspected_import": SUSPECTED_FIELDS}
-MAPPING_TITLES = {"suspected_import": "全国基础教育管理服务平台疑似辍学名单"}
+#: The columns of a ledger that can go to the provincial 台账系统 (Licheng 三, Zaozhuang 二.(二)),
+#: with the header each has when the bureau has mapped none; a column mapped to nothing is left out.
+LEDGER_FIELDS = (
+    Field("school", "学校"),
+    Field("student_name", "姓名"),
+    Field("id_number", "身份证号"),
+    Field("sex", "性别"),
+    Field("grade_class", "年级班级"),
+    Field("key_groups", "重点群体"),
+    Field("status", "状态"),
+    Field("dropout_date", "辍学日期"),
+    Field("dropout_reason", "辍学原因"),
+    Field("attempts", "劝返次数"),
+    Field("last_attempt", "最近劝返日期"),
+    Field("closure", "销号方式"),
+    Field("closure_date", "销号日期"),
+    Field("closure_reason", "销号原因"),
+)
+KINDS = {"suspected_import": SUSPECTED_FIELDS, "ledger_export": LEDGER_FIELDS}
+MAPPING_TITLES = {"suspected_import": "全国基础教育管理服务平台疑似辍学名单", "ledger_export": "省台账系统导入表"}
 
 
 class MappingInvalid(InvalidInput):
@@ -112,6 +130,8 @@ class Exchange:
         saved = session.scalar(
             select(ColumnMapping).where(ColumnMapping.bureau_id == bureau.id, ColumnMapping.kind == kind)
         )
+        if saved is not None and kind == "ledger_export":
+            return dict(saved.mapping)  # a column left blank is left out of the export
         default = {f.key: f.title for f in KINDS[kind]}
         return {**default, **(saved.mapping if saved else {})}
 
@@ -134,6 +154,8 @@ class Exchange:
             if header and header in used:
                 problems.append({"field": f.title, "message": f"与「{used[header]}」对应了同一列「{header}」"})
             used.setdefault(header, f.title)
+        if not any(clean.values()):
+            problems.append({"field": fields[0].title, "message": "至少要对应一列"})
         if problems:
             raise MappingInvalid(
                 "；".join(f"{p['field']}：{p['message']}" for p in problems), details={"errors": problems}

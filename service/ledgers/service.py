@@ -545,6 +545,40 @@ class Ledgers:
         wb.save(buf)
         return buf.getvalue()
 
+    def provincial_workbook(self, ledger: Ledger, mapping: dict[str, str]) -> bytes:
+        """The suspected or dropout ledger in the layout of the provincial 台账系统's import sheet:
+        the bureau's mapped headers, in their order, open entries then those written off."""
+        if ledger.key == "children":
+            raise NotFoundForUser("适龄儿童台账不报省台账系统。")
+        wb = Workbook()
+        ws = wb.active
+        assert ws is not None
+        ws.title = ledger.title
+        keys = [k for k in mapping if mapping[k]]
+        ws.append([mapping[k] for k in keys])
+        for r in ledger.rows + ledger.closed:
+            c = r.closure or {}
+            values: dict[str, object] = {
+                "school": r.school,
+                "student_name": r.student_name,
+                "id_number": r.id_number,
+                "sex": r.sex,
+                "grade_class": r.grade_class,
+                "key_groups": "、".join(r.key_groups),
+                "status": r.status_title,
+                "dropout_date": r.dropout_date.isoformat() if r.dropout_date else "",
+                "dropout_reason": r.dropout_reason or "",
+                "attempts": r.attempts,
+                "last_attempt": r.last_attempt.isoformat() if r.last_attempt else "",
+                "closure": c.get("title", ""),
+                "closure_date": c["date"].isoformat() if c.get("date") else "",
+                "closure_reason": c.get("reason", ""),
+            }
+            ws.append([safe_cell(values.get(k, "")) for k in keys])
+        buf = io.BytesIO()
+        wb.save(buf)
+        return buf.getvalue()
+
     def _when(self, at: dt.datetime) -> str:
         return at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
 from service.http.uploads import read_upload
-from service.ledgers.exchange import SUSPECTED_FIELDS
+from service.ledgers.exchange import LEDGER_FIELDS, SUSPECTED_FIELDS
 from service.units.service import bureau_of
 from service.web.common import PageUser, form_errors, render
 
@@ -27,13 +27,19 @@ def _page(
     session: SessionDep,
     **context: Any,
 ) -> Response:
-    mapping = services.ledgers.exchange.mapping(session, bureau_of(scope.unit))
+    bureau = bureau_of(scope.unit)
+    mapping = services.ledgers.exchange.mapping(session, bureau)
+    export = services.ledgers.exchange.mapping(session, bureau, "ledger_export")
+    typed = context.pop("typed", {})
+    typed_kind = context.pop("typed_kind", "suspected_import")
     return render(
         request,
         "exchange.html",
         user,
         fields=SUSPECTED_FIELDS,
-        mapping={**mapping, **context.pop("typed", {})},
+        mapping={**mapping, **(typed if typed_kind == "suspected_import" else {})},
+        export_fields=LEDGER_FIELDS,
+        export={**export, **(typed if typed_kind == "ledger_export" else {})},
         can_map=user.role == "bureau_staff",
         **{"errors": [], "message": None, "result": None, "comparison": None, **context},
     )
@@ -51,15 +57,27 @@ async def exchange_mapping(
     request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
     form = await request.form()
-    typed = {f.key: str(form.get(f"map_{f.key}", ""))[:40] for f in SUSPECTED_FIELDS}
+    kind = "ledger_export" if form.get("kind") == "ledger_export" else "suspected_import"
+    fields = LEDGER_FIELDS if kind == "ledger_export" else SUSPECTED_FIELDS
+    typed = {f.key: str(form.get(f"map_{f.key}", ""))[:40] for f in fields}
     try:
-        services.ledgers.exchange.set_mapping(session, scope, typed)
+        services.ledgers.exchange.set_mapping(session, scope, typed, kind)
         session.commit()
     except DocsignError as exc:
         session.rollback()
         if exc.http_status == 403:
             raise
-        return _page(request, user, scope, services, session, typed=typed, errors=form_errors(exc), message=exc.message)
+        return _page(
+            request,
+            user,
+            scope,
+            services,
+            session,
+            typed=typed,
+            typed_kind=kind,
+            errors=form_errors(exc),
+            message=exc.message,
+        )
     return _page(request, user, scope, services, session, message="已保存列对应关系。")
 
 

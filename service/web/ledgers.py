@@ -17,6 +17,7 @@ from service.http.deps import ScopeDep, ServicesDep, SessionDep
 from service.http.uploads import read_upload
 from service.ledgers.service import LEDGERS, school_year_start
 from service.units.models import Unit, UnitType
+from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, form_errors, render
 
 router = APIRouter(include_in_schema=False)
@@ -117,6 +118,21 @@ def ledger_export(
     ledger = services.ledgers.ledger(session, target, key, year=_year(services, year))
     data = services.ledgers.workbook(session, ledger)
     name = f"{target.name}{ledger.title}.xlsx"
+    return Response(
+        data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+    )
+
+
+@router.get("/ledgers/{key}/provincial.xlsx")
+def ledger_provincial(
+    key: str, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: int | None = None
+) -> Response:
+    """The ledger in the layout of the provincial 台账系统's import sheet, as the bureau mapped it."""
+    target = services.ledgers.unit_for(session, scope, unit)
+    ledger = services.ledgers.ledger(session, target, key)
+    mapping = services.ledgers.exchange.mapping(session, bureau_of(target), "ledger_export")
+    data = services.ledgers.provincial_workbook(ledger, mapping)
+    name = f"{target.name}{ledger.title}（省台账系统）.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
     )

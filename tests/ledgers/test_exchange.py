@@ -13,7 +13,7 @@ from service.container import Services
 from service.ledgers.exchange import MappingInvalid
 from tests.cases.roster_data import resident_id
 from tests.district import load_district, scope_of
-from tests.ledgers.term import TERM_START, goto, new_case, xlsx
+from tests.ledgers.term import TERM_START, goto, new_case, sheet_rows, xlsx
 
 PLATFORM = {
     "school": "学校名称",
@@ -150,3 +150,28 @@ def test_a_roster_compared_with_the_register_lists_exactly_the_mismatches(servic
     assert [(c.row, c.name, c.id_number) for c in result.only_register] == [(5, "戊", ids[4])]
     with pytest.raises(RosterInvalid, match="身份证号"):
         services.ledgers.exchange.compare((xlsx([("姓名", "班级"), ("甲", "一班")]), "x.xlsx"), (register, "学籍.xlsx"))
+
+
+def test_a_ledger_exports_in_the_provincial_layout_the_bureau_mapped(services: Services) -> None:
+    load_district(services)
+    goto(services.clock, TERM_START)
+    with services.db.session() as s:
+        bureau, head = scope_of(s, "bureau"), scope_of(s, "wsr-sh-head")
+        open_case = new_case(services, s, "wsr-sh-head", "WSR-SH", 101, "许在册")
+        back = new_case(services, s, "wsr-sh-head", "WSR-SH", 103, "何复学")
+        services.cases.returned(s, head, back, TERM_START)
+        s.commit()
+        with pytest.raises(MappingInvalid, match="至少要对应一列"):
+            services.ledgers.exchange.set_mapping(s, bureau, {}, "ledger_export")
+        s.rollback()
+        layout = {"id_number": "身份证件号码", "student_name": "学生姓名", "status": "控辍状态", "closure": "销号类型"}
+        services.ledgers.exchange.set_mapping(s, bureau, layout, "ledger_export")
+        s.commit()
+        mapping = services.ledgers.exchange.mapping(s, bureau.unit, "ledger_export")
+        ledger = services.ledgers.ledger(s, bureau.unit, "dropouts")
+        rows = sheet_rows(services.ledgers.provincial_workbook(ledger, mapping))
+        assert rows == [
+            ["学生姓名", "身份证件号码", "控辍状态", "销号类型"],
+            ["许在册", open_case.id_number, "辍学", None],
+            ["何复学", back.id_number, "已复学", "已复学"],
+        ]

@@ -67,6 +67,8 @@ def test_a_school_closes_a_case_on_its_page_and_the_ledger_shows_it(tmp_path: Pa
         assert r.status_code == 200
         assert [row[3] for row in sheet_rows(r.content, "已销号")[2:]] == ["王浩然"]
         assert sheet_rows(r.content, "在册")[2:] == []
+        r = c.get(f"/ledgers/dropouts/provincial.xlsx?unit={units['WSR']}")  # the default layout: every column
+        assert sheet_rows(r.content)[0][:3] == ["学校", "姓名", "身份证号"] and sheet_rows(r.content)[1][1] == "王浩然"
         assert c.get(f"/ledgers/dropouts?unit={units['HJL']}").status_code == 404
         service.login("bureau")
         assert "三本台账" in c.get("/ledgers").text
