@@ -19,6 +19,7 @@ from service.cases.models import Case
 from service.container import Services
 from service.ledgers.models import ReportVersion
 from service.ledgers.reports import add, empty
+from tests import checks
 from tests.district import load_district, scope_of, unit
 from tests.ledgers.term import YEAR, goto, new_case
 
@@ -29,7 +30,7 @@ def D(month: int, day: int) -> dt.date:
     return dt.date(YEAR, month, day)
 
 
-def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services: Services) -> None:
+def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services: Services, nss_db: str) -> None:
     load_district(services)
     goto(services.clock, D(8, 25))
     # Every event, as the test makes it: (school, what, day, grade, key groups)
@@ -145,6 +146,13 @@ def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services:
         doc = s.get(Document, v1.document_id)
         assert doc is not None and doc.kind == "monthly_report" and doc.issuer_unit_id == unit(s, "WSR-SH").id
         assert doc.fields["rows"][-1] == {"item": "月末未销号个案", "count": 2}
+        signed = checks.pdfsig(services.stores["documents"].get(doc.current_sha256), nss_db)
+        # (the certificate itself is dated in the test's future term, so pdfsig, on today's clock,
+        # cannot call it current: the signature and the signer are what is checked here)
+        assert "Signature is Valid." in signed
+        assert "Signer Certificate Common Name: 历城区王舍人街道石河小学" in signed  # the school's own key
+        text = checks.pdftotext(services.stores["documents"].get(doc.current_sha256))
+        assert "控辍保学动态管理月报表" in text and "2027年9月1日至2027年9月30日" in text.replace(" ", "")
 
         xd = scope_of(s, "wsr-xd-head")
         s.commit()
