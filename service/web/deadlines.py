@@ -69,6 +69,8 @@ def deadline_done(
         session.commit()
     except DocsignError as exc:
         session.rollback()
+        if exc.http_status in (403, 404):
+            raise
         return _page(request, user, scope, services, session, exc.message)
     return flash_redirect(request.headers.get("referer") or "/deadlines")
 

@@ -163,6 +163,8 @@ async def children_import(
         added, kept = await run_in_threadpool(run)
     except DocsignError as exc:
         session.rollback()
+        if exc.http_status in (403, 404):
+            raise
         return _ledger_page(
             request, user, scope, services, session, "children", None, year, form_errors(exc), exc.message, 200
         )

@@ -173,3 +173,79 @@ def test_the_exchange_page_saves_a_mapping_and_imports_a_platform_list(tmp_path:
         register = xlsx([("姓名", "学籍号"), ("乙", "L1")])
         r = c.post("/exchange/compare", files={"roster": ("名单.xlsx", roster), "xueji": ("学籍.xlsx", register)})
         assert "在名单、不在学籍系统：1 人" in r.text and "在学籍系统、不在名单（在籍不在校，需核实）：1 人" in r.text
+
+
+def test_the_bureau_sets_the_term_and_a_rule_and_a_school_clears_an_item_on_its_list(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+        service.login("wsr-sh-head")  # a school can neither set the term nor change a rule
+        assert c.post("/deadlines/terms", data={"name": "秋季学期", "starts_on": today.isoformat()}).status_code == 403
+        assert c.post("/deadlines/rules/survey", data={"days": "12", "active": "yes"}).status_code == 403
+        service.login("bureau")
+        r = c.post("/deadlines/rules/monthly_report", data={"days": "31", "lead_days": "0", "active": "yes"})
+        assert "每月几日应在 1 到 28 之间" in r.text
+        r = c.post("/deadlines/terms", data={"name": "本学期", "starts_on": today.isoformat()}, follow_redirects=False)
+        assert r.status_code == 303
+        r = c.post(
+            "/deadlines/rules/survey", data={"days": "12", "lead_days": "0", "active": "yes"}, follow_redirects=False
+        )
+        assert r.status_code == 303
+        page = c.get("/deadlines").text
+        assert "本学期：" in page and 'name="days" type="number" value="12"' in page and "县实施方案 二.(三).2" in page
+
+        service.login("wsr-sh-head")
+        page = c.get("/cases").text
+        assert "开学排查（入学、变动、辍学及学籍变化）（本学期）" in page and "依据：县实施方案 二.(三).2" in page
+        items = [d for d in c.get("/api/due").json() if d["kind"] == "survey"]
+        assert [(d["due"], d["overdue"]) for d in items] == [((today + dt.timedelta(days=12)).isoformat(), False)]
+        form = {"unit_id": str(units["WSR-SH"]), "key": "survey", "period": items[0]["period"]}
+        service.login("hjl-xx-head")  # another school cannot clear it
+        assert c.post("/deadlines/done", data=form).status_code == 404
+        service.login("wsr-sh-head")
+        assert c.post("/deadlines/done", data=form, follow_redirects=False).status_code == 303
+        assert not [d for d in c.get("/api/due").json() if d["kind"] == "survey"]
+
+
+def test_a_school_imports_its_first_grade_roster_and_marks_who_reported(tmp_path: Path) -> None:
+    from tests.cases.roster_data import resident_id
+    from tests.ledgers.term import xlsx
+
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        year = str(service.clock.now().year if service.clock.now().month >= 9 else service.clock.now().year - 1)
+        kid = resident_id(7, "20200901", female=False)
+        sheet = xlsx(
+            [("儿童姓名", "身份证号", "性别", "出生日期", "随迁子女"), ("马小一", kid, "男", "2020-09-01", "是")]
+        )
+        service.login("wsr-xd-head")  # another school's ledger is out of reach
+        r = c.post(
+            "/ledgers/children/import",
+            data={"school_id": units["WSR-SH"], "year": year},
+            files={"file": ("名单.xlsx", sheet)},
+        )
+        assert r.status_code == 404
+        service.login("wsr-sh-head")
+        wrong = kid[:-1] + ("1" if kid[-1] != "1" else "2")  # a wrong check digit
+        bad = xlsx([("儿童姓名", "身份证号"), ("马小一", wrong)])
+        r = c.post(
+            "/ledgers/children/import",
+            data={"school_id": units["WSR-SH"], "year": year},
+            files={"file": ("名单.xlsx", bad)},
+        )
+        assert "逐行错误" in r.text and "未导入任何儿童" in r.text
+        r = c.post(
+            "/ledgers/children/import",
+            data={"school_id": units["WSR-SH"], "year": year},
+            files={"file": ("名单.xlsx", sheet)},
+        )
+        assert "已导入 1 名儿童。" in r.text and "随迁子女 1 名" in r.text and "未报到 1 名" in r.text
+        entry = re.search(r'action="/children/(\d+)/report"', r.text)
+        assert entry is not None
+        today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+        r = c.post(f"/children/{entry[1]}/report", data={"reported_on": today}, follow_redirects=False)
+        assert r.status_code == 303
+        page = c.get(f"/ledgers/children?year={year}").text
+        assert f"{today} 已报到" in page and "未报到 0 名" in page
