@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -10,10 +11,12 @@ from fastapi.responses import Response
 from service.cases.checks import parse_date
 from service.errors import DocsignError
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
+from service.ledgers.excel import due_workbook
 from service.ledgers.rules import ANCHORS
 from service.units.models import UnitType
 from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, render
+from service.web.ledgers import XLSX
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +53,17 @@ def deadlines_page(
     request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
     return _page(request, user, scope, services, session)
+
+
+@router.get("/deadlines/export.xlsx")
+def deadlines_export(user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
+    items = services.ledgers.due(session, scope)
+    session.commit()
+    data = due_workbook(f"{scope.unit.name}到期事项（{services.ledgers.today().isoformat()}）", items)
+    name = f"{scope.unit.name}到期事项.xlsx"
+    return Response(
+        data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+    )
 
 
 @router.post("/deadlines/done")

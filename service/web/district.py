@@ -4,6 +4,7 @@ or missing, the 巩固率 against its target, the open cases over the term, and 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -11,9 +12,11 @@ from fastapi.responses import Response
 from service.errors import DocsignError
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
 from service.ledgers.district import RETENTION_TARGET, weeks_chart
+from service.ledgers.excel import district_workbook
 from service.ledgers.service import school_year_start
 from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, render
+from service.web.ledgers import XLSX
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,6 +62,26 @@ def district_page(
     unit: int | None = None,
 ) -> Response:
     return _page(request, user, scope, services, session, unit)
+
+
+@router.get("/district/export.xlsx")
+def district_export(
+    user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: int | None = None
+) -> Response:
+    ledgers = services.ledgers
+    target = ledgers.unit_for(session, scope, unit)
+    today = ledgers.today()
+    term = ledgers.deadlines.term_on(session, bureau_of(target), today)
+    district = ledgers.district.figures(
+        session, target, school_year_start(today).year, term.starts_on if term else None
+    )
+    session.commit()
+    name = f"{target.name}控辍保学总览.xlsx"
+    return Response(
+        district_workbook(district),
+        media_type=XLSX,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
 
 
 @router.post("/district/rolls")

@@ -4,6 +4,7 @@ office or the bureau sees the sum of its units' signed reports, with the version
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -11,10 +12,12 @@ from sqlalchemy import select
 
 from service.archive.service import TransactionNotFresh
 from service.campaigns.models import Assignment
-from service.errors import DocsignError
+from service.errors import DocsignError, NotFoundForUser
 from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
-from service.ledgers.reports import ROWS, differences
+from service.ledgers.excel import report_workbook
+from service.ledgers.reports import ROWS, covered, differences
 from service.web.common import PageUser, flash_redirect, render
+from service.web.ledgers import XLSX
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,6 +54,24 @@ def _page(
         rows=ROWS,
         history=history,
         error=error,
+    )
+
+
+@router.get("/monthly-reports/export.xlsx")
+def monthly_export(
+    user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, period: str, unit: int | None = None
+) -> Response:
+    """A unit's report for a period as Excel: a school's from its data, an office's or the bureau's
+    summed from the signed reports."""
+    target = services.ledgers.unit_for(session, scope, unit)
+    try:
+        covered(period)
+    except ValueError:
+        raise NotFoundForUser("没有这一期。") from None
+    data = report_workbook(services.ledgers.reports.draft(session, target, period))
+    name = f"{target.name}月报表{period}.xlsx"
+    return Response(
+        data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
     )
 
 

@@ -121,6 +121,10 @@ def test_a_school_reviews_and_signs_its_monthly_report_on_its_page(tmp_path: Pat
         service.login("wsr-staff")
         page = c.get(f"/monthly-reports?unit={units['WSR']}").text
         assert "已报送：历城区王舍人街道石河小学" in page and "未报送：历城区王舍人街道辛甸小学" in page
+        rows = sheet_rows(c.get(f"/monthly-reports/export.xlsx?period={period}&unit={units['WSR']}").content)
+        assert rows[2] == ["项目", "人数"] and rows[3] == ["新增疑似辍学（含失学）", 0]
+        assert ["汇总单位", "历城区王舍人街道石河小学"] in rows
+        assert c.get(f"/monthly-reports/export.xlsx?period={period}&unit={units['HJL']}").status_code == 404
 
 
 def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(tmp_path: Path) -> None:
@@ -138,6 +142,10 @@ def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(tmp_p
         assert "未销号个案</dt><dd>1（疑似辍学 0，辍学 1，劝返中 0）" in page
         assert "98.75%" in page and "低于目标" in page  # 79 of 80 on the roll, under 99 %
         assert f'href="/cases/{cid}">王浩然</a>' in page and "应向监护人送达《义务教育复学通知书》" in page
+        rows = sheet_rows(c.get("/district/export.xlsx").content)
+        (shihe,) = [r for r in rows if r[0] == "历城区王舍人街道石河小学"]
+        assert shihe[1:] == ["历城区王舍人街道教育办公室", 0, 1, 0, 1, 0, 0, 80, 0.9875]
+        assert rows[-1][:2] == ["济南市历城区教育和体育局", "合计"]
         service.login("wsr-staff")  # an office cannot set a roll
         r = c.post("/district/rolls", data={"school_id": units["WSR-SH"], "students": "90"})
         assert r.status_code == 403
@@ -204,8 +212,15 @@ def test_the_bureau_sets_the_term_and_a_rule_and_a_school_clears_an_item_on_its_
         service.login("hjl-xx-head")  # another school cannot clear it
         assert c.post("/deadlines/done", data=form).status_code == 404
         service.login("wsr-sh-head")
+        rows = sheet_rows(c.get("/deadlines/export.xlsx").content)
+        assert rows[1] == ["状态", "事项", "依据", "学校", "学生", "个案编号", "期限"]
+        assert ["待办", "开学排查（入学、变动、辍学及学籍变化）（本学期）", "县实施方案 二.(三).2"] in [
+            r[:3] for r in rows[2:]
+        ]
         assert c.post("/deadlines/done", data=form, follow_redirects=False).status_code == 303
         assert not [d for d in c.get("/api/due").json() if d["kind"] == "survey"]
+        rows = sheet_rows(c.get("/deadlines/export.xlsx").content)
+        assert "开学排查（入学、变动、辍学及学籍变化）（本学期）" not in [r[1] for r in rows[2:]]
 
 
 def test_a_school_imports_its_first_grade_roster_and_marks_who_reported(tmp_path: Path) -> None:
