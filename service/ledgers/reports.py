@@ -299,7 +299,8 @@ class MonthlyReports:
             assignment.signed_at = now
             assignment.late = now > assignment.deadline
             assignment.viewed_at = assignment.viewed_at or now
-        assignment.document_id = doc.id
+        # The signed version is found through ReportVersion; the assignment's document_id stays
+        # empty (it names a document to sign, which a report is not).
         assignment.report_name = f"{unit.name}月报表第{version}版.pdf"[:128]
         session.flush()
         return row
