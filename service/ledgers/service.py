@@ -430,7 +430,7 @@ class Ledgers:
         return added, len(good) - added
 
     def child(self, session: Session, scope: Scope, entry_id: int) -> ChildEntry:
-        entry = session.get(ChildEntry, entry_id)
+        entry = session.get(ChildEntry, entry_id) if 0 < entry_id < 2**63 else None
         if entry is None or entry.school_id not in scope.units:
             raise NotFoundForUser("未找到该儿童。")
         return entry

@@ -110,15 +110,15 @@ def deadline_term(
     return flash_redirect("/deadlines")
 
 
-@router.post("/deadlines/rules/{key}")
+@router.post("/deadlines/rules")
 def deadline_rule(
     request: Request,
-    key: str,
     user: PageUser,
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
-    days: Annotated[int, Form()],
+    key: Annotated[str, Form()] = "",
+    days: Annotated[int, Form()] = 0,
     lead_days: Annotated[int, Form()] = 0,
     active: Annotated[str, Form()] = "",
 ) -> Response:

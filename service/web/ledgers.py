@@ -181,14 +181,14 @@ async def children_import(
     )
 
 
-@router.post("/children/{entry_id}/report")
+@router.post("/children/report")
 def child_report(
     request: Request,
-    entry_id: int,
     user: PageUser,
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    entry_id: Annotated[int, Form()] = 0,
     reported_on: Annotated[str, Form()] = "",
 ) -> Response:
     entry = services.ledgers.child(session, scope, entry_id)
@@ -201,13 +201,13 @@ def child_report(
     return flash_redirect(f"/ledgers/children?year={entry.year}#child-{entry.id}")
 
 
-@router.post("/children/{entry_id}/migrant")
+@router.post("/children/migrant")
 def child_migrant(
-    entry_id: int,
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
     user: PageUser,
+    entry_id: Annotated[int, Form()] = 0,
     migrant: Annotated[str, Form()] = "",
 ) -> Response:
     entry = services.ledgers.child(session, scope, entry_id)
@@ -216,9 +216,14 @@ def child_migrant(
     return flash_redirect(f"/ledgers/children?year={entry.year}#child-{entry.id}")
 
 
-@router.post("/children/{entry_id}/missing")
+@router.post("/children/missing")
 def child_missing(
-    request: Request, entry_id: int, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    entry_id: Annotated[int, Form()] = 0,
 ) -> Response:
     entry = services.ledgers.child(session, scope, entry_id)
     try:

@@ -190,14 +190,16 @@ def test_the_bureau_sets_the_term_and_a_rule_and_a_school_clears_an_item_on_its_
         today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
         service.login("wsr-sh-head")  # a school can neither set the term nor change a rule
         assert c.post("/deadlines/terms", data={"name": "秋季学期", "starts_on": today.isoformat()}).status_code == 403
-        assert c.post("/deadlines/rules/survey", data={"days": "12", "active": "yes"}).status_code == 403
+        assert c.post("/deadlines/rules", data={"key": "survey", "days": "12", "active": "yes"}).status_code == 403
         service.login("bureau")
-        r = c.post("/deadlines/rules/monthly_report", data={"days": "31", "lead_days": "0", "active": "yes"})
+        r = c.post("/deadlines/rules", data={"key": "monthly_report", "days": "31", "lead_days": "0", "active": "yes"})
         assert "每月几日应在 1 到 28 之间" in r.text
         r = c.post("/deadlines/terms", data={"name": "本学期", "starts_on": today.isoformat()}, follow_redirects=False)
         assert r.status_code == 303
         r = c.post(
-            "/deadlines/rules/survey", data={"days": "12", "lead_days": "0", "active": "yes"}, follow_redirects=False
+            "/deadlines/rules",
+            data={"key": "survey", "days": "12", "lead_days": "0", "active": "yes"},
+            follow_redirects=False,
         )
         assert r.status_code == 303
         page = c.get("/deadlines").text
@@ -257,10 +259,13 @@ def test_a_school_imports_its_first_grade_roster_and_marks_who_reported(tmp_path
             files={"file": ("名单.xlsx", sheet)},
         )
         assert "已导入 1 名儿童。" in r.text and "随迁子女 1 名" in r.text and "未报到 1 名" in r.text
-        entry = re.search(r'action="/children/(\d+)/report"', r.text)
+        entry = re.search(
+            r'action="/children/report" class="row" data-once><input type="hidden" name="entry_id" value="(\d+)"',
+            r.text,
+        )
         assert entry is not None
         today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
-        r = c.post(f"/children/{entry[1]}/report", data={"reported_on": today}, follow_redirects=False)
+        r = c.post("/children/report", data={"entry_id": entry[1], "reported_on": today}, follow_redirects=False)
         assert r.status_code == 303
         page = c.get(f"/ledgers/children?year={year}").text
         assert f"{today} 已报到" in page and "未报到 0 名" in page
