@@ -726,6 +726,44 @@ def dropout_register() -> None:
     save(d, "dropout_register")
 
 
+def monthly_report() -> None:
+    """The 控辍保学动态管理月报表 (Suiyang 四), made from the case data and certified by the unit: the
+    month's figures, open cases by grade and by key group, the units it sums (an office's or the
+    bureau's), and, for a correction, what changed from the version it replaces."""
+    d = Doc()
+    d.title("控辍保学动态管理月报表", after_lines=0)
+    d.subtitle("（{{ period_label }}）", after_lines=0)
+    d.plain("填报单位：{{ unit_name }}", indent=False, size=14, line=int(LINE_TWIPS * 0.9))
+    d.plain("统计期间：{{ covers }}{% if version > 1 %}　第 {{ version }} 版（更正）{% endif %}", indent=False, size=14)
+    t = d.table([110, 46])
+    d.row(t, ["项目", "人数"], font=H1_FONT)
+    d.row(t, [("{%tr for r in rows %}", 2)], min_height_mm=None)
+    d.row(t, ["{{ r.item }}", "{{ r.count }}"])
+    d.row(t, [("{%tr endfor %}", 2)], min_height_mm=None)
+    d.blank(line=int(LINE_TWIPS * 0.2))
+    t2 = d.table([110, 46])
+    d.row(t2, [("月末未销号个案（按年级）", 2)], font=H1_FONT)
+    d.row(t2, [("{%tr for r in grades %}", 2)], min_height_mm=None)
+    d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
+    d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
+    d.row(t2, [("月末未销号个案（按重点群体）", 2)], font=H1_FONT)
+    d.row(t2, [("{%tr for r in groups %}", 2)], min_height_mm=None)
+    d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
+    d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
+    d.tag("{%p if parts %}")
+    d.plain("汇总单位：{{ parts|join('、') }}", size=TABLE_PT)
+    d.tag("{%p endif %}")
+    d.tag("{%p if missing %}")
+    d.plain("未报送单位：{{ missing|join('、') }}", size=TABLE_PT)
+    d.tag("{%p endif %}")
+    d.tag("{%p if changes %}")
+    d.plain("更正说明：{{ changes|join('；') }}", size=TABLE_PT)
+    d.tag("{%p endif %}")
+    d.plain("填报人：{{ filled_by }}", indent=False, size=14, keep_next=True)
+    dated_signature(d, "{{ unit_name }}", "{{ fill_date|cn_date }}", "sigissuer")
+    save(d, "monthly_report")
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     enrollment_notice()
@@ -735,6 +773,7 @@ def main() -> int:
     responsibility("responsibility_direct", "区直学校", "school_name", "principal_name", "校长")
     pledge()
     dropout_register()
+    monthly_report()
     return 0
 
 

@@ -31,6 +31,7 @@ from service.documents.pipeline import DocumentEngine
 from service.documents.sandbox import UploadLimits, UploadVerifier
 from service.jobs.registry import JobContext
 from service.jobs.runner import EmbeddedRunner, Schedule
+from service.ledgers.service import Ledgers
 from service.limits import MemoryRateLimiter, RateLimiter
 from service.pki.store import Pki
 from service.settings import Settings
@@ -67,6 +68,7 @@ class Services:
     accounts: Accounts
     campaigns: Campaigns
     cases: Cases
+    ledgers: Ledgers
     jobs: EmbeddedRunner
     verify_limit: RateLimiter
     login_limit: RateLimiter
@@ -93,6 +95,7 @@ class Services:
         opens = OpenCounter(db)
         archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir, opens=opens)
         login_limit = MemoryRateLimiter(settings.login_rate_per_minute)
+        cases = Cases(archive, settings.timezone, clock.now)
         runner = EmbeddedRunner(
             db,
             workers=settings.job_workers,
@@ -110,7 +113,8 @@ class Services:
             archive=archive,
             accounts=Accounts(db, login_limit, settings.session_hours, clock.now),
             campaigns=Campaigns(archive, settings.timezone, clock.now),
-            cases=Cases(archive, settings.timezone, clock.now),
+            cases=cases,
+            ledgers=Ledgers(cases, settings.timezone, clock.now),
             jobs=runner,
             verify_limit=MemoryRateLimiter(settings.verify_rate_per_minute),
             login_limit=login_limit,

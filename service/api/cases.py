@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from service.archive.schemas import document_brief
 from service.cases.models import Case, Roster
-from service.cases.schemas import AttemptBody, CaseBody, NoticeBody, ReasonBody, case_view, roster_view
+from service.cases.schemas import AttemptBody, CaseBody, NoticeBody, ReturnedBody, case_view, roster_view
 from service.cases.service import CaseIn, GuardianIn
 from service.documents.registry import get_kind
 from service.http.deps import CaseObj, RosterObj, ScopeDep, ServicesDep, SessionDep
@@ -73,23 +73,52 @@ def add_attempt(
     return case_view(session, services.cases, case)
 
 
-@router.post("/cases/{case_id}/returned", summary="学生已复学（结案）")
-def mark_returned(case: CaseObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
-    services.cases.returned(session, scope, case)
-    session.commit()
-    return case_view(session, services.cases, case)
-
-
-@router.post("/cases/{case_id}/defer", summary="办理延缓入学或休学（结案）")
-def defer(
-    case: CaseObj, body: ReasonBody, scope: ScopeDep, services: ServicesDep, session: SessionDep
+@router.post("/cases/{case_id}/returned", summary="销号：学生已复学（填写返校日期）")
+def mark_returned(
+    case: CaseObj, scope: ScopeDep, services: ServicesDep, session: SessionDep, body: ReturnedBody | None = None
 ) -> dict[str, Any]:
-    services.cases.defer(session, scope, case, body.reason)
+    body = body or ReturnedBody()
+    services.cases.returned(session, scope, case, body.back_on, body.note)
     session.commit()
     return case_view(session, services.cases, case)
 
 
-@router.post("/cases/{case_id}/write-off", summary="核销（附件一所列原因，并上传证明材料）")
+@router.post(
+    "/cases/{case_id}/defer", summary="销号：办理延缓入学或休学（联合劝返三次或司法判决后，经批准，附批准文件）"
+)
+async def defer(
+    case: CaseObj,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    basis: Annotated[str, Form(description="joint_persuasion、court_ruling 或 disability_assessment")],
+    authority: Annotated[str, Form(description="批准机关")],
+    approved_on: Annotated[dt.date, Form(description="批准日期")],
+    files: Annotated[list[UploadFile], File(description="批准文件扫描件")],
+    note: Annotated[str | None, Form(description="备注")] = None,
+) -> dict[str, Any]:
+    approval = [
+        (f.filename or "批准文件", await read_upload(f, services.settings.max_pdf_bytes, "批准文件")) for f in files
+    ]
+
+    def run() -> dict[str, Any]:
+        services.cases.defer(
+            session,
+            scope,
+            case,
+            basis=basis,
+            authority=authority,
+            approved_on=approved_on,
+            approval=approval,
+            note=note,
+        )
+        session.commit()
+        return case_view(session, services.cases, case)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/cases/{case_id}/write-off", summary="销号：核销（附件一所列原因，并上传证明材料）")
 async def write_off(
     case: CaseObj,
     scope: ScopeDep,
@@ -97,13 +126,14 @@ async def write_off(
     session: SessionDep,
     reason: Annotated[str, Form(description="核销原因代码")],
     files: Annotated[list[UploadFile], File(description="证明材料扫描件")],
+    note: Annotated[str | None, Form(description="备注")] = None,
 ) -> dict[str, Any]:
     evidence = [
         (f.filename or "证明材料", await read_upload(f, services.settings.max_pdf_bytes, "证明材料")) for f in files
     ]
 
     def run() -> dict[str, Any]:
-        services.cases.write_off(session, scope, case, reason, evidence)
+        services.cases.write_off(session, scope, case, reason, evidence, note)
         session.commit()
         return case_view(session, services.cases, case)
 
@@ -126,9 +156,14 @@ def case_register(case: CaseObj, scope: ScopeDep, services: ServicesDep, session
     return document_brief(doc)
 
 
-@router.get("/due", summary="到期事项：联合劝返、限期复学、月报等（本人可见的学校）")
+@router.get(
+    "/due",
+    summary="到期事项：联合劝返、限期复学、法定期限（学校看到全部，教育办和教体局看到所辖学校逾期的期限事项）",
+)
 def due(scope: ScopeDep, services: ServicesDep, session: SessionDep) -> list[dict[str, Any]]:
-    return [d.to_dict() for d in services.cases.due_for_units(session, scope.units)]
+    items = [d.to_dict() for d in services.ledgers.due(session, scope)]
+    session.commit()  # the bureau's default rules, made the first time they are read
+    return items
 
 
 # --- rosters -----------------------------------------------------------------------------------

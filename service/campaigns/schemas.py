@@ -346,6 +346,7 @@ def report_row(a: Assignment, now: dt.datetime, tz: zoneinfo.ZoneInfo, error: st
     label, tone = state_label(a, now)
     return {
         "id": a.id,
+        "kind": a.kind,
         "title": f"{period_label(a.period)}{KIND_TITLES.get(a.kind, a.kind)}",
         "label": label,
         "tone": tone,

@@ -41,6 +41,17 @@ WRITE_OFF_REASONS = {
     "deferred_for_illness": "因特殊原因申请延缓入学（正常休学）",
 }
 
+#: The evidence annex 1 asks for with each write-off reason (its 台账 line).
+WRITE_OFF_EVIDENCE = {
+    "age_mismatch": "户口登记机关更正后的户口信息",
+    "duplicate_registration": "户口登记机关注销重复户籍的证明",
+    "missing": "公安派出所出具的失踪失联确认说明",
+    "deceased": "死亡医学证明、火化证明或户口注销证明",
+    "unable_to_learn": "残疾人教育专家委员会鉴定证明（专家签字、部门盖章）",
+    "enrolled_elsewhere": "正式学籍号、身份证号等学籍信息",
+    "deferred_for_illness": "监护人书面申请、指定医疗机构检查证明和批准意见",
+}
+
 #: 辍学原因 as the registration form lists them.
 REASONS = ("厌学", "学习困难", "家庭经济困难", "身体原因", "外出务工", "早婚早育", "信教", "家长不送", "其他")
 #: Notices a case gets one at a time, and the kinds a roster issues in bulk.
@@ -73,18 +84,59 @@ class Case(Base):
     reason_detail: Mapped[str | None] = mapped_column(String(500))
     measures: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUSPECTED)
+    #: 失学: an age-eligible child who never enrolled (应入未入), as opposed to one who left school.
+    never_enrolled: Mapped[bool] = mapped_column(default=False)
     write_off_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
 
     school: Mapped[Unit] = relationship(lazy="joined")
+    closure: Mapped[CaseClosure | None] = relationship(lazy="selectin", uselist=False)
     guardians: Mapped[list[Guardian]] = relationship(order_by="Guardian.id", lazy="selectin")
     attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.date, Attempt.id", lazy="selectin")
 
     @property
     def grade_class(self) -> str:
         return f"{self.grade}{self.class_name or ''}"
+
+
+#: How a case leaves its ledger (销号, Licheng 三, Zaozhuang 三.(四)): the only three acts.
+CLOSURE_KINDS = {
+    CaseStatus.RETURNED: "已复学",
+    CaseStatus.WRITTEN_OFF: "核销",
+    CaseStatus.DEFERRED: "延缓入学/休学",
+}
+
+#: What a 延缓入学/休学 of a student who refuses to come back rests on (Suiyang 三).
+DEFERRAL_BASES = {
+    "joint_persuasion": "经联合劝返三次以上仍拒不返校",
+    "court_ruling": "经司法部门判决裁定监护人已履行法定义务",
+    "disability_assessment": "经残疾人教育专家委员会评估不具备学习条件",
+}
+
+
+class CaseClosure(Base):
+    """The recorded act that took a case off its ledger (销号): who, when, on what grounds."""
+
+    __tablename__ = "case_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    #: returned, written_off or deferred
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The status the case had: a 疑似辍学 entry leaves the 疑似辍学台账, the others the 辍学台账.
+    from_status: Mapped[str] = mapped_column(String(16))
+    #: The day back at school, the day of the write-off, or the day of the approval.
+    date: Mapped[dt.date]
+    #: A WRITE_OFF_REASONS or DEFERRAL_BASES key.
+    reason: Mapped[str | None] = mapped_column(String(32))
+    #: The approving authority of a deferral (人民政府、乡村振兴工作协调机构、残联…).
+    authority: Mapped[str | None] = mapped_column(String(60))
+    note: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(80))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Guardian(Base):

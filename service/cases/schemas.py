@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 from service.archive.models import Document
 from service.archive.schemas import document_brief
 from service.cases.models import (
+    CLOSURE_KINDS,
+    DEFERRAL_BASES,
     STATUS_TITLES,
     WRITE_OFF_REASONS,
     Case,
+    CaseClosure,
     CaseFile,
     CaseStatus,
     PrintBundle,
@@ -67,8 +70,9 @@ class NoticeBody(BaseModel):
     issuer: str = Field(default="school", title="发文单位：school（学校）或 bureau（教体局）")
 
 
-class ReasonBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=200, title="原因")
+class ReturnedBody(BaseModel):
+    back_on: dt.date | None = Field(default=None, title="返校日期（默认今天）")
+    note: str | None = Field(default=None, max_length=200, title="备注")
 
 
 def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> dict[str, Any]:
@@ -104,6 +108,12 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
                 "dropout_reason": case.dropout_reason,
                 "reason_detail": case.reason_detail,
                 "write_off_reason": WRITE_OFF_REASONS.get(case.write_off_reason or ""),
+                "never_enrolled": case.never_enrolled,
+                "closure": closure_view(case.closure) if case.closure else None,
+                "files": [
+                    {"id": f.id, "purpose": f.purpose, "filename": f.filename, "size": f.size}
+                    for f in session.scalars(select(CaseFile).where(CaseFile.case_id == case.id).order_by(CaseFile.id))
+                ],
                 "guardians": [
                     {"name": g.name, "relation": g.relation, "phone": g.phone, "address": g.address}
                     for g in case.guardians
@@ -129,6 +139,26 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
             }
         )
     return out
+
+
+def closure_view(c: CaseClosure) -> dict[str, Any]:
+    """The 销号 act, in words."""
+    if c.kind == CaseStatus.WRITTEN_OFF:
+        reason = WRITE_OFF_REASONS.get(c.reason or "", "")
+    elif c.kind == CaseStatus.DEFERRED:
+        reason = DEFERRAL_BASES.get(c.reason or "", "")
+    else:
+        reason = ""
+    return {
+        "kind": c.kind,
+        "title": CLOSURE_KINDS[CaseStatus(c.kind)],
+        "date": c.date,
+        "reason": reason,
+        "authority": c.authority,
+        "note": c.note,
+        "actor": c.actor,
+        "at": c.created_at,
+    }
 
 
 def roster_view(session: Session, roster: Roster) -> dict[str, Any]:

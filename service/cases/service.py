@@ -34,14 +34,17 @@ from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeN
 from service.cases.models import (
     ATTEMPT_METHODS,
     CASE_NOTICE_KINDS,
+    DEFERRAL_BASES,
     KEY_GROUPS,
     OPEN_STATUSES,
     REASONS,
     ROSTER_KINDS,
     STATUS_TITLES,
+    WRITE_OFF_EVIDENCE,
     WRITE_OFF_REASONS,
     Attempt,
     Case,
+    CaseClosure,
     CaseFile,
     CaseStatus,
     Guardian,
@@ -104,9 +107,17 @@ class DueItem:
     school: str
     case_id: int | None = None
     student: str | None = None
+    #: The notice and article the deadline comes from.
+    source: str | None = None
+    #: For an item the unit clears by recording it did it: the period it is for.
+    period: str | None = None
+    manual: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "source": self.source,
+            "period": self.period,
+            "manual": self.manual,
             "kind": self.kind,
             "title": self.title,
             "due": self.due.isoformat(),
@@ -306,8 +317,9 @@ class Cases:
             succeeded=succeeded,
             date=date.isoformat(),
         )
+        case.updated_at = self.now()
         if succeeded:
-            self._move(session, case, CaseStatus.RETURNED, actor, by="attempt")
+            self._close(session, scope, case, CaseStatus.RETURNED, date, note="劝返成功", by="attempt")
         elif case.status in (CaseStatus.SUSPECTED, CaseStatus.DROPPED):
             self._move(session, case, CaseStatus.PERSUADING, actor)
         session.refresh(case)
@@ -330,29 +342,144 @@ class Cases:
         session.flush()
         return f
 
-    def returned(self, session: Session, scope: Scope, case: Case) -> None:
-        self._open(case)
-        self._move(session, case, CaseStatus.RETURNED, scope.actor)
+    def _close(
+        self,
+        session: Session,
+        scope: Scope,
+        case: Case,
+        status: CaseStatus,
+        day: dt.date,
+        *,
+        reason: str | None = None,
+        authority: str | None = None,
+        note: str | None = None,
+        **detail: Any,
+    ) -> CaseClosure:
+        """The one way a case leaves its ledger: a recorded 销号 act."""
+        closure = CaseClosure(
+            case_id=case.id,
+            kind=status.value,
+            from_status=case.status,
+            date=day,
+            reason=reason,
+            authority=authority,
+            note=note,
+            actor=scope.actor.label[:80],
+            created_by_id=scope.actor.user_id,
+            created_at=self.now(),
+        )
+        session.add(closure)
+        if authority:
+            detail["authority"] = authority
+        if note:
+            detail["note"] = note
+        self._move(session, case, status, scope.actor, date=day.isoformat(), **detail)
+        session.flush()
+        session.refresh(case)
+        return closure
 
-    def defer(self, session: Session, scope: Scope, case: Case, reason: str) -> None:
+    def _check_day(self, case: Case, day: dt.date | None, title: str) -> dt.date:
+        if day is None:
+            raise CaseInvalid(f"请填写{title}。", details={"errors": [{"field": title, "message": "必须填写"}]})
+        if day > self.today():
+            raise CaseInvalid(
+                f"{title}不能晚于今天。", details={"errors": [{"field": title, "message": "不能晚于今天"}]}
+            )
+        if case.dropout_date and day < case.dropout_date:
+            raise CaseInvalid(
+                f"{title}不能早于辍学日期。", details={"errors": [{"field": title, "message": "不能早于辍学日期"}]}
+            )
+        return day
+
+    def returned(
+        self, session: Session, scope: Scope, case: Case, back_on: dt.date | None = None, note: str | None = None
+    ) -> CaseClosure:
+        """已复学: the student is back at school since ``back_on`` (today when not given by the API)."""
         self._open(case)
-        if not reason.strip():
-            raise CaseInvalid("请填写延缓入学或休学的原因和批准文件。")
-        self._move(session, case, CaseStatus.DEFERRED, scope.actor, reason=reason.strip()[:200])
+        day = self._check_day(case, back_on or self.today(), "复学日期")
+        return self._close(session, scope, case, CaseStatus.RETURNED, day, note=(note or "").strip()[:200] or None)
+
+    def defer(
+        self,
+        session: Session,
+        scope: Scope,
+        case: Case,
+        *,
+        basis: str,
+        authority: str,
+        approved_on: dt.date | None,
+        approval: Sequence[tuple[str, bytes]],
+        note: str | None = None,
+    ) -> CaseClosure:
+        """延缓入学/休学 of a student who will not come back (Suiyang 三): only after three 联合劝返 or a
+        court ruling (or, for a child who cannot learn, the 残联 experts' assessment), with the
+        approval of the authority named and its document."""
+        self._open(case)
+        problems: list[tuple[str, str]] = []
+        if basis not in DEFERRAL_BASES:
+            problems.append(("办理依据", f"应为 {'、'.join(DEFERRAL_BASES.values())} 之一"))
+        joint = sum(1 for a in case.attempts if a.method == JOINT)
+        if basis == "joint_persuasion" and joint < FAILED_ATTEMPTS_FOR_JOINT:
+            problems.append(("办理依据", f"已记录联合劝返 {joint} 次，满三次后才能以此为依据办理"))
+        if not authority.strip():
+            problems.append(("批准机关", "必须填写批准的人民政府或乡村振兴工作协调机构（或残联）"))
+        if approved_on is None:
+            problems.append(("批准日期", "必须填写"))
+        elif approved_on > self.today():
+            problems.append(("批准日期", "不能晚于今天"))
+        if not approval:
+            problems.append(("批准文件", "必须上传批准文件（扫描件）"))
+        if problems:
+            raise CaseInvalid(
+                "；".join(f"{c}：{m}" for c, m in problems),
+                details={"errors": [{"field": c, "message": m} for c, m in problems]},
+            )
+        assert approved_on is not None
+        for filename, data in approval:
+            self._file(session, case, "approval", filename, data)
+        return self._close(
+            session,
+            scope,
+            case,
+            CaseStatus.DEFERRED,
+            approved_on,
+            reason=basis,
+            authority=authority.strip()[:60],
+            note=(note or "").strip()[:200] or None,
+            basis=DEFERRAL_BASES[basis],
+        )
 
     def write_off(
-        self, session: Session, scope: Scope, case: Case, reason: str, evidence: Sequence[tuple[str, bytes]]
-    ) -> None:
+        self,
+        session: Session,
+        scope: Scope,
+        case: Case,
+        reason: str,
+        evidence: Sequence[tuple[str, bytes]],
+        note: str | None = None,
+    ) -> CaseClosure:
         """核销: only for one of annex 1's reasons, with the evidence the annex asks for."""
         self._open(case)
         if reason not in WRITE_OFF_REASONS:
             raise CaseInvalid(f"核销原因应为以下之一：{'、'.join(WRITE_OFF_REASONS.values())}。")
         if not evidence:
-            raise CaseInvalid(f"核销「{WRITE_OFF_REASONS[reason]}」需要上传证明材料（扫描件）。")
+            raise CaseInvalid(
+                f"核销「{WRITE_OFF_REASONS[reason]}」需要上传证明材料（{WRITE_OFF_EVIDENCE[reason]}）。",
+                details={"errors": [{"field": "证明材料", "message": f"请上传{WRITE_OFF_EVIDENCE[reason]}"}]},
+            )
         for filename, data in evidence:
             self._file(session, case, "evidence", filename, data)
         case.write_off_reason = reason
-        self._move(session, case, CaseStatus.WRITTEN_OFF, scope.actor, reason=WRITE_OFF_REASONS[reason])
+        return self._close(
+            session,
+            scope,
+            case,
+            CaseStatus.WRITTEN_OFF,
+            self.today(),
+            reason=reason,
+            note=(note or "").strip()[:200] or None,
+            reason_title=WRITE_OFF_REASONS[reason],
+        )
 
     # --- what is due --------------------------------------------------------------------------
 

@@ -4,9 +4,18 @@ from service.accounts.models import ApiToken, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch
-from service.cases.models import Attempt, Case, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
+from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
 from service.jobs.models import Job
+from service.ledgers.models import (
+    ChildEntry,
+    ColumnMapping,
+    DeadlineRule,
+    ReportVersion,
+    RuleDone,
+    SchoolRoll,
+    TermStart,
+)
 from service.units.models import Unit
 
 __all__ = [
@@ -18,7 +27,11 @@ __all__ = [
     "Base",
     "Campaign",
     "Case",
+    "CaseClosure",
     "CaseFile",
+    "ChildEntry",
+    "ColumnMapping",
+    "DeadlineRule",
     "Document",
     "DocumentVersion",
     "ForwardBatch",
@@ -26,8 +39,12 @@ __all__ = [
     "Job",
     "LoginSession",
     "PrintBundle",
+    "ReportVersion",
     "Roster",
     "RosterEntry",
+    "RuleDone",
+    "SchoolRoll",
+    "TermStart",
     "Unit",
     "User",
 ]

@@ -138,6 +138,14 @@ KINDS: dict[str, DocumentKind] = {
             public_fields=("school_name",),
             subject_field="student_name",
         ),
+        DocumentKind(
+            key="monthly_report",
+            title="控辍保学动态管理月报表",
+            issuer=SignerSlot("Unit", "填报单位", "sigissuer", name_field="unit_name"),
+            issuer_field="unit_name",
+            date_field="fill_date",
+            public_fields=("unit_name", "period_label"),
+        ),
     )
 }
 

@@ -1,5 +1,34 @@
 """The pages face: Jinja2 pages by domain over the same use cases as the API."""
 
-from service.web import accounts, assignments, campaigns, cases, rosters, units, verification
+from service.web import (
+    accounts,
+    assignments,
+    campaigns,
+    cases,
+    deadlines,
+    district,
+    exchange,
+    ledgers,
+    reports,
+    rosters,
+    units,
+    verification,
+)
 
-ROUTERS = [m.router for m in (verification, accounts, campaigns, assignments, units, cases, rosters)]
+ROUTERS = [
+    m.router
+    for m in (
+        verification,
+        accounts,
+        campaigns,
+        assignments,
+        units,
+        cases,
+        rosters,
+        ledgers,
+        deadlines,
+        reports,
+        district,
+        exchange,
+    )
+]

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
@@ -15,10 +15,13 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from service.cases.checks import RELATIONS, parse_date
 from service.cases.models import (
     ATTEMPT_METHODS,
+    DEFERRAL_BASES,
     KEY_GROUPS,
     OPEN_STATUSES,
     REASONS,
     STATUS_TITLES,
+    WRITE_OFF_EVIDENCE,
+    WRITE_OFF_REASONS,
     Case,
     CaseFile,
     CaseStatus,
@@ -51,7 +54,8 @@ def cases_page(
     elif status != "all":
         query = query.where(Case.status == status)
     cases = [case_view(session, services.cases, c, full=False) for c in session.scalars(query)]
-    due = [d.to_dict() for d in services.cases.due_for_units(session, scope.units)]
+    due = [d.to_dict() for d in services.ledgers.due(session, scope)]
+    session.commit()  # the bureau's default rules, made the first time they are read
     return render(
         request,
         "cases.html",
@@ -190,6 +194,13 @@ def _case_page(
         "result": "",
         "report_by": (today + dt.timedelta(days=7)).isoformat(),
         "kind": "return_notice",
+        "back_on": today.isoformat(),
+        "approved_on": today.isoformat(),
+        "reason": "",
+        "basis": "",
+        "authority": "",
+        "note": "",
+        "defer_note": "",
     }
     return render(
         request,
@@ -202,6 +213,11 @@ def _case_page(
         open=CaseStatus(case.status) in OPEN_STATUSES,
         flash=flash,
         max_attachments=MAX_ATTACHMENTS,
+        write_off_reasons=[(k, v, WRITE_OFF_EVIDENCE[k]) for k, v in WRITE_OFF_REASONS.items()],
+        deferral_bases=list(DEFERRAL_BASES.items()),
+        changes=services.ledgers.changes(session, [case.id])[case.id],
+        tz=services.ledgers.tz,
+        joint_attempts=sum(1 for a in case.attempts if a.method == "联合劝返"),
     )
 
 
@@ -308,9 +324,107 @@ def case_confirm(
 
 @router.post("/cases/{case_id}/returned")
 def case_returned(
-    request: Request, case: CaseObj, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    back_on: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
-    return _action(request, case, user, services, session, lambda: services.cases.returned(session, scope, case))
+    def run() -> None:
+        day = parse_date(back_on)
+        if day is None:
+            raise InvalidInput("请填写学生返校的日期。")
+        services.cases.returned(session, scope, case, day, note)
+
+    return _action(request, case, user, services, session, run, "returned", {"back_on": back_on, "note": note})
+
+
+async def _files(services: ServicesDep, files: list[UploadFile] | None, what: str) -> list[tuple[str, bytes]]:
+    out = []
+    for f in files or []:
+        if f.filename:  # a phone's empty file input sends a part without a name
+            out.append((f.filename, await read_upload(f, services.settings.max_pdf_bytes, what)))
+    return out
+
+
+@router.post("/cases/{case_id}/write-off")
+async def case_write_off(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    values = {"reason": reason, "note": note}
+    try:
+        evidence = await _files(services, files, "证明材料")
+    except DocsignError as exc:
+        return _case_page(request, user, case, services, session, {"write_off": exc.message}, values)
+
+    def run() -> Response:
+        return _action(
+            request,
+            case,
+            user,
+            services,
+            session,
+            lambda: services.cases.write_off(session, scope, case, reason, evidence, note),
+            "write_off",
+            values,
+        )
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/cases/{case_id}/defer")
+async def case_defer(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    basis: Annotated[str, Form()] = "",
+    authority: Annotated[str, Form()] = "",
+    approved_on: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    values = {"basis": basis, "authority": authority[:60], "approved_on": approved_on, "defer_note": note}
+    try:
+        approval = await _files(services, files, "批准文件")
+    except DocsignError as exc:
+        return _case_page(request, user, case, services, session, {"defer": exc.message}, values)
+
+    def run() -> Response:
+        return _action(
+            request,
+            case,
+            user,
+            services,
+            session,
+            lambda: services.cases.defer(
+                session,
+                scope,
+                case,
+                basis=basis,
+                authority=authority,
+                approved_on=parse_date(approved_on),
+                approval=approval,
+                note=note,
+            ),
+            "defer",
+            values,
+        )
+
+    return await run_in_threadpool(run)
 
 
 @router.post("/cases/{case_id}/notice")

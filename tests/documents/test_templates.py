@@ -52,6 +52,7 @@ OFFICIAL_PHRASES = {
         "校长签字",  # the Licheng notice: 区直学校 校长签字、加盖学校公章
     ],
     "dropout_register": ["义务教育阶段辍学学生登记表", "（一生一表）", "劝返记录", "监护人情况", "370112201203070013"],
+    "monthly_report": ["控辍保学动态管理月报表", "填报单位", "统计期间", "月末未销号个案（按年级）", "填报人"],
 }
 
 #: Filled names that must appear in each PDF.
@@ -72,6 +73,7 @@ FILLED = {
         "祖母同意督促",
         "2024年9月14日",
     ],
+    "monthly_report": ["历城区王舍人街道石河小学", "新增疑似辍学", "七年级", "留守儿童", "赵明", "2027年10月18日"],
 }
 
 CJK_FONT = re.compile(r"CJK|UKai", re.I)

@@ -1,0 +1,97 @@
+"""Excel copies of what the ledger pages show: the due list, a monthly report, the district figures."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.worksheet import Worksheet
+
+from service.campaigns.ledger import safe_cell
+from service.cases.service import DueItem
+from service.ledgers.district import District, Figures
+from service.ledgers.reports import ROWS, Draft
+
+
+def _book(title: str, heading: str) -> tuple[Workbook, Worksheet]:
+    wb = Workbook()
+    ws = wb.active
+    assert isinstance(ws, Worksheet)
+    ws.title = title
+    ws.append([heading])
+    ws["A1"].font = Font(bold=True)
+    return wb, ws
+
+
+def _bytes(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def due_workbook(heading: str, items: Sequence[DueItem]) -> bytes:
+    wb, ws = _book("到期事项", heading)
+    ws.append(["状态", "事项", "依据", "学校", "学生", "个案编号", "期限"])
+    for i in items:
+        ws.append(
+            [
+                safe_cell(v)
+                for v in (
+                    "已逾期" if i.overdue else "待办",
+                    i.title,
+                    i.source or "",
+                    i.school,
+                    i.student or "",
+                    i.case_id or "",
+                    i.due.isoformat(),
+                )
+            ]
+        )
+    return _bytes(wb)
+
+
+def report_workbook(draft: Draft) -> bytes:
+    wb, ws = _book("月报表", f"{draft.unit.name}控辍保学动态管理月报表")
+    ws.append([f"统计期间：{draft.start.isoformat()} 至 {draft.end.isoformat()}"])
+    ws.append(["项目", "人数"])
+    for key, title in ROWS:
+        ws.append([title, draft.figures[key]])
+    for key, title in (("grades", "年级"), ("groups", "重点群体")):
+        ws.append([f"月末未销号个案（按{title}）", ""])
+        for name, n in sorted(draft.figures[key].items()):
+            ws.append([safe_cell(name), n])
+    if draft.parts:
+        ws.append(["汇总单位", safe_cell("、".join(draft.parts))])
+    if draft.missing:
+        ws.append(["未报送单位", safe_cell("、".join(draft.missing))])
+    return _bytes(wb)
+
+
+def district_workbook(district: District) -> bytes:
+    wb, ws = _book("总览", f"{district.unit.name}控辍保学总览（{district.year}学年）")
+    ws.append(["单位", "上级", "疑似辍学", "辍学", "劝返中", "逾期事项", "迟报", "未报", "在籍", "巩固率"])
+
+    def line(f: Figures, parent: str) -> None:
+        ws.append(
+            [
+                safe_cell(f.name),
+                safe_cell(parent),
+                f.suspected,
+                f.dropped,
+                f.persuading,
+                f.overdue,
+                f.reports_late,
+                f.reports_missing,
+                f.students if f.students is not None else "",
+                round(f.retention, 4) if f.retention is not None else "",
+            ]
+        )
+
+    for office in district.offices:
+        line(office, district.unit.name)
+        for school in office.children:
+            line(school, office.name)
+    line(district.total, "合计")
+    return _bytes(wb)

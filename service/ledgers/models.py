@@ -1,0 +1,150 @@
+"""The 适龄儿童台账, the bureau's term dates and deadline rules, and what was done against them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db.base import Base, utcnow
+from service.units.models import Unit
+
+
+class ChildEntry(Base):
+    """One child the school must enrol this year (适龄儿童台账, Suiyang 二): from its first-grade
+    roster, with its 报到 and 随迁子女 marked. A child who never reports becomes a 失学 case."""
+
+    __tablename__ = "child_entries"
+    __table_args__ = (UniqueConstraint("school_id", "year", "id_number", name="uq_child_entry"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The year of the autumn intake (入学年份).
+    year: Mapped[int]
+    row: Mapped[int]
+    student_name: Mapped[str] = mapped_column(String(30))
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    sex: Mapped[str | None] = mapped_column(String(2))
+    birth_date: Mapped[dt.date | None]
+    migrant: Mapped[bool] = mapped_column(default=False)
+    home_address: Mapped[str | None] = mapped_column(String(100))
+    guardian_name: Mapped[str | None] = mapped_column(String(30))
+    guardian_phone: Mapped[str | None] = mapped_column(String(20))
+    reported_on: Mapped[dt.date | None]
+    #: The 失学 case opened for a child who did not report.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+    school: Mapped[Unit] = relationship(lazy="joined")
+
+
+class TermStart(Base):
+    """The day a term starts in a bureau's district, entered once a term; term deadlines count from it."""
+
+    __tablename__ = "term_starts"
+    __table_args__ = (UniqueConstraint("bureau_id", "starts_on", name="uq_term_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(30))
+    starts_on: Mapped[dt.date]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class DeadlineRule(Base):
+    """A statutory deadline as data: a bureau changes its day without code (see ``rules.DEFAULT_RULES``)."""
+
+    __tablename__ = "deadline_rules"
+    __table_args__ = (UniqueConstraint("bureau_id", "key", name="uq_deadline_rule"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(60))
+    #: The notice and article the rule comes from.
+    source: Mapped[str] = mapped_column(String(60))
+    #: term, case_monthly, case_weekly, weekly, monthly or quarterly
+    anchor: Mapped[str] = mapped_column(String(16))
+    #: Days after term start (term), days between records (case_*), the weekday 1–7 (weekly), the
+    #: day of the month (monthly) or days after the quarter's end (quarterly).
+    days: Mapped[int]
+    #: How many days before its due day an item shows (items of a term show from the term's start).
+    lead_days: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class RuleDone(Base):
+    """A unit recorded that it did what a rule asks for one period (a term, a week, a quarter)."""
+
+    __tablename__ = "rule_done"
+    __table_args__ = (UniqueConstraint("unit_id", "rule_key", "period", name="uq_rule_done"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    rule_key: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(16))
+    done_on: Mapped[dt.date]
+    note: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReportVersion(Base):
+    """One signed version of a unit's 控辍保学动态管理月报表 for a period of the monthly campaign: the
+    figures made from the data (a school's) or summed from its units' signed versions (an
+    office's). A correction is a new version; the one it replaces stays, marked superseded."""
+
+    __tablename__ = "report_versions"
+    __table_args__ = (UniqueConstraint("unit_id", "period", "version", name="uq_report_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The campaign's period (``2027-10``: filed in October, counting September).
+    period: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    actor: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class SchoolRoll(Base):
+    """How many pupils a school has on its roll (在籍学生数) in a school year: what the 巩固率 is
+    reckoned against (Qiaocheng: 九年义务教育巩固率不低于99%)."""
+
+    __tablename__ = "school_rolls"
+    __table_args__ = (UniqueConstraint("school_id", "year", name="uq_school_roll"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The school year by the year it starts in (2027 for 2027–2028).
+    year: Mapped[int]
+    students: Mapped[int]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class ColumnMapping(Base):
+    """How a bureau's platform sheets name their columns, saved once (the mapping is data): our
+    field key -> the header the platform writes."""
+
+    __tablename__ = "column_mappings"
+    __table_args__ = (UniqueConstraint("bureau_id", "kind", name="uq_column_mapping"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: suspected_import: the 疑似辍学 list the 全国基础教育管理服务平台 sends down.
+    kind: Mapped[str] = mapped_column(String(32))
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
