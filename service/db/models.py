@@ -6,7 +6,7 @@ from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
-from service.jobs.models import Job
+from service.jobs.models import Job, JobSlice
 from service.units.models import Unit
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ForwardBatch",
     "Guardian",
     "Job",
+    "JobSlice",
     "LoginSession",
     "PrintBundle",
     "Roster",
