@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import os
 import secrets
 import socket
@@ -122,6 +123,13 @@ def services_here() -> Services:
 def _forget_parent_services(**_: Any) -> None:
     global _worker_services
     _worker_services = None  # a forked child builds its own (database connections, soffice)
+    # Pool processes are daemonic, and a daemonic process may not start children; ours do (the
+    # upload sandbox, signing processes when configured) and stop them on shutdown themselves.
+    # The standard library pickles the parent's authentication key into a spawned child, and
+    # billiard refuses to pickle its own: give this process a standard one.
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    config["daemon"] = False
+    config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
