@@ -153,9 +153,8 @@ class WebServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ScaleOutFailed(f"Web 服务启动失败，请查看日志 {self.log_path}。")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v", timeout=2):
-                    return
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v", timeout=2):
+                return
             time.sleep(0.3)
         self.stop()
         raise ScaleOutFailed(f"Web 服务 {timeout:.0f} 秒内未就绪，请查看日志 {self.log_path}。")

@@ -129,7 +129,7 @@ def _forget_parent_services(**_: Any) -> None:
     # billiard refuses to pickle its own: give this process a standard one.
     config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
     config["daemon"] = False
-    config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))
+    config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
