@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 #: Recovery that every running process takes its turn at (only one runs at a time across them).
 SCHEDULES = (
     Schedule("campaigns.release_claims", dt.timedelta(minutes=5)),
+    Schedule("campaigns.open_periods", dt.timedelta(minutes=5)),
     Schedule("archive.sweep", dt.timedelta(minutes=10)),
     # Verdicts of newly archived versions, so a scan reads a stored verdict; and all of them again
     # each day (revocations, expiring evidence).

@@ -63,3 +63,10 @@ split("campaign.issue", Split(plan=_plan_campaign, run=_run_campaign_slice, fini
 def release_claims(ctx: JobContext, params: dict[str, Any]) -> None:
     """Signatures claimed by a process that died before making them become signable again."""
     ctx.services.campaigns.release_expired_claims(ctx.session)
+
+
+@job("campaigns.open_periods")
+def open_periods(ctx: JobContext, params: dict[str, Any]) -> None:
+    """Recurring campaigns' periods opened on time by a schedule (in the scale-out profile the
+    pages do not open them as they read: many web processes would race to write)."""
+    ctx.services.campaigns.refresh_recurring(ctx.session)

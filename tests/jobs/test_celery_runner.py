@@ -260,3 +260,35 @@ def test_an_object_store_outage_mid_batch_is_reported_and_loses_nothing(
     assert job.status == "done", (job.error_code, job.error_message, profile.workers.log_tail(60))
     assert job.error_message is None and job.done == count
     _check_roster(profile, roster_id, count, nss_db, samples=10)
+
+
+def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None:
+    """The Licheng campaign's 12 documents as slices of the Celery runner, marked issued once."""
+    from service.audit.models import AuditEvent
+    from service.campaigns.models import Assignment, Campaign
+    from service.campaigns.service import CampaignSpec
+    from tests.district import scope_of
+
+    services = profile.services
+    with services.db.session() as s:
+        bureau = scope_of(s, "bureau")
+        deadline = (services.clock.now() + dt.timedelta(days=3)).replace(tzinfo=None)
+        campaign = services.campaigns.create(
+            s, bureau, CampaignSpec(name="2024年控辍保学责任书", year=2024, deadline=deadline, issue_date=None)
+        )
+        job, _ = services.campaigns.start_issue(s, bureau, campaign, services.jobs)
+        s.commit()
+        campaign_id, job_id = campaign.id, job.id
+    ended = _wait(profile, job_id, 180)
+    assert (ended.status, ended.done, ended.total) == ("done", 12, 12), (ended.error_code, ended.error_message)
+    with services.db.session() as s:
+        slices = s.scalars(select(JobSlice).where(JobSlice.job_id == job_id)).all()
+        assert sum(p.total for p in slices) == 12 and all(p.status == "done" for p in slices)
+        assignments = s.scalars(select(Assignment).where(Assignment.campaign_id == campaign_id)).all()
+        assert len(assignments) == 12 and all(a.document_id for a in assignments)
+        done = s.get(Campaign, campaign_id)
+        assert done is not None and done.status == "issued"
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "campaign.issue")) == 1
+    stored = set(services.archive.documents.keys())
+    with services.db.session() as s:
+        assert stored == set(s.scalars(select(DocumentVersion.sha256)))
