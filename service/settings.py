@@ -127,7 +127,6 @@ class Settings(BaseSettings):
     #: Seconds between two looks for queued work (a new job is started at once anyway).
     job_poll_seconds: float = Field(default=2.0, gt=0)
 
-
     # The scale-out profile.
     #: A Celery broker, e.g. ``redis://127.0.0.1:6379/0``: background jobs then run in Celery
     #: workers (``docsign worker``) instead of this process's threads, and rate limits are kept in

@@ -44,7 +44,7 @@ from service.db.session import Database
 from service.errors import DocsignError
 from service.jobs.models import ACTIVE, Job, JobSlice
 from service.jobs.registry import JobContext, JobStopped, function_for, reporting_outages, split_for
-from service.jobs.runner import Schedule, create_job, wall_now
+from service.jobs.runner import STAGE_STORE_RETRY, Schedule, create_job, wall_now
 from service.settings import Settings
 from service.workdir import pid_alive
 
@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 
 #: The one queue of the service's tasks.
 QUEUE = "docsign"
-#: Stage shown on a job while the object store does not answer (its message says so in Chinese).
-STAGE_STORE_RETRY = "store_retry"
 #: How often beat enqueues due schedules and re-sends lost work.
 TICK_SECONDS = 30.0
 #: A queued job whose task has not started after this long is sent again (its message was lost).
@@ -402,6 +400,16 @@ class CeleryRunner:
                 except DocsignError as exc:
                     s.rollback()
                     self._end_job(job_id, "failed", exc.code, exc.message)
+                    return
+                except Exception as exc:
+                    log.exception("job %s: planning its slices failed", job_id)
+                    s.rollback()
+                    self._end_job(
+                        job_id,
+                        "failed",
+                        "INTERNAL_ERROR",
+                        f"任务意外失败（{type(exc).__name__}），请联系管理员查看日志。",
+                    )
                     return
                 if parts:
                     for n, part in enumerate(parts):
