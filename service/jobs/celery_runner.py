@@ -63,8 +63,19 @@ RESEND_AFTER = dt.timedelta(minutes=2)
 STORE_RETRIES = 8
 
 
+_apps: dict[tuple[str, int, str], Celery] = {}
+
+
 def celery_app(settings: Settings) -> Celery:
-    """The Celery application of the scale-out profile, configured from the settings alone."""
+    """The Celery application of the scale-out profile, configured from the settings alone (one
+    per process and configuration: the worker's command and its services share it)."""
+    key = (settings.broker_url, settings.celery_visibility_timeout, str(settings.work_dir))
+    if (app := _apps.get(key)) is None:
+        app = _apps[key] = _make_app(settings)
+    return app
+
+
+def _make_app(settings: Settings) -> Celery:
     app = Celery("docsign", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_default_queue=QUEUE,
@@ -700,10 +711,23 @@ class CeleryRunner:
                 self.send("docsign.job", job_id)
                 sent += 1
             for slice_id in s.scalars(
-                select(JobSlice.id).where(JobSlice.status == "running", JobSlice.lease_expires_at < now)
+                select(JobSlice.id).where(
+                    JobSlice.status == "running",
+                    or_(JobSlice.lease_expires_at < now, self._dead_here(JobSlice.lease_owner, s)),
+                )
             ):
                 self.send("docsign.slice", slice_id)
                 sent += 1
+            if self._queue_empty():
+                # Nothing waits in the broker, yet slices are queued: their messages went with a
+                # worker that vanished whole (or the broker lost them). Send them again.
+                for slice_id in s.scalars(
+                    select(JobSlice.id)
+                    .join(Job, Job.id == JobSlice.job_id)
+                    .where(JobSlice.status == "queued", Job.status == "running")
+                ):
+                    self.send("docsign.slice", slice_id)
+                    sent += 1
             unfinished = select(JobSlice.job_id).where(JobSlice.status != "done")
             for job_id in s.scalars(
                 select(Job.id).where(
@@ -717,6 +741,16 @@ class CeleryRunner:
                 self.send("docsign.finish", job_id)
                 sent += 1
         return sent
+
+
+    def _queue_empty(self) -> bool:
+        try:
+            with self.app.connection_or_acquire() as conn:
+                declared = conn.default_channel.queue_declare(QUEUE, passive=True)
+                return int(declared.message_count) == 0
+        except Exception as exc:  # not known: send nothing twice
+            log.warning("reading the queue's length: %s", exc)
+            return False
 
 
 def _size(part: dict[str, Any]) -> int:

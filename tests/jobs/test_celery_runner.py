@@ -171,7 +171,7 @@ def _check_roster(profile: Profile, roster_id: int, count: int, nss_db: str, sam
     assert len({d.code_hash for d in docs.values()}) == count
 
     rnd = random.Random(roster_id)
-    for e in rnd.sample(entries, samples):
+    for e in rnd.sample(entries, samples) if samples else []:
         out = checks.pdfsig(store.get(docs[e.document_id].current_sha256), nss_db)  # type: ignore[index]
         assert "Signature is Valid." in out and "Certificate is Trusted." in out, out
 
@@ -292,3 +292,27 @@ def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None
     stored = set(services.archive.documents.keys())
     with services.db.session() as s:
         assert stored == set(s.scalars(select(DocumentVersion.sha256)))
+
+
+def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile: Profile, tmp_path: Path) -> None:
+    """The whole worker (main process and pool) dies with the messages it held: a new worker with
+    beat finds the slices nobody holds and finishes the batch, issuing nothing twice."""
+    count = 150
+    roster_id = profile.import_roster(count, seed=13)
+    job_id = profile.start_issue(roster_id)
+    deadline = time.monotonic() + 180
+    while profile.issued(roster_id) < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc = profile.workers.proc
+    assert proc is not None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert profile.issued(roster_id) < count, "the batch finished before the worker could be killed"
+    replacement = CeleryWorkers(profile.env, tmp_path / "worker-2.log", concurrency=2, beat=True, cwd=tmp_path)
+    replacement.start()
+    try:
+        job = _wait(profile, job_id, 240)
+        assert job.status == "done", (job.error_code, job.error_message, replacement.log_tail(60))
+    finally:
+        replacement.stop()
+    _check_roster(profile, roster_id, count, nss_db="", samples=0)
