@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     #: Seconds before the broker hands a task of a vanished worker to another one; it must exceed
     #: the longest slice (one merged conversion's worth of documents takes well under a minute).
     celery_visibility_timeout: int = Field(default=3600, ge=60)
+    #: Seconds between two runs of beat's tick (due schedules enqueued, lost work sent again).
+    celery_tick_seconds: float = Field(default=30.0, ge=1)
     #: Worker processes started by ``docsign worker`` (each with its own LibreOffice).
     celery_concurrency: int = Field(default=2, ge=1, le=64)
 

@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 
 #: The one queue of the service's tasks.
 QUEUE = "docsign"
-#: How often beat enqueues due schedules and re-sends lost work.
-TICK_SECONDS = 30.0
 #: A queued job whose task has not started after this long is sent again (its message was lost).
 RESEND_AFTER = dt.timedelta(minutes=2)
 #: Retries of a slice that stopped because the object store stayed away, with growing pauses.
@@ -69,7 +67,11 @@ _apps: dict[tuple[str, int, str], Celery] = {}
 def celery_app(settings: Settings) -> Celery:
     """The Celery application of the scale-out profile, configured from the settings alone (one
     per process and configuration: the worker's command and its services share it)."""
-    key = (settings.broker_url, settings.celery_visibility_timeout, str(settings.work_dir))
+    key = (
+        settings.broker_url,
+        settings.celery_visibility_timeout,
+        f"{settings.work_dir}|{settings.celery_tick_seconds}",
+    )
     if (app := _apps.get(key)) is None:
         app = _apps[key] = _make_app(settings)
     return app
@@ -92,7 +94,7 @@ def _make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        beat_schedule={"docsign.tick": {"task": "docsign.tick", "schedule": TICK_SECONDS}},
+        beat_schedule={"docsign.tick": {"task": "docsign.tick", "schedule": settings.celery_tick_seconds}},
         beat_schedule_filename=str(settings.work_dir / "celerybeat-schedule"),
     )
     _register_tasks(app)
@@ -741,7 +743,6 @@ class CeleryRunner:
                 self.send("docsign.finish", job_id)
                 sent += 1
         return sent
-
 
     def _queue_empty(self) -> bool:
         try:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentVersion
 from service.archive.store import RETRYING_MESSAGE
+from service.campaigns.models import Assignment
 from service.cases.models import PrintBundle, Roster, RosterEntry
 from service.container import Services
 from service.jobs.celery_runner import STAGE_STORE_RETRY, CeleryRunner
@@ -104,8 +105,13 @@ class Profile:
             return job
 
 
-@pytest.fixture()
-def profile(tmp_path: Path, seaweedfs: SeaweedFS, settings: Settings, pki: Pki) -> Iterator[Profile]:
+@pytest.fixture(scope="module")
+def profile(
+    tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, settings: Settings, pki: Pki
+) -> Iterator[Profile]:
+    """One profile for the module's tests (starting workers costs their LibreOffice); the test that
+    kills the whole worker runs last."""
+    tmp_path = tmp_path_factory.mktemp("scaleout")
     bucket = f"scaleout-{uuid.uuid4().hex[:12]}"
     seaweedfs.create_bucket(bucket)
     redis.Redis.from_url(BROKER).flushdb()  # no task left over from an earlier run
@@ -122,6 +128,7 @@ def profile(tmp_path: Path, seaweedfs: SeaweedFS, settings: Settings, pki: Pki) 
             "DOCSIGN_PUBLIC_BASE_URL": settings.public_base_url,
             "DOCSIGN_MERGE_CHUNK_SIZE": "50",
             "DOCSIGN_JOB_LEASE_SECONDS": "30",
+            "DOCSIGN_CELERY_TICK_SECONDS": "5",
         }
         scale = Settings.model_validate(
             {
@@ -161,12 +168,26 @@ def _check_roster(profile: Profile, roster_id: int, count: int, nss_db: str, sam
     store = profile.services.archive.documents
     with profile.services.db.session() as s:
         entries = list(s.scalars(select(RosterEntry).where(RosterEntry.roster_id == roster_id)))
-        docs = {d.id: d for d in s.scalars(select(Document))}
+        docs = {
+            d.id: d
+            for d in s.scalars(
+                select(Document).where(
+                    Document.id.in_(select(RosterEntry.document_id).where(RosterEntry.roster_id == roster_id))
+                )
+            )
+        }
+        all_docs = s.scalar(select(func.count()).select_from(Document))
+        recorded = s.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.document_id.is_not(None)))
+        campaign_docs = s.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.document_id.is_not(None))
+        )
+        all_bundles = set(s.scalars(select(PrintBundle.sha256)))
         bundles = list(s.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster_id)))
         versions = set(s.scalars(select(DocumentVersion.sha256)))
     assert len(entries) == count and all(e.document_id for e in entries)
     assert len({e.document_id for e in entries}) == count
-    assert len(docs) == count  # nothing issued twice by a slice that ran again
+    assert len(docs) == count
+    assert all_docs == recorded + campaign_docs  # nothing issued twice by a slice that ran again
     assert len({e.code for e in entries}) == count
     assert len({d.code_hash for d in docs.values()}) == count
 
@@ -191,7 +212,7 @@ def _check_roster(profile: Profile, roster_id: int, count: int, nss_db: str, sam
             assert f"{names[i]}已经达到" in re.sub(r"\s+", "", pages[i]), (b.school_id, i, names[i])
 
     stored = set(store.keys())
-    expected = versions | {b.sha256 for b in bundles}
+    expected = versions | all_bundles
     assert stored == expected, f"{len(stored - expected)} orphans, {len(expected - stored)} missing"
 
 
@@ -265,7 +286,7 @@ def test_an_object_store_outage_mid_batch_is_reported_and_loses_nothing(
 def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None:
     """The Licheng campaign's 12 documents as slices of the Celery runner, marked issued once."""
     from service.audit.models import AuditEvent
-    from service.campaigns.models import Assignment, Campaign
+    from service.campaigns.models import Campaign
     from service.campaigns.service import CampaignSpec
     from tests.district import scope_of
 
@@ -291,7 +312,7 @@ def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "campaign.issue")) == 1
     stored = set(services.archive.documents.keys())
     with services.db.session() as s:
-        assert stored == set(s.scalars(select(DocumentVersion.sha256)))
+        assert stored == set(s.scalars(select(DocumentVersion.sha256))) | set(s.scalars(select(PrintBundle.sha256)))
 
 
 def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile: Profile, tmp_path: Path) -> None:
@@ -308,6 +329,15 @@ def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert profile.issued(roster_id) < count, "the batch finished before the worker could be killed"
+    # Today's maintenance has run (else beat's first tick starts the daily recheck of every
+    # document in this database, which would hold both pool processes for minutes).
+    from service.container import SCHEDULES
+    from service.jobs.runner import wall_now
+
+    with profile.services.db.session() as s:
+        for sched in SCHEDULES:
+            s.add(Job(kind=sched.kind, params={}, status="done", created_at=wall_now(), finished_at=wall_now()))
+        s.commit()
     replacement = CeleryWorkers(profile.env, tmp_path / "worker-2.log", concurrency=2, beat=True, cwd=tmp_path)
     replacement.start()
     try:
