@@ -329,6 +329,8 @@ def run_profile(home: Path, count: int, runner: str) -> dict[str, Any]:
                 workers = CeleryWorkers(env, home / "worker.log", concurrency=celery_workers, cwd=home)
                 workers.start()
             else:
+                # Like the Celery runs (no beat): no maintenance (verifying new documents) meanwhile.
+                services.jobs.schedules = []
                 services.jobs.start()
 
             def issue(n: int, seed: int) -> float:
