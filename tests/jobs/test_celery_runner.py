@@ -269,8 +269,12 @@ def test_an_object_store_outage_mid_batch_is_reported_and_loses_nothing(
     seaweedfs.stop()
     seen: set[tuple[str | None, str | None]] = set()
     try:
-        stop_until = time.monotonic() + 8
-        while time.monotonic() < stop_until:
+        # A few seconds at least, and until a worker has met the outage (one converting a chunk
+        # meanwhile does not touch the store).
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 5 or (
+            (STAGE_STORE_RETRY, RETRYING_MESSAGE) not in seen and time.monotonic() - stopped < 40
+        ):
             job = profile.job(job_id)
             seen.add((job.stage, job.error_message))
             time.sleep(0.2)
