@@ -12,6 +12,14 @@ process, so its peak memory is its own:
 
     .venv/bin/python bench/notices.py               # N = 5,000
     .venv/bin/python bench/notices.py --count 1000
+
+``--profile scale-out`` compares, in one run and on the same PostgreSQL and SeaweedFS, the roster
+issued by the embedded runner (signing in worker processes, and signing in the job's own process)
+with the scale-out profile's Celery workers (1 and 2 pool processes, Redis broker); the difference
+between one Celery worker and the embedded run that signs in its own process is the queue's
+overhead per notice:
+
+    .venv/bin/python bench/notices.py --profile scale-out --count 1000
 """
 
 from __future__ import annotations
@@ -262,7 +270,174 @@ def run_naive(home: Path, count: int) -> dict[str, Any]:
     return {"count": count, "seconds": seconds, "peak_mb": _peak_mb()}
 
 
-RUNS = {"batch": run_batch, "one": run_one_by_one, "naive": run_naive}
+BROKER = os.environ.get("DOCSIGN_BENCH_BROKER_URL", "redis://127.0.0.1:6379/6")
+
+
+def run_profile(home: Path, count: int, runner: str) -> dict[str, Any]:
+    """The roster on PostgreSQL and SeaweedFS: ``embedded`` (signing processes), ``embedded-0``
+    (signing in the job's process, as a Celery worker does), ``celery-1`` / ``celery-2`` (the
+    scale-out profile with that many worker processes). Timed from the start of the issue to the
+    job's end, print files included, with LibreOffice already warm everywhere."""
+    import datetime as dt
+
+    import redis
+    from sqlalchemy import func, select
+
+    from service.accounts.scope import Scope
+    from service.archive.seaweedfs import SeaweedFS
+    from service.cases.models import Roster, RosterEntry
+    from service.container import Services
+    from service.scaleout import CeleryWorkers
+    from service.settings import Settings
+    from service.units.demo import load_demo
+    from service.units.models import Unit
+    from tests.cases.roster_data import rows, xlsx
+    from tests.databases import postgres_database
+
+    schools = ["WSR-SH", "WSR-XD", "WSR-ZX", "HJL-XX", "HJL-BX", "HJL-ZX", "SYXX", "DEZX"]
+    celery_workers = int(runner.split("-")[1]) if runner.startswith("celery") else 0
+    with SeaweedFS(home / "seaweedfs") as store, postgres_database() as url:
+        store.create_bucket("bench")
+        env = {
+            **os.environ,
+            **store.settings_env("bench"),
+            "DOCSIGN_DATABASE_URL": url,
+            "DOCSIGN_DATA_DIR": str(home / "var"),
+            "DOCSIGN_CERTS_DIR": str(home / "certs"),
+            "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
+        }
+        values: dict[str, Any] = {
+            **store.settings_values("bench"),
+            "database_url": url,
+            "data_dir": home / "var",
+            "certs_dir": home / "certs",
+            "public_base_url": "https://kcbx.example.edu.cn",
+        }
+        if runner == "embedded-0":
+            values["sign_workers"] = 0
+        if celery_workers:
+            redis.Redis.from_url(BROKER).flushdb()
+            env["DOCSIGN_BROKER_URL"] = values["broker_url"] = BROKER
+        services = Services.build(Settings(**values))
+        workers = None
+        try:
+            services.prepare()
+            with services.db.session() as s:
+                load_demo(s)
+                s.commit()
+            if celery_workers:
+                workers = CeleryWorkers(env, home / "worker.log", concurrency=celery_workers, cwd=home)
+                workers.start()
+            else:
+                # Like the Celery runs (no beat): no maintenance (verifying new documents) meanwhile.
+                services.jobs.schedules = []
+                services.jobs.start()
+
+            def issue(n: int, seed: int) -> float:
+                with services.db.session() as s:
+                    bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
+                    assert bureau is not None
+                    scope = Scope.operator(s, bureau, "bench")
+                    roster, errors = services.cases.import_roster(
+                        s,
+                        scope,
+                        xlsx(rows(n, schools, seed=seed)),
+                        "roster.xlsx",
+                        kind="enrollment_notice",
+                        report_by=dt.date(2099, 8, 31),
+                    )
+                    assert not errors, errors[:3]
+                    s.commit()
+                    t0 = time.perf_counter()
+                    job, _ = services.cases.start_roster_issue(s, scope, roster, services.jobs)
+                    s.commit()
+                    job_id, roster_id = job.id, roster.id
+                assert services.jobs.wait(job_id, 3600)
+                seconds = time.perf_counter() - t0
+                with services.db.session() as s:
+                    issued = s.scalar(
+                        select(func.count())
+                        .select_from(RosterEntry)
+                        .where(RosterEntry.roster_id == roster_id, RosterEntry.document_id.is_not(None))
+                    )
+                    assert issued == n and s.get(Roster, roster_id) is not None, (issued, n)
+                return seconds
+
+            # Warm up: LibreOffice started in every process that will convert.
+            issue(services.settings.merge_chunk_size * max(1, celery_workers) * 2, seed=1)
+            seconds = issue(count, seed=2)
+        finally:
+            if workers is not None:
+                workers.stop()
+            services.close()
+    return {"count": count, "seconds": seconds, "runner": runner}
+
+
+def run_embedded(home: Path, count: int) -> dict[str, Any]:
+    return run_profile(home, count, "embedded")
+
+
+def run_embedded_in_process(home: Path, count: int) -> dict[str, Any]:
+    return run_profile(home, count, "embedded-0")
+
+
+def run_celery_1(home: Path, count: int) -> dict[str, Any]:
+    return run_profile(home, count, "celery-1")
+
+
+def run_celery_2(home: Path, count: int) -> dict[str, Any]:
+    return run_profile(home, count, "celery-2")
+
+
+RUNS = {
+    "batch": run_batch,
+    "one": run_one_by_one,
+    "naive": run_naive,
+    "embedded": run_embedded,
+    "embedded-0": run_embedded_in_process,
+    "celery-1": run_celery_1,
+    "celery-2": run_celery_2,
+}
+
+
+def scale_out(count: int) -> int:
+    console = Console(width=150)
+    console.print(
+        f"[bold]docsign notices benchmark, scale-out profile[/] ({os.cpu_count()} CPU cores, {count:,} notices)"
+    )
+    results = {name: spawn(name, count, console) for name in ("embedded", "embedded-0", "celery-1", "celery-2")}
+
+    def rate(name: str) -> float:
+        return float(results[name]["count"] / results[name]["seconds"])
+
+    table = Table(
+        title="入学通知书名单签发：同一 PostgreSQL 与 SeaweedFS，单机部署对比扩展部署（Celery）", title_justify="left"
+    )
+    for col in ("runner", "processes", "seconds", "notices/s", "vs embedded", "vs 1 Celery worker"):
+        table.add_column(col, justify="right" if col != "runner" else "left")
+    labels = {
+        "embedded": ("embedded (signing processes)", f"1 + {os.cpu_count()} signing"),
+        "embedded-0": ("embedded (signing in the job's process)", "1"),
+        "celery-1": ("scale-out: Celery", "1 worker"),
+        "celery-2": ("scale-out: Celery", "2 workers"),
+    }
+    for name, r in results.items():
+        label, procs = labels[name]
+        table.add_row(
+            label,
+            procs,
+            f"{r['seconds']:.1f}",
+            f"{rate(name):.1f}",
+            f"{rate(name) / rate('embedded'):.2f}x",
+            f"{rate(name) / rate('celery-1'):.2f}x",
+        )
+    console.print(table)
+    overhead = 1000 * (results["celery-1"]["seconds"] - results["embedded-0"]["seconds"]) / count
+    console.print(
+        f"Queue overhead per notice (1 Celery worker minus the embedded run signing in its own process, "
+        f"the same work in one process): {overhead:.1f} ms."
+    )
+    return 0
 
 
 def child(kind: str, count: int) -> None:
@@ -292,11 +467,16 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=5000, help="notices in the batch run (default 5,000)")
     parser.add_argument("--single", type=int, default=100, help="notices issued one by one (default 100)")
     parser.add_argument("--naive", type=int, default=100, help="notices through the naive pipeline (default 100)")
+    parser.add_argument(
+        "--profile", choices=("embedded", "scale-out"), default="embedded", help="scale-out: embedded vs Celery workers"
+    )
     parser.add_argument("--child", choices=sorted(RUNS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.count)
         return 0
+    if args.profile == "scale-out":
+        return scale_out(args.count)
 
     console = Console(width=150)
     console.print(f"[bold]docsign notices benchmark[/] ({os.cpu_count()} CPU cores)")

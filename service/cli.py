@@ -521,6 +521,44 @@ def serve(
         )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="工作进程数（默认取 DOCSIGN_CELERY_CONCURRENCY）")
+    ] = None,
+    beat: Annotated[
+        bool, typer.Option("--beat/--no-beat", help="同时运行定时任务（整个集群只能有一个进程带 --beat）")
+    ] = False,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="日志级别")] = "INFO",
+) -> None:
+    """启动后台任务工作进程（扩展部署：需要设置 DOCSIGN_BROKER_URL）。"""
+    from service.jobs.celery_runner import celery_app
+
+    with _errors():
+        settings = _settings()
+        if not settings.scale_out:
+            raise InvalidInput(
+                "未设置 DOCSIGN_BROKER_URL：单机部署由 docsign serve 自己执行后台任务，无需单独启动工作进程。"
+            )
+        services = Services.build(settings)
+        try:
+            services.prepare()  # the schema and the PKI in place before any process takes work
+        finally:
+            services.close()
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "worker",
+            f"--concurrency={concurrency or settings.celery_concurrency}",
+            "--pool=prefork",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if beat:
+            argv.append("--beat")
+        celery_app(settings).worker_main(argv)
+
+
 def _prepare_database(settings: Settings, demo: bool) -> None:
     from service.db.session import Database
     from service.units.demo import DEMO_PASSWORD, load_demo

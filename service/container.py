@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -29,19 +30,23 @@ from service.db.session import Database
 from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine
 from service.documents.sandbox import UploadLimits, UploadVerifier
-from service.jobs.registry import JobContext
+from service.jobs.registry import JobContext, report_outage
 from service.jobs.runner import EmbeddedRunner, Schedule
 from service.ledgers.service import Ledgers
-from service.limits import MemoryRateLimiter, RateLimiter
+from service.limits import RateLimiter, rate_limiter
 from service.pki.store import Pki
 from service.settings import Settings
 from service.workdir import clean_dead
+
+if TYPE_CHECKING:
+    from service.jobs.celery_runner import CeleryRunner
 
 log = logging.getLogger(__name__)
 
 #: Recovery that every running process takes its turn at (only one runs at a time across them).
 SCHEDULES = (
     Schedule("campaigns.release_claims", dt.timedelta(minutes=5)),
+    Schedule("campaigns.open_periods", dt.timedelta(minutes=5)),
     Schedule("archive.sweep", dt.timedelta(minutes=10)),
     # Verdicts of newly archived versions, so a scan reads a stored verdict; and all of them again
     # each day (revocations, expiring evidence).
@@ -69,7 +74,8 @@ class Services:
     campaigns: Campaigns
     cases: Cases
     ledgers: Ledgers
-    jobs: EmbeddedRunner
+    #: The embedded runner, or the Celery runner when a broker is configured.
+    jobs: EmbeddedRunner | CeleryRunner
     verify_limit: RateLimiter
     login_limit: RateLimiter
     upload_limit: RateLimiter
@@ -89,20 +95,34 @@ class Services:
             now=clock.now,
         )
         stores: dict[str, ArchiveStore] = {
-            name: open_store(settings, name) for name in ("documents", "reports", "files")
+            # a job shows that it waits for the object store (report_outage tells the running job)
+            name: open_store(settings, name, on_retry=report_outage)
+            for name in ("documents", "reports", "files")
         }
         engine = DocumentEngine(settings, pki=pki, archive=stores["documents"], converter=converter, now=clock.now)
         opens = OpenCounter(db)
         archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir, opens=opens)
-        login_limit = MemoryRateLimiter(settings.login_rate_per_minute)
+        login_limit = rate_limiter(settings, "login", settings.login_rate_per_minute)
         cases = Cases(archive, settings.timezone, clock.now)
-        runner = EmbeddedRunner(
-            db,
-            workers=settings.job_workers,
-            lease=dt.timedelta(seconds=settings.job_lease_seconds),
-            poll=dt.timedelta(seconds=settings.job_poll_seconds),
-            schedules=SCHEDULES,
-        )
+        runner: EmbeddedRunner | CeleryRunner
+        if settings.scale_out:
+            from service.jobs.celery_runner import CeleryRunner, celery_app  # Celery only in this profile
+
+            runner = CeleryRunner(
+                db,
+                celery_app(settings),
+                lease=dt.timedelta(seconds=settings.job_lease_seconds),
+                poll=dt.timedelta(seconds=settings.job_poll_seconds),
+                schedules=SCHEDULES,
+            )
+        else:
+            runner = EmbeddedRunner(
+                db,
+                workers=settings.job_workers,
+                lease=dt.timedelta(seconds=settings.job_lease_seconds),
+                poll=dt.timedelta(seconds=settings.job_poll_seconds),
+                schedules=SCHEDULES,
+            )
         services = cls(
             settings=settings,
             clock=clock,
@@ -116,9 +136,9 @@ class Services:
             cases=cases,
             ledgers=Ledgers(cases, settings.timezone, clock.now),
             jobs=runner,
-            verify_limit=MemoryRateLimiter(settings.verify_rate_per_minute),
+            verify_limit=rate_limiter(settings, "verify", settings.verify_rate_per_minute),
             login_limit=login_limit,
-            upload_limit=MemoryRateLimiter(settings.upload_rate_per_minute),
+            upload_limit=rate_limiter(settings, "upload", settings.upload_rate_per_minute),
             upload_verifier=UploadVerifier(
                 UploadLimits(
                     max_bytes=settings.max_pdf_bytes,

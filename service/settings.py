@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     #: Seconds between two looks for queued work (a new job is started at once anyway).
     job_poll_seconds: float = Field(default=2.0, gt=0)
 
+    # The scale-out profile.
+    #: A Celery broker, e.g. ``redis://127.0.0.1:6379/0``: background jobs then run in Celery
+    #: workers (``docsign worker``) instead of this process's threads, and rate limits are kept in
+    #: that Redis (shared by every web process). Empty: the embedded runner and in-process limits.
+    broker_url: str = ""
+    #: Where the rate limits are counted; empty means the broker's Redis.
+    rate_limit_url: str = ""
+    #: Seconds before the broker hands a task of a vanished worker to another one; it must exceed
+    #: the longest slice (one merged conversion's worth of documents takes well under a minute).
+    celery_visibility_timeout: int = Field(default=3600, ge=60)
+    #: Seconds between two runs of beat's tick (due schedules enqueued, lost work sent again).
+    celery_tick_seconds: float = Field(default=30.0, ge=1)
+    #: Worker processes started by ``docsign worker`` (each with its own LibreOffice).
+    celery_concurrency: int = Field(default=2, ge=1, le=64)
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production" and self.pki_passphrase.get_secret_value() in (
@@ -136,6 +151,11 @@ class Settings(BaseSettings):
             raise ValueError("DOCSIGN_PKI_PASSPHRASE must be set to a real secret in production")
         self.public_base_url = self.public_base_url.rstrip("/")
         return self
+
+    @property
+    def scale_out(self) -> bool:
+        """Whether jobs run in Celery workers (a broker is configured)."""
+        return bool(self.broker_url)
 
     @property
     def database(self) -> str:

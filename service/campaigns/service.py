@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -321,21 +321,28 @@ class Campaigns:
         checkpoint: Callable[[], None],
         progress: Callable[[int, int], None] | None = None,
         job_id: int | None = None,
+        only: Collection[tuple[int, str]] | None = None,
     ) -> int:
         """Fill, certify and issue every planned document not issued yet; returns how many were
         issued. ``checkpoint`` commits: each group of documents is committed once signed and
         archived, so an interrupted run keeps what it did and a rerun issues only what is missing.
-        A recurring campaign opens its current period instead."""
+        A recurring campaign opens its current period instead. ``only``: just these (unit id,
+        kind) pairs, one slice of a batch run by many workers; the campaign is marked issued by
+        :meth:`finish_issue` once every slice is done."""
         if campaign.recurrence is not None:
             created = self.ensure_periods(session, campaign, actor)
             self._mark_issued(session, campaign, actor)
             return created
         todo = self.pending(session, campaign)
+        if only is not None:
+            wanted = {(int(u), str(k)) for u, k in only}
+            todo = [(u, k) for u, k in todo if (u.id, k) in wanted]
         total = len(todo)
         if progress:
             progress(0, total)
         if not todo:
-            self._mark_issued(session, campaign, actor)
+            if only is None:
+                self._mark_issued(session, campaign, actor)
             return 0
         bureau = campaign.bureau
         schools_under: dict[int, int] = defaultdict(int)
@@ -394,8 +401,13 @@ class Campaigns:
             progress=(lambda n: progress(n, total)) if progress else None,
             job_id=job_id,
         )
-        self._mark_issued(session, campaign, actor)
+        if only is None:
+            self._mark_issued(session, campaign, actor)
         return done
+
+    def finish_issue(self, session: Session, campaign: Campaign, actor: Actor) -> None:
+        """After the last slice of a campaign issued by many workers."""
+        self._mark_issued(session, campaign, actor)
 
     def open_recurring(self, session: Session, scope: Scope, campaign: Campaign) -> int:
         """A recurring campaign starts at once: its current period opens for every unit."""

@@ -16,11 +16,11 @@ import datetime as dt
 import os
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, literal, select, tuple_, update
+from sqlalchemy import and_, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.archive.models import Document
@@ -166,15 +166,17 @@ def issue_roster(
     checkpoint: Callable[[], None],
     progress: Callable[[int, int], None] | None = None,
     job_id: int | None = None,
+    entry_ids: Sequence[int] | None = None,
 ) -> int:
-    """Issue every notice of the roster that has no document yet; returns how many were issued now."""
-    total = session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.roster_id == roster.id)) or 0
+    """Issue every notice of the roster that has no document yet, then each school's print PDF;
+    returns how many were issued now. With ``entry_ids`` (a slice run by one of many workers) only
+    those rows are issued, and the print files wait for :func:`finish_roster`."""
+    mine = RosterEntry.roster_id == roster.id
+    if entry_ids is not None:
+        mine = and_(mine, RosterEntry.id.in_(list(entry_ids)))
+    total = session.scalar(select(func.count()).select_from(RosterEntry).where(mine)) or 0
     done = (
-        session.scalar(
-            select(func.count())
-            .select_from(RosterEntry)
-            .where(RosterEntry.roster_id == roster.id, RosterEntry.document_id.is_not(None))
-        )
+        session.scalar(select(func.count()).select_from(RosterEntry).where(mine, RosterEntry.document_id.is_not(None)))
         or 0
     )
     if progress:
@@ -198,7 +200,7 @@ def issue_roster(
                     RosterEntry.receipt_digest,
                 )
                 .where(
-                    RosterEntry.roster_id == roster.id,
+                    mine,
                     RosterEntry.document_id.is_(None),
                     tuple_(RosterEntry.class_order, RosterEntry.id) > tuple_(literal(after[0]), literal(after[1])),
                 )
@@ -228,12 +230,41 @@ def issue_roster(
         progress=(lambda n: progress(done + n, total)) if progress else None,
         job_id=job_id,
     )
+    if entry_ids is None:
+        finish_roster(
+            session, archive, roster, actor, now(), issued_now=issued_now, checkpoint=checkpoint, job_id=job_id
+        )
+    return issued_now
+
+
+def slice_roster(session: Session, roster: Roster, size: int) -> list[list[int]]:
+    """The ids of the rows without a document, in class order, cut into slices of ``size``."""
+    ids = session.scalars(
+        select(RosterEntry.id)
+        .where(RosterEntry.roster_id == roster.id, RosterEntry.document_id.is_(None))
+        .order_by(RosterEntry.class_order, RosterEntry.id)
+    ).all()
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def finish_roster(
+    session: Session,
+    archive: Archive,
+    roster: Roster,
+    actor: Actor,
+    at: dt.datetime,
+    *,
+    issued_now: int,
+    checkpoint: Callable[[], None],
+    job_id: int | None = None,
+) -> None:
+    """Once every row is issued: the audit entry and each school's print PDF."""
+    total = session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.roster_id == roster.id)) or 0
     if roster.issued_at is None or issued_now:
-        roster.issued_at = now()
+        roster.issued_at = at
         record(session, actor, "roster.issue", "roster", roster.id, roster.issued_at, issued=issued_now, total=total)
     checkpoint()
-    build_print_bundles(session, archive, roster, now(), job_id=job_id)
-    return issued_now
+    build_print_bundles(session, archive, roster, at, job_id=job_id)
 
 
 def build_print_bundles(

@@ -852,11 +852,21 @@ class Cases:
         checkpoint: Callable[[], None],
         progress: Callable[[int, int], None] | None = None,
         job_id: int | None = None,
+        entry_ids: Sequence[int] | None = None,
     ) -> int:
         """Issue every notice of the roster that has no document yet, then each school's print PDF;
-        returns how many were issued now."""
+        returns how many were issued now. ``entry_ids``: only those rows (one slice of a batch run by
+        many workers; the print files are made once all slices are done)."""
         return issue_roster(
-            session, self.archive, roster, actor, self.now, checkpoint=checkpoint, progress=progress, job_id=job_id
+            session,
+            self.archive,
+            roster,
+            actor,
+            self.now,
+            checkpoint=checkpoint,
+            progress=progress,
+            job_id=job_id,
+            entry_ids=entry_ids,
         )
 
 

@@ -6,7 +6,7 @@ from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch
 from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
 from service.db.base import Base
-from service.jobs.models import Job
+from service.jobs.models import Job, JobSlice
 from service.ledgers.models import (
     ChildEntry,
     ColumnMapping,
@@ -37,6 +37,7 @@ __all__ = [
     "ForwardBatch",
     "Guardian",
     "Job",
+    "JobSlice",
     "LoginSession",
     "PrintBundle",
     "ReportVersion",

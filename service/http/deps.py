@@ -156,7 +156,10 @@ RosterObj = Annotated[Roster, Depends(visible_roster)]
 
 def refresh_periods(services: Services, session: Session) -> None:
     """Open this month's periods of recurring campaigns before reading them. Two readers racing to
-    open the same period is harmless: the loser's rows already exist."""
+    open the same period is harmless: the loser's rows already exist. In the scale-out profile
+    the ``campaigns.open_periods`` schedule opens them instead, and reading writes nothing."""
+    if services.settings.scale_out:
+        return
     try:
         services.campaigns.refresh_recurring(session)
         session.commit()

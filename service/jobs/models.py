@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, utcnow
@@ -43,3 +43,26 @@ class Job(Base):
 
 #: Statuses of a job that has not ended.
 ACTIVE = ("queued", "running")
+
+
+class JobSlice(Base):
+    """One slice of a batch job run by the Celery runner (a merged conversion's worth of documents):
+    the ids it covers, its own lease, and how many of its documents are done. The job's progress is
+    the sum over its slices, so every web process reads the same bar from the database."""
+
+    __tablename__ = "job_slices"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_slice"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    number: Mapped[int]
+    #: What the slice covers: ids and plain values (roster entry ids, unit ids), never document bytes.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: queued, running, done, failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(96))
+    lease_expires_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    finished_at: Mapped[dt.datetime | None]

@@ -8,7 +8,9 @@ it when its runner shuts down) and reports progress through ``ctx.progress()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,54 @@ def job(kind: str) -> Callable[[JobFunction], JobFunction]:
         return fn
 
     return register
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a batch job is cut into slices by a runner of many processes (the Celery runner); the
+    embedded runner calls the job's function instead, which does the same work in one go.
+
+    ``plan(ctx, params)`` returns each slice's parameters (ids, never document bytes), or an empty
+    list when there is nothing to cut (the whole function runs then); ``run(ctx, params, slice)``
+    does one slice and returns how many documents it issued; it must be idempotent (a slice whose
+    worker died runs again and does only what is missing); ``finish(ctx, params)`` runs once every
+    slice is done (print files, the audit entry)."""
+
+    plan: Callable[[JobContext, dict[str, Any]], list[dict[str, Any]]]
+    run: Callable[[JobContext, dict[str, Any], dict[str, Any]], int]
+    finish: Callable[[JobContext, dict[str, Any]], None]
+
+
+SPLITS: dict[str, Split] = {}
+
+
+def split(kind: str, plan: Split) -> None:
+    """Declare how job ``kind`` (registered with ``@job``) is cut into slices."""
+    SPLITS[kind] = plan
+
+
+def split_for(kind: str) -> Split | None:
+    return SPLITS.get(kind)
+
+
+#: Told while the object store cannot be reached during the current job (its runner shows it).
+_outage: ContextVar[Callable[[int, Exception], None] | None] = ContextVar("docsign_job_outage", default=None)
+
+
+@contextmanager
+def reporting_outages(report: Callable[[int, Exception], None]) -> Iterator[None]:
+    """While the block runs in this thread, archive retries are reported through ``report``."""
+    token = _outage.set(report)
+    try:
+        yield
+    finally:
+        _outage.reset(token)
+
+
+def report_outage(attempt: int, error: Exception) -> None:
+    """The archive stores' ``on_retry``: tells the job running in this thread, if any."""
+    if (report := _outage.get()) is not None:
+        report(attempt, error)
 
 
 def function_for(kind: str) -> JobFunction:

@@ -28,13 +28,17 @@ from sqlalchemy import CursorResult, and_, event, false, func, or_, select, upda
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from service.archive.store import RETRYING_MESSAGE
 from service.db.session import Database
 from service.errors import DocsignError
 from service.jobs.models import ACTIVE, Job
-from service.jobs.registry import JobContext, JobStopped, function_for
+from service.jobs.registry import JobContext, JobStopped, function_for, reporting_outages
 from service.workdir import pid_alive
 
 log = logging.getLogger(__name__)
+
+#: Stage shown on a running job while the object store does not answer (its message says so).
+STAGE_STORE_RETRY = "store_retry"
 
 
 class JobBusy(DocsignError):
@@ -305,10 +309,26 @@ class EmbeddedRunner:
         if (listener := self._listeners.get(job_id)) is not None:
             listener(done, total, stage)
         with self.db.session() as s:
-            values: dict[str, Any] = {"done": done, "total": total, "lease_expires_at": wall_now() + self.lease}
+            values: dict[str, Any] = {
+                "done": done,
+                "total": total,
+                "lease_expires_at": wall_now() + self.lease,
+                "error_message": None,  # an outage reported meanwhile is over
+            }
             if stage:
                 values["stage"] = stage[:32]
             s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == self.owner).values(**values))
+            s.commit()
+
+    def _outage(self, job_id: int, attempt: int, error: Exception) -> None:
+        """The object store does not answer: the job says so until its next progress report."""
+        log.warning("job %s: object store unavailable (attempt %s): %s", job_id, attempt, error)
+        with self.db.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == self.owner)
+                .values(stage=STAGE_STORE_RETRY, error_message=RETRYING_MESSAGE)
+            )
             s.commit()
 
     # --- running ----------------------------------------------------------------------------------
@@ -327,7 +347,8 @@ class EmbeddedRunner:
                 ctx = self._context(s, job_id)
                 ctx.report = lambda done, total, stage: self._report(job_id, done, total, stage)
                 ctx.heartbeat = lambda: self._heartbeat(job_id)
-                function_for(kind)(ctx, params)
+                with reporting_outages(lambda attempt, error: self._outage(job_id, attempt, error)):
+                    function_for(kind)(ctx, params)
                 s.commit()
         except JobStopped:
             outcome = ("queued", None, None)
