@@ -73,8 +73,22 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _settings() -> Settings:
-    return get_settings()
+def _settings(demo: bool = False, check: bool = True) -> Settings:
+    """The settings of this command. Production (the default) refuses development keys, missing
+    secrets and placeholders (``check=False`` for commands that hold no secret, like ``verify``);
+    ``demo`` runs in development, which only an explicit
+    DOCSIGN_ENVIRONMENT=production forbids."""
+    settings = get_settings()
+    if demo:
+        if settings.production and "environment" in settings.model_fields_set:
+            raise InvalidInput(
+                "DOCSIGN_ENVIRONMENT=production 时不能载入演示区县（演示账号的密码是公开的）。"
+                "试用请去掉该设置，或换一个数据目录。"
+            )
+        settings = settings.model_copy(update={"environment": "development"})
+    if check:
+        settings.check_ready()
+    return settings
 
 
 #: How the command line appears in the audit log.
@@ -106,10 +120,12 @@ def _bar() -> Progress:
 
 
 @app.command()
-def init() -> None:
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="为试用创建（开发环境，开发用口令）")] = False,
+) -> None:
     """创建本地证书中心（根证书、签发证书、时间戳证书、吊销列表）和数据目录。已存在时不覆盖。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(demo)
         engine = DocumentEngine(settings)
         report = engine.pki.init()
         settings.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +296,7 @@ def verify(
     """验证 PDF 的每个签名：是否完整、可信，签署后是否被改动。真实有效时退出码为 0。"""
     with _errors():
         data = _read_file(pdf)
-        engine = DocumentEngine(_settings())
+        engine = DocumentEngine(_settings(check=False))
         report = engine.verify(data)
     if as_json:
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -315,7 +331,7 @@ def templates(
 ) -> None:
     """列出全部文书模板及其字段；--example 打印可直接使用的字段示例。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(check=False)
         if example:
             kind = get_kind(example)
             sys.stdout.write(
@@ -420,21 +436,29 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="端口")] = 8000,
     demo: Annotated[
-        bool | None,
-        typer.Option("--demo/--no-demo", help="没有任何单位时载入演示区县（开发环境默认载入，生产环境不允许）"),
-    ] = None,
+        bool,
+        typer.Option(
+            "--demo",
+            help="试用：开发环境（开发用口令），没有任何单位时载入演示区县及其公开密码的演示账号；不用于正式服务",
+        ),
+    ] = False,
 ) -> None:
-    """启动 Web 服务（启动时自动升级数据库结构）。"""
+    """启动 Web 服务（启动时自动升级数据库结构）。默认为生产环境：缺少密钥、口令或仍是示例值时拒绝启动。"""
     import uvicorn
 
     from service.app import create_app
 
     with _errors():
-        settings = _settings()
-        production = settings.environment == "production"
-        if demo and production:
-            raise InvalidInput("生产环境不能载入演示区县（演示账号的密码是公开的）。")
-        _prepare_database(settings, demo=not production if demo is None else demo)
+        settings = _settings(demo)
+        if demo:
+            # the PKI and data folders, as `docsign init --demo` makes them (nothing is overwritten)
+            DocumentEngine(settings).pki.init()
+            out.print(
+                "[bold yellow]演示模式[/]：开发环境，使用开发用口令，演示账号的密码是公开的。"
+                "只用于试用，不要在这里登记真实学生的信息。",
+                highlight=False,
+            )
+        _prepare_database(settings, demo=demo)
         out.print(
             f"服务地址：http://{host}:{port}/　验真页面：http://{host}:{port}/v　接口文档：http://{host}:{port}/docs"
         )
@@ -472,9 +496,9 @@ def _prepare_database(settings: Settings, demo: bool) -> None:
 
 @app.command()
 def demo() -> None:
-    """载入演示区县（一个教体局、两个街道教育办各三所学校、两所区直学校）和各角色的演示账号。"""
+    """载入演示区县（一个教体局、两个街道教育办各三所学校、两所区直学校）和各角色的演示账号（开发环境）。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(demo=True)
         _prepare_database(settings, demo=True)
 
 

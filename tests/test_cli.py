@@ -163,7 +163,7 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
         "COLUMNS": "160",
     }
     proc = subprocess.Popen(
-        [DOCSIGN, "serve", "--port", str(port)],
+        [DOCSIGN, "serve", "--demo", "--port", str(port)],
         cwd=home,
         env=env,
         stdout=subprocess.PIPE,

@@ -48,6 +48,31 @@ class Scope:
         if not self.has(*roles):
             raise Forbidden(message)
 
+    def acts_for(self, unit: Unit) -> bool:
+        """Whether this user acts for ``unit`` itself (not merely sees it from above). The operator of
+        the command line acts for any unit it sees."""
+        if self.user is None:
+            return unit.id in self.units
+        return self.user.unit_id == unit.id
+
+    def require_own(self, unit: Unit, message: str | None = None) -> None:
+        """Only the unit's own accounts change the unit's records (a school's cases, its reports)."""
+        if not self.acts_for(unit):
+            raise Forbidden(message or f"只有「{unit.name}」自己的账号可以进行此操作；上级单位只能查看和督促。")
+
+    def require_signer_for(self, unit: Unit) -> None:
+        """Only a unit's own signer signs with the unit's key; bureau staff sign as their bureau and
+        for nobody else. Office staff never sign."""
+        if self.user is None:
+            if unit.id not in self.units:
+                raise Forbidden(f"不能以「{unit.name}」的名义签章。")
+            return
+        if self.user.unit_id != unit.id:
+            raise Forbidden(f"只有「{unit.name}」自己的签署人可以用该单位的证书签章。")
+        allowed = {Role.SIGNER.value} | ({Role.BUREAU.value} if unit.type == UnitType.BUREAU else set())
+        if self.user.role not in allowed:
+            raise Forbidden(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
+
     def bureau(self) -> Unit:
         """The bureau the user acts for; only bureau staff may act as a bureau."""
         if self.unit.type != UnitType.BUREAU:

@@ -134,9 +134,12 @@ class Accounts:
         self.session_hours = session_hours
         self.now = now
 
-    def sign_in(self, session: Session, client: str, username: str, password: str) -> tuple[User, str]:
+    def sign_in(
+        self, session: Session, client: str, username: str, password: str, previous: str | None = None
+    ) -> tuple[User, str]:
         """Check a password login from ``client`` and open a session; returns the user and the
-        session token. A failure is recorded in the audit log (in a transaction of its own, so it
+        session token. The browser's ``previous`` session, if any, ends: a login always starts a
+        fresh session (no fixation). A failure is recorded in the audit log (in a transaction of its own, so it
         stays even though the caller's work is rolled back) before AuthFailed is raised; a client
         over the login rate limit gets TooManyRequests."""
         wait = self.login_limit.hit("login:" + client)
@@ -150,6 +153,8 @@ class Accounts:
                 record(apart, Actor(None, username[:64], None, client), "auth.login_failed", "user", username[:64], now)
                 apart.commit()
             raise
+        if previous:
+            end_session(session, previous)
         token = start_session(session, user, now, self.session_hours)
         record(session, Actor(user.id, user.display_name, user.unit_id, client), "auth.login", "user", user.id, now)
         return user, token

@@ -1,20 +1,19 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Cookie, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from service.accounts.models import Role, User
 from service.accounts.schemas import LoginIn, TokenIn, TokenOut, UserIn, UserOut
 from service.errors import NotFoundForUser
 from service.http.deps import (
-    SESSION_COOKIE,
     ScopeDep,
     ServicesDep,
     SessionDep,
     UserDep,
+    clear_session_cookie,
     client_address,
+    session_token,
     set_session_cookie,
 )
 from service.units.models import Unit
@@ -25,23 +24,21 @@ router = APIRouter(prefix="/api", tags=["登录与账号"])
 @router.post("/auth/login", response_model=UserOut, summary="用户名密码登录（设置会话 Cookie）")
 def login(body: LoginIn, request: Request, response: Response, services: ServicesDep, session: SessionDep) -> UserOut:
     client = client_address(request, services.settings)
-    user, token = services.accounts.sign_in(session, client, body.username, body.password)
+    user, token = services.accounts.sign_in(
+        session, client, body.username, body.password, previous=session_token(request, services.settings)
+    )
     session.commit()
     set_session_cookie(response, token, services.settings)
     return UserOut.of(user)
 
 
 @router.post("/auth/logout", status_code=204, summary="退出登录")
-def logout(
-    response: Response,
-    services: ServicesDep,
-    session: SessionDep,
-    docsign_session: Annotated[str | None, Cookie()] = None,
-) -> Response:
-    if docsign_session:
-        services.accounts.sign_out(session, docsign_session)
+def logout(request: Request, response: Response, services: ServicesDep, session: SessionDep) -> Response:
+    token = session_token(request, services.settings)
+    if token:
+        services.accounts.sign_out(session, token)
         session.commit()
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response, services.settings)
     response.status_code = 204
     return response
 

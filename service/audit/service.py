@@ -1,5 +1,9 @@
-"""The audit log: every action appended with a hash over its content and the previous hash.
+"""The audit log: every action appended with a keyed hash (HMAC-SHA256) over its content and the
+previous hash.
 
+The key is the service's secret (``DOCSIGN_SECRET_KEY`` or its file, ``Settings.secret``), held
+outside the database and handed to every session by ``service.db.session.Database``: someone who
+can write the database but does not hold the key cannot rewrite a row and recompute the chain.
 Rows are only ever inserted. The chain is checked by :func:`verify_chain` (``docsign audit
 verify``): an edited row no longer matches its hash, a deleted one breaks the next row's link.
 Appends are serialized by updating the single head row first (a row lock on PostgreSQL, the write
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +40,15 @@ class Actor:
 SYSTEM = Actor(None, "系统")
 
 
+def audit_key(session: Session) -> bytes:
+    key = session.info.get("audit_key")
+    if not isinstance(key, bytes) or not key:
+        raise RuntimeError("the session carries no audit key: make sessions with service.db.session.Database")
+    return key
+
+
 def _digest(
+    key: bytes,
     prev_hash: str,
     at: dt.datetime,
     actor_user_id: int | None,
@@ -63,7 +76,7 @@ def _digest(
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
 def record(
@@ -95,7 +108,17 @@ def record(
         detail=clean,
         prev_hash=prev,
         hash=_digest(
-            prev, at, actor.user_id, actor.label, action, object_type, object_id, actor.unit_id, actor.client, clean
+            audit_key(session),
+            prev,
+            at,
+            actor.user_id,
+            actor.label,
+            action,
+            object_type,
+            object_id,
+            actor.unit_id,
+            actor.client,
+            clean,
         ),
     )
     session.add(event)
@@ -127,11 +150,13 @@ def _events(session: Session) -> Iterator[AuditEvent]:
 def verify_chain(session: Session) -> ChainReport:
     prev = GENESIS
     count = 0
+    key = audit_key(session)
     for event in _events(session):
         count += 1
         if event.prev_hash != prev:
             return ChainReport(False, count, event.id, "与上一条记录的链接断开（有记录被删除或插入）")
         expected = _digest(
+            key,
             prev,
             event.at,
             event.actor_user_id,
@@ -143,7 +168,7 @@ def verify_chain(session: Session) -> ChainReport:
             event.client,
             event.detail,
         )
-        if expected != event.hash:
+        if not hmac.compare_digest(expected, event.hash):
             return ChainReport(False, count, event.id, "记录内容与其摘要不符（记录被修改）")
         prev = event.hash
     head = session.get(AuditHead, 1)

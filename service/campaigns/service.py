@@ -284,6 +284,7 @@ class Campaigns:
         scope.require(Role.BUREAU)
         if campaign.bureau_id not in scope.units:
             raise CampaignNotReady("只能下发本局的任务。")
+        scope.require_signer_for(campaign.bureau)
         return jobs.enqueue(
             session,
             "campaign.issue",

@@ -66,7 +66,10 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: The audit chain's HMAC key travels with every session (``service.audit.service.record``);
+        #: it comes from the settings, never from the database.
+        self.audit_key = settings.secret()
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": self.audit_key})
 
         @event.listens_for(self.sessions, "after_flush")
         def _wrote(session: Session, _context: Any) -> None:

@@ -6,6 +6,8 @@ answer 404 for anything outside the user's units, before the request body is eve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -28,6 +30,27 @@ from service.settings import Settings
 from service.units.models import Unit
 
 SESSION_COOKIE = "docsign_session"
+#: The CSRF token's cookie: readable by the pages' script, which sends it back with every write.
+CSRF_COOKIE = "docsign_csrf"
+#: The header (JSON and htmx requests) and the form field (plain forms) that carry the CSRF token.
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+def cookie_name(settings: Settings, name: str) -> str:
+    """Over HTTPS the cookies carry the ``__Host-`` prefix: Secure, path /, no Domain, so neither a
+    plain-HTTP page nor a sibling subdomain can set or overwrite them."""
+    return f"__Host-{name}" if settings.cookies_secure else name
+
+
+def session_token(request: Request, settings: Settings) -> str | None:
+    return request.cookies.get(cookie_name(settings, SESSION_COOKIE))
+
+
+def csrf_token_for(settings: Settings, session: str) -> str:
+    """The CSRF token of a browser session: an HMAC of the session token under the server secret,
+    so it is per session, needs no storage, and cannot be made without the (HttpOnly) session."""
+    return hmac.new(settings.secret(), b"csrf:" + session.encode(), hashlib.sha256).hexdigest()
 
 
 def get_services(request: Request) -> Services:
@@ -64,7 +87,7 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
             raise NotAuthenticated("API 令牌无效或已吊销。")
         session.commit()
         return user
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request, services.settings)
     if token:
         return user_for_session(session, token, now)
     return None
@@ -165,12 +188,29 @@ def refresh_periods(services: Services, session: Session) -> None:
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The session cookie (HttpOnly) and its CSRF token (readable by the pages' script)."""
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(settings, SESSION_COOKIE),
         token,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.cookies_secure,
         max_age=settings.session_hours * 3600,
         path="/",
     )
+    response.set_cookie(
+        cookie_name(settings, CSRF_COOKIE),
+        csrf_token_for(settings, token),
+        httponly=False,
+        samesite="strict",
+        secure=settings.cookies_secure,
+        max_age=settings.session_hours * 3600,
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(
+            cookie_name(settings, name), path="/", secure=settings.cookies_secure, httponly=name == SESSION_COOKIE
+        )

@@ -127,7 +127,7 @@ def import_units(session: Session, rows: Sequence[SheetRow], root: Unit | None =
         elif code in seen:
             err(r.row, "code", f"单位代码与第{seen[code]}行重复")
         elif code in foreign:
-            err(r.row, "code", f"单位代码「{code}」已属于其他教体局的单位，不能在这里导入或修改")
+            err(r.row, "code", f"单位代码「{code}」不能使用，请换一个代码（单位代码在全系统中唯一）")
         else:
             seen[code] = r.row
         unit_type = _unit_type(v.get("type", ""))

@@ -9,7 +9,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from service.accounts.errors import AuthFailed, TooManyRequests
 from service.accounts.models import Role, User
-from service.http.deps import SESSION_COOKIE, ServicesDep, SessionDep, client_address, optional_user, set_session_cookie
+from service.http.deps import (
+    ServicesDep,
+    SessionDep,
+    clear_session_cookie,
+    client_address,
+    optional_user,
+    session_token,
+    set_session_cookie,
+)
 from service.web.common import render
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +60,9 @@ def login(
     if not errors:
         client = client_address(request, services.settings)
         try:
-            _, token = services.accounts.sign_in(session, client, username.strip(), password)
+            _, token = services.accounts.sign_in(
+                session, client, username.strip(), password, previous=session_token(request, services.settings)
+            )
             session.commit()
         except TooManyRequests as exc:
             errors["password"] = exc.message
@@ -67,10 +77,10 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request, services.settings)
     if token:
         services.accounts.sign_out(session, token)
         session.commit()
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response, services.settings)
     return response

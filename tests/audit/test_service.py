@@ -103,3 +103,54 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
         report = verify_chain(s)
     assert report.ok and report.events == 2
     db.dispose()
+
+
+def test_a_writer_without_the_key_cannot_rewrite_the_chain(tmp_path: Path) -> None:
+    """Someone who can write the database rewrites a row and recomputes every hash after it, as a
+    plain SHA-256 chain would let them: the keyed chain still names the rewritten entry."""
+    import hashlib
+    import json
+
+    from service.audit.models import AuditEvent, AuditHead
+
+    db = _db(tmp_path)
+    at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+    with db.session() as s:
+        for i in range(5):
+            record(s, Actor(1, "韩玮玮", 1, "127.0.0.1"), "document.revoke", "document", i, at, reason="发文有误")
+        s.commit()
+        assert verify_chain(s).ok
+
+    def plain(e: AuditEvent, prev: str) -> str:
+        payload = {
+            "prev": prev,
+            "at": e.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+            "actor_user_id": e.actor_user_id,
+            "actor": e.actor,
+            "action": e.action,
+            "object": [e.object_type, e.object_id],
+            "unit_id": e.unit_id,
+            "client": e.client,
+            "detail": e.detail,
+        }
+        text_ = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text_.encode()).hexdigest()
+
+    with db.session() as s:
+        events = s.query(AuditEvent).order_by(AuditEvent.id).all()
+        prev = events[1].hash
+        for e in events[2:]:
+            if e.id == 3:
+                e.detail = {"reason": "应校长要求撤回"}
+            e.prev_hash = prev
+            e.hash = plain(e, prev)
+            prev = e.hash
+        head = s.get(AuditHead, 1)
+        assert head is not None
+        head.last_hash = prev
+        s.commit()
+    with db.session() as s:
+        report = verify_chain(s)
+    assert not report.ok and report.first_bad_id == 3 and "被修改" in (report.reason or "")
+
+    db.dispose()
