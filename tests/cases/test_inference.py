@@ -50,8 +50,8 @@ def test_a_roster_that_probes_another_schools_children_learns_nothing(tmp_path: 
     with running_service(tmp_path) as service:
         units = setup_licheng(service)
         elsewhere = resident_id(401, "20180415", female=False)  # has an open case at 洪家楼小学
-        unknown = resident_id(402, "20180415", female=False)  # nobody's
-        own = resident_id(403, "20180415", female=False)  # has an open case at 石河小学 itself
+        unknown = resident_id(405, "20180415", female=False)  # nobody's
+        own = resident_id(407, "20180415", female=False)  # has an open case at 石河小学 itself
         service.login("hjl-xx-head")
         assert _case(service, units["HJL-XX"], elsewhere).status_code == 201
         service.login("wsr-sh-head")
