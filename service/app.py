@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +26,7 @@ from service import __version__, api, web
 from service.accounts.errors import NotAuthenticated, TooManyRequests
 from service.clock import SYSTEM_CLOCK, Clock
 from service.container import Services
-from service.errors import DocsignError
+from service.errors import DocsignError, InvalidInput, NotFoundForUser
 from service.http.csrf import csrf_protect
 from service.settings import Settings, get_settings
 from service.web.common import LoginRequired, error_page, login_redirect
@@ -116,6 +117,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if _is_page(request):
             return error_page(request, DocsignError(message), status_code=exc.status_code, code=code)
         return JSONResponse({"code": code, "message": message}, status_code=exc.status_code)
+
+    @app.exception_handler(OverflowError)
+    async def number_too_large(request: Request, exc: OverflowError) -> Response:
+        """A number in the address or the body beyond what the database stores names nothing."""
+        error = NotFoundForUser("没有这个编号的对象：编号超出范围。")
+        return error_page(request, error) if _is_page(request) else _error(error)
+
+    @app.exception_handler(DataError)
+    async def database_refused(request: Request, exc: DataError) -> Response:
+        """The database refused a value (a number out of its range, say): the request's fault."""
+        error = InvalidInput("请求中的数值超出范围或格式不被接受。")
+        return error_page(request, error) if _is_page(request) else _error(error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from sqlalchemy import exists, select
@@ -28,6 +28,8 @@ from service.errors import NotFoundForUser
 from service.jobs.models import Job
 from service.settings import Settings
 from service.units.models import Unit
+
+T = TypeVar("T")
 
 SESSION_COOKIE = "docsign_session"
 #: The CSRF token's cookie: readable by the pages' script, which sends it back with every write.
@@ -109,8 +111,16 @@ def get_scope(request: Request, user: UserDep, services: ServicesDep, session: S
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
+#: Row ids are 64-bit signed integers; a larger number names nothing (and must not reach the driver).
+MAX_ID = 2**63 - 1
+
+
+def _row(session: Session, model: type[T], row_id: int) -> T | None:
+    return session.get(model, row_id) if 0 < row_id <= MAX_ID else None
+
+
 def visible_unit(unit_id: int, scope: ScopeDep, session: SessionDep) -> Unit:
-    unit = session.get(Unit, unit_id)
+    unit = _row(session, Unit, unit_id)
     if unit is None or unit.id not in scope.units:
         raise NotFoundForUser()
     return unit
@@ -127,42 +137,42 @@ def campaign_visible(session: Session, campaign: Campaign, scope: Scope) -> bool
 
 
 def visible_campaign(campaign_id: int, scope: ScopeDep, session: SessionDep) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
+    campaign = _row(session, Campaign, campaign_id)
     if campaign is None or not campaign_visible(session, campaign, scope):
         raise NotFoundForUser()
     return campaign
 
 
 def visible_assignment(assignment_id: int, scope: ScopeDep, session: SessionDep) -> Assignment:
-    assignment = session.get(Assignment, assignment_id)
+    assignment = _row(session, Assignment, assignment_id)
     if assignment is None or assignment.unit_id not in scope.units:
         raise NotFoundForUser()
     return assignment
 
 
 def visible_document(document_id: int, scope: ScopeDep, session: SessionDep) -> Document:
-    doc = session.get(Document, document_id)
+    doc = _row(session, Document, document_id)
     if doc is None or not (doc.issuer_unit_id in scope.units or (doc.subject_unit_id in scope.units)):
         raise NotFoundForUser()
     return doc
 
 
 def visible_job(job_id: int, scope: ScopeDep, session: SessionDep) -> Job:
-    job = session.get(Job, job_id)
+    job = _row(session, Job, job_id)
     if job is None or job.unit_id not in scope.units:
         raise NotFoundForUser()
     return job
 
 
 def visible_case(case_id: int, scope: ScopeDep, session: SessionDep) -> Case:
-    case = session.get(Case, case_id)
+    case = _row(session, Case, case_id)
     if case is None or case.school_id not in scope.units:
         raise NotFoundForUser()
     return case
 
 
 def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Roster:
-    roster = session.get(Roster, roster_id)
+    roster = _row(session, Roster, roster_id)
     if roster is None or roster.issuer_id not in scope.units:
         raise NotFoundForUser()
     return roster
