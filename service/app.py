@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, api, web
-from service.accounts.errors import NotAuthenticated, TooManyRequests
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TooManyRequests
 from service.clock import SYSTEM_CLOCK, Clock
 from service.container import Services
 from service.errors import DocsignError, InvalidInput, NotFoundForUser
@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if _is_page(request):
             if isinstance(exc, NotAuthenticated):
                 return login_redirect(LoginRequired(request.url.path))
+            if isinstance(exc, PasswordChangeRequired):
+                return RedirectResponse("/password", status_code=303)
             return error_page(request, exc)
         return _error(exc)
 

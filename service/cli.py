@@ -544,7 +544,9 @@ def add_user(
     unit_code: Annotated[str, typer.Argument(help="所属单位代码")],
     role: Annotated[str, typer.Option("--role", help="bureau_staff、office_staff 或 unit_signer")] = "bureau_staff",
     name: Annotated[str, typer.Option("--name", help="姓名")] = "",
-    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少8位）")] = "",
+    password: Annotated[
+        str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少10位，不能太常见）")
+    ] = "",
 ) -> None:
     """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
     from sqlalchemy import select
@@ -565,8 +567,40 @@ def add_user(
             role=role,
             unit=unit,
         )
+        if services.accounts.needs_totp(user):
+            uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, unit, OPERATOR), user)
         session.commit()
         out.print(f"已创建账号 {user.username}（{unit.name}）。")
+        if services.accounts.needs_totp(user):
+            _print_totp(uri, codes)
+
+
+def _print_totp(uri: str, codes: list[str]) -> None:
+    out.print("该账号须使用动态口令登录。请在手机验证器中添加以下地址（只显示这一次）：", highlight=False)
+    out.print(uri, soft_wrap=True, highlight=False)
+    out.print("恢复码（每个可代替动态口令使用一次，请打印后交本人保管）：" + "  ".join(codes), highlight=False)
+
+
+user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置密码。")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("totp")
+def user_totp(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """为账号开通（或更换）动态口令，打印验证器地址和恢复码；该账号的会话全部失效。"""
+    from sqlalchemy import select
+
+    from service.accounts.models import User
+    from service.accounts.scope import Scope
+
+    with _errors(), _services() as services, services.db.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise InvalidInput(f"没有用户名为「{username}」的账号。")
+        uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, user.unit, OPERATOR), user)
+        session.commit()
+        out.print(f"已为 {user.username}（{user.unit.name}）开通动态口令。")
+        _print_totp(uri, codes)
 
 
 roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")

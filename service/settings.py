@@ -115,8 +115,17 @@ class Settings(BaseSettings):
     secure_cookies: bool | None = None
     #: Public verification lookups allowed per client per minute.
     verify_rate_per_minute: int = Field(default=60, ge=1)
-    #: Login attempts allowed per client per minute.
+    #: Login attempts allowed per client per minute (in this process).
     login_rate_per_minute: int = Field(default=20, ge=1)
+    #: Failed logins (wrong password or code) after which an account is locked for the window below,
+    #: and after which a client is; counted in the database, so shared by every server process.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_client: int = Field(default=30, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: Bureau and office staff must sign in with a TOTP code as well. Empty: on in production.
+    require_staff_totp: bool | None = None
+    #: Days an API token lives unless asked for fewer (at most 365).
+    token_days: int = Field(default=90, ge=1, le=365)
     #: PDF uploads to the public verify page allowed per client per minute (each may be parsed).
     upload_rate_per_minute: int = Field(default=10, ge=1)
     #: Processes that check uploaded PDFs not in the archive, each under the limits below.
@@ -150,6 +159,10 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def staff_totp_required(self) -> bool:
+        return self.production if self.require_staff_totp is None else self.require_staff_totp
 
     @property
     def cookies_secure(self) -> bool:

@@ -3,14 +3,28 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from service.accounts.models import Role, User
-from service.accounts.schemas import LoginIn, TokenIn, TokenOut, UserIn, UserOut
+from service.accounts.models import ApiToken, Role, User
+from service.accounts.schemas import (
+    LoginIn,
+    PasswordIn,
+    ResetOut,
+    TokenIn,
+    TokenInfo,
+    TokenOut,
+    TotpConfirmIn,
+    TotpConfirmOut,
+    TotpStartOut,
+    UserIn,
+    UserOut,
+)
 from service.errors import NotFoundForUser
 from service.http.deps import (
     ScopeDep,
     ServicesDep,
     SessionDep,
+    TokenObj,
     UserDep,
+    UserObj,
     clear_session_cookie,
     client_address,
     session_token,
@@ -25,7 +39,7 @@ router = APIRouter(prefix="/api", tags=["登录与账号"])
 def login(body: LoginIn, request: Request, response: Response, services: ServicesDep, session: SessionDep) -> UserOut:
     client = client_address(request, services.settings)
     user, token = services.accounts.sign_in(
-        session, client, body.username, body.password, previous=session_token(request, services.settings)
+        session, client, body.username, body.password, previous=session_token(request, services.settings), otp=body.otp
     )
     session.commit()
     set_session_cookie(response, token, services.settings)
@@ -48,11 +62,65 @@ def me(user: UserDep) -> UserOut:
     return UserOut.of(user)
 
 
-@router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌")
-def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
-    token = services.accounts.new_token(session, user, body.name)
+@router.post("/auth/password", response_model=UserOut, summary="修改本人密码（其他会话随之失效）")
+def change_password(
+    body: PasswordIn, request: Request, response: Response, user: UserDep, services: ServicesDep, session: SessionDep
+) -> UserOut:
+    token = services.accounts.change_password(session, user, body.current_password, body.new_password)
     session.commit()
-    return TokenOut(token=token, name=body.name)
+    if session_token(request, services.settings):
+        set_session_cookie(response, token, services.settings)
+    return UserOut.of(user)
+
+
+@router.post("/auth/totp", response_model=TotpStartOut, summary="开通动态口令（第一步：取得验证器地址）")
+def start_totp(user: UserDep, services: ServicesDep, session: SessionDep) -> TotpStartOut:
+    uri = services.accounts.start_totp(session, user)
+    session.commit()
+    return TotpStartOut(otpauth_uri=uri)
+
+
+@router.post("/auth/totp/confirm", response_model=TotpConfirmOut, summary="开通动态口令（第二步：输入 6 位数字确认）")
+def confirm_totp(
+    body: TotpConfirmIn, request: Request, response: Response, user: UserDep, services: ServicesDep, session: SessionDep
+) -> TotpConfirmOut:
+    codes, token = services.accounts.confirm_totp(session, user, body.code)
+    session.commit()
+    if session_token(request, services.settings):
+        set_session_cookie(response, token, services.settings)
+    return TotpConfirmOut(recovery_codes=codes)
+
+
+@router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌（有效期 1 到 365 天）")
+def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
+    row, token = services.accounts.new_token(session, user, body.name, body.days)
+    session.commit()
+    assert row.expires_at is not None
+    return TokenOut(id=row.id, token=token, name=body.name, expires_at=row.expires_at)
+
+
+@router.get("/auth/tokens", response_model=list[TokenInfo], summary="本人的 API 令牌")
+def list_tokens(user: UserDep, session: SessionDep) -> list[TokenInfo]:
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    return [TokenInfo.of(t) for t in rows]
+
+
+@router.post("/auth/tokens/{token_id}/revoke", response_model=TokenInfo, summary="吊销 API 令牌（立即失效）")
+def revoke_token(token: TokenObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> TokenInfo:
+    services.accounts.revoke_token(session, scope, token)
+    session.commit()
+    return TokenInfo.of(token)
+
+
+@router.post(
+    "/users/{user_id}/reset-password",
+    response_model=ResetOut,
+    summary="重置账号密码（教体局）：返回一次性密码，对方登录后须立即修改",
+)
+def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> ResetOut:
+    temporary = services.accounts.reset_password(session, scope, user)
+    session.commit()
+    return ResetOut(temporary_password=temporary)
 
 
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,6 +28,25 @@ from sqlalchemy.orm import Session
 from service.audit.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+
+#: Details never hold a child's or guardian's data in clear: names under these keys keep their
+#: first character, and resident ID numbers and mobile numbers anywhere in a detail are masked.
+NAME_KEYS = frozenset({"student", "student_name", "guardian", "guardian_name", "guardian2_name"})
+_ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_personal(value: Any, key: str = "") -> Any:
+    """A detail value with personal data masked (see ``NAME_KEYS``)."""
+    if isinstance(value, dict):
+        return {k: mask_personal(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_personal(v, key) for v in value]
+    if isinstance(value, str):
+        if key in NAME_KEYS and value:
+            return value[0] + "*" * (len(value) - 1)
+        return _MOBILE.sub(r"\1****\2", _ID_NUMBER.sub(r"\1********\2", value))
+    return value
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,7 @@ def record(
     head = session.get(AuditHead, 1, populate_existing=True)
     assert head is not None
     prev = head.last_hash
-    clean = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
+    clean = mask_personal(json.loads(json.dumps(detail, ensure_ascii=False, default=str)))
     object_id = str(object_id)
     event = AuditEvent(
         at=at,

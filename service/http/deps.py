@@ -16,8 +16,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import NotAuthenticated
-from service.accounts.models import User
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired
+from service.accounts.models import ApiToken, Role, User
 from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
 from service.archive.models import Document
@@ -95,9 +95,15 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
     return None
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+#: What a user whose password was reset may still do before choosing a new one.
+PASSWORD_CHANGE_PATHS = frozenset({"/api/auth/password", "/api/auth/me", "/api/auth/logout", "/password", "/logout"})
+
+
+def current_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise NotAuthenticated()
+    if user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     return user
 
 
@@ -178,7 +184,27 @@ def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Rost
     return roster
 
 
+def visible_user(user_id: int, scope: ScopeDep, session: SessionDep) -> User:
+    """An account of the user's units, for bureau and office staff (and oneself)."""
+    user = _row(session, User, user_id)
+    own = user is not None and scope.user is not None and user.id == scope.user.id
+    if user is None or not (own or (scope.has(Role.BUREAU, Role.OFFICE) and user.unit_id in scope.units)):
+        raise NotFoundForUser("未找到该账号。")
+    return user
+
+
+def visible_token(token_id: int, scope: ScopeDep, session: SessionDep) -> ApiToken:
+    """One's own API token; bureau staff also see those of their district's accounts."""
+    token = _row(session, ApiToken, token_id)
+    own = token is not None and scope.user is not None and token.user_id == scope.user.id
+    if token is None or not (own or (scope.has(Role.BUREAU) and token.user.unit_id in scope.units)):
+        raise NotFoundForUser("未找到该令牌。")
+    return token
+
+
 UnitObj = Annotated[Unit, Depends(visible_unit)]
+UserObj = Annotated[User, Depends(visible_user)]
+TokenObj = Annotated[ApiToken, Depends(visible_token)]
 CampaignObj = Annotated[Campaign, Depends(visible_campaign)]
 AssignmentObj = Annotated[Assignment, Depends(visible_assignment)]
 DocumentObj = Annotated[Document, Depends(visible_document)]

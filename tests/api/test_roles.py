@@ -22,11 +22,13 @@ from service import web
 from service.accounts.errors import Forbidden
 from service.accounts.models import User
 from service.accounts.scope import Scope
+from service.accounts.service import create_user
 from service.archive.models import Document, DocumentVersion
 from service.campaigns.models import Assignment
 from service.cases.models import Attempt, Case, CaseFile, Roster
 from service.jobs.models import Job
-from tests.api.conftest import Service, running_service, setup_licheng, signature_data_url
+from service.units.models import Unit
+from tests.api.conftest import PASSWORD, Service, running_service, setup_licheng, signature_data_url
 from tests.cases.roster_data import rows
 from tests.cases.roster_data import xlsx as roster_xlsx
 
@@ -117,6 +119,9 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
             "unit_id": units["WSR-SH"],
         },
         "TokenIn": {"name": "对接"},
+        # one's own password and second factor: a wrong current password and code keep the walk signed in
+        "PasswordIn": {"current_password": "not-my-password", "new_password": "another-long-secret-1"},
+        "TotpConfirmIn": {"code": "000000"},
         "CaseBody": {
             "school_id": units["WSR-SH"],
             "student_name": "张三",
@@ -210,9 +215,18 @@ def school_objects(service: Service, units: dict[str, int]) -> dict[str, int]:
         data={"kind": "enrollment_notice", "report_by": _future(service, 20)},
     )
     assert roster.status_code == 201, roster.text
+    token_id = c.post("/api/auth/tokens", json={"name": "学籍系统"}).json()["id"]
     with service.state.db.session() as s:
         job_id = s.scalar(select(Job.id).order_by(Job.id.desc()).limit(1))
+        school = s.get(Unit, units["WSR-SH"])
+        clerk = create_user(
+            s, username="wsr-sh-clerk", password=PASSWORD, display_name="石河小学教务", role="unit_signer", unit=school
+        )
+        s.commit()
+        clerk_id = clerk.id
     return {
+        "token_id": token_id,
+        "user_id": clerk_id,
         "campaign_id": campaign_id,
         "assignment_id": assignment_id,
         "document_id": document_id,

@@ -154,3 +154,28 @@ def test_a_writer_without_the_key_cannot_rewrite_the_chain(tmp_path: Path) -> No
     assert not report.ok and report.first_bad_id == 3 and "被修改" in (report.reason or "")
 
     db.dispose()
+
+
+def test_personal_data_in_details_is_masked(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+    with db.session() as s:
+        event = record(
+            s,
+            Actor(1, "赵明（石河小学）", 1),
+            "case.note",
+            "case",
+            7,
+            at,
+            student_name="王浩然",
+            reason="监护人 13805310001 来电，学生身份证号 370112201203070013",
+            count=3,
+        )
+        s.commit()
+        assert event.detail == {
+            "student_name": "王**",
+            "reason": "监护人 138****0001 来电，学生身份证号 370112********0013",
+            "count": 3,
+        }
+        assert verify_chain(s).ok
+    db.dispose()
