@@ -167,7 +167,8 @@ class RosterEntry(Base):
     #: Sort key for the print copy: grade, class, row.
     class_order: Mapped[str] = mapped_column(String(40))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    #: The reserved verification code until the notice is issued, then its SHA-256 (``code_hash``).
+    code: Mapped[str] = mapped_column(String(64), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
     #: What the notice's receipt is checked against (see ``Document.receipt_digest``), made at import

@@ -1,4 +1,4 @@
-"""accounts: second factor, forced password change, token expiry, login failures
+"""accounts: second factor, forced password change, token expiry, login failures; roster codes hashed
 
 Revision ID: 0007_security
 Revises: 0006
@@ -6,6 +6,8 @@ Create Date: 2026-12-01 04:00:00
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import sqlalchemy as sa
 from alembic import op
@@ -39,9 +41,24 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("password_changed_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("expires_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
+    # an issued roster entry keeps the SHA-256 of its code (64 hex digits)
+    with op.batch_alter_table("roster_entries", schema=None) as batch_op:
+        batch_op.alter_column("code", existing_type=sa.String(length=32), type_=sa.String(length=64))
+    bind = op.get_bind()
+    issued = bind.execute(
+        sa.text("SELECT id, code FROM roster_entries WHERE document_id IS NOT NULL AND length(code) < 64")
+    ).all()
+    for entry_id, code in issued:
+        bind.execute(
+            sa.text("UPDATE roster_entries SET code = :h WHERE id = :id"),
+            {"h": hashlib.sha256(code.encode()).hexdigest(), "id": entry_id},
+        )
 
 
 def downgrade() -> None:
+    # the codes of issued entries stay hashed (they cannot be recovered; the notices carry them)
+    with op.batch_alter_table("roster_entries", schema=None) as batch_op:
+        batch_op.alter_column("code", existing_type=sa.String(length=64), type_=sa.String(length=32))
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_column("expires_at")
     with op.batch_alter_table("users", schema=None) as batch_op:
