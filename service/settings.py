@@ -124,8 +124,6 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
     #: Bureau and office staff must sign in with a TOTP code as well. Empty: on in production.
     require_staff_totp: bool | None = None
-    #: Days an API token lives unless asked for fewer (at most 365).
-    token_days: int = Field(default=90, ge=1, le=365)
     #: PDF uploads to the public verify page allowed per client per minute (each may be parsed).
     upload_rate_per_minute: int = Field(default=10, ge=1)
     #: Processes that check uploaded PDFs not in the archive, each under the limits below.
