@@ -438,7 +438,7 @@ def serve(
     demo: Annotated[
         bool,
         typer.Option(
-            "--demo",
+            "--demo/--no-demo",
             help="试用：开发环境（开发用口令），没有任何单位时载入演示区县及其公开密码的演示账号；不用于正式服务",
         ),
     ] = False,

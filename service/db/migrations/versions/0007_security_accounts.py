@@ -19,6 +19,8 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+USER_COLUMNS = ("totp_secret", "totp_enabled_at", "recovery_codes", "must_change_password", "password_changed_at")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -29,22 +31,20 @@ def upgrade() -> None:
         sa.Column("client", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
-    with op.batch_alter_table("login_failures", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_login_failures_at"), ["at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_login_failures_client"), ["client"], unique=False)
-        batch_op.create_index(batch_op.f("ix_login_failures_username"), ["username"], unique=False)
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("totp_enabled_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("recovery_codes", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("must_change_password", sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column("password_changed_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("expires_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
-    # an issued roster entry keeps the SHA-256 of its code (64 hex digits)
-    with op.batch_alter_table("roster_entries", schema=None) as batch_op:
-        batch_op.alter_column("code", existing_type=sa.String(length=32), type_=sa.String(length=64))
+    op.create_index(op.f("ix_login_failures_at"), "login_failures", ["at"], unique=False)
+    op.create_index(op.f("ix_login_failures_client"), "login_failures", ["client"], unique=False)
+    op.create_index(op.f("ix_login_failures_username"), "login_failures", ["username"], unique=False)
+    # plain ADD COLUMN: SQLite's batch mode would recreate tables that other tables point at
+    op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
+    op.add_column("users", sa.Column("totp_enabled_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("users", sa.Column("recovery_codes", sa.JSON(), nullable=True))
+    op.add_column("users", sa.Column("must_change_password", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column("users", sa.Column("password_changed_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("api_tokens", sa.Column("expires_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
+    # an issued roster entry keeps the SHA-256 of its code (64 hex digits; SQLite has no lengths)
     bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        op.alter_column("roster_entries", "code", existing_type=sa.String(length=32), type_=sa.String(length=64))
     issued = bind.execute(
         sa.text("SELECT id, code FROM roster_entries WHERE document_id IS NOT NULL AND length(code) < 64")
     ).all()
@@ -56,19 +56,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # the codes of issued entries stay hashed (they cannot be recovered; the notices carry them)
-    with op.batch_alter_table("roster_entries", schema=None) as batch_op:
-        batch_op.alter_column("code", existing_type=sa.String(length=64), type_=sa.String(length=32))
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.drop_column("expires_at")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("password_changed_at")
-        batch_op.drop_column("must_change_password")
-        batch_op.drop_column("recovery_codes")
-        batch_op.drop_column("totp_enabled_at")
-        batch_op.drop_column("totp_secret")
-    with op.batch_alter_table("login_failures", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_login_failures_username"))
-        batch_op.drop_index(batch_op.f("ix_login_failures_client"))
-        batch_op.drop_index(batch_op.f("ix_login_failures_at"))
+    # the codes of issued entries stay hashed (they cannot be recovered; the notices carry them),
+    # so roster_entries.code keeps its length
+    op.drop_column("api_tokens", "expires_at")
+    for column in reversed(USER_COLUMNS):
+        op.drop_column("users", column)
+    op.drop_index(op.f("ix_login_failures_username"), table_name="login_failures")
+    op.drop_index(op.f("ix_login_failures_client"), table_name="login_failures")
+    op.drop_index(op.f("ix_login_failures_at"), table_name="login_failures")
     op.drop_table("login_failures")
