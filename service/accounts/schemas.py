@@ -43,7 +43,7 @@ class UserOut(BaseModel):
 
 class UserIn(BaseModel):
     username: str = Field(min_length=3, max_length=64, title="用户名")
-    password: str = Field(min_length=8, max_length=256, title="初始密码")
+    password: str = Field(min_length=1, max_length=256, title="初始密码（至少 10 位，不能太常见）")
     display_name: str = Field(min_length=1, max_length=64, title="姓名")
     role: str = Field(title="角色：bureau_staff、office_staff 或 unit_signer")
     unit_id: int = Field(title="所属单位")
