@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.api.conftest import running_service, setup_licheng
 
@@ -40,28 +40,30 @@ def test_generated_requests_never_get_a_server_error(tmp_path: Path) -> None:
         calls = [0]
         started = time.monotonic()
 
+        def run(op: Any, user: str, token: str) -> None:
+            @settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=op.as_strategy())
+            def call(case: schemathesis.Case) -> None:
+                kwargs = case.as_transport_kwargs(base_url="http://testserver")
+                headers = {k: v for k, v in kwargs.pop("headers").items() if k.lower() != "authorization"}
+                headers["Authorization"] = f"Bearer {token}"
+                kwargs.pop("cookies", None)
+                r = c.request(headers=headers, **kwargs)
+                calls[0] += 1
+                if r.status_code >= 500:
+                    failures.append(f"{user} {case.method} {case.formatted_path}: {r.status_code} {r.text[:200]}")
+
+            call()
+
         for op in operations:
             for user, token in tokens.items():
-
-                @settings(
-                    max_examples=EXAMPLES,
-                    derandomize=True,
-                    deadline=None,
-                    database=None,
-                    suppress_health_check=list(HealthCheck),
-                )
-                @given(case=op.as_strategy(), _=st.just(None))
-                def call(case: schemathesis.Case, _: None, user: str = user, token: str = token) -> None:
-                    kwargs = case.as_transport_kwargs(base_url="http://testserver")
-                    headers = {k: v for k, v in kwargs.pop("headers").items() if k.lower() != "authorization"}
-                    headers["Authorization"] = f"Bearer {token}"
-                    kwargs.pop("cookies", None)
-                    r = c.request(headers=headers, **kwargs)
-                    calls[0] += 1
-                    if r.status_code >= 500:
-                        failures.append(f"{user} {case.method} {case.formatted_path}: {r.status_code} {r.text[:200]}")
-
-                call()
+                run(op, user, token)
         elapsed = time.monotonic() - started
         assert not failures, failures[:10]
         assert calls[0] >= len(operations) * len(tokens), calls
