@@ -12,8 +12,11 @@
     try { return new URL(url, window.location.href).origin === window.location.origin; } catch (e) { return false; }
   }
   function addToken(form) {
+    // attributes, not form.method / form.action: an input named "method" or "action" shadows those
     var token = csrfToken();
-    if (!token || (form.method || "").toLowerCase() !== "post" || !sameOrigin(form.action)) return;
+    if (!token || !form.getAttribute) return;
+    var method = (form.getAttribute("method") || "get").toLowerCase();
+    if (method !== "post" || !sameOrigin(form.getAttribute("action") || window.location.href)) return;
     var field = form.querySelector("input[name=csrf_token]");
     if (!field) {
       field = document.createElement("input");
