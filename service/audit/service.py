@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import Connection, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from service.audit.models import AuditEvent, AuditHead
@@ -68,7 +68,7 @@ def audit_key(session: Session) -> bytes:
 
 
 def _digest(
-    key: bytes,
+    key: bytes | None,
     prev_hash: str,
     at: dt.datetime,
     actor_user_id: int | None,
@@ -96,6 +96,8 @@ def _digest(
         sort_keys=True,
         separators=(",", ":"),
     )
+    if key is None:  # the chain as written before it was keyed (read only by ``rekey_legacy_chain``)
+        return hashlib.sha256(payload.encode()).hexdigest()
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
@@ -147,6 +149,17 @@ def record(
     return event
 
 
+def record_apart(
+    session: Session, actor: Actor, action: str, object_type: str, object_id: object, at: dt.datetime, **detail: Any
+) -> None:
+    """Append one event in a transaction of its own, on the same database and with the same key as
+    ``session``: for a refusal that must stay in the log although the caller's work rolls back."""
+    with Session(bind=session.get_bind(), info=dict(session.info)) as apart:
+        apart.info.pop("wrote", None)
+        record(apart, actor, action, object_type, object_id, at, **detail)
+        apart.commit()
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -195,3 +208,29 @@ def verify_chain(session: Session) -> ChainReport:
     if head is not None and (head.events != count or head.last_hash != prev):
         return ChainReport(False, count, None, f"日志末尾缺少记录（应有 {head.events} 条，实有 {count} 条）")
     return ChainReport(True, count)
+
+
+def rekey_legacy_chain(connection: Connection, key: bytes) -> int:
+    """Re-hash, with ``key``, a chain written before the chain was keyed (plain SHA-256); run once
+    by the migration that introduced the key. Every link is checked first: a chain that is already
+    broken is left as it is, for ``verify_chain`` to report. Returns the entries re-hashed."""
+    events = AuditEvent.__table__
+    rows = connection.execute(select(events).order_by(events.c.id)).mappings().all()
+    if not rows:
+        return 0
+    prev = GENESIS
+    for row in rows:
+        fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
+        rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
+        if row["prev_hash"] != prev or _digest(None, prev, *fields, *rest) != row["hash"]:
+            return 0  # not a plain chain (already keyed, or broken): leave it
+        prev = row["hash"]
+    prev = GENESIS
+    for row in rows:
+        fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
+        rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
+        new = _digest(key, prev, *fields, *rest)
+        connection.execute(update(AuditEvent).where(AuditEvent.id == row["id"]).values(prev_hash=prev, hash=new))
+        prev = new
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
+    return len(rows)

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from service import sheets
 from service.accounts.models import Role
-from service.audit.service import record
+from service.audit.service import record, record_apart
+from service.errors import DocsignError
 from service.sheets import Column, Kind
 from service.units.errors import SheetInvalid
 from service.units.models import Unit, UnitType
@@ -237,13 +238,28 @@ def import_units_sheet(session: Session, scope: Scope, data: bytes, filename: st
     """A bureau imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
     is written; otherwise the units are created or updated and the import is audited."""
     scope.require(Role.BUREAU)
-    rows = read_sheet(data, filename)
-    result = import_units(session, rows, scope.bureau())
-    if result.errors:
-        raise SheetInvalid(
-            f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
-            details={"errors": result.errors},
+    try:
+        rows = read_sheet(data, filename)
+        result = import_units(session, rows, scope.bureau())
+        if result.errors:
+            raise SheetInvalid(
+                f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
+                details={"errors": result.errors},
+            )
+    except DocsignError as exc:  # a refused import is audited too (the caller rolls back)
+        errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
+        record_apart(
+            session,
+            scope.actor,
+            "unit.import_failed",
+            "unit",
+            "*",
+            now,
+            file=filename[:128],
+            code=exc.code,
+            errors=len(errors),
         )
+        raise
     record(
         session,
         scope.actor,

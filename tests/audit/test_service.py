@@ -179,3 +179,37 @@ def test_personal_data_in_details_is_masked(tmp_path: Path) -> None:
         }
         assert verify_chain(s).ok
     db.dispose()
+
+
+def test_a_chain_written_before_the_key_is_rekeyed_by_the_migration(tmp_path: Path) -> None:
+    """A database whose chain was written with plain SHA-256 (before 0007) verifies after the
+    upgrade; one already broken stays broken."""
+    from alembic import command
+    from sqlalchemy import update
+
+    from service.audit import service as audit
+    from service.audit.models import AuditEvent
+    from service.db.session import alembic_config
+
+    for broken in (False, True):
+        db = Database(Settings(data_dir=tmp_path / str(broken)))
+        command.upgrade(alembic_config(db.engine, db.audit_key), "0006")
+        at = dt.datetime(2024, 9, 25, 8, 0, tzinfo=dt.UTC)
+        with db.session() as s:
+            s.info["audit_key"] = None  # as the service wrote it before the chain was keyed
+            original = audit.audit_key
+            audit.audit_key = lambda session: None  # type: ignore[assignment,return-value]
+            try:
+                for i in range(4):
+                    record(s, Actor(1, "韩玮玮", 1), "document.issue", "document", i, at, n=i)
+            finally:
+                audit.audit_key = original
+            s.commit()
+        if broken:
+            with db.engine.begin() as conn:
+                conn.execute(update(AuditEvent).where(AuditEvent.id == 2).values(detail={"n": 9}))
+        db.migrate()
+        with db.session() as s:
+            report = verify_chain(s)
+        assert report.ok != broken and (report.first_bad_id == 2 if broken else report.events == 4)
+        db.dispose()
