@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from service.accounts.models import ROLE_TITLES, ApiToken, Role, User
+from service.accounts.models import ROLE_TITLES, ApiToken, Delegation, Role, User
 
 
 class LoginIn(BaseModel):
@@ -99,6 +99,41 @@ class TotpConfirmIn(BaseModel):
 class TotpConfirmOut(BaseModel):
     recovery_codes: list[str]
     note: str = "恢复码只显示这一次：每个可代替动态口令使用一次，请打印或抄写后妥善保管。"
+
+
+class DelegationIn(BaseModel):
+    user_id: int = Field(title="受托人账号（本单位或上级单位）")
+    starts_on: dt.date = Field(title="开始日期")
+    ends_on: dt.date = Field(title="结束日期（含）")
+    reason: str = Field(min_length=1, max_length=200, title="委托原因，例如 校长外出学习")
+
+
+class DelegationOut(BaseModel):
+    id: int
+    unit_id: int
+    unit_name: str
+    user_id: int
+    username: str
+    display_name: str
+    starts_on: dt.date
+    ends_on: dt.date
+    reason: str
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, d: Delegation) -> DelegationOut:
+        return cls(
+            id=d.id,
+            unit_id=d.unit_id,
+            unit_name=d.unit.name,
+            user_id=d.user_id,
+            username=d.user.username,
+            display_name=d.user.display_name,
+            starts_on=d.starts_on,
+            ends_on=d.ends_on,
+            reason=d.reason,
+            revoked_at=d.revoked_at,
+        )
 
 
 class ResetOut(BaseModel):

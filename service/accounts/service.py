@@ -24,7 +24,7 @@ from service.accounts.errors import (
     TotpRequired,
     UserInvalid,
 )
-from service.accounts.models import ApiToken, LoginFailure, LoginSession, Role, User
+from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, Role, User
 from service.accounts.passwords import password_problem
 from service.accounts.scope import Scope
 from service.audit.service import Actor, record
@@ -358,6 +358,81 @@ class Accounts:
             session, Actor(user.id, user.display_name, user.unit_id), "auth.totp_enable", "user", user.id, self.now()
         )
         return codes, start_session(session, user, self.now(), self.session_hours)
+
+    def delegate(
+        self,
+        session: Session,
+        scope: Scope,
+        unit: Unit,
+        delegate: User,
+        *,
+        starts_on: dt.date,
+        ends_on: dt.date,
+        reason: str,
+        today: dt.date,
+    ) -> Delegation:
+        """A unit's own signer lets ``delegate`` sign with the unit's key from ``starts_on`` to
+        ``ends_on`` (inclusive): an account of the unit itself or of a unit above it."""
+        if scope.user is not None and not (scope.user.unit_id == unit.id and scope.user.role == Role.SIGNER.value):
+            raise Forbidden(f"只有「{unit.name}」自己的负责人（签署人）可以委托他人签署。")
+        if scope.user is None and unit.id not in scope.units:
+            raise NotFoundForUser("未找到该单位。")
+        above = {unit.id}
+        node = unit
+        while node.parent is not None:
+            node = node.parent
+            above.add(node.id)
+        problems = []
+        if not delegate.active or delegate.unit_id not in above:
+            problems.append("受托人应为本单位或上级单位的在用账号")
+        if scope.user is not None and delegate.id == scope.user.id:
+            problems.append("不能委托给自己")
+        if ends_on < starts_on:
+            problems.append("结束日期不能早于开始日期")
+        if starts_on < today:
+            problems.append("开始日期不能早于今天")
+        if (ends_on - starts_on).days > 366:
+            problems.append("委托期限不能超过一年")
+        if not reason.strip():
+            problems.append("请填写委托原因")
+        if problems:
+            raise UserInvalid("；".join(problems) + "。")
+        row = Delegation(
+            unit_id=unit.id,
+            user_id=delegate.id,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            reason=reason.strip()[:200],
+            created_by_id=scope.actor.user_id,
+            created_at=self.now(),
+        )
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            scope.actor,
+            "delegation.create",
+            "delegation",
+            row.id,
+            self.now(),
+            unit=unit.name,
+            delegate=delegate.username,
+            starts_on=starts_on.isoformat(),
+            ends_on=ends_on.isoformat(),
+        )
+        return row
+
+    def revoke_delegation(self, session: Session, scope: Scope, delegation: Delegation) -> None:
+        """The unit's own signer (or the delegate, giving it back) ends a delegation at once."""
+        own_unit = scope.user is None or (
+            scope.user.unit_id == delegation.unit_id and scope.user.role == Role.SIGNER.value
+        )
+        if not own_unit and not (scope.user is not None and scope.user.id == delegation.user_id):
+            raise Forbidden(f"只有「{delegation.unit.name}」自己的负责人（签署人）或受托人可以撤销委托。")
+        if delegation.revoked_at is None:
+            delegation.revoked_at = self.now()
+            record(session, scope.actor, "delegation.revoke", "delegation", delegation.id, self.now())
+        session.flush()
 
     def enroll_totp(self, session: Session, scope: Scope, user: User) -> tuple[str, list[str]]:
         """The operator (``docsign user totp``) turns the second factor on for an account at once;

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import zoneinfo
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from service.accounts.models import ApiToken, Role, User
+from service.accounts.models import ApiToken, Delegation, Role, User
 from service.accounts.schemas import (
+    DelegationIn,
+    DelegationOut,
     LoginIn,
     PasswordIn,
     ResetOut,
@@ -19,10 +23,12 @@ from service.accounts.schemas import (
 )
 from service.errors import NotFoundForUser
 from service.http.deps import (
+    DelegationObj,
     ScopeDep,
     ServicesDep,
     SessionDep,
     TokenObj,
+    UnitObj,
     UserDep,
     UserObj,
     clear_session_cookie,
@@ -146,3 +152,47 @@ def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: Sess
     )
     session.commit()
     return UserOut.of(user)
+
+
+@router.get("/units/{unit_id}/delegations", response_model=list[DelegationOut], summary="单位的签署委托")
+def list_delegations(unit: UnitObj, session: SessionDep) -> list[DelegationOut]:
+    rows = session.scalars(select(Delegation).where(Delegation.unit_id == unit.id).order_by(Delegation.id.desc()))
+    return [DelegationOut.of(d) for d in rows]
+
+
+@router.post(
+    "/units/{unit_id}/delegations",
+    response_model=DelegationOut,
+    status_code=201,
+    summary="委托他人在一段时间内以本单位名义签署（单位负责人）",
+)
+def delegate(
+    unit: UnitObj, body: DelegationIn, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> DelegationOut:
+    user = session.get(User, body.user_id) if 0 < body.user_id < 2**63 else None
+    if user is None or user.unit_id not in scope.units | {u.id for u in _above(unit)}:
+        raise NotFoundForUser("未找到该账号。")
+    today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
+    row = services.accounts.delegate(
+        session, scope, unit, user, starts_on=body.starts_on, ends_on=body.ends_on, reason=body.reason, today=today
+    )
+    session.commit()
+    return DelegationOut.of(row)
+
+
+@router.post("/delegations/{delegation_id}/revoke", response_model=DelegationOut, summary="撤销签署委托（立即失效）")
+def revoke_delegation(
+    delegation: DelegationObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> DelegationOut:
+    services.accounts.revoke_delegation(session, scope, delegation)
+    session.commit()
+    return DelegationOut.of(delegation)
+
+
+def _above(unit: Unit) -> list[Unit]:
+    out = []
+    node = unit
+    while node.parent is not None:
+        node = node.parent
+        out.append(node)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import zoneinfo
 from collections.abc import Iterator
 from typing import Annotated, TypeVar
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.accounts.errors import NotAuthenticated, PasswordChangeRequired
-from service.accounts.models import ApiToken, Role, User
+from service.accounts.models import ApiToken, Delegation, Role, User
 from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
 from service.archive.models import Document
@@ -111,7 +112,8 @@ UserDep = Annotated[User, Depends(current_user)]
 
 
 def get_scope(request: Request, user: UserDep, services: ServicesDep, session: SessionDep) -> Scope:
-    return Scope.of_user(session, user, client_address(request, services.settings))
+    today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
+    return Scope.of_user(session, user, client_address(request, services.settings), today)
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
@@ -202,7 +204,17 @@ def visible_token(token_id: int, scope: ScopeDep, session: SessionDep) -> ApiTok
     return token
 
 
+def visible_delegation(delegation_id: int, scope: ScopeDep, session: SessionDep) -> Delegation:
+    """A delegation of one of the user's units, or one made to the user."""
+    row = _row(session, Delegation, delegation_id)
+    mine = row is not None and scope.user is not None and row.user_id == scope.user.id
+    if row is None or not (mine or row.unit_id in scope.units):
+        raise NotFoundForUser("未找到该委托。")
+    return row
+
+
 UnitObj = Annotated[Unit, Depends(visible_unit)]
+DelegationObj = Annotated[Delegation, Depends(visible_delegation)]
 UserObj = Annotated[User, Depends(visible_user)]
 TokenObj = Annotated[ApiToken, Depends(visible_token)]
 CampaignObj = Annotated[Campaign, Depends(visible_campaign)]

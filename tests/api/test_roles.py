@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from service import web
 from service.accounts.errors import Forbidden
-from service.accounts.models import User
+from service.accounts.models import Delegation, User
 from service.accounts.scope import Scope
 from service.accounts.service import create_user
 from service.archive.models import Document, DocumentVersion
@@ -48,6 +48,7 @@ class Snapshot:
     cases: dict[int, tuple[Any, ...]]
     jobs: dict[int, int | None]
     rosters: dict[int, int]
+    delegations: dict[int, tuple[int, Any]]
 
 
 def snapshot(service: Service) -> Snapshot:
@@ -65,6 +66,7 @@ def snapshot(service: Service) -> Snapshot:
             },
             jobs={j.id: j.unit_id for j in s.scalars(select(Job))},
             rosters={r.id: r.issuer_id for r in s.scalars(select(Roster))},
+            delegations={d.id: (d.unit_id, d.revoked_at) for d in s.scalars(select(Delegation))},
         )
 
 
@@ -95,6 +97,11 @@ def violations(service: Service, before: Snapshot, after: Snapshot, unit_id: int
         for r, u in after.rosters.items()
         if r not in before.rosters and u != unit_id
     ]
+    found += [
+        f"delegation {d} of unit {u} recorded or revoked"
+        for d, (u, revoked) in after.delegations.items()
+        if before.delegations.get(d) != (u, revoked) and u != unit_id
+    ]
     return found
 
 
@@ -119,6 +126,7 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
             "unit_id": units["WSR-SH"],
         },
         "TokenIn": {"name": "对接"},
+        "DelegationIn": {"user_id": 0, "starts_on": today, "ends_on": _future(service, 7), "reason": "校长外出学习"},
         # one's own password and second factor: a wrong current password and code keep the walk signed in
         "PasswordIn": {"current_password": "not-my-password", "new_password": "another-long-secret-1"},
         "TotpConfirmIn": {"code": "000000"},
@@ -224,7 +232,14 @@ def school_objects(service: Service, units: dict[str, int]) -> dict[str, int]:
         )
         s.commit()
         clerk_id = clerk.id
+    today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    delegation = c.post(
+        f"/api/units/{units['WSR-SH']}/delegations",
+        json={"user_id": clerk_id, "starts_on": today, "ends_on": _future(service, 3), "reason": "校长外出"},
+    )
+    assert delegation.status_code == 201, delegation.text
     return {
+        "delegation_id": delegation.json()["id"],
         "token_id": token_id,
         "user_id": clerk_id,
         "campaign_id": campaign_id,
@@ -263,6 +278,7 @@ def test_every_state_changing_route_by_every_role_acts_only_for_the_users_own_un
         units = setup_licheng(service)
         ids = school_objects(service, units)
         bodies = json_bodies(service, units)
+        bodies["DelegationIn"]["user_id"] = ids["user_id"]
         forms = page_forms(service)
         forms["/cases/new"]["school_id"] = str(units["WSR-SH"])
         routes = writes(service)
@@ -350,3 +366,64 @@ def test_a_school_signer_cannot_sign_or_issue_for_another_unit(tmp_path: Path) -
             json={"signature_png": signature_data_url(), "confirm": True},
         )
         assert r.status_code == 200, r.text
+
+
+def test_a_delegation_recorded_by_the_school_lets_another_account_sign_between_its_dates(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        c = service.client
+        units = setup_licheng(service)
+        ids = school_objects(service, units)
+        sig = {"signature_png": signature_data_url(), "confirm": True}
+        with service.state.db.session() as s:
+            office_head = s.scalar(select(User).where(User.username == "wsr-head"))
+            assert office_head is not None
+            office_head_id = office_head.id
+
+        def delegation(starts: int, ends: int) -> Any:
+            return c.post(
+                f"/api/units/{units['WSR-SH']}/delegations",
+                json={
+                    "user_id": office_head_id,
+                    "starts_on": _future(service, starts),
+                    "ends_on": _future(service, ends),
+                    "reason": "校长外出学习",
+                },
+            )
+
+        # the bureau and the office cannot record a delegation for the school
+        for user in ("bureau", "wsr-staff", "wsr-head"):
+            service.login(user)
+            assert delegation(0, 3).status_code == 403
+        # the school's signer records one starting tomorrow: not yet in force today
+        service.login(OWNER)
+        assert delegation(-1, 3).status_code == 422  # not in the past
+        later = delegation(1, 3)
+        assert later.status_code == 201, later.text
+        service.login("wsr-head")
+        r = c.post(f"/api/assignments/{ids['assignment_id']}/sign", json=sig)
+        assert r.status_code == 403 and r.json()["message"] == "只能签署本单位的文书。"
+        # one in force today: the office head signs the school's pledge with the school's key
+        service.login(OWNER)
+        now = delegation(0, 2).json()
+        c.post(f"/api/delegations/{later.json()['id']}/revoke")
+        service.login("wsr-head")
+        r = c.post(f"/api/assignments/{ids['assignment_id']}/sign", json=sig)
+        assert r.status_code == 200, r.text
+        with service.state.db.session() as s:
+            from service.audit.models import AuditEvent
+
+            signed = s.scalar(
+                select(AuditEvent).where(AuditEvent.action == "document.sign").order_by(AuditEvent.id.desc())
+            )
+            assert signed is not None and "WSR负责人" in signed.actor, signed and signed.actor
+        # revoked by the school, it ends at once
+        service.login(OWNER)
+        assert c.post(f"/api/delegations/{now['id']}/revoke").json()["revoked_at"]
+        listed = c.get(f"/api/units/{units['WSR-SH']}/delegations").json()
+        assert {d["id"] for d in listed} >= {now["id"], later.json()["id"]}
+        with service.state.db.session() as s:
+            head = s.scalar(select(User).where(User.username == "wsr-head"))
+            assert head is not None
+            today = service.clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+            assert Scope.of_user(s, head, today=today).delegated == frozenset()
+            assert Scope.of_user(s, head, today=today + dt.timedelta(days=2)).delegated == frozenset()

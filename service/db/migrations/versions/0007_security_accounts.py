@@ -1,4 +1,5 @@
-"""accounts: second factor, forced password change, token expiry, login failures; roster codes hashed
+"""accounts: second factor, forced password change, token expiry, login failures, delegations;
+roster codes hashed; the audit chain keyed
 
 Revision ID: 0007_security
 Revises: 0006
@@ -34,6 +35,24 @@ def upgrade() -> None:
     op.create_index(op.f("ix_login_failures_at"), "login_failures", ["at"], unique=False)
     op.create_index(op.f("ix_login_failures_client"), "login_failures", ["client"], unique=False)
     op.create_index(op.f("ix_login_failures_username"), "login_failures", ["username"], unique=False)
+    op.create_table(
+        "delegations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("starts_on", sa.Date(), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", service.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", service.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_delegations_unit_id_units")),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_delegations_user_id_users")),
+        sa.ForeignKeyConstraint(["created_by_id"], ["users.id"], name=op.f("fk_delegations_created_by_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delegations")),
+    )
+    op.create_index(op.f("ix_delegations_unit_id"), "delegations", ["unit_id"], unique=False)
+    op.create_index(op.f("ix_delegations_user_id"), "delegations", ["user_id"], unique=False)
     # plain ADD COLUMN: SQLite's batch mode would recreate tables that other tables point at
     op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
     op.add_column("users", sa.Column("totp_enabled_at", service.db.base.UTCDateTime(timezone=True), nullable=True))
@@ -73,3 +92,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_login_failures_client"), table_name="login_failures")
     op.drop_index(op.f("ix_login_failures_at"), table_name="login_failures")
     op.drop_table("login_failures")
+    op.drop_index(op.f("ix_delegations_user_id"), table_name="delegations")
+    op.drop_index(op.f("ix_delegations_unit_id"), table_name="delegations")
+    op.drop_table("delegations")
