@@ -212,25 +212,27 @@ def verify_chain(session: Session) -> ChainReport:
 
 def rekey_legacy_chain(connection: Connection, key: bytes) -> int:
     """Re-hash, with ``key``, a chain written before the chain was keyed (plain SHA-256); run once
-    by the migration that introduced the key. Every link is checked first: a chain that is already
-    broken is left as it is, for ``verify_chain`` to report. Returns the entries re-hashed."""
+    by the migration that introduced the key. Each link is checked first and only the intact start
+    of the chain is re-hashed: from the first entry that does not match on, nothing is touched, so
+    ``verify_chain`` still names that entry. Returns the entries re-hashed."""
     events = AuditEvent.__table__
     rows = connection.execute(select(events).order_by(events.c.id)).mappings().all()
-    if not rows:
-        return 0
     prev = GENESIS
+    intact = 0
     for row in rows:
         fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
         rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
         if row["prev_hash"] != prev or _digest(None, prev, *fields, *rest) != row["hash"]:
-            return 0  # not a plain chain (already keyed, or broken): leave it
+            break  # already keyed, or changed: left for verify_chain
         prev = row["hash"]
+        intact += 1
     prev = GENESIS
-    for row in rows:
+    for row in rows[:intact]:
         fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
         rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
         new = _digest(key, prev, *fields, *rest)
         connection.execute(update(AuditEvent).where(AuditEvent.id == row["id"]).values(prev_hash=prev, hash=new))
         prev = new
-    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
-    return len(rows)
+    if intact and intact == len(rows):
+        connection.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
+    return intact
