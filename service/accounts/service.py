@@ -343,6 +343,12 @@ class Accounts:
         session.flush()
         return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
 
+    def pending_totp_uri(self, user: User) -> str | None:
+        """The authenticator address of a second factor started but not yet confirmed."""
+        if user.totp_secret is None or user.totp_enabled_at is not None:
+            return None
+        return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
+
     def confirm_totp(self, session: Session, user: User, code: str) -> tuple[list[str], str]:
         """Turn the second factor on with a first code; returns the recovery codes (shown once) and
         a new session's token (the others end: a privilege change rotates the session)."""

@@ -131,3 +131,37 @@ def change_password(
             set_session_cookie(response, token, services.settings)
             return response
     return render(request, "password.html", user, errors=errors, done=False, status_code=422)
+
+
+@router.get("/account/totp")
+def totp_page(request: Request, user: PageUser) -> Response:
+    return render(request, "totp.html", user, uri=None, codes=None, errors={})
+
+
+@router.post("/account/totp")
+def totp_start(request: Request, user: PageUser, services: ServicesDep, session: SessionDep) -> Response:
+    """Step one: a new secret, shown as the address a phone authenticator takes."""
+    try:
+        uri = services.accounts.start_totp(session, user)
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        return render(request, "totp.html", user, uri=None, codes=None, errors={"code": exc.message}, status_code=422)
+    return render(request, "totp.html", user, uri=uri, codes=None, errors={})
+
+
+@router.post("/account/totp/confirm")
+def totp_confirm(
+    request: Request, user: PageUser, services: ServicesDep, session: SessionDep, code: Annotated[str, Form()] = ""
+) -> Response:
+    """Step two: the first code turns it on; the recovery codes are shown once."""
+    try:
+        codes, token = services.accounts.confirm_totp(session, user, code)
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        uri = services.accounts.pending_totp_uri(user)
+        return render(request, "totp.html", user, uri=uri, codes=None, errors={"code": exc.message}, status_code=422)
+    response = render(request, "totp.html", user, uri=None, codes=codes, errors={})
+    set_session_cookie(response, token, services.settings)
+    return response
