@@ -33,6 +33,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="控辍保学
 pki_app = typer.Typer(no_args_is_help=True, help="证书管理：签发、导入、吊销单位签章证书。")
 app.add_typer(pki_app, name="pki")
 
+#: ``docsign --demo <command>``: any command on the demo's data, in development (see ``_settings``).
+_DEMO = False
+
+
+@app.callback()
+def _options(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="在演示数据上运行（开发环境，与 docsign serve --demo 相同）")
+    ] = False,
+) -> None:
+    global _DEMO
+    _DEMO = demo
+
+
 out = Console()
 err = Console(stderr=True)
 
@@ -79,7 +93,7 @@ def _settings(demo: bool = False, check: bool = True) -> Settings:
     ``demo`` runs in development, which only an explicit
     DOCSIGN_ENVIRONMENT=production forbids."""
     settings = get_settings()
-    if demo:
+    if demo or _DEMO:
         if settings.production and "environment" in settings.model_fields_set:
             raise InvalidInput(
                 "DOCSIGN_ENVIRONMENT=production 时不能载入演示区县（演示账号的密码是公开的）。"
@@ -527,6 +541,7 @@ def audit_verify() -> None:
     with _errors():
         db = Database(_settings())
         try:
+            db.migrate()  # a database never served has no tables yet (and no entries)
             with db.session() as session:
                 report = verify_chain(session)
         finally:
