@@ -12,22 +12,22 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, api, web
-from service.accounts.errors import NotAuthenticated, TooManyRequests
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TooManyRequests
 from service.clock import SYSTEM_CLOCK, Clock
 from service.container import Services
-from service.errors import DocsignError
+from service.errors import DocsignError, InvalidInput, NotFoundForUser
+from service.http.csrf import csrf_protect
 from service.settings import Settings, get_settings
 from service.web.common import LoginRequired, error_page, login_redirect
 
@@ -58,6 +58,7 @@ def _error(exc: DocsignError) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_ready()
     clock = clock or SYSTEM_CLOCK
 
     @asynccontextmanager
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         version=__version__,
         description="签发、在线签署、验真与归档控辍保学文书。错误以 JSON 返回：code（稳定的错误码）与 message（中文说明）。",
         lifespan=lifespan,
+        # every route, including those added later: cookie-authenticated writes need the CSRF token
+        dependencies=[Depends(csrf_protect)],
     )
 
     @app.exception_handler(DocsignError)
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if _is_page(request):
             if isinstance(exc, NotAuthenticated):
                 return login_redirect(LoginRequired(request.url.path))
+            if isinstance(exc, PasswordChangeRequired):
+                return RedirectResponse("/password", status_code=303)
             return error_page(request, exc)
         return _error(exc)
 
@@ -115,6 +120,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             return error_page(request, DocsignError(message), status_code=exc.status_code, code=code)
         return JSONResponse({"code": code, "message": message}, status_code=exc.status_code)
 
+    @app.exception_handler(OverflowError)
+    async def number_too_large(request: Request, exc: OverflowError) -> Response:
+        """A number in the address or the body beyond what the database stores names nothing."""
+        error = NotFoundForUser("没有这个编号的对象：编号超出范围。")
+        return error_page(request, error) if _is_page(request) else _error(error)
+
+    @app.exception_handler(DataError)
+    async def database_refused(request: Request, exc: DataError) -> Response:
+        """The database refused a value (a number out of its range, say): the request's fault."""
+        error = InvalidInput("请求中的数值超出范围或格式不被接受。")
+        return error_page(request, error) if _is_page(request) else _error(error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -123,26 +140,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             status_code=500,
         )
 
-    @app.middleware("http")
-    async def same_origin_writes(request: Request, call_next: Any) -> Response:
-        """Refuse a cookie-authenticated write sent from another site (CSRF). Session cookies are
-        SameSite=Lax already; this also covers older browsers and same-site subdomains."""
-        if request.method not in ("GET", "HEAD", "OPTIONS") and "docsign_session" in request.cookies:
-            origin = request.headers.get("origin") or request.headers.get("referer")
-            if origin:
-                host = urlsplit(origin).netloc
-                if host and host != request.headers.get("host"):
-                    return JSONResponse(
-                        {"code": "CROSS_SITE_REQUEST", "message": "请求来自其他网站，已拒绝。请在本系统页面中操作。"},
-                        status_code=403,
-                    )
-        response: Response = await call_next(request)
-        return response
-
     for router in (*api.ROUTERS, *web.ROUTERS):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
-    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.add_middleware(SecurityHeaders, hsts=settings.cookies_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["运维"], summary="服务是否在运行")

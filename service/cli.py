@@ -37,6 +37,20 @@ archive_app = typer.Typer(no_args_is_help=True, help="档案：存档文书的�
 app.add_typer(pki_app, name="pki")
 app.add_typer(archive_app, name="archive")
 
+#: ``docsign --demo <command>``: any command on the demo's data, in development (see ``_settings``).
+_DEMO = False
+
+
+@app.callback()
+def _options(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="在演示数据上运行（开发环境，与 docsign serve --demo 相同）")
+    ] = False,
+) -> None:
+    global _DEMO
+    _DEMO = demo
+
+
 out = Console()
 err = Console(stderr=True)
 
@@ -77,8 +91,22 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _settings() -> Settings:
-    return get_settings()
+def _settings(demo: bool = False, check: bool = True) -> Settings:
+    """The settings of this command. Production (the default) refuses development keys, missing
+    secrets and placeholders (``check=False`` for commands that hold no secret, like ``verify``);
+    ``demo`` runs in development, which only an explicit
+    DOCSIGN_ENVIRONMENT=production forbids."""
+    settings = get_settings()
+    if demo or _DEMO:
+        if settings.production and "environment" in settings.model_fields_set:
+            raise InvalidInput(
+                "DOCSIGN_ENVIRONMENT=production 时不能载入演示区县（演示账号的密码是公开的）。"
+                "试用请去掉该设置，或换一个数据目录。"
+            )
+        settings = settings.model_copy(update={"environment": "development"})
+    if check:
+        settings.check_ready()
+    return settings
 
 
 #: How the command line appears in the audit log.
@@ -110,10 +138,12 @@ def _bar() -> Progress:
 
 
 @app.command()
-def init() -> None:
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="为试用创建（开发环境，开发用口令）")] = False,
+) -> None:
     """创建本地证书中心（根证书、签发证书、时间戳证书、吊销列表）和数据目录。已存在时不覆盖。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(demo)
         engine = DocumentEngine(settings)
         report = engine.pki.init()
         settings.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -284,7 +314,7 @@ def verify(
     """验证 PDF 的每个签名：是否完整、可信，签署后是否被改动。真实有效时退出码为 0。"""
     with _errors():
         data = _read_file(pdf)
-        engine = DocumentEngine(_settings())
+        engine = DocumentEngine(_settings(check=False))
         report = engine.verify(data)
     if as_json:
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -319,7 +349,7 @@ def templates(
 ) -> None:
     """列出全部文书模板及其字段；--example 打印可直接使用的字段示例。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(check=False)
         if example:
             kind = get_kind(example)
             sys.stdout.write(
@@ -498,21 +528,29 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="端口")] = 8000,
     demo: Annotated[
-        bool | None,
-        typer.Option("--demo/--no-demo", help="没有任何单位时载入演示区县（开发环境默认载入，生产环境不允许）"),
-    ] = None,
+        bool,
+        typer.Option(
+            "--demo/--no-demo",
+            help="试用：开发环境（开发用口令），没有任何单位时载入演示区县及其公开密码的演示账号；不用于正式服务",
+        ),
+    ] = False,
 ) -> None:
-    """启动 Web 服务（启动时自动升级数据库结构）。"""
+    """启动 Web 服务（启动时自动升级数据库结构）。默认为生产环境：缺少密钥、口令或仍是示例值时拒绝启动。"""
     import uvicorn
 
     from service.app import create_app
 
     with _errors():
-        settings = _settings()
-        production = settings.environment == "production"
-        if demo and production:
-            raise InvalidInput("生产环境不能载入演示区县（演示账号的密码是公开的）。")
-        _prepare_database(settings, demo=not production if demo is None else demo)
+        settings = _settings(demo)
+        if demo:
+            # the PKI and data folders, as `docsign init --demo` makes them (nothing is overwritten)
+            DocumentEngine(settings).pki.init()
+            out.print(
+                "[bold yellow]演示模式[/]：开发环境，使用开发用口令，演示账号的密码是公开的。"
+                "只用于试用，不要在这里登记真实学生的信息。",
+                highlight=False,
+            )
+        _prepare_database(settings, demo=demo)
         out.print(
             f"服务地址：http://{host}:{port}/　验真页面：http://{host}:{port}/v　接口文档：http://{host}:{port}/docs"
         )
@@ -588,9 +626,9 @@ def _prepare_database(settings: Settings, demo: bool) -> None:
 
 @app.command()
 def demo() -> None:
-    """载入演示区县（一个教体局、两个街道教育办各三所学校、两所区直学校）和各角色的演示账号。"""
+    """载入演示区县（一个教体局、两个街道教育办各三所学校、两所区直学校）和各角色的演示账号（开发环境）。"""
     with _errors():
-        settings = _settings()
+        settings = _settings(demo=True)
         _prepare_database(settings, demo=True)
 
 
@@ -619,6 +657,7 @@ def audit_verify() -> None:
     with _errors():
         db = Database(_settings())
         try:
+            db.migrate()  # a database never served has no tables yet (and no entries)
             with db.session() as session:
                 report = verify_chain(session)
         finally:
@@ -636,7 +675,9 @@ def add_user(
     unit_code: Annotated[str, typer.Argument(help="所属单位代码")],
     role: Annotated[str, typer.Option("--role", help="bureau_staff、office_staff 或 unit_signer")] = "bureau_staff",
     name: Annotated[str, typer.Option("--name", help="姓名")] = "",
-    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少8位）")] = "",
+    password: Annotated[
+        str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少10位，不能太常见）")
+    ] = "",
 ) -> None:
     """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
     from sqlalchemy import select
@@ -657,8 +698,40 @@ def add_user(
             role=role,
             unit=unit,
         )
+        if services.accounts.needs_totp(user):
+            uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, unit, OPERATOR), user)
         session.commit()
         out.print(f"已创建账号 {user.username}（{unit.name}）。")
+        if services.accounts.needs_totp(user):
+            _print_totp(uri, codes)
+
+
+def _print_totp(uri: str, codes: list[str]) -> None:
+    out.print("该账号须使用动态口令登录。请在手机验证器中添加以下地址（只显示这一次）：", highlight=False)
+    out.print(uri, soft_wrap=True, highlight=False)
+    out.print("恢复码（每个可代替动态口令使用一次，请打印后交本人保管）：" + "  ".join(codes), highlight=False)
+
+
+user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置密码。")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("totp")
+def user_totp(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """为账号开通（或更换）动态口令，打印验证器地址和恢复码；该账号的会话全部失效。"""
+    from sqlalchemy import select
+
+    from service.accounts.models import User
+    from service.accounts.scope import Scope
+
+    with _errors(), _services() as services, services.db.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise InvalidInput(f"没有用户名为「{username}」的账号。")
+        uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, user.unit, OPERATOR), user)
+        session.commit()
+        out.print(f"已为 {user.username}（{user.unit.name}）开通动态口令。")
+        _print_totp(uri, codes)
 
 
 roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")

@@ -7,6 +7,8 @@ PKI, in-process workers) work with no configuration at all. Environment variable
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: A placeholder passphrase that only development may use; production refuses it.
 DEVELOPMENT_PASSPHRASE = "development-only-passphrase"
 
+#: Words that mark a value copied from an example rather than chosen; production refuses them.
+PLACEHOLDERS = ("change-me", "changeme", "change_me", "placeholder", "example", "xxxx", "your-", "todo")
+
 
 def _default_soffice() -> str:
     return shutil.which("soffice") or "/usr/lib/libreoffice/program/soffice"
@@ -31,7 +36,16 @@ def _default_soffice() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCSIGN_", env_file=".env", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    #: ``production`` unless told otherwise: it refuses to start with development keys or
+    #: placeholder values. ``docsign serve --demo`` runs the demo district in ``development``.
+    environment: Literal["development", "production"] = "production"
+
+    #: The secret that keys the audit log's hash chain (HMAC-SHA256) and the forms' CSRF tokens.
+    #: Keep it outside the database: a database writer without it cannot recompute the chain.
+    #: Empty in development means a random key kept in ``{data_dir}/secret.key``.
+    secret_key: SecretStr = SecretStr("")
+    #: Or a file holding the secret (e.g. a mounted secret); used when ``secret_key`` is empty.
+    secret_key_file: Path | None = None
 
     # Where things live. Relative paths are taken from the working directory.
     data_dir: Path = Path("var")
@@ -96,12 +110,20 @@ class Settings(BaseSettings):
     # Web and API.
     #: Sessions last this long after the last login.
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
-    #: Mark the session cookie Secure (serve over HTTPS in production).
-    secure_cookies: bool = False
+    #: Mark the session cookie Secure and name it with the ``__Host-`` prefix. Empty: on in
+    #: production when ``public_base_url`` is https, off otherwise.
+    secure_cookies: bool | None = None
     #: Public verification lookups allowed per client per minute.
     verify_rate_per_minute: int = Field(default=60, ge=1)
-    #: Login attempts allowed per client per minute.
+    #: Login attempts allowed per client per minute (in this process).
     login_rate_per_minute: int = Field(default=20, ge=1)
+    #: Failed logins (wrong password or code) after which an account is locked for the window below,
+    #: and after which a client is; counted in the database, so shared by every server process.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_client: int = Field(default=30, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: Bureau and office staff must sign in with a TOTP code as well. Empty: on in production.
+    require_staff_totp: bool | None = None
     #: PDF uploads to the public verify page allowed per client per minute (each may be parsed).
     upload_rate_per_minute: int = Field(default=10, ge=1)
     #: Processes that check uploaded PDFs not in the archive, each under the limits below.
@@ -143,12 +165,7 @@ class Settings(BaseSettings):
     celery_concurrency: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> Settings:
-        if self.environment == "production" and self.pki_passphrase.get_secret_value() in (
-            "",
-            DEVELOPMENT_PASSPHRASE,
-        ):
-            raise ValueError("DOCSIGN_PKI_PASSPHRASE must be set to a real secret in production")
+    def _tidy(self) -> Settings:
         self.public_base_url = self.public_base_url.rstrip("/")
         return self
 
@@ -156,6 +173,85 @@ class Settings(BaseSettings):
     def scale_out(self) -> bool:
         """Whether jobs run in Celery workers (a broker is configured)."""
         return bool(self.broker_url)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def staff_totp_required(self) -> bool:
+        return self.production if self.require_staff_totp is None else self.require_staff_totp
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether cookies are Secure (and the session cookie ``__Host-`` prefixed)."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.production and self.public_base_url.startswith("https://")
+
+    def production_problems(self) -> list[str]:
+        """What keeps these settings from running in production, in Chinese, naming each setting."""
+        problems = []
+        passphrase = self.pki_passphrase.get_secret_value()
+        if passphrase in ("", DEVELOPMENT_PASSPHRASE):
+            problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）未设置，或仍是开发用口令")
+        elif _placeholder(passphrase) or len(passphrase) < 12:
+            problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）是示例值或短于 12 位")
+        secret = self._configured_secret()
+        if secret is None:
+            problems.append("DOCSIGN_SECRET_KEY 或 DOCSIGN_SECRET_KEY_FILE（审计日志与表单令牌的密钥）未设置")
+        elif _placeholder(secret) or len(secret) < 32:
+            problems.append("DOCSIGN_SECRET_KEY（审计日志与表单令牌的密钥）是示例值或短于 32 位")
+        host = self.public_base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        if host in ("localhost", "127.0.0.1", "0.0.0.0", "") or _placeholder(self.public_base_url):
+            problems.append("DOCSIGN_PUBLIC_BASE_URL（二维码中的验真网址）仍是本机地址或示例值")
+        elif not self.public_base_url.startswith("https://"):
+            problems.append("DOCSIGN_PUBLIC_BASE_URL（二维码中的验真网址）应以 https:// 开头")
+        if self.secure_cookies is False:
+            problems.append("DOCSIGN_SECURE_COOKIES 在生产环境不能为 false（须通过 HTTPS 提供服务）")
+        if self.s3_secret_access_key.get_secret_value() and _placeholder(self.s3_secret_access_key.get_secret_value()):
+            problems.append("DOCSIGN_S3_SECRET_ACCESS_KEY 是示例值")
+        return problems
+
+    def check_ready(self) -> None:
+        """Refuse to run in production with development keys, missing secrets or placeholders."""
+        if not self.production:
+            return
+        problems = self.production_problems()
+        if problems:
+            raise ConfigurationError(
+                "生产环境（DOCSIGN_ENVIRONMENT=production，默认）不能以当前配置启动：\n  - "
+                + "\n  - ".join(problems)
+                + "\n请设置以上各项后重试；只是试用请运行 docsign serve --demo（演示区县，开发环境）。",
+                details={"settings": [p.split("（")[0].split(" ")[0] for p in problems]},
+            )
+
+    def _configured_secret(self) -> str | None:
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        if self.secret_key_file is not None and self.secret_key_file.is_file():
+            return self.secret_key_file.read_text().strip() or None
+        return None
+
+    def secret(self) -> bytes:
+        """The key of the audit chain and the CSRF tokens. In development without one configured, a
+        random key is made once in ``{data_dir}/secret.key`` (mode 0600)."""
+        configured = self._configured_secret()
+        if configured is not None:
+            return configured.encode()
+        if self.production:
+            raise ConfigurationError("生产环境必须设置 DOCSIGN_SECRET_KEY 或 DOCSIGN_SECRET_KEY_FILE。")
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
 
     @property
     def database(self) -> str:
@@ -174,6 +270,11 @@ class Settings(BaseSettings):
     def temp_dir(self) -> Path:
         """Temporary folders of running processes (removed at the next start if a process died)."""
         return self.work_dir / "tmp"
+
+
+def _placeholder(value: str) -> bool:
+    low = value.lower()
+    return any(p in low for p in PLACEHOLDERS)
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ test that writes gets its own archive folder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from service.archive.seaweedfs import SeaweedFS
 
 PASSPHRASE = "test-passphrase"
+
+# Production is the default environment and refuses development keys; the tests (and the servers
+# they start, which inherit this environment) run as development, with the keys made for them.
+os.environ["DOCSIGN_ENVIRONMENT"] = "development"
 
 
 @pytest.fixture(scope="session")

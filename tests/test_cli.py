@@ -165,7 +165,7 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
         "COLUMNS": "160",
     }
     proc = subprocess.Popen(
-        [DOCSIGN, "serve", "--port", str(port)],
+        [DOCSIGN, "serve", "--demo", "--port", str(port)],
         cwd=home,
         env=env,
         stdout=subprocess.PIPE,
@@ -471,3 +471,66 @@ def test_a_notice_issued_now_is_genuine_in_twelve_years_with_the_scheduled_upkee
     sig = checks.pdfsig((tmp_path / "kept.pdf").read_bytes(), checks.nss_db(tmp_path / "nss", root))
     assert "Signature is Valid." in sig and "Certificate is Trusted." in sig, sig
     assert checks.qpdf_check((tmp_path / "kept.pdf").read_bytes()).returncode == 0
+
+
+def test_serve_in_production_refuses_development_keys_and_names_the_settings(tmp_path: Path) -> None:
+    """Production is the default: with nothing configured `docsign serve` does not start, and says in
+    Chinese which settings are missing; `--demo` is refused when production is asked for."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSIGN_")}
+    env |= {"DOCSIGN_DATA_DIR": str(tmp_path / "var"), "DOCSIGN_CERTS_DIR": str(tmp_path / "certs"), "COLUMNS": "200"}
+    serve = subprocess.run(
+        [DOCSIGN, "serve", "--port", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert serve.returncode == 2, serve.stdout + serve.stderr
+    said = serve.stderr.replace("\n", "")
+    assert "生产环境" in said and "不能以当前配置启动" in said
+    for name in ("DOCSIGN_PKI_PASSPHRASE", "DOCSIGN_SECRET_KEY", "DOCSIGN_PUBLIC_BASE_URL"):
+        assert name in said, said
+    assert "Traceback" not in serve.stderr and not (tmp_path / "var" / "docsign.sqlite3").exists()
+
+    # a placeholder is no better than nothing
+    placeholders = env | {
+        "DOCSIGN_PKI_PASSPHRASE": "change-me-please",
+        "DOCSIGN_SECRET_KEY": "change-me-change-me-change-me-change-me",
+        "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
+    }
+    serve = subprocess.run(
+        [DOCSIGN, "serve", "--port", "1"], cwd=tmp_path, env=placeholders, capture_output=True, text=True, timeout=120
+    )
+    said = serve.stderr.replace("\n", "")
+    assert serve.returncode == 2 and "DOCSIGN_PKI_PASSPHRASE" in said and "DOCSIGN_SECRET_KEY" in said
+    assert "DOCSIGN_PUBLIC_BASE_URL" in said  # example.edu.cn is an example
+
+    demo = subprocess.run(
+        [DOCSIGN, "serve", "--demo", "--port", "1"],
+        cwd=tmp_path,
+        env=env | {"DOCSIGN_ENVIRONMENT": "production"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 2 and "演示区县" in demo.stderr
+
+
+def test_production_settings_that_are_ready(tmp_path: Path) -> None:
+    from service.app import create_app
+    from service.errors import ConfigurationError
+
+    ready = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        data_dir=tmp_path,
+        pki_passphrase="a-real-passphrase-0f-the-bureau",  # type: ignore[arg-type]
+        secret_key="k" * 8 + "9f2c4e1a7b3d5f6081a2c3d4e5f60718",  # type: ignore[arg-type]
+        public_base_url="https://kcbx.lcjt.gov.cn",
+    )
+    assert ready.production_problems() == [] and ready.cookies_secure
+    ready.check_ready()
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(ready.model_copy(update={"secure_cookies": False}))
+    assert "DOCSIGN_SECURE_COOKIES" in refused.value.message
+    # the secret may come from a file (a mounted secret) instead
+    key = tmp_path / "secret"
+    key.write_text("f" * 48)
+    from_file = ready.model_copy(update={"secret_key": Settings().secret_key, "secret_key_file": key})
+    assert from_file.production_problems() == [] and from_file.secret() == b"f" * 48

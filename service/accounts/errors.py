@@ -34,3 +34,23 @@ class TooManyRequests(DocsignError):
 class UserInvalid(InvalidInput):
     code = "USER_INVALID"
     default_message = "账号信息有误。"
+
+
+class TotpRequired(DocsignError):
+    code = "TOTP_REQUIRED"
+    http_status = 401
+    default_message = "请输入动态口令（手机验证器中的 6 位数字）或一个恢复码。"
+
+
+class TotpNotEnrolled(DocsignError):
+    code = "TOTP_NOT_ENROLLED"
+    http_status = 403
+    default_message = (
+        "您的账号须使用动态口令登录，但尚未开通。请联系教体局管理员运行 docsign user totp <用户名> 为您开通。"
+    )
+
+
+class PasswordChangeRequired(DocsignError):
+    code = "PASSWORD_CHANGE_REQUIRED"
+    http_status = 403
+    default_message = "管理员已重置您的密码：请先修改密码（页面 /password，接口 POST /api/auth/password）。"

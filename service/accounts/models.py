@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
@@ -33,6 +33,14 @@ class User(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The TOTP secret (base32); the second factor is on once ``totp_enabled_at`` is set.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None]
+    #: SHA-256 of each unused recovery code.
+    recovery_codes: Mapped[list[str] | None] = mapped_column(JSON)
+    #: Set by an administrator's reset: the user must choose a new password before anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    password_changed_at: Mapped[dt.datetime | None]
 
     unit: Mapped[Unit] = relationship(lazy="joined")
 
@@ -49,6 +57,8 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    #: A token stops working at this time (None: a token made before expiry existed; refused too).
+    expires_at: Mapped[dt.datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -64,3 +74,38 @@ class LoginSession(Base):
     expires_at: Mapped[dt.datetime]
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    """A failed login, kept in the database so that every server process throttles the same
+    account and the same client (per account and per client, over a sliding window)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class Delegation(Base):
+    """A unit's signer lets another account sign with the unit's key between two dates (a vice
+    principal while the principal is away). Recorded by the unit itself, revocable, audited."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    starts_on: Mapped[dt.date]
+    ends_on: Mapped[dt.date]
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.revoked_at is None and self.starts_on <= day <= self.ends_on

@@ -3,12 +3,14 @@ they appear in the audit log. Every use case that acts for someone takes a :clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.accounts.errors import Forbidden
-from service.accounts.models import Role, User
+from service.accounts.models import Delegation, Role, User
 from service.audit.service import Actor
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
@@ -23,14 +25,24 @@ class Scope:
     unit: Unit
     units: set[int]
     actor: Actor
+    #: Units whose signer has delegated signing to this user for today (``Delegation``).
+    delegated: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
-    def of_user(cls, session: Session, user: User, client: str | None = None) -> Scope:
+    def of_user(cls, session: Session, user: User, client: str | None = None, today: dt.date | None = None) -> Scope:
+        delegated: frozenset[int] = frozenset()
+        if today is not None:
+            delegated = frozenset(
+                d.unit_id
+                for d in session.scalars(select(Delegation).where(Delegation.user_id == user.id))
+                if d.active_on(today)
+            )
         return cls(
             user=user,
             unit=user.unit,
             units=visible_unit_ids(session, user.unit),
             actor=Actor(user.id, f"{user.display_name}（{user.unit.name}）", user.unit_id, client),
+            delegated=delegated,
         )
 
     @classmethod
@@ -47,6 +59,34 @@ class Scope:
     def require(self, *roles: Role, message: str | None = None) -> None:
         if not self.has(*roles):
             raise Forbidden(message)
+
+    def acts_for(self, unit: Unit) -> bool:
+        """Whether this user acts for ``unit`` itself (not merely sees it from above). The operator of
+        the command line acts for any unit it sees."""
+        if self.user is None:
+            return unit.id in self.units
+        return self.user.unit_id == unit.id
+
+    def require_own(self, unit: Unit, message: str | None = None) -> None:
+        """Only the unit's own accounts change the unit's records (a school's cases, its reports)."""
+        if not self.acts_for(unit):
+            raise Forbidden(message or f"只有「{unit.name}」自己的账号可以进行此操作；上级单位只能查看和督促。")
+
+    def require_signer_for(self, unit: Unit) -> None:
+        """Only a unit's own signer signs with the unit's key (or the account the signer delegated
+        to, between the delegation's dates); bureau staff sign as their bureau and for nobody else.
+        Office staff never sign for themselves."""
+        if self.user is None:
+            if unit.id not in self.units:
+                raise Forbidden(f"不能以「{unit.name}」的名义签章。")
+            return
+        if unit.id in self.delegated:
+            return  # the unit's own signer delegated it, for today
+        if self.user.unit_id != unit.id:
+            raise Forbidden(f"只有「{unit.name}」自己的签署人可以用该单位的证书签章。")
+        allowed = {Role.SIGNER.value} | ({Role.BUREAU.value} if unit.type == UnitType.BUREAU else set())
+        if self.user.role not in allowed:
+            raise Forbidden(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
 
     def bureau(self) -> Unit:
         """The bureau the user acts for; only bureau staff may act as a bureau."""

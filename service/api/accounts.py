@@ -1,20 +1,39 @@
 from __future__ import annotations
 
-from typing import Annotated
+import zoneinfo
 
-from fastapi import APIRouter, Cookie, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from service.accounts.models import Role, User
-from service.accounts.schemas import LoginIn, TokenIn, TokenOut, UserIn, UserOut
+from service.accounts.models import ApiToken, Delegation, Role, User
+from service.accounts.schemas import (
+    DelegationIn,
+    DelegationOut,
+    LoginIn,
+    PasswordIn,
+    ResetOut,
+    TokenIn,
+    TokenInfo,
+    TokenOut,
+    TotpConfirmIn,
+    TotpConfirmOut,
+    TotpStartOut,
+    UserIn,
+    UserOut,
+)
 from service.errors import NotFoundForUser
 from service.http.deps import (
-    SESSION_COOKIE,
+    DelegationObj,
     ScopeDep,
     ServicesDep,
     SessionDep,
+    TokenObj,
+    UnitObj,
     UserDep,
+    UserObj,
+    clear_session_cookie,
     client_address,
+    session_token,
     set_session_cookie,
 )
 from service.units.models import Unit
@@ -25,23 +44,21 @@ router = APIRouter(prefix="/api", tags=["登录与账号"])
 @router.post("/auth/login", response_model=UserOut, summary="用户名密码登录（设置会话 Cookie）")
 def login(body: LoginIn, request: Request, response: Response, services: ServicesDep, session: SessionDep) -> UserOut:
     client = client_address(request, services.settings)
-    user, token = services.accounts.sign_in(session, client, body.username, body.password)
+    user, token = services.accounts.sign_in(
+        session, client, body.username, body.password, previous=session_token(request, services.settings), otp=body.otp
+    )
     session.commit()
     set_session_cookie(response, token, services.settings)
     return UserOut.of(user)
 
 
 @router.post("/auth/logout", status_code=204, summary="退出登录")
-def logout(
-    response: Response,
-    services: ServicesDep,
-    session: SessionDep,
-    docsign_session: Annotated[str | None, Cookie()] = None,
-) -> Response:
-    if docsign_session:
-        services.accounts.sign_out(session, docsign_session)
+def logout(request: Request, response: Response, services: ServicesDep, session: SessionDep) -> Response:
+    token = session_token(request, services.settings)
+    if token:
+        services.accounts.sign_out(session, token)
         session.commit()
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response, services.settings)
     response.status_code = 204
     return response
 
@@ -51,11 +68,65 @@ def me(user: UserDep) -> UserOut:
     return UserOut.of(user)
 
 
-@router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌")
-def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
-    token = services.accounts.new_token(session, user, body.name)
+@router.post("/auth/password", response_model=UserOut, summary="修改本人密码（其他会话随之失效）")
+def change_password(
+    body: PasswordIn, request: Request, response: Response, user: UserDep, services: ServicesDep, session: SessionDep
+) -> UserOut:
+    token = services.accounts.change_password(session, user, body.current_password, body.new_password)
     session.commit()
-    return TokenOut(token=token, name=body.name)
+    if session_token(request, services.settings):
+        set_session_cookie(response, token, services.settings)
+    return UserOut.of(user)
+
+
+@router.post("/auth/totp", response_model=TotpStartOut, summary="开通动态口令（第一步：取得验证器地址）")
+def start_totp(user: UserDep, services: ServicesDep, session: SessionDep) -> TotpStartOut:
+    uri = services.accounts.start_totp(session, user)
+    session.commit()
+    return TotpStartOut(otpauth_uri=uri)
+
+
+@router.post("/auth/totp/confirm", response_model=TotpConfirmOut, summary="开通动态口令（第二步：输入 6 位数字确认）")
+def confirm_totp(
+    body: TotpConfirmIn, request: Request, response: Response, user: UserDep, services: ServicesDep, session: SessionDep
+) -> TotpConfirmOut:
+    codes, token = services.accounts.confirm_totp(session, user, body.code)
+    session.commit()
+    if session_token(request, services.settings):
+        set_session_cookie(response, token, services.settings)
+    return TotpConfirmOut(recovery_codes=codes)
+
+
+@router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌（有效期 1 到 365 天）")
+def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
+    row, token = services.accounts.new_token(session, user, body.name, body.days)
+    session.commit()
+    assert row.expires_at is not None
+    return TokenOut(id=row.id, token=token, name=body.name, expires_at=row.expires_at)
+
+
+@router.get("/auth/tokens", response_model=list[TokenInfo], summary="本人的 API 令牌")
+def list_tokens(user: UserDep, session: SessionDep) -> list[TokenInfo]:
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    return [TokenInfo.of(t) for t in rows]
+
+
+@router.post("/auth/tokens/{token_id}/revoke", response_model=TokenInfo, summary="吊销 API 令牌（立即失效）")
+def revoke_token(token: TokenObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> TokenInfo:
+    services.accounts.revoke_token(session, scope, token)
+    session.commit()
+    return TokenInfo.of(token)
+
+
+@router.post(
+    "/users/{user_id}/reset-password",
+    response_model=ResetOut,
+    summary="重置账号密码（教体局）：返回一次性密码，对方登录后须立即修改",
+)
+def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> ResetOut:
+    temporary = services.accounts.reset_password(session, scope, user)
+    session.commit()
+    return ResetOut(temporary_password=temporary)
 
 
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")
@@ -81,3 +152,47 @@ def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: Sess
     )
     session.commit()
     return UserOut.of(user)
+
+
+@router.get("/units/{unit_id}/delegations", response_model=list[DelegationOut], summary="单位的签署委托")
+def list_delegations(unit: UnitObj, session: SessionDep) -> list[DelegationOut]:
+    rows = session.scalars(select(Delegation).where(Delegation.unit_id == unit.id).order_by(Delegation.id.desc()))
+    return [DelegationOut.of(d) for d in rows]
+
+
+@router.post(
+    "/units/{unit_id}/delegations",
+    response_model=DelegationOut,
+    status_code=201,
+    summary="委托他人在一段时间内以本单位名义签署（单位负责人）",
+)
+def delegate(
+    unit: UnitObj, body: DelegationIn, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> DelegationOut:
+    user = session.get(User, body.user_id) if 0 < body.user_id < 2**63 else None
+    if user is None or user.unit_id not in scope.units | {u.id for u in _above(unit)}:
+        raise NotFoundForUser("未找到该账号。")
+    today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
+    row = services.accounts.delegate(
+        session, scope, unit, user, starts_on=body.starts_on, ends_on=body.ends_on, reason=body.reason, today=today
+    )
+    session.commit()
+    return DelegationOut.of(row)
+
+
+@router.post("/delegations/{delegation_id}/revoke", response_model=DelegationOut, summary="撤销签署委托（立即失效）")
+def revoke_delegation(
+    delegation: DelegationObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> DelegationOut:
+    services.accounts.revoke_delegation(session, scope, delegation)
+    session.commit()
+    return DelegationOut.of(delegation)
+
+
+def _above(unit: Unit) -> list[Unit]:
+    out = []
+    node = unit
+    while node.parent is not None:
+        node = node.parent
+        out.append(node)
+    return out

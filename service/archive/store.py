@@ -110,8 +110,18 @@ def check_key(sha256: str) -> str:
     return sha256
 
 
+#: Archived files hold minors' personal data: readable by the service's own user only (and never
+#: writable: a file is replaced by nobody), in folders nobody else may list or enter.
+FILE_MODE = 0o400
+DIR_MODE = 0o700
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 class LocalArchive:
-    """A folder: ``{root}/ab/cd/abcd....pdf``."""
+    """A folder: ``{root}/ab/cd/abcd....pdf``, owner-only (files 0400 in 0700 folders)."""
 
     def __init__(self, root: Path, suffix: str = ".pdf") -> None:
         self.root = Path(root)
@@ -126,7 +136,7 @@ class LocalArchive:
         final = self.path_for(digest)
         if final.exists():
             return digest
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._folders(final.parent)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -138,8 +148,20 @@ class LocalArchive:
             os.unlink(tmp)
         return digest
 
+    def _folders(self, folder: Path) -> None:
+        """The root and the two levels under it, each created 0700 (``mkdir(parents=True)`` would
+        give the parents the default mode)."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        target = self.root
+        for part in ("", *folder.relative_to(self.root).parts):
+            target = target / part if part else target
+            with contextlib.suppress(FileExistsError):
+                target.mkdir(mode=DIR_MODE)
+            if stat_mode(target) != DIR_MODE:
+                os.chmod(target, DIR_MODE)
+
     def put_file(self, path: Path) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._folders(self.root)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         try:
             digest = hashlib.sha256()
@@ -151,7 +173,7 @@ class LocalArchive:
                 os.fsync(out.fileno())
             final = self.path_for(digest.hexdigest())
             if not final.exists():
-                final.parent.mkdir(parents=True, exist_ok=True)
+                self._folders(final.parent)
                 self._publish(Path(tmp), final)
         finally:
             os.unlink(tmp)
@@ -159,7 +181,7 @@ class LocalArchive:
 
     @staticmethod
     def _publish(tmp: Path, final: Path) -> None:
-        os.chmod(tmp, 0o444)
+        os.chmod(tmp, FILE_MODE)
         # atomic, and refuses to replace an existing file (a concurrent writer of the same bytes won)
         with contextlib.suppress(FileExistsError):
             os.link(tmp, final)

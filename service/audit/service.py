@@ -1,5 +1,9 @@
-"""The audit log: every action appended with a hash over its content and the previous hash.
+"""The audit log: every action appended with a keyed hash (HMAC-SHA256) over its content and the
+previous hash.
 
+The key is the service's secret (``DOCSIGN_SECRET_KEY`` or its file, ``Settings.secret``), held
+outside the database and handed to every session by ``service.db.session.Database``: someone who
+can write the database but does not hold the key cannot rewrite a row and recompute the chain.
 Rows are only ever inserted. The chain is checked by :func:`verify_chain` (``docsign audit
 verify``): an edited row no longer matches its hash, a deleted one breaks the next row's link.
 Appends are serialized by updating the single head row first (a row lock on PostgreSQL, the write
@@ -11,17 +15,38 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import Connection, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from service.audit.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+
+#: Details never hold a child's or guardian's data in clear: names under these keys keep their
+#: first character, and resident ID numbers and mobile numbers anywhere in a detail are masked.
+NAME_KEYS = frozenset({"student", "student_name", "guardian", "guardian_name", "guardian2_name"})
+_ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_personal(value: Any, key: str = "") -> Any:
+    """A detail value with personal data masked (see ``NAME_KEYS``)."""
+    if isinstance(value, dict):
+        return {k: mask_personal(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_personal(v, key) for v in value]
+    if isinstance(value, str):
+        if key in NAME_KEYS and value:
+            return value[0] + "*" * (len(value) - 1)
+        return _MOBILE.sub(r"\1****\2", _ID_NUMBER.sub(r"\1********\2", value))
+    return value
 
 
 @dataclass(frozen=True)
@@ -35,7 +60,15 @@ class Actor:
 SYSTEM = Actor(None, "系统")
 
 
+def audit_key(session: Session) -> bytes:
+    key = session.info.get("audit_key")
+    if not isinstance(key, bytes) or not key:
+        raise RuntimeError("the session carries no audit key: make sessions with service.db.session.Database")
+    return key
+
+
 def _digest(
+    key: bytes | None,
     prev_hash: str,
     at: dt.datetime,
     actor_user_id: int | None,
@@ -63,7 +96,9 @@ def _digest(
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    if key is None:  # the chain as written before it was keyed (read only by ``rekey_legacy_chain``)
+        return hashlib.sha256(payload.encode()).hexdigest()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
 def record(
@@ -81,7 +116,7 @@ def record(
     head = session.get(AuditHead, 1, populate_existing=True)
     assert head is not None
     prev = head.last_hash
-    clean = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
+    clean = mask_personal(json.loads(json.dumps(detail, ensure_ascii=False, default=str)))
     object_id = str(object_id)
     event = AuditEvent(
         at=at,
@@ -95,13 +130,34 @@ def record(
         detail=clean,
         prev_hash=prev,
         hash=_digest(
-            prev, at, actor.user_id, actor.label, action, object_type, object_id, actor.unit_id, actor.client, clean
+            audit_key(session),
+            prev,
+            at,
+            actor.user_id,
+            actor.label,
+            action,
+            object_type,
+            object_id,
+            actor.unit_id,
+            actor.client,
+            clean,
         ),
     )
     session.add(event)
     head.last_hash = event.hash
     session.flush()
     return event
+
+
+def record_apart(
+    session: Session, actor: Actor, action: str, object_type: str, object_id: object, at: dt.datetime, **detail: Any
+) -> None:
+    """Append one event in a transaction of its own, on the same database and with the same key as
+    ``session``: for a refusal that must stay in the log although the caller's work rolls back."""
+    with Session(bind=session.get_bind(), info=dict(session.info)) as apart:
+        apart.info.pop("wrote", None)
+        record(apart, actor, action, object_type, object_id, at, **detail)
+        apart.commit()
 
 
 @dataclass(frozen=True)
@@ -127,11 +183,13 @@ def _events(session: Session) -> Iterator[AuditEvent]:
 def verify_chain(session: Session) -> ChainReport:
     prev = GENESIS
     count = 0
+    key = audit_key(session)
     for event in _events(session):
         count += 1
         if event.prev_hash != prev:
             return ChainReport(False, count, event.id, "与上一条记录的链接断开（有记录被删除或插入）")
         expected = _digest(
+            key,
             prev,
             event.at,
             event.actor_user_id,
@@ -143,10 +201,38 @@ def verify_chain(session: Session) -> ChainReport:
             event.client,
             event.detail,
         )
-        if expected != event.hash:
+        if not hmac.compare_digest(expected, event.hash):
             return ChainReport(False, count, event.id, "记录内容与其摘要不符（记录被修改）")
         prev = event.hash
     head = session.get(AuditHead, 1)
     if head is not None and (head.events != count or head.last_hash != prev):
         return ChainReport(False, count, None, f"日志末尾缺少记录（应有 {head.events} 条，实有 {count} 条）")
     return ChainReport(True, count)
+
+
+def rekey_legacy_chain(connection: Connection, key: bytes) -> int:
+    """Re-hash, with ``key``, a chain written before the chain was keyed (plain SHA-256); run once
+    by the migration that introduced the key. Each link is checked first and only the intact start
+    of the chain is re-hashed: from the first entry that does not match on, nothing is touched, so
+    ``verify_chain`` still names that entry. Returns the entries re-hashed."""
+    events = AuditEvent.__table__
+    rows = connection.execute(select(events).order_by(events.c.id)).mappings().all()
+    prev = GENESIS
+    intact = 0
+    for row in rows:
+        fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
+        rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
+        if row["prev_hash"] != prev or _digest(None, prev, *fields, *rest) != row["hash"]:
+            break  # already keyed, or changed: left for verify_chain
+        prev = row["hash"]
+        intact += 1
+    prev = GENESIS
+    for row in rows[:intact]:
+        fields = (row["at"], row["actor_user_id"], row["actor"], row["action"], row["object_type"])
+        rest = (row["object_id"], row["unit_id"], row["client"], row["detail"])
+        new = _digest(key, prev, *fields, *rest)
+        connection.execute(update(AuditEvent).where(AuditEvent.id == row["id"]).values(prev_hash=prev, hash=new))
+        prev = new
+    if intact and intact == len(rows):
+        connection.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
+    return intact

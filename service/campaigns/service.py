@@ -303,6 +303,7 @@ class Campaigns:
         scope.require(Role.BUREAU)
         if campaign.bureau_id not in scope.units:
             raise CampaignNotReady("只能下发本局的任务。")
+        scope.require_signer_for(campaign.bureau)
         return jobs.enqueue(
             session,
             "campaign.issue",
@@ -508,9 +509,10 @@ class Campaigns:
         unit's key. The assignment is claimed first in a transaction of its own (with a lease that
         recovery releases if this process dies), so a second click or device stops at once and the
         signature is made without holding a database lock; the caller commits the result."""
-        scope.require(Role.SIGNER, message="只有本单位负责人（签署人）可以签署。")
-        if assignment.unit_id != scope.unit.id:
-            raise Forbidden("只能签署本单位的文书。")
+        if assignment.unit_id not in scope.delegated:  # a delegate signs for the unit that chose them
+            scope.require(Role.SIGNER, message="只有本单位负责人（签署人）可以签署。")
+            if assignment.unit_id != scope.unit.id:
+                raise Forbidden("只能签署本单位的文书。")
         if assignment.kind in REPORT_KINDS.values() or assignment.document_id is None:
             raise AssignmentNotSignable(f"{KIND_TITLES.get(assignment.kind, '报表')}请上传报表文件，不需要在线签署。")
         doc = session.get(Document, assignment.document_id)

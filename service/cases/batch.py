@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.archive.models import Document
-from service.archive.service import Archive, RecordAs, receipt_digest
+from service.archive.service import Archive, RecordAs, code_hash, receipt_digest
 from service.audit.service import Actor, record
 from service.cases.checks import parse_date
 from service.cases.models import Case, CaseStatus, Guardian, PrintBundle, Roster, RosterEntry
@@ -216,9 +216,14 @@ def issue_roster(
             after = (rows[-1].class_order, rows[-1].id)
 
     def on_recorded(group: list[tuple[IssuedDocument, Document]]) -> None:
+        # Once its notice is issued an entry keeps only the code's hash, like the document: the
+        # notice and the print file carry the code, the database no longer does.
         session.execute(
             update(RosterEntry),
-            [{"id": entries.pop(id(issued.request)), "document_id": doc.id} for issued, doc in group],
+            [
+                {"id": entries.pop(id(issued.request)), "document_id": doc.id, "code": code_hash(issued.code)}
+                for issued, doc in group
+            ],
         )
 
     issued_now = archive.issue_batch(

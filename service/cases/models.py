@@ -221,7 +221,8 @@ class RosterEntry(Base):
     #: 年级班级 as the sheet gave it (an enrollment notice does not print it; the receipts ledger does).
     grade_class: Mapped[str | None] = mapped_column(String(30))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    #: The reserved verification code until the notice is issued, then its SHA-256 (``code_hash``).
+    code: Mapped[str] = mapped_column(String(64), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
     #: What the notice's receipt is checked against (see ``Document.receipt_digest``), made at import

@@ -136,7 +136,15 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
     first_seen: dict[str, int] = {}
     open_ids = set()
     if kind == "return_notice":
-        open_ids = set(session.scalars(select(Case.id_number).where(Case.status.in_([s.value for s in OPEN_STATUSES]))))
+        # Open cases of the importing user's own schools only: a roster must not reveal which
+        # children have a case anywhere else.
+        open_ids = set(
+            session.scalars(
+                select(Case.id_number).where(
+                    Case.status.in_([s.value for s in OPEN_STATUSES]), Case.school_id.in_([s.id for s in schools])
+                )
+            )
+        )
     for line in sheet.rows:
         n, values = line.number, line.values
         row = RosterRow(n, values, typed=line.typed)

@@ -55,7 +55,7 @@ from service.cases.models import (
 from service.cases.notices import notice_fields
 from service.cases.roster import check_roster, schools_in
 from service.documents.pipeline import IssueRequest
-from service.errors import NotFoundForUser, UploadInvalid
+from service.errors import DocsignError, NotFoundForUser, UploadInvalid
 from service.jobs.models import Job
 from service.jobs.registry import actor_params
 from service.jobs.runner import JobRunner
@@ -174,6 +174,7 @@ class Cases:
         actor = scope.actor
         if school.type != UnitType.SCHOOL:
             raise CaseInvalid("辍学个案应登记在学生的学籍学校名下。")
+        scope.require_own(school, "辍学个案由学籍学校登记；上级单位只能查看和督促。")
         problems = check_case(data)
         if problems:
             raise CaseInvalid(
@@ -181,8 +182,14 @@ class Cases:
                 details={"errors": [{"field": c, "message": m} for c, m in problems]},
             )
         id_number = data.id_number.strip().upper()
+        # Only the user's own units are looked at: whether a child has a case at another school is
+        # not this user's to learn.
         existing = session.scalar(
-            select(Case).where(Case.id_number == id_number, Case.status.in_([s.value for s in OPEN_STATUSES]))
+            select(Case).where(
+                Case.id_number == id_number,
+                Case.status.in_([s.value for s in OPEN_STATUSES]),
+                Case.school_id.in_(scope.units),
+            )
         )
         if existing is not None:
             raise DuplicateCase(
@@ -226,6 +233,10 @@ class Cases:
         record(session, actor, "case.create", "case", case.id, now, school=school.name, status=case.status)
         return case
 
+    @staticmethod
+    def _own(scope: Scope, case: Case) -> None:
+        scope.require_own(case.school, "只有本校的账号可以更改本校的个案；上级单位只能查看和督促。")
+
     def _open(self, case: Case) -> None:
         if CaseStatus(case.status) not in OPEN_STATUSES:
             raise CaseClosed(f"该个案已{STATUS_TITLES[CaseStatus(case.status)]}，不能再做此操作。")
@@ -241,6 +252,7 @@ class Cases:
 
     def confirm(self, session: Session, scope: Scope, case: Case) -> None:
         """疑似辍学, once checked, is 辍学."""
+        self._own(scope, case)
         if case.status != CaseStatus.SUSPECTED:
             raise CaseClosed("只有疑似辍学的个案可以确认为辍学。")
         self._move(session, case, CaseStatus.DROPPED, scope.actor)
@@ -261,6 +273,7 @@ class Cases:
     ) -> Attempt:
         """A 劝返 attempt (date, staff, method, result); a successful one closes the case as 已复学."""
         actor = scope.actor
+        self._own(scope, case)
         self._open(case)
         problems = []
         if method not in ATTEMPT_METHODS:
@@ -395,6 +408,7 @@ class Cases:
         self, session: Session, scope: Scope, case: Case, back_on: dt.date | None = None, note: str | None = None
     ) -> CaseClosure:
         """已复学: the student is back at school since ``back_on`` (today when not given by the API)."""
+        self._own(scope, case)
         self._open(case)
         day = self._check_day(case, back_on or self.today(), "复学日期")
         return self._close(session, scope, case, CaseStatus.RETURNED, day, note=(note or "").strip()[:200] or None)
@@ -414,6 +428,7 @@ class Cases:
         """延缓入学/休学 of a student who will not come back (Suiyang 三): only after three 联合劝返 or a
         court ruling (or, for a child who cannot learn, the 残联 experts' assessment), with the
         approval of the authority named and its document."""
+        self._own(scope, case)
         self._open(case)
         problems: list[tuple[str, str]] = []
         if basis not in DEFERRAL_BASES:
@@ -459,6 +474,7 @@ class Cases:
         note: str | None = None,
     ) -> CaseClosure:
         """核销: only for one of annex 1's reasons, with the evidence the annex asks for."""
+        self._own(scope, case)
         self._open(case)
         if reason not in WRITE_OFF_REASONS:
             raise CaseInvalid(f"核销原因应为以下之一：{'、'.join(WRITE_OFF_REASONS.values())}。")
@@ -615,14 +631,18 @@ class Cases:
 
     def notice_issuer(self, scope: Scope, case: Case, requested: str | None = None) -> Unit:
         """Which unit issues a case's notice: the school, or the bureau when a bureau user asks for
-        it (by default a bureau user issues as the bureau, anyone else as the school)."""
+        it (by default a bureau user issues as the bureau, anyone else as the school). Only the
+        issuing unit's own signer (or, for the bureau, its staff) may sign with its key."""
         if requested is None:
             requested = "bureau" if scope.unit.type == UnitType.BUREAU else "school"
         if requested == "bureau":
-            return scope.bureau()
-        if requested != "school":
+            unit = scope.bureau()
+        elif requested == "school":
+            unit = case.school
+        else:
             raise CaseInvalid("发文单位应为 school（学校）或 bureau（教体局）。")
-        return case.school
+        scope.require_signer_for(unit)
+        return unit
 
     def issue_notice(
         self,
@@ -656,6 +676,7 @@ class Cases:
         """The case as its 辍学学生登记表（一生一表）, signed by the school; each regeneration is a new
         version and the previous one is marked superseded."""
         school = case.school
+        scope.require_signer_for(school)
         filled_by = scope.user.display_name if scope.user is not None else school.head_name or ""
         fields: dict[str, Any] = {
             "school_name": school.name,
@@ -751,6 +772,49 @@ class Cases:
         Every bad row is reported (row, column, reason); nothing is imported while any row is bad,
         unless ``only_valid``. Each good row gets its verification code now, so a batch killed
         halfway resumes without issuing a code twice. Returns the roster and the rows skipped."""
+        try:
+            return self._import_roster(
+                session,
+                scope,
+                data,
+                filename,
+                kind=kind,
+                report_by=report_by,
+                only_valid=only_valid,
+                issue_date=issue_date,
+            )
+        except DocsignError as exc:
+            # A refused import is audited too (in a transaction of its own, since the caller rolls
+            # back): who tried, with which file, and why, but none of the rows' contents.
+            errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
+            with self.archive.db.session() as apart:
+                record(
+                    apart,
+                    scope.actor,
+                    "roster.import_failed",
+                    "unit",
+                    scope.unit.id,
+                    self.now(),
+                    kind=kind,
+                    file=filename[:128],
+                    code=exc.code,
+                    errors=len(errors),
+                )
+                apart.commit()
+            raise
+
+    def _import_roster(
+        self,
+        session: Session,
+        scope: Scope,
+        data: bytes,
+        filename: str,
+        *,
+        kind: str,
+        report_by: dt.date,
+        only_valid: bool,
+        issue_date: dt.date | None,
+    ) -> tuple[Roster, list[dict[str, Any]]]:
         if kind not in ROSTER_KINDS:
             raise UploadInvalid("名单类型应为 enrollment_notice（入学通知书）或 return_notice（复学通知书）。")
         today = self.today()
@@ -759,6 +823,7 @@ class Cases:
         issuer = scope.unit
         if issuer.type == UnitType.OFFICE:
             raise UploadInvalid("通知书由学校或教体局发出，请用学校或教体局的账号导入名单。")
+        scope.require_signer_for(issuer)
         check = check_roster(session, data, filename, kind, schools_in(session, scope.units))
         if not check.rows:
             raise RosterInvalid("名单中没有学生。")
@@ -788,6 +853,7 @@ class Cases:
         interruption issues only what is missing."""
         if roster.issuer_id not in scope.units:
             raise NotFoundForUser()
+        scope.require_signer_for(roster.issuer)
         return jobs.enqueue(
             session,
             "roster.issue",

@@ -1,6 +1,6 @@
 """Every table, imported in one place so that ``Base.metadata`` is complete (Alembic, tests)."""
 
-from service.accounts.models import ApiToken, LoginSession, User
+from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch
@@ -32,12 +32,14 @@ __all__ = [
     "ChildEntry",
     "ColumnMapping",
     "DeadlineRule",
+    "Delegation",
     "Document",
     "DocumentVersion",
     "ForwardBatch",
     "Guardian",
     "Job",
     "JobSlice",
+    "LoginFailure",
     "LoginSession",
     "PrintBundle",
     "ReportVersion",

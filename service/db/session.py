@@ -44,16 +44,18 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine, audit_key: bytes | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    #: for the migration that keys the audit chain (0007): it re-hashes an existing plain chain
+    cfg.attributes["audit_key"] = audit_key
     return cfg
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, audit_key: bytes | None = None) -> None:
     """Bring the schema to the newest migration (run at every start)."""
-    command.upgrade(alembic_config(engine), "head")
+    command.upgrade(alembic_config(engine, audit_key), "head")
 
 
 def has_writes(session: Session) -> bool:
@@ -66,7 +68,10 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: The audit chain's HMAC key travels with every session (``service.audit.service.record``);
+        #: it comes from the settings, never from the database.
+        self.audit_key = settings.secret()
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": self.audit_key})
 
         @event.listens_for(self.sessions, "after_flush")
         def _wrote(session: Session, _context: Any) -> None:
@@ -78,7 +83,7 @@ class Database:
                 session.info.pop("wrote", None)
 
     def migrate(self) -> None:
-        migrate(self.engine)
+        migrate(self.engine, self.audit_key)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -6,16 +6,19 @@ answer 404 for anything outside the user's units, before the request body is eve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import zoneinfo
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import NotAuthenticated
-from service.accounts.models import User
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired
+from service.accounts.models import ApiToken, Delegation, Role, User
 from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
 from service.archive.models import Document
@@ -27,7 +30,30 @@ from service.jobs.models import Job
 from service.settings import Settings
 from service.units.models import Unit
 
+T = TypeVar("T")
+
 SESSION_COOKIE = "docsign_session"
+#: The CSRF token's cookie: readable by the pages' script, which sends it back with every write.
+CSRF_COOKIE = "docsign_csrf"
+#: The header (JSON and htmx requests) and the form field (plain forms) that carry the CSRF token.
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+def cookie_name(settings: Settings, name: str) -> str:
+    """Over HTTPS the cookies carry the ``__Host-`` prefix: Secure, path /, no Domain, so neither a
+    plain-HTTP page nor a sibling subdomain can set or overwrite them."""
+    return f"__Host-{name}" if settings.cookies_secure else name
+
+
+def session_token(request: Request, settings: Settings) -> str | None:
+    return request.cookies.get(cookie_name(settings, SESSION_COOKIE))
+
+
+def csrf_token_for(settings: Settings, session: str) -> str:
+    """The CSRF token of a browser session: an HMAC of the session token under the server secret,
+    so it is per session, needs no storage, and cannot be made without the (HttpOnly) session."""
+    return hmac.new(settings.secret(), b"csrf:" + session.encode(), hashlib.sha256).hexdigest()
 
 
 def get_services(request: Request) -> Services:
@@ -64,15 +90,21 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
             raise NotAuthenticated("API 令牌无效或已吊销。")
         session.commit()
         return user
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request, services.settings)
     if token:
         return user_for_session(session, token, now)
     return None
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+#: What a user whose password was reset may still do before choosing a new one.
+PASSWORD_CHANGE_PATHS = frozenset({"/api/auth/password", "/api/auth/me", "/api/auth/logout", "/password", "/logout"})
+
+
+def current_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise NotAuthenticated()
+    if user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     return user
 
 
@@ -80,14 +112,23 @@ UserDep = Annotated[User, Depends(current_user)]
 
 
 def get_scope(request: Request, user: UserDep, services: ServicesDep, session: SessionDep) -> Scope:
-    return Scope.of_user(session, user, client_address(request, services.settings))
+    today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
+    return Scope.of_user(session, user, client_address(request, services.settings), today)
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
+#: Row ids are 64-bit signed integers; a larger number names nothing (and must not reach the driver).
+MAX_ID = 2**63 - 1
+
+
+def _row(session: Session, model: type[T], row_id: int) -> T | None:
+    return session.get(model, row_id) if 0 < row_id <= MAX_ID else None
+
+
 def visible_unit(unit_id: int, scope: ScopeDep, session: SessionDep) -> Unit:
-    unit = session.get(Unit, unit_id)
+    unit = _row(session, Unit, unit_id)
     if unit is None or unit.id not in scope.units:
         raise NotFoundForUser()
     return unit
@@ -104,48 +145,78 @@ def campaign_visible(session: Session, campaign: Campaign, scope: Scope) -> bool
 
 
 def visible_campaign(campaign_id: int, scope: ScopeDep, session: SessionDep) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
+    campaign = _row(session, Campaign, campaign_id)
     if campaign is None or not campaign_visible(session, campaign, scope):
         raise NotFoundForUser()
     return campaign
 
 
 def visible_assignment(assignment_id: int, scope: ScopeDep, session: SessionDep) -> Assignment:
-    assignment = session.get(Assignment, assignment_id)
+    assignment = _row(session, Assignment, assignment_id)
     if assignment is None or assignment.unit_id not in scope.units:
         raise NotFoundForUser()
     return assignment
 
 
 def visible_document(document_id: int, scope: ScopeDep, session: SessionDep) -> Document:
-    doc = session.get(Document, document_id)
+    doc = _row(session, Document, document_id)
     if doc is None or not (doc.issuer_unit_id in scope.units or (doc.subject_unit_id in scope.units)):
         raise NotFoundForUser()
     return doc
 
 
 def visible_job(job_id: int, scope: ScopeDep, session: SessionDep) -> Job:
-    job = session.get(Job, job_id)
+    job = _row(session, Job, job_id)
     if job is None or job.unit_id not in scope.units:
         raise NotFoundForUser()
     return job
 
 
 def visible_case(case_id: int, scope: ScopeDep, session: SessionDep) -> Case:
-    case = session.get(Case, case_id)
+    case = _row(session, Case, case_id)
     if case is None or case.school_id not in scope.units:
         raise NotFoundForUser()
     return case
 
 
 def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Roster:
-    roster = session.get(Roster, roster_id)
+    roster = _row(session, Roster, roster_id)
     if roster is None or roster.issuer_id not in scope.units:
         raise NotFoundForUser()
     return roster
 
 
+def visible_user(user_id: int, scope: ScopeDep, session: SessionDep) -> User:
+    """An account of the user's units, for bureau and office staff (and oneself)."""
+    user = _row(session, User, user_id)
+    own = user is not None and scope.user is not None and user.id == scope.user.id
+    if user is None or not (own or (scope.has(Role.BUREAU, Role.OFFICE) and user.unit_id in scope.units)):
+        raise NotFoundForUser("未找到该账号。")
+    return user
+
+
+def visible_token(token_id: int, scope: ScopeDep, session: SessionDep) -> ApiToken:
+    """One's own API token; bureau staff also see those of their district's accounts."""
+    token = _row(session, ApiToken, token_id)
+    own = token is not None and scope.user is not None and token.user_id == scope.user.id
+    if token is None or not (own or (scope.has(Role.BUREAU) and token.user.unit_id in scope.units)):
+        raise NotFoundForUser("未找到该令牌。")
+    return token
+
+
+def visible_delegation(delegation_id: int, scope: ScopeDep, session: SessionDep) -> Delegation:
+    """A delegation of one of the user's units, or one made to the user."""
+    row = _row(session, Delegation, delegation_id)
+    mine = row is not None and scope.user is not None and row.user_id == scope.user.id
+    if row is None or not (mine or row.unit_id in scope.units):
+        raise NotFoundForUser("未找到该委托。")
+    return row
+
+
 UnitObj = Annotated[Unit, Depends(visible_unit)]
+DelegationObj = Annotated[Delegation, Depends(visible_delegation)]
+UserObj = Annotated[User, Depends(visible_user)]
+TokenObj = Annotated[ApiToken, Depends(visible_token)]
 CampaignObj = Annotated[Campaign, Depends(visible_campaign)]
 AssignmentObj = Annotated[Assignment, Depends(visible_assignment)]
 DocumentObj = Annotated[Document, Depends(visible_document)]
@@ -168,12 +239,29 @@ def refresh_periods(services: Services, session: Session) -> None:
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The session cookie (HttpOnly) and its CSRF token (readable by the pages' script)."""
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(settings, SESSION_COOKIE),
         token,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.cookies_secure,
         max_age=settings.session_hours * 3600,
         path="/",
     )
+    response.set_cookie(
+        cookie_name(settings, CSRF_COOKIE),
+        csrf_token_for(settings, token),
+        httponly=False,
+        samesite="strict",
+        secure=settings.cookies_secure,
+        max_age=settings.session_hours * 3600,
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(
+            cookie_name(settings, name), path="/", secure=settings.cookies_secure, httponly=name == SESSION_COOKIE
+        )

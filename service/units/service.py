@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from service import sheets
 from service.accounts.models import Role
-from service.audit.service import record
+from service.audit.service import record, record_apart
+from service.errors import DocsignError
 from service.sheets import Column, Kind
 from service.units.errors import SheetInvalid
 from service.units.models import Unit, UnitType
@@ -127,7 +128,7 @@ def import_units(session: Session, rows: Sequence[SheetRow], root: Unit | None =
         elif code in seen:
             err(r.row, "code", f"单位代码与第{seen[code]}行重复")
         elif code in foreign:
-            err(r.row, "code", f"单位代码「{code}」已属于其他教体局的单位，不能在这里导入或修改")
+            err(r.row, "code", f"单位代码「{code}」不能使用，请换一个代码（单位代码在全系统中唯一）")
         else:
             seen[code] = r.row
         unit_type = _unit_type(v.get("type", ""))
@@ -237,13 +238,28 @@ def import_units_sheet(session: Session, scope: Scope, data: bytes, filename: st
     """A bureau imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
     is written; otherwise the units are created or updated and the import is audited."""
     scope.require(Role.BUREAU)
-    rows = read_sheet(data, filename)
-    result = import_units(session, rows, scope.bureau())
-    if result.errors:
-        raise SheetInvalid(
-            f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
-            details={"errors": result.errors},
+    try:
+        rows = read_sheet(data, filename)
+        result = import_units(session, rows, scope.bureau())
+        if result.errors:
+            raise SheetInvalid(
+                f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
+                details={"errors": result.errors},
+            )
+    except DocsignError as exc:  # a refused import is audited too (the caller rolls back)
+        errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
+        record_apart(
+            session,
+            scope.actor,
+            "unit.import_failed",
+            "unit",
+            "*",
+            now,
+            file=filename[:128],
+            code=exc.code,
+            errors=len(errors),
         )
+        raise
     record(
         session,
         scope.actor,

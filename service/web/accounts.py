@@ -7,10 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from service.accounts.errors import AuthFailed, TooManyRequests
+from service.accounts.errors import AuthFailed, TooManyRequests, TotpNotEnrolled, TotpRequired
 from service.accounts.models import Role, User
-from service.http.deps import SESSION_COOKIE, ServicesDep, SessionDep, client_address, optional_user, set_session_cookie
-from service.web.common import render
+from service.errors import DocsignError
+from service.http.deps import (
+    ServicesDep,
+    SessionDep,
+    clear_session_cookie,
+    client_address,
+    optional_user,
+    session_token,
+    set_session_cookie,
+)
+from service.web.common import PageUser, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +51,7 @@ def login(
     session: SessionDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    otp: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     errors: dict[str, str] = {}
@@ -52,14 +62,26 @@ def login(
     if not errors:
         client = client_address(request, services.settings)
         try:
-            _, token = services.accounts.sign_in(session, client, username.strip(), password)
+            user, token = services.accounts.sign_in(
+                session,
+                client,
+                username.strip(),
+                password,
+                previous=session_token(request, services.settings),
+                otp=otp.strip() or None,
+            )
             session.commit()
         except TooManyRequests as exc:
             errors["password"] = exc.message
-        except AuthFailed:
-            errors["password"] = "用户名或密码错误，请重新输入。"
+        except AuthFailed as exc:
+            errors["password"] = (
+                "用户名或密码错误，请重新输入。" if exc.message == AuthFailed.default_message else exc.message
+            )
+        except (TotpRequired, TotpNotEnrolled) as exc:
+            errors["otp"] = exc.message
         else:
-            response = RedirectResponse(_safe_next(next), status_code=303)
+            target = "/password" if user.must_change_password else _safe_next(next)
+            response = RedirectResponse(target, status_code=303)
             set_session_cookie(response, token, services.settings)
             return response
     return render(request, "login.html", None, next=_safe_next(next), values={"username": username[:64]}, errors=errors)
@@ -67,10 +89,79 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request, services.settings)
     if token:
         services.accounts.sign_out(session, token)
         session.commit()
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response, services.settings)
+    return response
+
+
+@router.get("/password")
+def password_page(request: Request, user: PageUser) -> Response:
+    return render(request, "password.html", user, errors={}, done=False)
+
+
+@router.post("/password")
+def change_password(
+    request: Request,
+    user: PageUser,
+    services: ServicesDep,
+    session: SessionDep,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+    new_password_again: Annotated[str, Form()] = "",
+) -> Response:
+    errors: dict[str, str] = {}
+    if new_password != new_password_again:
+        errors["new_password_again"] = "两次输入的新密码不一致。"
+    else:
+        try:
+            token = services.accounts.change_password(session, user, current_password, new_password)
+            session.commit()
+        except AuthFailed as exc:
+            session.rollback()
+            errors["current_password"] = exc.message
+        except DocsignError as exc:
+            session.rollback()
+            errors["new_password"] = exc.message
+        else:
+            response = render(request, "password.html", user, errors={}, done=True)
+            set_session_cookie(response, token, services.settings)
+            return response
+    return render(request, "password.html", user, errors=errors, done=False, status_code=422)
+
+
+@router.get("/account/totp")
+def totp_page(request: Request, user: PageUser) -> Response:
+    return render(request, "totp.html", user, uri=None, codes=None, errors={})
+
+
+@router.post("/account/totp")
+def totp_start(request: Request, user: PageUser, services: ServicesDep, session: SessionDep) -> Response:
+    """Step one: a new secret, shown as the address a phone authenticator takes."""
+    try:
+        uri = services.accounts.start_totp(session, user)
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        return render(request, "totp.html", user, uri=None, codes=None, errors={"code": exc.message}, status_code=422)
+    return render(request, "totp.html", user, uri=uri, codes=None, errors={})
+
+
+@router.post("/account/totp/confirm")
+def totp_confirm(
+    request: Request, user: PageUser, services: ServicesDep, session: SessionDep, code: Annotated[str, Form()] = ""
+) -> Response:
+    """Step two: the first code turns it on; the recovery codes are shown once."""
+    try:
+        codes, token = services.accounts.confirm_totp(session, user, code)
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        uri = services.accounts.pending_totp_uri(user)
+        return render(request, "totp.html", user, uri=uri, codes=None, errors={"code": exc.message}, status_code=422)
+    response = render(request, "totp.html", user, uri=None, codes=codes, errors={})
+    set_session_cookie(response, token, services.settings)
     return response

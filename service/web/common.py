@@ -11,9 +11,10 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from service.accounts.errors import PasswordChangeRequired
 from service.accounts.models import User
 from service.errors import DocsignError
-from service.http.deps import ServicesDep, optional_user
+from service.http.deps import PASSWORD_CHANGE_PATHS, ServicesDep, optional_user
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
@@ -26,6 +27,8 @@ class LoginRequired(Exception):
 def page_user(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise LoginRequired(request.url.path)
+    if user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()  # the app sends a page to /password
     return user
 
 

@@ -32,20 +32,59 @@ def test_sign_in_is_limited_per_client(services: Services) -> None:
     load_district(services)
     limit = services.settings.login_rate_per_minute
     with services.db.session() as s:
-        for _ in range(limit):
+        for i in range(limit):  # wrong passwords for many accounts from one client
             with pytest.raises(AuthFailed):
-                services.accounts.sign_in(s, "10.0.0.9", "bureau", "wrong-password")
+                services.accounts.sign_in(s, "10.0.0.9", f"nobody-{i}", "wrong-password")
         with pytest.raises(TooManyRequests):
             services.accounts.sign_in(s, "10.0.0.9", "bureau", DEMO_PASSWORD)
         user, _ = services.accounts.sign_in(s, "10.0.0.10", "bureau", DEMO_PASSWORD)  # another client
         assert user.username == "bureau"
 
 
+def test_failures_lock_the_account_from_every_client_and_every_process(services: Services) -> None:
+    """Failures are counted in the database: another server process (another Accounts over the same
+    database) sees the same lock, per account and per client, until the window has passed."""
+    import datetime as dt
+
+    from service.accounts.service import Accounts
+    from service.limits import MemoryRateLimiter
+
+    load_district(services)
+    per_account = services.settings.login_failures_per_account
+    other_process = Accounts(
+        services.db,
+        MemoryRateLimiter(10_000),
+        12,
+        services.clock.now,
+        failures_per_account=per_account,
+        failures_per_client=8,
+    )
+    with services.db.session() as s:
+        for i in range(per_account):  # from as many clients as attempts
+            with pytest.raises(AuthFailed):
+                services.accounts.sign_in(s, f"10.0.1.{i}", "bureau", "wrong-password")
+        # the right password, from a new client, in the other process: still locked
+        with pytest.raises(TooManyRequests) as locked:
+            other_process.sign_in(s, "10.0.2.1", "bureau", DEMO_PASSWORD)
+        assert "该账号" in locked.value.message
+        assert other_process.sign_in(s, "10.0.2.1", "wsr-staff", DEMO_PASSWORD)[0].username == "wsr-staff"
+        s.commit()  # as a request does
+        # per client: failures against many accounts from one address
+        for i in range(8):
+            with pytest.raises(AuthFailed):
+                other_process.sign_in(s, "10.0.3.3", f"guess-{i}", "wrong-password")
+        with pytest.raises(TooManyRequests) as client_locked:
+            other_process.sign_in(s, "10.0.3.3", "wsr-sh-head", DEMO_PASSWORD)
+        assert "本机" in client_locked.value.message
+        services.clock.advance(dt.timedelta(minutes=services.settings.login_lockout_minutes, seconds=1))
+        assert services.accounts.sign_in(s, "10.0.2.1", "bureau", DEMO_PASSWORD)[0].username == "bureau"
+
+
 def test_tokens_and_new_accounts(services: Services) -> None:
     load_district(services)
     with services.db.session() as s:
         bureau = scope_of(s, "bureau")
-        token = services.accounts.new_token(s, bureau.user, "学籍系统对接")  # type: ignore[arg-type]
+        _, token = services.accounts.new_token(s, bureau.user, "学籍系统对接")  # type: ignore[arg-type]
         s.commit()
         found = user_for_token(s, token, services.clock.now())
         assert found is not None and found.username == "bureau"

@@ -42,6 +42,8 @@ class Service:
         self.client.cookies.clear()
         r = self.client.post("/api/auth/login", json={"username": username, "password": password})
         assert r.status_code == 200, r.text
+        # as the pages' script does: every write carries the session's CSRF token
+        self.client.headers["X-CSRF-Token"] = csrf_cookie(self.client)
 
     def wait_job(self, job_id: int, timeout: float = 300) -> dict[str, Any]:
         end = time.monotonic() + timeout
@@ -51,6 +53,13 @@ class Service:
                 return dict(job)
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish")
+
+
+def csrf_cookie(client: TestClient) -> str:
+    for name in ("docsign_csrf", "__Host-docsign_csrf"):
+        if name in client.cookies:
+            return str(client.cookies[name])
+    raise AssertionError("the login set no CSRF cookie")
 
 
 @contextmanager

@@ -213,7 +213,7 @@ def test_an_import_cannot_take_over_another_bureaus_units(tmp_path: Path) -> Non
         r = c.post("/api/units/import", files={"file": ("units.xlsx", sheet)})
         assert r.status_code == 422
         errors = {(e["row"], e["column"]): e["message"] for e in r.json()["details"]["errors"]}
-        assert "其他教体局" in errors[(2, "单位代码")] and "其他教体局" in errors[(3, "单位代码")]
+        assert "不能使用" in errors[(2, "单位代码")] and "不能使用" in errors[(3, "单位代码")]
         assert "不存在" in errors[(4, "上级单位代码")]
         assert [u["code"] for u in c.get("/api/units").json()] == ["ZQ"]
         service.login("bureau")

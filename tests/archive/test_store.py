@@ -447,3 +447,15 @@ def test_a_streamed_read_goes_on_after_the_store_crashed(seaweedfs: SeaweedFS, t
         restarter.join()
     assert received == PRINT_PDF
     assert retries, "the read was never interrupted: the test proves nothing"
+
+
+def test_archived_files_are_the_service_users_only(tmp_path: Path) -> None:
+    """Minors' personal data: files owner-read-only (no group or world bits), in 0700 folders."""
+    archive = LocalArchive(tmp_path / "data" / "archive")
+    source = tmp_path / "big.pdf"
+    source.write_bytes(b"%PDF-1.7 " + b"x" * 1000)
+    for digest in (archive.put(b"%PDF-1.7 notice"), archive.put_file(source)):
+        path = archive.path_for(digest)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400
+        for folder in (archive.root, path.parent.parent, path.parent):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

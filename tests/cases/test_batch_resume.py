@@ -92,6 +92,8 @@ def test_killed_batch_resumes_without_duplicates(tmp_path: Path) -> None:
         assert len(docs) == COUNT  # no stray document from the killed runs
         assert len({e.code for e in entries}) == COUNT
         assert len({d.code_hash for d in docs.values()}) == COUNT
+        # issued entries keep only the hash of their code, the same the document keeps
+        assert {e.code for e in entries} == {d.code_hash for d in docs.values()}
         archive = LocalArchive(settings.archive_dir)
         paths = [archive.path_for(docs[e.document_id].current_sha256) for e in entries]  # type: ignore[index]
         order = {}

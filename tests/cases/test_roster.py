@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -156,6 +157,9 @@ def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(t
         assert r.status_code == 201, r.text
         roster_id = r.json()["id"]
         assert _count(service, Case) == 6
+        with service.state.db.session() as s:  # the codes reserved at import, as printed on the notices
+            entry = s.scalar(select(RosterEntry).where(RosterEntry.roster_id == roster_id).order_by(RosterEntry.row))
+            code = entry.code  # type: ignore[union-attr]
         job = service.wait_job(c.post(f"/api/rosters/{roster_id}/issue").json()["id"])
         assert job["status"] == "done" and job["done"] == 6
 
@@ -163,7 +167,9 @@ def test_return_roster_creates_cases_formulas_stay_text_and_receipts_come_back(t
         doc_id = None
         with service.state.db.session() as s:
             entry = s.scalar(select(RosterEntry).where(RosterEntry.roster_id == roster_id).order_by(RosterEntry.row))
-            code, doc_id = entry.code, entry.document_id  # type: ignore[union-attr]
+            doc_id = entry.document_id  # type: ignore[union-attr]
+            # once issued, the database keeps only the code's hash, like the document's
+            assert entry.code == hashlib.sha256(code.encode()).hexdigest()  # type: ignore[union-attr]
         page = c.get(f"/v/{code}")
         assert "我已阅知" in page.text
         c.post(f"/v/{code}/opened")  # the page's script: a person saw it

@@ -138,6 +138,7 @@ def test_two_servers_share_jobs_by_lease(tmp_path: Path) -> None:
                 assert client.post(
                     "/api/auth/login", json={"username": "bureau", "password": "kcbx-demo-2024"}
                 ).is_success
+                client.headers["X-CSRF-Token"] = client.cookies["docsign_csrf"]
                 report_by = (dt.date.today() + dt.timedelta(days=60)).isoformat()
                 r = client.post(
                     "/api/rosters",

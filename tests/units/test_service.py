@@ -54,3 +54,4 @@ def test_a_bad_sheet_changes_nothing_and_a_school_cannot_import(services: Servic
         with pytest.raises(Forbidden):
             import_units_sheet(s, scope_of(s, "wsr-sh-head"), xlsx(SHEET), "港沟.xlsx", services.clock.now())
     assert _audits(services, "unit.import") == 0
+    assert _audits(services, "unit.import_failed") == 1  # the refused sheet is in the log, rows or not

@@ -54,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     subprocess.run([docsign, "init"], env=env, cwd=home, check=True, capture_output=True)
     log = open(home / "server.log", "w")  # noqa: SIM115 - the server writes to it until the end of the session
     proc = subprocess.Popen(
-        [docsign, "serve", "--port", str(port)], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
+        [docsign, "serve", "--demo", "--port", str(port)], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 120

@@ -142,3 +142,25 @@ def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
         states = {r[1]: r[6] for r in ws.iter_rows(min_row=3, values_only=True)}
         assert states["历城区王舍人街道石河小学"] == "已接收（按时）" and states["历城区王舍人街道辛甸小学"] == "待报送"
         assert "报送台账" in ws["A1"].value and ws["G2"].value == "状态" and ws["E2"].value == "报表"
+
+def test_a_signer_turns_on_the_second_factor_from_the_pages(tmp_path: Path) -> None:
+    import pyotp
+
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        html = {"accept": "text/html"}
+        assert "开通动态口令" in c.get("/account/totp", headers=html).text
+        page = c.post("/account/totp", headers=html).text
+        uri = re.search(r"otpauth://[^<\s]+", page)
+        assert uri is not None
+        totp = pyotp.parse_uri(uri.group(0).replace("&amp;", "&"))
+        wrong = c.post("/account/totp/confirm", data={"code": "12345x"}, headers=html)
+        assert wrong.status_code == 422 and "动态口令不正确" in wrong.text and "otpauth://" in wrong.text
+        done = c.post("/account/totp/confirm", data={"code": totp.at(service.clock.now())}, headers=html)
+        assert done.status_code == 200 and "恢复码" in done.text
+        assert len(re.findall(r"[0-9a-f]{6}-[0-9a-f]{6}", done.text)) == 10
+        c.cookies.clear()
+        r = c.post("/api/auth/login", json={"username": "wsr-sh-head", "password": PASSWORD})
+        assert r.status_code == 401 and r.json()["code"] == "TOTP_REQUIRED"

@@ -2,6 +2,55 @@
 (function () {
   "use strict";
 
+  // CSRF: every same-origin write carries the session's token (the docsign_csrf cookie), so forms,
+  // htmx requests and fetch calls written without knowing about it still pass the server's check.
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)(?:__Host-)?docsign_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  function sameOrigin(url) {
+    try { return new URL(url, window.location.href).origin === window.location.origin; } catch (e) { return false; }
+  }
+  function addToken(form) {
+    // attributes, not form.method / form.action: an input named "method" or "action" shadows those
+    var token = csrfToken();
+    if (!token || !form.getAttribute) return;
+    var method = (form.getAttribute("method") || "get").toLowerCase();
+    if (method !== "post" || !sameOrigin(form.getAttribute("action") || window.location.href)) return;
+    var field = form.querySelector("input[name=csrf_token]");
+    if (!field) {
+      field = document.createElement("input");
+      field.type = "hidden";
+      field.name = "csrf_token";
+      form.appendChild(field);
+    }
+    field.value = token;
+  }
+  document.addEventListener("submit", function (event) { addToken(event.target); }, true);
+  document.addEventListener("formdata", function (event) {
+    var token = csrfToken();
+    if (token && !event.formData.has("csrf_token")) event.formData.set("csrf_token", token);
+  }, true);
+  document.addEventListener("htmx:configRequest", function (event) {
+    var token = csrfToken();
+    if (token && sameOrigin(event.detail.path)) event.detail.headers["X-CSRF-Token"] = token;
+  });
+  if (window.fetch) {
+    var plainFetch = window.fetch.bind(window);
+    window.fetch = function (input, init) {
+      var url = typeof input === "string" ? input : (input && input.url) || "";
+      var method = ((init && init.method) || (input && input.method) || "GET").toUpperCase();
+      var token = csrfToken();
+      if (token && method !== "GET" && method !== "HEAD" && sameOrigin(url)) {
+        init = Object.assign({}, init || {});
+        var headers = new Headers(init.headers || (input && input.headers) || {});
+        if (!headers.has("X-CSRF-Token")) headers.set("X-CSRF-Token", token);
+        init.headers = headers;
+      }
+      return plainFetch(input, init);
+    };
+  }
+
   // A form marked data-once submits once: a double click does not send it twice.
   document.addEventListener("submit", function (event) {
     var form = event.target;
