@@ -212,12 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             "DOCSIGN_DATABASE_URL": args.database,
             "DOCSIGN_BROKER_URL": args.broker,
             "DOCSIGN_DATA_DIR": str(data / "var"),
+            # a trial on one machine: development keys unless the caller configured production
+            "DOCSIGN_ENVIRONMENT": os.environ.get("DOCSIGN_ENVIRONMENT", "development"),
         }
         workers = CeleryWorkers(env, data / "logs" / "worker.log", concurrency=args.workers, beat=True)
         workers.start()
         web = WebServer(env, data / "logs" / "web.log", port=args.port)
         web.start()
-        print(f"扩展部署已在本机启动：http://127.0.0.1:{args.port}/")
+        print(f"扩展部署已在本机启动：http://127.0.0.1:{args.port}/（环境：{env['DOCSIGN_ENVIRONMENT']}）")
         print(
             f"  对象存储 {store.endpoint_url}（存储桶 {args.bucket}），数据库 {args.database}，消息队列 {args.broker}"
         )
