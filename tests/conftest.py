@@ -142,3 +142,14 @@ def services(tmp_path: Path, settings: Settings, converter: Converter, database_
 def roster_corpus() -> dict[tuple[str, str], tuple[str, bytes]]:
     """Rosters in every real-world shape and format (``tests/sheet_shapes.py``), converted once."""
     return sheet_shapes.corpus()
+
+
+#: Test files that use the local Redis's DB 6 and 7 (the scale-out profile's broker and rate
+#: limits): under pytest-xdist they all run in one worker, one after another.
+REDIS_FILES = ("test_celery_runner.py", "test_licheng_flow.py", "test_scaleout.py", "test_limits.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in REDIS_FILES or item.get_closest_marker("scaleout"):
+            item.add_marker(pytest.mark.xdist_group("redis"))
