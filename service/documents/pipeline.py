@@ -574,7 +574,7 @@ def finish_batch(batch: SignBatch, signatory: Signatory) -> list[FinishedDocumen
     times: dict[str, float] = {}
     pieces = split_and_stamp(batch.pdf, [(t.pages, t.mark) for t in batch.tasks], times)
     stamp_each = times.get("stamp", 0.0) / len(batch.tasks)
-    split_each = (time.perf_counter() - t0) / len(batch.tasks) - stamp_each
+    split_each = (time.perf_counter() - t0) / len(batch.tasks) - stamp_each  # fonts included
     out = []
     for task, piece in zip(batch.tasks, pieces, strict=True):
         t1 = time.perf_counter()

@@ -18,6 +18,7 @@ import datetime
 import functools
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
+from pyhanko.stamp.static import StaticContentStamp
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
@@ -70,6 +72,9 @@ logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedNoFetchi
 #: 12 KB leaves room for a 4096-bit key. A larger one (a long imported chain) is retried with
 #: pyHanko's own estimate, which costs a second signing pass.
 SIGNATURE_HEX_DIGITS = 24576
+#: Room added to what a signer's last signature took, in hex digits: a timestamp token's serial
+#: number and time vary by a few bytes between signatures; the rest of a CMS of one signer does not.
+RESERVE_MARGIN = 512
 #: Our own TSA policy: an OID under 2.25 (ITU-T X.667, derived from a UUID) needs no registration.
 TSA_POLICY = "2.25.262603128419722913442355307858124730251"
 
@@ -297,7 +302,18 @@ class Signatory:
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
         self._dss: tuple[tuple[bytes, ...], list[Any], list[Any]] | None = None
+        self._reserve: dict[int, int] = {}
         self._lock = threading.Lock()
+
+    def reserve_for(self, signer: UnitSigner) -> int | None:
+        """Hex digits to reserve for ``signer``'s next signature: what its last one took plus a
+        margin, so a signed PDF does not carry kilobytes of zeros; None before its first."""
+        used = self._reserve.get(id(signer))
+        return used + used % 2 + RESERVE_MARGIN if used is not None else None  # pyHanko wants it even
+
+    def learn_reserve(self, signer: UnitSigner, used: int | None) -> None:
+        if used:
+            self._reserve[id(signer)] = max(used, self._reserve.get(id(signer), 0))
 
     def signer(self, unit_key: str) -> UnitSigner:
         creds = self.pki.unit(unit_key)  # refuses revoked or expired certificates
@@ -383,6 +399,21 @@ class Appearance:
     signature: Image.Image | None = None
 
 
+class _CompressedStamp(StaticContentStamp):  # type: ignore[misc]
+    """The signature's appearance as a compressed form XObject (pyHanko writes it plain: the drawn
+    seal's 16 KB of path operators become about 5 KB)."""
+
+    def as_form_xobject(self) -> Any:
+        form = super().as_form_xobject()
+        form.compress()
+        return form
+
+
+class _CompressedStampStyle(StaticStampStyle):  # type: ignore[misc]
+    def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> StaticContentStamp:
+        return _CompressedStamp(writer=writer, style=self, box=box)
+
+
 def _stamp_style(placement: Placement, appearance: Appearance) -> StaticStampStyle | None:
     if placement.box is None:
         return None
@@ -396,7 +427,7 @@ def _stamp_style(placement: Placement, appearance: Appearance) -> StaticStampSty
         signature=appearance.signature,
         signature_box=placement.signature_box,
     )
-    return StaticStampStyle(
+    return _CompressedStampStyle(
         background=content,
         border_width=0,
         background_opacity=1.0,
@@ -424,8 +455,11 @@ def _sign(
     style: StaticStampStyle | None,
     existing_only: bool,
 ) -> bytes:
-    reserve: int | None = SIGNATURE_HEX_DIGITS
-    while True:
+    learned = signatory.reserve_for(signer)
+    # the room the last signature of this signer took, then the fixed room, then pyHanko's own
+    # measure (a second signing pass)
+    attempts: list[int | None] = [learned, SIGNATURE_HEX_DIGITS, None] if learned else [SIGNATURE_HEX_DIGITS, None]
+    for reserve in attempts:
         writer = _writer(pdf)
         prepare(writer)
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=signatory.timestamper(), stamp_style=style)
@@ -433,7 +467,6 @@ def _sign(
             out = pdf_signer.sign_pdf(writer, existing_fields_only=existing_only, bytes_reserved=reserve)
         except PyHankoSigningError as exc:
             if reserve is not None and "larger than expected" in str(exc):
-                reserve = None  # let pyHanko measure the signature, then sign for real
                 continue
             raise SigningError(details={"reason": str(exc)}) from exc
         except TimestampRequestError as exc:
@@ -441,7 +474,23 @@ def _sign(
         except (PdfError, ValueError, OSError) as exc:
             raise SigningError(details={"reason": str(exc)}) from exc
         data: bytes = out.getvalue()
+        signatory.learn_reserve(signer, _signature_hex_digits(data))
         return data
+    raise SigningError(details={"reason": "signature does not fit"})
+
+
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _signature_hex_digits(pdf: bytes) -> int | None:
+    """Hex digits the last signature's CMS takes in its /Contents (without the zero padding)."""
+    tail = pdf[-65536:] if len(pdf) > 65536 else pdf
+    ranges = list(_BYTE_RANGE.finditer(tail)) or list(_BYTE_RANGE.finditer(pdf))
+    if not ranges:
+        return None
+    start, length, second, _ = (int(g) for g in ranges[-1].groups())
+    contents = pdf[start + length + 1 : second - 1]  # between < and >
+    return len(contents.rstrip(b"0"))
 
 
 def certify(
