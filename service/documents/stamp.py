@@ -205,7 +205,7 @@ def split_and_stamp(
                     info["/DocsignKind"] = mark.kind
             doc.trailer.Info = doc.make_indirect(pikepdf.Dictionary({k: pikepdf.String(v) for k, v in info.items()}))
             buf = io.BytesIO()
-            doc.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            doc.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.disable)
             out.append(buf.getvalue())
             times["fonts"] = times.get("fonts", 0.0) + t1 - t0
             times["stamp"] = times.get("stamp", 0.0) + t2 - t1
