@@ -493,6 +493,31 @@ def _signature_hex_digits(pdf: bytes) -> int | None:
     return len(contents.rstrip(b"0"))
 
 
+def last_signature_time(pdf: bytes) -> datetime.datetime | None:
+    """The time the last signature of a PDF we just signed carries: its timestamp token's, else the
+    signer's own. Read from the CMS, without validating again what was just written."""
+    tail = pdf[-65536:] if len(pdf) > 65536 else pdf
+    ranges = list(_BYTE_RANGE.finditer(tail)) or list(_BYTE_RANGE.finditer(pdf))
+    if not ranges:
+        return None
+    start, length, second, _ = (int(g) for g in ranges[-1].groups())
+    try:
+        info = cms.ContentInfo.load(bytes.fromhex(pdf[start + length + 1 : second - 1].decode("ascii")))
+        signer_info = info["content"]["signer_infos"][0]
+        for attr in signer_info["unsigned_attrs"] or []:
+            if attr["type"].native == "signature_time_stamp_token":
+                tst = attr["values"][0]["content"]["encap_content_info"]["content"].parsed
+                gen_time: datetime.datetime = tst["gen_time"].native
+                return gen_time
+        for attr in signer_info["signed_attrs"] or []:
+            if attr["type"].native == "signing_time":
+                signed: datetime.datetime = attr["values"][0].native
+                return signed
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return None
+
+
 def certify(
     pdf: bytes,
     *,
