@@ -12,6 +12,7 @@ pass; :func:`stamp` is the one-document case of it.
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,8 +106,13 @@ def qr_matrix(url: str) -> list[bytes]:
         raise LayoutError(f"验证网址过长，无法生成二维码：{exc}") from exc
     image = barcode.to_image(scale=1, add_quiet_zones=False)
     n = image.shape[1]
-    pixels = memoryview(cast(Any, image)).tobytes()  # a buffer; the stubs do not say so
-    return [bytes(1 if p < 128 else 0 for p in pixels[r * n : (r + 1) * n]) for r in range(image.shape[0])]
+    pixels = memoryview(cast(Any, image)).tobytes().translate(_DARK)  # a buffer; the stubs do not say so
+    return [pixels[r * n : (r + 1) * n] for r in range(image.shape[0])]
+
+
+#: Grey level -> module: 1 for dark (below 128), 0 for light.
+_DARK = bytes(1 if p < 128 else 0 for p in range(256))
+_RUN = re.compile(b"\x01+")
 
 
 def _qr_ops(url: str, x: float, y: float, size: float) -> str:
@@ -116,17 +122,10 @@ def _qr_ops(url: str, x: float, y: float, size: float) -> str:
     quiet = 2 * module
     ops = [f"1 g {x - quiet:.3f} {y - quiet:.3f} {size + 2 * quiet:.3f} {size + 2 * quiet:.3f} re f", "0 g"]
     for r, row in enumerate(matrix):
-        c = 0
-        while c < n:
-            if row[c]:
-                start = c
-                while c < n and row[c]:
-                    c += 1
-                ops.append(
-                    f"{x + start * module:.3f} {y + size - (r + 1) * module:.3f} {(c - start) * module:.3f} {module:.3f} re"
-                )
-            else:
-                c += 1
+        top = f"{y + size - (r + 1) * module:.3f}"
+        for run in _RUN.finditer(row):
+            start, end = run.span()
+            ops.append(f"{x + start * module:.3f} {top} {(end - start) * module:.3f} {module:.3f} re")
     ops.append("f")
     return "\n".join(ops)
 
