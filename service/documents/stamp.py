@@ -2,11 +2,14 @@
 
 The stamp sits in the bottom margin, right of the page number: a QR code about 20 mm square
 (zbarimg reads it from a 150 dpi scan) and, beside it, "扫码验证真伪" and the code in groups of
-four. It is drawn as vector rectangles and text in one small embedded CJK font, built once per
-process and copied into each document (about 11 KB), so stamping costs one content stream per page.
+four. It is drawn as vector rectangles and text in one small embedded CJK font of the characters a
+stamp can print, built once per process and copied into each document (about 3 KB), so stamping
+costs one content stream per page.
 
-:func:`split_and_stamp` cuts a merged conversion back into documents and stamps each in the same
-pass; :func:`stamp` is the one-document case of it.
+:func:`split_and_stamp` cuts a merged conversion back into documents with pikepdf (each carrying
+only the objects its pages use, its fonts cut down to its own glyphs by
+:mod:`service.documents.compact`) and stamps each in the same pass; :func:`stamp` is the
+one-document case of it.
 """
 
 from __future__ import annotations
