@@ -108,10 +108,14 @@ class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
             )
         )
         chain = [_asn1_cert(c) for c in creds.chain]
+        #: The whole chain, root included, for the document's DSS.
+        self.full_chain = chain
         super().__init__(
             signing_cert=_asn1_cert(creds.certificate),
             signing_key=key_info,
-            cert_registry=SimpleCertificateStore.from_certs(chain),
+            # in the CMS, the chain up to (not including) a self-signed root: a verifier must have
+            # the root already, and it is in the DSS; 1.2 KB less in every signature (2.4 KB of hex)
+            cert_registry=SimpleCertificateStore.from_certs([c for c in chain if c.self_signed == "no"]),
         )
         self._key = creds.private_key
         self.unit_name = creds.name
@@ -351,7 +355,7 @@ class Signatory:
             _, ca_certs, crl_objs = self._dss
         # copies: the DSS code may touch its certificates, and a certificate asn1crypto has to
         # re-encode costs milliseconds in every CMS structure that later embeds it
-        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.cert_registry)]
+        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.full_chain)]
         DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=[*certs, *ca_certs], crls=crl_objs)
 
     @contextmanager
