@@ -348,6 +348,10 @@ class S3Archive:
         self._put_once(digest.hexdigest(), data, _b64(digest.digest()))
         return digest.hexdigest()
 
+    def put_many(self, items: list[bytes]) -> list[str]:
+        """One conditional PUT each: an object store has no folder to flush."""
+        return [self.put(data) for data in items]
+
     def _put_once(self, sha256: str, data: bytes, checksum: str) -> None:
         key = self.key_for(sha256)
 

@@ -12,6 +12,8 @@ against its hash, streamed reads included (a mismatch is raised at the end of th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import datetime as dt
 import hashlib
 import os
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Literal, Protocol, cast
 
 from service.errors import ConfigurationError, DocsignError, NotFound
 from service.settings import Settings
@@ -73,6 +75,10 @@ class ArchiveStore(Protocol):
 
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its SHA-256 (hex). Storing the same bytes again is a no-op."""
+
+    def put_many(self, items: list[bytes]) -> list[str]:
+        """Store several files at once (a slice of a batch), each as :meth:`put` would; returns their
+        SHA-256s in order. Every file is durably in place when this returns."""
 
     def put_file(self, path: Path) -> str:
         """Store a file's content without reading it into memory (print files of many megabytes)."""
@@ -160,6 +166,39 @@ class LocalArchive:
             if stat_mode(target) != DIR_MODE:
                 os.chmod(target, DIR_MODE)
 
+    def put_many(self, items: list[bytes]) -> list[str]:
+        """Every file written to a temporary name first, then the file system flushed once (its
+        data durable), then each linked to its final name, then flushed once more (the names
+        durable): two flushes per slice instead of two fsyncs per file, and still no final name
+        that could point at data not yet on disk. Without syncfs(2), file by file."""
+        if len(items) < 2 or _syncfs is None:
+            return [self.put(data) for data in items]
+        digests = [sha256_hex(data) for data in items]
+        pending: dict[str, Path] = {}
+        try:
+            for digest, data in zip(digests, items, strict=True):
+                final = self.path_for(digest)
+                if digest in pending or final.exists():
+                    continue
+                self._folders(final.parent)
+                fd, name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
+                pending[digest] = Path(name)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(name, FILE_MODE)
+            if not pending:
+                return digests
+            _sync_file_system(self.root)
+            for digest, tmp in pending.items():
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, self.path_for(digest))
+            _sync_file_system(self.root)
+        finally:
+            for tmp in pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return digests
+
     def put_file(self, path: Path) -> str:
         self._folders(self.root)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
@@ -243,6 +282,30 @@ class LocalArchive:
                     tmp.unlink()
                     removed += 1
         return removed
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """syncfs(2) from the C library (Linux), or None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return cast(Callable[[int], int], libc.syncfs)
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
+
+
+def _sync_file_system(path: Path) -> None:
+    """Flush the file system holding ``path``: file data, directory entries and all."""
+    assert _syncfs is not None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
 
 
 def _checked_blocks(stream: BinaryIO, sha256: str, name: str) -> Iterator[bytes]:

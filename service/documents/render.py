@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import io
 import re
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -83,6 +84,10 @@ class CompiledTemplate:
             ) from exc
         #: Headers and footers with fields cannot be shared by many documents in one DOCX.
         self.static_parts = not any(_TAG.search(xml) for xml in self._header_footer_xml(tpl))
+        # The package a single document is composed in, parsed once: its body is swapped in, the
+        # package saved, the template's body put back (parsing the .docx again took 35-56 ms).
+        self._package = self._load()
+        self._package_lock = threading.Lock()
 
     def _load(self) -> DocxTemplate:
         try:
@@ -132,9 +137,16 @@ class CompiledTemplate:
         """One DOCX holding every rendered body, each in its own section starting on a new page."""
         if not bodies:
             raise ValueError("compose needs at least one document")
-        tpl = self._load()
         if not self.static_parts:
             raise TemplateRenderFailed("页眉页脚中含字段的模板只能逐份转换。")
+        if len(bodies) > 1:
+            # a merged batch: a fresh parse (about 0.3 ms a document) costs less than taking a
+            # hundred bodies back out of the shared package
+            return self._compose(self._load(), bodies, restore=False)
+        with self._package_lock:
+            return self._compose(self._package, bodies, restore=True)
+
+    def _compose(self, tpl: DocxTemplate, bodies: Sequence[str], *, restore: bool) -> bytes:
         new_body = None
         final_sectpr = None
         for i, body_xml in enumerate(bodies):
@@ -158,10 +170,17 @@ class CompiledTemplate:
                 new_body.append(child)
         assert new_body is not None and final_sectpr is not None
         new_body.append(final_sectpr)
+        tpl.docx_ids_index = 1000  # docxtpl's first id: each composition numbers its drawings alike
         tpl.fix_docpr_ids(new_body)
+        root = tpl.docx._element
+        original = root.body
         tpl.map_tree(new_body)
-        out = io.BytesIO()
-        tpl.docx.save(out)
+        try:
+            out = io.BytesIO()
+            tpl.docx.save(out)
+        finally:
+            if restore:
+                root.replace(new_body, original)
         return out.getvalue()
 
     def render(self, context: Mapping[str, Any]) -> bytes:

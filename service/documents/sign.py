@@ -18,7 +18,9 @@ import datetime
 import functools
 import io
 import logging
+import re
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePri
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from PIL import Image
-from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.generic import ArrayObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -45,6 +47,7 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
+from pyhanko.stamp.static import StaticContentStamp
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
@@ -70,6 +73,9 @@ logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedNoFetchi
 #: 12 KB leaves room for a 4096-bit key. A larger one (a long imported chain) is retried with
 #: pyHanko's own estimate, which costs a second signing pass.
 SIGNATURE_HEX_DIGITS = 24576
+#: Room added to what a signer's last signature took, in hex digits: a timestamp token's serial
+#: number and time vary by a few bytes between signatures; the rest of a CMS of one signer does not.
+RESERVE_MARGIN = 512
 #: Our own TSA policy: an OID under 2.25 (ITU-T X.667, derived from a UUID) needs no registration.
 TSA_POLICY = "2.25.262603128419722913442355307858124730251"
 
@@ -102,10 +108,14 @@ class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
             )
         )
         chain = [_asn1_cert(c) for c in creds.chain]
+        #: The whole chain, root included, for the document's DSS.
+        self.full_chain = chain
         super().__init__(
             signing_cert=_asn1_cert(creds.certificate),
             signing_key=key_info,
-            cert_registry=SimpleCertificateStore.from_certs(chain),
+            # in the CMS, the chain up to (not including) a self-signed root: a verifier must have
+            # the root already, and it is in the DSS; 1.2 KB less in every signature (2.4 KB of hex)
+            cert_registry=SimpleCertificateStore.from_certs([c for c in chain if c.self_signed == "no"]),
         )
         self._key = creds.private_key
         self.unit_name = creds.name
@@ -297,7 +307,18 @@ class Signatory:
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
         self._dss: tuple[tuple[bytes, ...], list[Any], list[Any]] | None = None
+        self._reserve: dict[int, int] = {}
         self._lock = threading.Lock()
+
+    def reserve_for(self, signer: UnitSigner) -> int | None:
+        """Hex digits to reserve for ``signer``'s next signature: what its last one took plus a
+        margin, so a signed PDF does not carry kilobytes of zeros; None before its first."""
+        used = self._reserve.get(id(signer))
+        return used + used % 2 + RESERVE_MARGIN if used is not None else None  # pyHanko wants it even
+
+    def learn_reserve(self, signer: UnitSigner, used: int | None) -> None:
+        if used:
+            self._reserve[id(signer)] = max(used, self._reserve.get(id(signer), 0))
 
     def signer(self, unit_key: str) -> UnitSigner:
         creds = self.pki.unit(unit_key)  # refuses revoked or expired certificates
@@ -334,7 +355,7 @@ class Signatory:
             _, ca_certs, crl_objs = self._dss
         # copies: the DSS code may touch its certificates, and a certificate asn1crypto has to
         # re-encode costs milliseconds in every CMS structure that later embeds it
-        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.cert_registry)]
+        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.full_chain)]
         DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=[*certs, *ca_certs], crls=crl_objs)
 
     @contextmanager
@@ -383,6 +404,30 @@ class Appearance:
     signature: Image.Image | None = None
 
 
+class _CompressedStamp(StaticContentStamp):  # type: ignore[misc]
+    """The signature's appearance as a compressed form XObject (pyHanko writes it plain: the drawn
+    seal's 16 KB of path operators become about 6 KB), compressed once per unit."""
+
+    def as_form_xobject(self) -> Any:
+        form = super().as_form_xobject()
+        compressed = generic.StreamObject(
+            {**form, generic.NameObject("/Filter"): generic.NameObject("/FlateDecode")},
+            encoded_data=_deflated(form.data),
+        )
+        return compressed
+
+
+@functools.lru_cache(maxsize=64)
+def _deflated(data: bytes) -> bytes:
+    """A seal appearance is the same in every document its unit signs: compressed once."""
+    return zlib.compress(data, 6)
+
+
+class _CompressedStampStyle(StaticStampStyle):  # type: ignore[misc]
+    def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> StaticContentStamp:
+        return _CompressedStamp(writer=writer, style=self, box=box)
+
+
 def _stamp_style(placement: Placement, appearance: Appearance) -> StaticStampStyle | None:
     if placement.box is None:
         return None
@@ -396,7 +441,7 @@ def _stamp_style(placement: Placement, appearance: Appearance) -> StaticStampSty
         signature=appearance.signature,
         signature_box=placement.signature_box,
     )
-    return StaticStampStyle(
+    return _CompressedStampStyle(
         background=content,
         border_width=0,
         background_opacity=1.0,
@@ -424,8 +469,11 @@ def _sign(
     style: StaticStampStyle | None,
     existing_only: bool,
 ) -> bytes:
-    reserve: int | None = SIGNATURE_HEX_DIGITS
-    while True:
+    learned = signatory.reserve_for(signer)
+    # the room the last signature of this signer took, then the fixed room, then pyHanko's own
+    # measure (a second signing pass)
+    attempts: list[int | None] = [learned, SIGNATURE_HEX_DIGITS, None] if learned else [SIGNATURE_HEX_DIGITS, None]
+    for reserve in attempts:
         writer = _writer(pdf)
         prepare(writer)
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=signatory.timestamper(), stamp_style=style)
@@ -433,7 +481,6 @@ def _sign(
             out = pdf_signer.sign_pdf(writer, existing_fields_only=existing_only, bytes_reserved=reserve)
         except PyHankoSigningError as exc:
             if reserve is not None and "larger than expected" in str(exc):
-                reserve = None  # let pyHanko measure the signature, then sign for real
                 continue
             raise SigningError(details={"reason": str(exc)}) from exc
         except TimestampRequestError as exc:
@@ -441,7 +488,48 @@ def _sign(
         except (PdfError, ValueError, OSError) as exc:
             raise SigningError(details={"reason": str(exc)}) from exc
         data: bytes = out.getvalue()
+        signatory.learn_reserve(signer, _signature_hex_digits(data))
         return data
+    raise SigningError(details={"reason": "signature does not fit"})
+
+
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _signature_hex_digits(pdf: bytes) -> int | None:
+    """Hex digits the last signature's CMS takes in its /Contents (without the zero padding)."""
+    tail = pdf[-65536:] if len(pdf) > 65536 else pdf
+    ranges = list(_BYTE_RANGE.finditer(tail)) or list(_BYTE_RANGE.finditer(pdf))
+    if not ranges:
+        return None
+    start, length, second, _ = (int(g) for g in ranges[-1].groups())
+    contents = pdf[start + length + 1 : second - 1]  # between < and >
+    return len(contents.rstrip(b"0"))
+
+
+def last_signature_time(pdf: bytes) -> datetime.datetime | None:
+    """The time the last signature of a PDF we just signed carries: its timestamp token's, else the
+    signer's own. Read from the CMS, without validating again what was just written."""
+    tail = pdf[-65536:] if len(pdf) > 65536 else pdf
+    ranges = list(_BYTE_RANGE.finditer(tail)) or list(_BYTE_RANGE.finditer(pdf))
+    if not ranges:
+        return None
+    start, length, second, _ = (int(g) for g in ranges[-1].groups())
+    try:
+        info = cms.ContentInfo.load(bytes.fromhex(pdf[start + length + 1 : second - 1].decode("ascii")))
+        signer_info = info["content"]["signer_infos"][0]
+        for attr in signer_info["unsigned_attrs"] or []:
+            if attr["type"].native == "signature_time_stamp_token":
+                tst = attr["values"][0]["content"]["encap_content_info"]["content"].parsed
+                gen_time: datetime.datetime = tst["gen_time"].native
+                return gen_time
+        for attr in signer_info["signed_attrs"] or []:
+            if attr["type"].native == "signing_time":
+                signed: datetime.datetime = attr["values"][0].native
+                return signed
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return None
 
 
 def certify(

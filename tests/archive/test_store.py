@@ -162,6 +162,18 @@ def test_a_second_write_of_the_same_bytes_changes_nothing(backend: Backend) -> N
     assert store.exists(digest)
 
 
+def test_a_slice_written_at_once_lands_whole_with_repeats_and_files_already_there(backend: Backend) -> None:
+    store = backend.store
+    before = store.put(b"%PDF-1.7 already")
+    items = [b"%PDF-1.7 a", b"%PDF-1.7 already", b"%PDF-1.7 b", b"%PDF-1.7 a"]
+    digests = store.put_many(items)
+    assert digests == [hashlib.sha256(d).hexdigest() for d in items] and digests[1] == before
+    assert sorted(store.keys()) == sorted(set(digests))
+    for digest, data in zip(digests, items, strict=True):
+        assert store.get(digest) == data
+    assert store.clean_incomplete(dt.timedelta(0)) == 0  # no temporary file left behind
+
+
 def test_threads_writing_the_same_and_other_files_at_once_all_succeed(backend: Backend) -> None:
     store = backend.store
     documents = [f"%PDF-1.7 document {i % 4}".encode() for i in range(16)]  # each written by 4 threads
