@@ -497,11 +497,16 @@ class Pki:
         path_length: int | None = None,
         eku: list[x509.ObjectIdentifier] | None = None,
         crl: str | None = None,
+        leaf: bool = False,
     ) -> x509.Certificate:
         """A certificate valid from ``at`` for ``life``, but never past its issuer's notAfter: a chain
         is no longer valid than its shortest link, and the status should say so."""
         start = at - BACKDATE
         end = start + life
+        if leaf:
+            # A unit's certificate never starts after the moment it is really made: a service whose
+            # clock runs ahead (a test's, moved days on) signs with it today as well.
+            start = min(at, _system_now()) - BACKDATE
         issuer_name = subject
         if issuer is not None:
             if issuer.not_valid_after_utc <= at:
@@ -1009,6 +1014,7 @@ class Pki:
                     at=self._now(),
                     ca=False,
                     crl=self._crl_url(self._issuing_name()),
+                    leaf=True,
                 )
                 self._store_unit(d, key, name, cert, key_obj, [issuing, self.root_certificate()], "local")
             self._units.pop(key, None)
@@ -1137,6 +1143,7 @@ class Pki:
             at=at,
             ca=False,
             crl=self._crl_url(self._issuing_name()),
+            leaf=True,
         )
         if cert.not_valid_after_utc <= current.not_valid_after_utc and not force:
             raise IssuingCaExpiring(

@@ -144,6 +144,14 @@ def no_horizontal_scroll(page: Page) -> None:
     assert width[0] <= width[1], f"page scrolls sideways at {width[1]} px: content is {width[0]} px wide ({page.url})"
 
 
+def csrf_headers(page: Page) -> dict[str, str]:
+    """The header a script's own write needs (the page's forms get the token from app.js)."""
+    for cookie in page.context.cookies():
+        if cookie.get("name") in ("docsign_csrf", "__Host-docsign_csrf"):
+            return {"X-CSRF-Token": str(cookie.get("value", ""))}
+    return {}
+
+
 def login(page: Page, server: Server, username: str, password: str = "kcbx-demo-2024") -> None:
     page.goto(server.url + "/login")
     page.fill("#username", username)

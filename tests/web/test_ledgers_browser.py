@@ -7,7 +7,17 @@ import re
 
 from playwright.sync_api import Browser
 
-from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
+from tests.web.conftest import (
+    DESKTOP,
+    PHONE,
+    Server,
+    Watch,
+    context,
+    csrf_headers,
+    login,
+    no_horizontal_scroll,
+    shot,
+)
 from tests.web.test_browser import both_widths
 
 
@@ -22,6 +32,7 @@ def test_a_school_closes_a_case_on_a_phone_and_it_leaves_the_ledger(browser: Bro
     page.fill("#birth_date", "2012-03-07")
     page.fill("#grade", "六年级")
     page.fill("#guardian_name", "韩大成")
+    page.select_option("#guardian_relation", "父亲")
     page.fill("#guardian_phone", "13805310019")
     page.check("input[name=confirmed]")
     page.click("main button[type=submit]")
@@ -71,9 +82,10 @@ def test_a_school_signs_its_monthly_report_on_a_phone(browser: Browser, server: 
                 "due_day": 28,
                 "kinds": ["report"],
             },
+            headers=csrf_headers(page),
         )
         assert r.ok, r.text()
-        job = page.request.post(f"{server.url}/api/campaigns/{r.json()['id']}/issue").json()
+        job = page.request.post(f"{server.url}/api/campaigns/{r.json()['id']}/issue", headers=csrf_headers(page)).json()
         for _ in range(600):
             if page.request.get(f"{server.url}/api/jobs/{job['id']}").json()["status"] in ("done", "failed"):
                 break

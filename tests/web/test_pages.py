@@ -95,7 +95,7 @@ def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
         assert "报表报送" in page and "周报" in page and "待报送" in page
         # the due list names the report once: "2026年第N周控辍保学辍学周报告", not "…周报告（控辍保学辍学周报告）"
         due = c.get("/cases").text
-        assert re.search(r"\d{4}年第\d+周控辍保学辍学周报告<", due) and "（控辍保学辍学周报告）" not in due
+        assert re.search(r"\d{4}年第\d+周控辍保学辍学周报告\s*<", due) and "（控辍保学辍学周报告）" not in due
         (mine,) = [a for a in c.get("/api/assignments").json() if a["kind"] == "weekly_report"]
         # 报送 with no file chosen: a message at the report, not silence
         r = c.post(f"/reports/{mine['id']}", files={"file": ("", b"", "application/octet-stream")})
