@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from service.accounts.errors import AuthFailed, TooManyRequests, TotpNotEnrolled, TotpRequired
 from service.accounts.models import Role, User
+from service.documents.stamp import qr_matrix
 from service.errors import DocsignError
 from service.http.deps import (
     ServicesDep,
@@ -133,6 +135,18 @@ def change_password(
     return render(request, "password.html", user, errors=errors, done=False, status_code=422)
 
 
+def qr_svg(text: str) -> Markup:
+    """``text`` as an inline SVG QR code (dark modules as one path), for a phone to scan off the screen."""
+    rows = qr_matrix(text)
+    n = len(rows)
+    path = "".join(f"M{x} {y}h1v1h-1z" for y, row in enumerate(rows) for x, dark in enumerate(row) if dark)
+    return Markup(
+        f'<svg class="qr" role="img" aria-label="动态口令二维码" viewBox="-2 -2 {n + 4} {n + 4}" width="220" height="220" '
+        f'shape-rendering="crispEdges"><rect x="-2" y="-2" width="{n + 4}" height="{n + 4}" fill="#fff"/>'
+        f'<path d="{path}" fill="#000"/></svg>'
+    )
+
+
 @router.get("/account/totp")
 def totp_page(request: Request, user: PageUser) -> Response:
     return render(request, "totp.html", user, uri=None, codes=None, errors={})
@@ -147,7 +161,7 @@ def totp_start(request: Request, user: PageUser, services: ServicesDep, session:
     except DocsignError as exc:
         session.rollback()
         return render(request, "totp.html", user, uri=None, codes=None, errors={"code": exc.message}, status_code=422)
-    return render(request, "totp.html", user, uri=uri, codes=None, errors={})
+    return render(request, "totp.html", user, uri=uri, qr=qr_svg(uri), codes=None, errors={})
 
 
 @router.post("/account/totp/confirm")
@@ -161,7 +175,10 @@ def totp_confirm(
     except DocsignError as exc:
         session.rollback()
         uri = services.accounts.pending_totp_uri(user)
-        return render(request, "totp.html", user, uri=uri, codes=None, errors={"code": exc.message}, status_code=422)
+        qr = qr_svg(uri) if uri else None
+        return render(
+            request, "totp.html", user, uri=uri, qr=qr, codes=None, errors={"code": exc.message}, status_code=422
+        )
     response = render(request, "totp.html", user, uri=None, codes=codes, errors={})
     set_session_cookie(response, token, services.settings)
     return response

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import zipfile
+from html import unescape as html_unescape
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -143,6 +144,7 @@ def test_a_school_files_its_weekly_report_on_its_page(tmp_path: Path) -> None:
         assert states["历城区王舍人街道石河小学"] == "已接收（按时）" and states["历城区王舍人街道辛甸小学"] == "待报送"
         assert "报送台账" in ws["A1"].value and ws["G2"].value == "状态" and ws["E2"].value == "报表"
 
+
 def test_a_signer_turns_on_the_second_factor_from_the_pages(tmp_path: Path) -> None:
     import pyotp
 
@@ -155,6 +157,7 @@ def test_a_signer_turns_on_the_second_factor_from_the_pages(tmp_path: Path) -> N
         page = c.post("/account/totp", headers=html).text
         uri = re.search(r"otpauth://[^<\s]+", page)
         assert uri is not None
+        assert read_qr_svg(page) == html_unescape(uri.group(0))  # a QR code to scan, not only the address to type
         totp = pyotp.parse_uri(uri.group(0).replace("&amp;", "&"))
         wrong = c.post("/account/totp/confirm", data={"code": "12345x"}, headers=html)
         assert wrong.status_code == 422 and "动态口令不正确" in wrong.text and "otpauth://" in wrong.text
@@ -164,3 +167,18 @@ def test_a_signer_turns_on_the_second_factor_from_the_pages(tmp_path: Path) -> N
         c.cookies.clear()
         r = c.post("/api/auth/login", json={"username": "wsr-sh-head", "password": PASSWORD})
         assert r.status_code == 401 and r.json()["code"] == "TOTP_REQUIRED"
+
+
+def read_qr_svg(page: str) -> str:
+    """Decode the page's inline SVG QR code (modules drawn as ``M{x} {y}h1v1h-1z``) with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+
+    svg = re.search(r'<svg class="qr".*?viewBox="-2 -2 (\d+) \d+".*?<path d="([^"]*)"', page, re.S)
+    assert svg is not None
+    n = int(svg.group(1)) - 4
+    image = Image.new("L", (n + 8, n + 8), 255)
+    for x, y in re.findall(r"M(\d+) (\d+)h1v1h-1z", svg.group(2)):
+        image.putpixel((int(x) + 4, int(y) + 4), 0)
+    (found,) = zxingcpp.read_barcodes(image.resize(((n + 8) * 4, (n + 8) * 4), Image.Resampling.NEAREST))
+    return str(found.text)
