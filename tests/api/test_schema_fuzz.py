@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.api.conftest import running_service, setup_licheng
+from tests.api.conftest import Service, running_service, setup_licheng
 
 #: Examples per operation and role (DOCSIGN_FUZZ_EXAMPLES raises it for a longer run by hand).
 EXAMPLES = int(os.environ.get("DOCSIGN_FUZZ_EXAMPLES", "4"))
@@ -22,17 +22,25 @@ EXAMPLES = int(os.environ.get("DOCSIGN_FUZZ_EXAMPLES", "4"))
 LAST = ("revoke", "reset-password", "/auth/password", "/auth/logout", "/auth/totp")
 
 
+def role_tokens(service: Service) -> dict[str, str]:
+    """The Licheng district, and an API token of the bureau, an office and a school; the client is
+    left signed out (the generated requests carry only the token)."""
+    c = service.client
+    setup_licheng(service)
+    tokens = {}
+    for user in ("bureau", "wsr-staff", "wsr-sh-head"):
+        service.login(user)
+        tokens[user] = c.post("/api/auth/tokens", json={"name": "fuzz", "days": 30}).json()["token"]
+    c.cookies.clear()
+    c.headers.pop("X-CSRF-Token", None)
+    return tokens
+
+
 @pytest.mark.timeout(900)
 def test_generated_requests_never_get_a_server_error(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         c = service.client
-        setup_licheng(service)
-        tokens = {}
-        for user in ("bureau", "wsr-staff", "wsr-sh-head"):
-            service.login(user)
-            tokens[user] = c.post("/api/auth/tokens", json={"name": "fuzz", "days": 30}).json()["token"]
-        c.cookies.clear()
-        c.headers.pop("X-CSRF-Token", None)
+        tokens = role_tokens(service)
         schema = schemathesis.openapi.from_dict(c.get("/openapi.json").json())
         operations = sorted(
             (r.ok() for r in schema.get_all_operations()), key=lambda op: any(w in op.path for w in LAST)
@@ -80,13 +88,7 @@ SEQUENCES = int(os.environ.get("DOCSIGN_FUZZ_SEQUENCES", "12"))
 def test_chained_requests_never_get_a_server_error(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         c = service.client
-        setup_licheng(service)
-        tokens = {}
-        for user in ("bureau", "wsr-staff", "wsr-sh-head"):
-            service.login(user)
-            tokens[user] = c.post("/api/auth/tokens", json={"name": "fuzz", "days": 30}).json()["token"]
-        c.cookies.clear()
-        c.headers.pop("X-CSRF-Token", None)
+        tokens = role_tokens(service)
         schema = schemathesis.openapi.from_asgi("/openapi.json", c.app)
         Links = schema.as_state_machine()
         assert len(Links.bundles) > 5  # links were inferred: ids flow from answers into requests
