@@ -166,15 +166,20 @@ class Cases:
 
     # --- the case itself ----------------------------------------------------------------------
 
-    def create(self, session: Session, scope: Scope, school_id: int, data: CaseIn) -> Case:
-        """Register a student who dropped out (or may have) at a school the user sees."""
+    def create(
+        self, session: Session, scope: Scope, school_id: int, data: CaseIn, *, platform_list: bool = False
+    ) -> Case:
+        """Register a student who dropped out (or may have) at a school the user sees. The school
+        registers its own cases; ``platform_list``: the bureau files, at its schools, the suspected
+        cases the national platform sends down (the school then handles them)."""
         school = session.get(Unit, school_id)
         if school is None or school.id not in scope.units:
             raise NotFoundForUser("未找到该学校。")
         actor = scope.actor
         if school.type != UnitType.SCHOOL:
             raise CaseInvalid("辍学个案应登记在学生的学籍学校名下。")
-        scope.require_own(school, "辍学个案由学籍学校登记；上级单位只能查看和督促。")
+        if not platform_list:
+            scope.require_own(school, "辍学个案由学籍学校登记；上级单位只能查看和督促。")
         problems = check_case(data)
         if problems:
             raise CaseInvalid(

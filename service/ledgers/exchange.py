@@ -198,7 +198,14 @@ class Exchange:
         titles = {f.key: mapping.get(f.key) or f.title for f in SUSPECTED_FIELDS}
         schools = list(session.scalars(select(Unit).where(Unit.id.in_(scope.units), Unit.type == UnitType.SCHOOL)))
         by_name = {s.name: s for s in schools} | {s.code: s for s in schools}
-        open_ids = set(session.scalars(select(Case.id_number).where(Case.status.in_([s.value for s in OPEN_STATUSES]))))
+        # open cases of the user's own schools only: another bureau's children are not its to learn about
+        open_ids = set(
+            session.scalars(
+                select(Case.id_number).where(
+                    Case.status.in_([s.value for s in OPEN_STATUSES]), Case.school_id.in_(scope.units)
+                )
+            )
+        )
         result = ImportResult()
         good: list[tuple[int, Unit, CaseIn]] = []
         seen: set[str] = set()
@@ -268,7 +275,9 @@ class Exchange:
                 details={"errors": result.errors},
             )
         for _, school, data_in in good:
-            result.created.append(self.cases.create(session, scope, school.id, data_in).id)
+            # the bureau files the platform's list at its schools; a school files its own
+            case = self.cases.create(session, scope, school.id, data_in, platform_list=scope.has(Role.BUREAU))
+            result.created.append(case.id)
         record(
             session,
             scope.actor,
