@@ -726,12 +726,13 @@ def dropout_register() -> None:
     save(d, "dropout_register")
 
 
-def monthly_report() -> None:
-    """The 控辍保学动态管理月报表 (Suiyang 四), made from the case data and certified by the unit: the
-    month's figures, open cases by grade and by key group, the units it sums (an office's or the
-    bureau's), and, for a correction, what changed from the version it replaces."""
+def period_report(key: str, title: str, end: str) -> None:
+    """A report made from the case data and certified by the unit, for a month or a week: the
+    period's figures, cases open at its ``end`` (月末, 周末) by grade and by key group, the units it
+    sums (an office's or the bureau's), and, for a correction, what changed from the version it
+    replaces."""
     d = Doc()
-    d.title("控辍保学动态管理月报表", after_lines=0)
+    d.title(title, after_lines=0)
     d.subtitle("（{{ period_label }}）", after_lines=0)
     d.plain("填报单位：{{ unit_name }}", indent=False, size=14, line=int(LINE_TWIPS * 0.9))
     d.plain("统计期间：{{ covers }}{% if version > 1 %}　第 {{ version }} 版（更正）{% endif %}", indent=False, size=14)
@@ -742,11 +743,11 @@ def monthly_report() -> None:
     d.row(t, [("{%tr endfor %}", 2)], min_height_mm=None)
     d.blank(line=int(LINE_TWIPS * 0.2))
     t2 = d.table([110, 46])
-    d.row(t2, [("月末未销号个案（按年级）", 2)], font=H1_FONT)
+    d.row(t2, [(f"{end}未销号个案（按年级）", 2)], font=H1_FONT)
     d.row(t2, [("{%tr for r in grades %}", 2)], min_height_mm=None)
     d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
     d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
-    d.row(t2, [("月末未销号个案（按重点群体）", 2)], font=H1_FONT)
+    d.row(t2, [(f"{end}未销号个案（按重点群体）", 2)], font=H1_FONT)
     d.row(t2, [("{%tr for r in groups %}", 2)], min_height_mm=None)
     d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
     d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
@@ -761,7 +762,17 @@ def monthly_report() -> None:
     d.tag("{%p endif %}")
     d.plain("填报人：{{ filled_by }}", indent=False, size=14, keep_next=True)
     dated_signature(d, "{{ unit_name }}", "{{ fill_date|cn_date }}", "sigissuer")
-    save(d, "monthly_report")
+    save(d, key)
+
+
+def monthly_report() -> None:
+    """The 控辍保学动态管理月报表 (Suiyang 四)."""
+    period_report("monthly_report", "控辍保学动态管理月报表", "月末")
+
+
+def weekly_report() -> None:
+    """The 辍学周报告 (Zaozhuang 三.(四)(五)): the same form over an ISO week."""
+    period_report("weekly_report", "辍学周报告", "周末")
 
 
 def main() -> int:
@@ -774,6 +785,7 @@ def main() -> int:
     pledge()
     dropout_register()
     monthly_report()
+    weekly_report()
     return 0
 
 

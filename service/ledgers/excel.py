@@ -12,7 +12,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from service.campaigns.ledger import safe_cell
 from service.cases.service import DueItem
 from service.ledgers.district import District, Figures
-from service.ledgers.reports import ROWS, Draft
+from service.ledgers.reports import Draft
 
 
 def _book(title: str, heading: str) -> tuple[Workbook, Worksheet]:
@@ -53,13 +53,14 @@ def due_workbook(heading: str, items: Sequence[DueItem]) -> bytes:
 
 
 def report_workbook(draft: Draft) -> bytes:
-    wb, ws = _book("月报表", f"{draft.unit.name}控辍保学动态管理月报表")
+    kind = draft.kind
+    wb, ws = _book(kind.short, f"{draft.unit.name}{kind.title}")
     ws.append([f"统计期间：{draft.start.isoformat()} 至 {draft.end.isoformat()}"])
     ws.append(["项目", "人数"])
-    for key, title in ROWS:
+    for key, title in kind.rows:
         ws.append([title, draft.figures[key]])
     for key, title in (("grades", "年级"), ("groups", "重点群体")):
-        ws.append([f"月末未销号个案（按{title}）", ""])
+        ws.append([f"{kind.end}未销号个案（按{title}）", ""])
         for name, n in sorted(draft.figures[key].items()):
             ws.append([safe_cell(name), n])
     if draft.parts:

@@ -1,8 +1,10 @@
-"""The 控辍保学动态管理月报表 (Suiyang 四) made from the data and signed through the monthly campaign.
+"""The 控辍保学动态管理月报表 (Suiyang 四) and the 辍学周报告 (Zaozhuang 三.(四)(五)) made from the data and
+signed through the monthly and the weekly campaign.
 
 A school's report counts its own cases; an office's sums its schools' signed reports, the
 bureau's view sums every school's (summed up the tree, never counted twice). The report of the
-campaign period ``2027-10`` (due in October) counts September. Reviewing shows the figures;
+campaign period ``2027-10`` (due in October) counts September; the weekly report of the period
+``2027-W41`` (due in that ISO week) counts the week before, Monday to Sunday. Reviewing shows the figures;
 signing issues them as a document certified with the unit's key and marks the period's
 assignment as filed. A correction is a new signed version, the previous one superseded, with the
 differences listed on it.
@@ -30,7 +32,7 @@ from service.archive.service import Archive, RecordAs
 from service.audit.models import AuditEvent
 from service.campaigns.errors import AssignmentNotSignable
 from service.campaigns.models import Assignment, AssignmentState
-from service.campaigns.service import REPORT
+from service.campaigns.service import REPORT, WEEKLY_REPORT
 from service.cases.errors import CaseInvalid
 from service.cases.models import Attempt, Case, CaseClosure, CaseStatus
 from service.documents.pipeline import IssueRequest
@@ -51,12 +53,50 @@ ROWS = (
 NO_GROUP = "非重点群体"
 
 
+@dataclass(frozen=True)
+class PeriodKind:
+    """What differs between the monthly and the weekly report: the campaign's assignment kind, the
+    document kind and its title, and the words for the period."""
+
+    assignment: str
+    document: str
+    title: str
+    #: The report's name in a file name: 月报表, 周报告.
+    short: str
+    #: The end of the period, for the open cases: 月末, 周末.
+    end: str
+
+    @property
+    def rows(self) -> tuple[tuple[str, str], ...]:
+        return (*ROWS[:-1], ("open", f"{self.end}未销号个案"))
+
+
+MONTHLY = PeriodKind(REPORT, "monthly_report", "控辍保学动态管理月报表", "月报表", "月末")
+WEEKLY = PeriodKind(WEEKLY_REPORT, "weekly_report", "辍学周报告", "周报告", "周末")
+PERIOD_KINDS = {k.assignment: k for k in (MONTHLY, WEEKLY)}
+
+
+def period_kind(period: str) -> PeriodKind:
+    """``2027-W41`` is a week's, ``2027-10`` a month's."""
+    return WEEKLY if "-W" in period else MONTHLY
+
+
 def covered(period: str) -> tuple[dt.date, dt.date]:
-    """The month a period's report counts: the calendar month before the period's."""
-    year, month = (int(x) for x in period.split("-"))
-    first = dt.date(year, month, 1)
+    """The days a period's report counts: the calendar month before the period's month, or the
+    ISO week (Monday to Sunday) before the period's week. ValueError for a malformed period."""
+    year, rest = period.split("-")
+    if rest.startswith("W"):
+        monday = dt.date.fromisocalendar(int(year), int(rest[1:]), 1)
+        return monday - dt.timedelta(days=7), monday - dt.timedelta(days=1)
+    first = dt.date(int(year), int(rest), 1)
     end = first - dt.timedelta(days=1)
     return end.replace(day=1), end
+
+
+def period_text(period: str) -> str:
+    """``2027年10月报送``, ``2027年第41周报送``."""
+    year, rest = period.split("-")
+    return f"{int(year)}年第{int(rest[1:])}周报送" if rest.startswith("W") else f"{int(year)}年{int(rest)}月报送"
 
 
 def empty() -> dict[str, Any]:
@@ -72,10 +112,10 @@ def add(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     return total
 
 
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def differences(old: dict[str, Any], new: dict[str, Any], rows: tuple[tuple[str, str], ...] = ROWS) -> list[str]:
     """What a correction changed, in words: 劝返复学 1→2."""
     out = []
-    for k, title in ROWS:
+    for k, title in rows:
         if old.get(k, 0) != new.get(k, 0):
             out.append(f"{title} {old.get(k, 0)}→{new.get(k, 0)}")
     for key, title in (("grades", "年级"), ("groups", "重点群体")):
@@ -103,15 +143,22 @@ class Draft:
     previous: ReportVersion | None
 
     @property
+    def kind(self) -> PeriodKind:
+        return period_kind(self.period)
+
+    @property
     def changes(self) -> list[str]:
-        return differences(self.previous.figures, self.figures) if self.previous else []
+        return differences(self.previous.figures, self.figures, self.kind.rows) if self.previous else []
 
     @property
     def digest(self) -> str:
         return digest({"figures": self.figures, "parts": self.parts})
 
 
-class MonthlyReports:
+class Reports:
+    """The monthly and the weekly reports: the same counting, review, signing and corrections; a
+    period's kind (:func:`period_kind`) says which."""
+
     def __init__(self, archive: Archive, tz: zoneinfo.ZoneInfo, now: Callable[[], dt.datetime]) -> None:
         self.archive = archive
         self.tz = tz
@@ -224,12 +271,14 @@ class MonthlyReports:
                 add(total, signed.figures)
         return Draft(unit, period, start, end, total, parts, missing, previous)
 
-    def _assignment(self, scope: Scope, assignment: Assignment) -> None:
-        scope.require(Role.SIGNER, Role.OFFICE, message="只有本单位负责人或教育办工作人员可以签章报送月报表。")
+    def _assignment(self, scope: Scope, assignment: Assignment) -> PeriodKind:
+        kind = PERIOD_KINDS.get(assignment.kind, MONTHLY)
+        scope.require(Role.SIGNER, Role.OFFICE, message=f"只有本单位负责人或教育办工作人员可以签章报送{kind.short}。")
         if assignment.unit_id != scope.unit.id:
-            raise Forbidden("只能签章报送本单位的月报表。")
-        if assignment.kind != REPORT or not assignment.period:
-            raise AssignmentNotSignable("这不是控辍保学动态管理月报表的报送任务。")
+            raise Forbidden(f"只能签章报送本单位的{kind.short}。")
+        if assignment.kind not in PERIOD_KINDS or not assignment.period or period_kind(assignment.period) != kind:
+            raise AssignmentNotSignable("这不是控辍保学动态管理月报表或辍学周报告的报送任务。")
+        return kind
 
     def review(self, session: Session, scope: Scope, assignment: Assignment) -> Draft:
         self._assignment(scope, assignment)
@@ -240,22 +289,22 @@ class MonthlyReports:
         the unit's report for the period, certified with the unit's key; the period's assignment
         counts as filed. Refused when the data changed since the review, and for a correction
         that changes nothing. Call in a fresh transaction (the document is archived in it)."""
-        self._assignment(scope, assignment)
+        kind = self._assignment(scope, assignment)
         unit = assignment.unit
         draft = self.draft(session, unit, assignment.period)
         if reviewed != draft.digest:
-            raise CaseInvalid("核对之后数据有变化，请重新核对月报表后再签章。")
+            raise CaseInvalid(f"核对之后数据有变化，请重新核对{kind.short}后再签章。")
         if draft.previous is not None and not draft.changes and draft.previous.figures.get("parts") == draft.parts:
             raise CaseInvalid("与已签章的版本相同，无需更正。")
         version = (draft.previous.version if draft.previous else 0) + 1
         filled_by = scope.user.display_name if scope.user is not None else (unit.head_name or unit.name)
         fields = {
             "unit_name": unit.name,
-            "period_label": f"{int(assignment.period[:4])}年{int(assignment.period[5:])}月报送",
+            "period_label": period_text(assignment.period),
             "covers": f"{draft.start.year}年{draft.start.month}月{draft.start.day}日至"
             f"{draft.end.year}年{draft.end.month}月{draft.end.day}日",
             "version": version,
-            "rows": [{"item": title, "count": draft.figures[k]} for k, title in ROWS],
+            "rows": [{"item": title, "count": draft.figures[k]} for k, title in kind.rows],
             "grades": [{"item": g, "count": n} for g, n in sorted(draft.figures["grades"].items())]
             or [{"item": "无", "count": 0}],
             "groups": [{"item": g, "count": n} for g, n in sorted(draft.figures["groups"].items())]
@@ -269,7 +318,7 @@ class MonthlyReports:
         self.archive.engine.pki.ensure_unit(unit.cert_key, unit.name)
         doc, _ = self.archive.issue(
             session,
-            IssueRequest("monthly_report", fields, issuer_key=unit.cert_key),
+            IssueRequest(kind.document, fields, issuer_key=unit.cert_key),
             RecordAs(issuer=unit),
             scope.actor,
             action="report.sign",
@@ -301,6 +350,6 @@ class MonthlyReports:
             assignment.viewed_at = assignment.viewed_at or now
         # The signed version is found through ReportVersion; the assignment's document_id stays
         # empty (it names a document to sign, which a report is not).
-        assignment.report_name = f"{unit.name}月报表第{version}版.pdf"[:128]
+        assignment.report_name = f"{unit.name}{kind.short}第{version}版.pdf"[:128]
         session.flush()
         return row

@@ -45,7 +45,7 @@ from service.errors import NotFoundForUser
 from service.ledgers.district import DistrictFigures
 from service.ledgers.exchange import Exchange
 from service.ledgers.models import ChildEntry
-from service.ledgers.reports import MonthlyReports
+from service.ledgers.reports import Reports
 from service.ledgers.rules import Deadlines
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
@@ -181,7 +181,7 @@ class Ledgers:
         self.tz = zoneinfo.ZoneInfo(tz)
         self.now = now
         self.deadlines = Deadlines(now, self.today, self.tz)
-        self.reports = MonthlyReports(cases.archive, self.tz, now)
+        self.reports = Reports(cases.archive, self.tz, now)
         self.district = DistrictFigures(self.due_units, now, self.today, self.tz)
         self.exchange = Exchange(cases, now)
 

@@ -1,5 +1,6 @@
-"""The 控辍保学动态管理月报表 pages: a unit reviews the figures made from its data and signs them; an
-office or the bureau sees the sum of its units' signed reports, with the versions and corrections."""
+"""The 控辍保学动态管理月报表 and 辍学周报告 pages (``/monthly-reports``, ``/weekly-reports``): a unit
+reviews the figures made from its data and signs them; an office or the bureau sees the sum of its
+units' signed reports, with the versions and corrections."""
 
 from __future__ import annotations
 
@@ -15,11 +16,18 @@ from service.campaigns.models import Assignment
 from service.errors import DocsignError, NotFoundForUser
 from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
 from service.ledgers.excel import report_workbook
-from service.ledgers.reports import ROWS, covered, differences
+from service.ledgers.reports import MONTHLY, WEEKLY, PeriodKind, covered, differences, period_kind, period_text
 from service.web.common import PageUser, flash_redirect, render
 from service.web.ledgers import XLSX
 
 router = APIRouter(include_in_schema=False)
+
+#: Where each kind's pages live.
+BASE = {MONTHLY.assignment: "/monthly-reports", WEEKLY.assignment: "/weekly-reports"}
+
+
+def _kind_of(request: Request) -> PeriodKind:
+    return WEEKLY if request.url.path.startswith(BASE[WEEKLY.assignment]) else MONTHLY
 
 
 def _page(
@@ -33,6 +41,7 @@ def _page(
 ) -> Response:
     reports = services.ledgers.reports
     draft = reports.review(session, scope, assignment)
+    kind = draft.kind
     versions = reports.versions(session, assignment.unit_id, assignment.period)
     history = []
     for i, v in enumerate(versions):
@@ -42,7 +51,7 @@ def _page(
                 "document_id": v.document_id,
                 "actor": v.actor,
                 "at": v.created_at.astimezone(services.ledgers.tz).strftime("%Y-%m-%d %H:%M"),
-                "changes": differences(versions[i - 1].figures, v.figures) if i else [],
+                "changes": differences(versions[i - 1].figures, v.figures, kind.rows) if i else [],
             }
         )
     return render(
@@ -51,31 +60,45 @@ def _page(
         user,
         assignment=assignment,
         draft=draft,
-        rows=ROWS,
+        kind=kind,
+        base=BASE[kind.assignment],
+        label=period_text(assignment.period),
+        rows=kind.rows,
         history=history,
         error=error,
     )
 
 
 @router.get("/monthly-reports/export.xlsx")
+@router.get("/weekly-reports/export.xlsx")
 def monthly_export(
-    user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, period: str, unit: int | None = None
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    period: str,
+    unit: int | None = None,
 ) -> Response:
     """A unit's report for a period as Excel: a school's from its data, an office's or the bureau's
     summed from the signed reports."""
     target = services.ledgers.unit_for(session, scope, unit)
+    kind = _kind_of(request)
     try:
         covered(period)
     except ValueError:
         raise NotFoundForUser("没有这一期。") from None
+    if period_kind(period) != kind:
+        raise NotFoundForUser("没有这一期。")
     data = report_workbook(services.ledgers.reports.draft(session, target, period))
-    name = f"{target.name}月报表{period}.xlsx"
+    name = f"{target.name}{kind.short}{period}.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
     )
 
 
 @router.get("/monthly-reports/{assignment_id}")
+@router.get("/weekly-reports/{assignment_id}")
 def monthly_report_page(
     request: Request,
     assignment: AssignmentObj,
@@ -88,6 +111,7 @@ def monthly_report_page(
 
 
 @router.post("/monthly-reports/{assignment_id}/sign")
+@router.post("/weekly-reports/{assignment_id}/sign")
 def monthly_report_sign(
     request: Request,
     assignment: AssignmentObj,
@@ -108,10 +132,11 @@ def monthly_report_sign(
         if exc.http_status in (403, 404):
             raise
         return _page(request, user, scope, services, session, assignment, exc.message)
-    return flash_redirect(f"/monthly-reports/{assignment.id}")
+    return flash_redirect(f"{BASE.get(assignment.kind, BASE[MONTHLY.assignment])}/{assignment.id}")
 
 
 @router.get("/monthly-reports")
+@router.get("/weekly-reports")
 def monthly_summary(
     request: Request,
     user: PageUser,
@@ -123,13 +148,27 @@ def monthly_summary(
 ) -> Response:
     """A unit's report period by period: the sum of its schools' signed reports and who is missing."""
     refresh_periods(services, session)
+    kind = _kind_of(request)
     periods = sorted(
-        set(session.scalars(select(Assignment.period).where(Assignment.kind == "report", Assignment.period != ""))),
+        set(
+            session.scalars(
+                select(Assignment.period).where(Assignment.kind == kind.assignment, Assignment.period != "")
+            )
+        ),
         reverse=True,
     )
     target = services.ledgers.unit_for(session, scope, unit)
     period = period if period in periods else (periods[0] if periods else None)
     draft = services.ledgers.reports.draft(session, target, period) if period else None
     return render(
-        request, "monthly_summary.html", user, unit=target, periods=periods, period=period, draft=draft, rows=ROWS
+        request,
+        "monthly_summary.html",
+        user,
+        unit=target,
+        periods=[(p, period_text(p)) for p in periods],
+        period=period,
+        draft=draft,
+        kind=kind,
+        base=BASE[kind.assignment],
+        rows=kind.rows,
     )

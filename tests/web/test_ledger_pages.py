@@ -127,6 +127,61 @@ def test_a_school_reviews_and_signs_its_monthly_report_on_its_page(tmp_path: Pat
         assert c.get(f"/monthly-reports/export.xlsx?period={period}&unit={units['HJL']}").status_code == 404
 
 
+def test_a_school_reviews_and_signs_its_weekly_report_on_its_page(tmp_path: Path) -> None:
+    """The 辍学周报告 made from the data: the same review and signing as the monthly one, over the
+    ISO week before the period's, on its own pages."""
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("bureau")
+        r = c.post("/api/campaigns", json={"name": "辍学周报告", "year": 2026, "recurrence": "weekly", "due_day": 3})
+        campaign = r.json()
+        service.wait_job(c.post(f"/api/campaigns/{campaign['id']}/issue").json()["id"])
+        deadline = dt.datetime.fromisoformat(campaign["deadline"]).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        monday = deadline - dt.timedelta(days=2, hours=15)
+        if monday > service.clock.now():
+            service.clock.advance(monday - service.clock.now())
+        iso = deadline.isocalendar()
+        period = f"{iso.year:04d}-W{iso.week:02d}"
+        last_monday = dt.date.fromisocalendar(iso.year, iso.week, 1) - dt.timedelta(days=7)
+
+        service.login("wsr-sh-head")
+        (mine,) = [
+            a for a in c.get("/api/assignments").json() if a["period"] == period and a["unit_name"].endswith("石河小学")
+        ]
+        page = c.get("/sign").text
+        assert f'href="/weekly-reports/{mine["id"]}"' in page and "核对数据生成的周报告并签章" in page
+        page = c.get(f"/weekly-reports/{mine['id']}").text
+        assert "<h1>辍学周报告</h1>" in page and f"{iso.year}年第{iso.week}周报送" in page
+        assert f"统计 {last_monday} 至 {last_monday + dt.timedelta(days=6)}" in page
+        assert "周末未销号个案" in page and "本期数据（尚未签章）" in page
+        assert f'action="/weekly-reports/{mine["id"]}/sign"' in page
+        reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', page)
+        assert reviewed is not None
+        r = c.post(f"/weekly-reports/{mine['id']}/sign", data={"reviewed": "stale"})
+        assert r.status_code == 200 and "核对之后数据有变化，请重新核对周报告" in r.text
+        r = c.post(f"/weekly-reports/{mine['id']}/sign", data={"reviewed": reviewed[1]}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith(f"/weekly-reports/{mine['id']}"), r.text
+        page = c.get(f"/weekly-reports/{mine['id']}").text
+        assert "第 1 版" in page and "已签章报送，数据没有变化。" in page
+        assert any(a["state"] == "signed" for a in c.get("/api/assignments").json() if a["id"] == mine["id"])
+        page = c.get("/sign").text
+        assert "查看或更正周报告" in page and f'action="/reports/{mine["id"]}"' not in page
+
+        service.login("wsr-xd-head")  # another school's report is out of reach
+        assert c.get(f"/weekly-reports/{mine['id']}").status_code == 404
+        assert c.post(f"/weekly-reports/{mine['id']}/sign", data={"reviewed": reviewed[1]}).status_code == 404
+        service.login("wsr-staff")
+        page = c.get(f"/weekly-reports?unit={units['WSR']}").text
+        assert "周报告汇总" in page and f"{iso.year}年第{iso.week}周报送" in page
+        assert "已报送：历城区王舍人街道石河小学" in page and "未报送：历城区王舍人街道辛甸小学" in page
+        rows = sheet_rows(c.get(f"/weekly-reports/export.xlsx?period={period}&unit={units['WSR']}").content)
+        assert rows[2] == ["项目", "人数"] and ["周末未销号个案", 0] in rows
+        assert ["汇总单位", "历城区王舍人街道石河小学"] in rows
+        # a month's period is not a week's
+        assert c.get(f"/weekly-reports/export.xlsx?period=2026-10&unit={units['WSR']}").status_code == 404
+
+
 def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         units = setup_licheng(service)
