@@ -33,6 +33,9 @@ PASSPHRASE = "test-passphrase"
 # Production is the default environment and refuses development keys; the tests (and the servers
 # they start, which inherit this environment) run as development, with the keys made for them.
 os.environ["DOCSIGN_ENVIRONMENT"] = "development"
+# One key for the audit chain and form tokens in every process a test starts (a Celery worker
+# with a data folder of its own would otherwise make a key of its own and break the chain).
+os.environ.setdefault("DOCSIGN_SECRET_KEY", "tests-only-audit-and-form-token-key-8c1f2e9a")
 
 
 @pytest.fixture(scope="session")
