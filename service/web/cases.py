@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -350,6 +351,28 @@ async def _files(services: ServicesDep, files: list[UploadFile] | None, what: st
     return out
 
 
+async def _act_with_files(
+    request: Request,
+    case: Case,
+    user: PageUser,
+    services: ServicesDep,
+    session: SessionDep,
+    files: list[UploadFile] | None,
+    what: str,
+    act: Callable[[list[tuple[str, bytes]]], object],
+    where: str,
+    values: dict[str, Any],
+) -> Response:
+    """Read the uploaded files, then run the act with them off the event loop; errors show at `where`."""
+    try:
+        uploaded = await _files(services, files, what)
+    except DocsignError as exc:
+        return _case_page(request, user, case, services, session, {where: exc.message}, values)
+    return await run_in_threadpool(
+        _action, request, case, user, services, session, lambda: act(uploaded), where, values
+    )
+
+
 @router.post("/cases/{case_id}/write-off")
 async def case_write_off(
     request: Request,
@@ -363,24 +386,18 @@ async def case_write_off(
     files: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     values = {"reason": reason, "note": note}
-    try:
-        evidence = await _files(services, files, "证明材料")
-    except DocsignError as exc:
-        return _case_page(request, user, case, services, session, {"write_off": exc.message}, values)
-
-    def run() -> Response:
-        return _action(
-            request,
-            case,
-            user,
-            services,
-            session,
-            lambda: services.cases.write_off(session, scope, case, reason, evidence, note),
-            "write_off",
-            values,
-        )
-
-    return await run_in_threadpool(run)
+    return await _act_with_files(
+        request,
+        case,
+        user,
+        services,
+        session,
+        files,
+        "证明材料",
+        lambda evidence: services.cases.write_off(session, scope, case, reason, evidence, note),
+        "write_off",
+        values,
+    )
 
 
 @router.post("/cases/{case_id}/defer")
@@ -398,33 +415,27 @@ async def case_defer(
     files: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     values = {"basis": basis, "authority": authority[:60], "approved_on": approved_on, "defer_note": note}
-    try:
-        approval = await _files(services, files, "批准文件")
-    except DocsignError as exc:
-        return _case_page(request, user, case, services, session, {"defer": exc.message}, values)
-
-    def run() -> Response:
-        return _action(
-            request,
-            case,
-            user,
-            services,
+    return await _act_with_files(
+        request,
+        case,
+        user,
+        services,
+        session,
+        files,
+        "批准文件",
+        lambda approval: services.cases.defer(
             session,
-            lambda: services.cases.defer(
-                session,
-                scope,
-                case,
-                basis=basis,
-                authority=authority,
-                approved_on=parse_date(approved_on),
-                approval=approval,
-                note=note,
-            ),
-            "defer",
-            values,
-        )
-
-    return await run_in_threadpool(run)
+            scope,
+            case,
+            basis=basis,
+            authority=authority,
+            approved_on=parse_date(approved_on),
+            approval=approval,
+            note=note,
+        ),
+        "defer",
+        values,
+    )
 
 
 @router.post("/cases/{case_id}/notice")
