@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from service.accounts.errors import (
     AuthFailed,
-    Forbidden,
     TooManyRequests,
     TotpNotEnrolled,
     TotpRequired,
@@ -342,7 +341,7 @@ class Accounts:
         if user.unit_id not in scope.units:
             raise NotFoundForUser("未找到该账号。")
         if scope.user is not None and user.id == scope.user.id:
-            raise Forbidden("不能重置自己的密码，请使用修改密码。")
+            raise scope.refuse("不能重置自己的密码，请使用修改密码。")
         temporary = secrets.token_urlsafe(12)
         user.password_hash = hash_password(temporary)
         user.must_change_password = True
@@ -396,7 +395,7 @@ class Accounts:
         """A unit's own signer lets ``delegate`` sign with the unit's key from ``starts_on`` to
         ``ends_on`` (inclusive): an account of the unit itself or of a unit above it."""
         if scope.user is not None and not (scope.user.unit_id == unit.id and scope.user.role == Role.SIGNER.value):
-            raise Forbidden(f"只有「{unit.name}」自己的负责人（签署人）可以委托他人签署。")
+            raise scope.refuse(f"只有「{unit.name}」自己的负责人（签署人）可以委托他人签署。")
         if scope.user is None and unit.id not in scope.units:
             raise NotFoundForUser("未找到该单位。")
         above = {unit.id}
@@ -450,7 +449,7 @@ class Accounts:
             scope.user.unit_id == delegation.unit_id and scope.user.role == Role.SIGNER.value
         )
         if not own_unit and not (scope.user is not None and scope.user.id == delegation.user_id):
-            raise Forbidden(f"只有「{delegation.unit.name}」自己的负责人（签署人）或受托人可以撤销委托。")
+            raise scope.refuse(f"只有「{delegation.unit.name}」自己的负责人（签署人）或受托人可以撤销委托。")
         if delegation.revoked_at is None:
             delegation.revoked_at = self.now()
             record(session, scope.actor, "delegation.revoke", "delegation", delegation.id, self.now())
