@@ -95,7 +95,11 @@ def _server(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[
     finally:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a loaded machine: the test's checks are done by now
+                proc.kill()
+                proc.wait(timeout=30)
         log.close()
 
 
