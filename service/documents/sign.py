@@ -164,6 +164,8 @@ _INTEGER_1 = _der(0x02, b"\x01")
 _INTEGER_3 = _der(0x02, b"\x03")
 _OID_TST_INFO = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
 _OID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+_OID_SIGNING_TIME = core.ObjectIdentifier("1.2.840.113549.1.9.5").dump()
+_OID_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
 
 
 class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
@@ -183,7 +185,7 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        self._attrs: list[cms.CMSAttribute] | None = None
+        self._attrs: bytes | None = None
         super().__init__(
             tsa_cert=_asn1_cert(cert),
             tsa_key=key_info,
@@ -220,19 +222,17 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         signature, signed_attrs = self._sign_tst_info(tst_info_data, md_algorithm, at)
         return tsp.TimeStampResp.load(self._response_der(tst_info_data, md_algorithm, signature, signed_attrs))
 
-    def _response_der(
-        self, tst_info_data: bytes, md_algorithm: str, signature: bytes, signed_attrs: cms.CMSAttributes
-    ) -> bytes:
-        """TimeStampResp (RFC 3161) around a signed TSTInfo, as DER."""
+    def _response_der(self, tst_info_data: bytes, md_algorithm: str, signature: bytes, signed_attrs: bytes) -> bytes:
+        """TimeStampResp (RFC 3161) around a signed TSTInfo, as DER (``signed_attrs``: the DER of
+        the signed attributes' SET)."""
         constant = self._constant_der(md_algorithm)
-        attrs = signed_attrs.dump()
         signer_info = _der(
             0x30,
             _INTEGER_1
             + constant["sid"]
             + constant["digest_algorithm"]
             + b"\xa0"
-            + attrs[1:]  # [0] IMPLICIT SET OF Attribute
+            + signed_attrs[1:]  # [0] IMPLICIT SET OF Attribute
             + constant["signature_algorithm"]
             + _der(0x04, signature),
         )
@@ -270,24 +270,24 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         info["policy"] = tsp.ObjectIdentifier(TSA_POLICY)
         return info
 
-    def _sign_tst_info(
-        self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime
-    ) -> tuple[bytes, cms.CMSAttributes]:
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime) -> tuple[bytes, bytes]:
+        """The TSA's signature over the token's signed attributes, and their DER: the attributes
+        every token shares encoded once, the signing time and the digest written directly (in the
+        order pyHanko's own TSA uses)."""
         digest = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
         digest.update(tst_info_data)
-        signed_attrs = cms.CMSAttributes(
-            [
-                *self._constant_attrs(),
-                simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
-                simple_cms_attribute("message_digest", digest.finalize()),
-            ]
+        signed_attrs = _der(
+            0x31,
+            self._constant_attrs_der()
+            + _der(0x30, _OID_SIGNING_TIME + _der(0x31, core.UTCTime(dt).dump()))
+            + _der(0x30, _OID_MESSAGE_DIGEST + _der(0x31, _der(0x04, digest.finalize()))),
         )
-        signature = self._key.sign(signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
+        signature = self._key.sign(signed_attrs, PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
         return signature, signed_attrs
 
-    def _constant_attrs(self) -> list[cms.CMSAttribute]:
-        """The attributes every token shares (content type, the TSA's certificate hash), built and
-        encoded once: asn1crypto re-encodes a freshly built value on every dump."""
+    def _constant_attrs_der(self) -> bytes:
+        """The attributes every token shares (content type, the TSA's certificate hash), encoded
+        once: asn1crypto re-encodes a freshly built value on every dump."""
         if self._attrs is None:
             from pyhanko.sign import general
 
@@ -295,7 +295,7 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
                 simple_cms_attribute("content_type", "tst_info"),
                 simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
             ]
-            self._attrs = [cms.CMSAttribute.load(a.dump()) for a in built]
+            self._attrs = b"".join(a.dump() for a in built)
         return self._attrs
 
 
