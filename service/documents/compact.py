@@ -159,9 +159,7 @@ def _real(value: float) -> bytes:
     return b"\x1e" + bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
 
 
-def build_cff(
-    font_name: str, bbox: list[int], glyphs: list[tuple[int, str, bytes]], units_per_em: int = 1000
-) -> bytes:
+def build_cff(font_name: str, bbox: list[int], glyphs: list[tuple[int, str, bytes]], units_per_em: int = 1000) -> bytes:
     """A name-keyed CFF font (what PDF calls Type1C) of ``glyphs`` (code, glyph name, compiled
     charstring with its width, drawn on ``units_per_em``), whose built-in encoding maps each code to
     its glyph."""

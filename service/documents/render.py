@@ -242,7 +242,9 @@ def slim_package(docx: bytes) -> bytes:
     if "[Content_Types].xml" in parts:
         for name in dropped:
             parts["[Content_Types].xml"] = re.sub(
-                rb'<Override [^>]*PartName="/' + re.escape(name.encode()) + rb'"[^>]*/>', b"", parts["[Content_Types].xml"]
+                rb'<Override [^>]*PartName="/' + re.escape(name.encode()) + rb'"[^>]*/>',
+                b"",
+                parts["[Content_Types].xml"],
             )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:

@@ -76,8 +76,9 @@ logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedNoFetchi
 #: pyHanko's own estimate, which costs a second signing pass.
 SIGNATURE_HEX_DIGITS = 24576
 #: Room added to what a signer's last signature took, in hex digits: a timestamp token's serial
-#: number and time vary by a few bytes between signatures; the rest of a CMS of one signer does not.
-RESERVE_MARGIN = 512
+#: number, nonce and time vary by a few bytes between signatures (at most about 20); the rest of a
+#: CMS of one signer does not. 64 bytes cover that; a larger one is signed again with the fixed room.
+RESERVE_MARGIN = 128
 #: Our own TSA policy: an OID under 2.25 (ITU-T X.667, derived from a UUID) needs no registration.
 TSA_POLICY = "2.25.262603128419722913442355307858124730251"
 
@@ -310,7 +311,9 @@ class Signatory:
         self._signers: dict[tuple[str, int], UnitSigner] = {}
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
-        self._dss: tuple[tuple[bytes, ...], list[bytes], list[bytes], dict[int, dict[str, tuple[bytes, ...]]]] | None = None
+        self._dss: (
+            tuple[tuple[bytes, ...], list[bytes], list[bytes], dict[int, dict[str, tuple[bytes, ...]]]] | None
+        ) = None
         self._reserve: dict[int, int] = {}
         self._lock = threading.Lock()
 

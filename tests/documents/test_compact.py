@@ -84,7 +84,10 @@ def test_each_document_of_a_merged_conversion_holds_only_its_own_glyphs(
     base = example_fields(kind, settings.schemas_dir)
     bodies = [
         template.render_body(complete_context(schema, validate_fields(kind, base | names, settings.schemas_dir)))
-        for names in ({"student_name": "甲乙丙", "guardian_name": "丁戊己"}, {"student_name": "庚辛壬", "guardian_name": "癸酉戌"})
+        for names in (
+            {"student_name": "甲乙丙", "guardian_name": "丁戊己"},
+            {"student_name": "庚辛壬", "guardian_name": "癸酉戌"},
+        )
     ]
     merged = engine.converter.convert(template.compose(bodies))
     first, second = split_and_stamp(merged, [(range(0, 1), None), (range(1, 2), None)])
