@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 import service.archive.tasks
 import service.campaigns.tasks
 import service.cases.tasks  # noqa: F401
+from service.accounts.sealing import SecretBox
 from service.accounts.service import Accounts
 from service.archive.service import Archive, OpenCounter
 from service.archive.store import ArchiveStore, open_store
@@ -140,6 +141,7 @@ class Services:
                 failures_per_account=settings.login_failures_per_account,
                 failures_per_client=settings.login_failures_per_client,
                 lockout_minutes=settings.login_lockout_minutes,
+                secrets=SecretBox(settings.secret()),
             ),
             campaigns=Campaigns(archive, settings.timezone, clock.now),
             cases=cases,

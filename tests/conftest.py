@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -152,7 +152,24 @@ def roster_corpus() -> dict[tuple[str, str], tuple[str, bytes]]:
 REDIS_FILES = ("test_celery_runner.py", "test_licheng_flow.py", "test_scaleout.py", "test_limits.py")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name in REDIS_FILES or item.get_closest_marker("scaleout"):
-            item.add_marker(pytest.mark.xdist_group("redis"))
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist sends to one worker as a whole: the Redis files together, each browser
+    module on its own (its tests walk one story on one demo server, in order), any other test alone."""
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    if name in REDIS_FILES:
+        return "redis"
+    if "browser" in name:
+        return path
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    # pytest 9.2 no longer lets pytest-xdist's own ``loadgroup`` rename items, so the grouping is ours
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Grouped(config, log)

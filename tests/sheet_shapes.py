@@ -147,9 +147,16 @@ def shapes() -> list[Shape]:
     for row in numbers.sheets[0].rows[1:]:
         row[2] = float(f"{int(str(row[2])):.14e}")  # what Excel keeps: 15 significant digits
     numbers.imported = {}
-    numbers.values = {i + 2: {"id_number": f"{s.id_number[0]}.{s.id_number[1:15].rstrip('0')}E+17"} for i, s in enumerate(STUDENTS)}
+    numbers.values = {
+        i + 2: {"id_number": f"{s.id_number[0]}.{s.id_number[1:15].rstrip('0')}E+17"} for i, s in enumerate(STUDENTS)
+    }
     numbers.errors = [
-        (i + 2, "身份证号", f"{s.id_number[0]}.{s.id_number[1:15].rstrip('0')}E+17", "身份证号被存成了数字，只剩15位有效数字")
+        (
+            i + 2,
+            "身份证号",
+            f"{s.id_number[0]}.{s.id_number[1:15].rstrip('0')}E+17",
+            "身份证号被存成了数字，只剩15位有效数字",
+        )
         for i, s in enumerate(STUDENTS)
     ]
     out.append(numbers)
@@ -171,7 +178,11 @@ def shapes() -> list[Shape]:
     out.append(gaps)
 
     notes = _plain("notes under the table", [[TITLE]])
-    notes.sheets[0].rows += [[], ["制表人：刘老师", None, "审核人：孙校长", None, "制表日期：2025年9月1日"], ["注：身份证号请填写18位"]]
+    notes.sheets[0].rows += [
+        [],
+        ["制表人：刘老师", None, "审核人：孙校长", None, "制表日期：2025年9月1日"],
+        ["注：身份证号请填写18位"],
+    ]
     out.append(notes)
 
     hidden = _plain("hidden first sheet", [])
@@ -206,7 +217,16 @@ def shapes() -> list[Shape]:
     out.append(numbered)
 
     marked = _plain("headers marked as required", [])
-    marked.sheets[0].rows[0] = ["*学校代码", "学生姓名（必填）", "身份证号(18位)", "性别", "出生日期", "监护人", "与学生关系", "联系电话"]
+    marked.sheets[0].rows[0] = [
+        "*学校代码",
+        "学生姓名（必填）",
+        "身份证号(18位)",
+        "性别",
+        "出生日期",
+        "监护人",
+        "与学生关系",
+        "联系电话",
+    ]
     out.append(marked)
 
     missing = _plain("a required column missing", [[TITLE]])

@@ -216,7 +216,11 @@ def test_a_csv_with_blank_merged_cells_fills_down_only_the_columns_allowed() -> 
         Column("class", ("班级",)),
     ]
     rows = read_sheet(data, "名单.csv", columns).rows
-    assert [(r.values["school"], r.values["class"]) for r in rows] == [("WSR-SH", "1班"), ("WSR-SH", ""), ("WSR-XD", "2班")]
+    assert [(r.values["school"], r.values["class"]) for r in rows] == [
+        ("WSR-SH", "1班"),
+        ("WSR-SH", ""),
+        ("WSR-XD", "2班"),
+    ]
     assert rows[1].typed["school"] == "WSR-SH"
 
 
@@ -330,7 +334,9 @@ def _worksheet(rows: str, dimension: str = "A1") -> str:
 
 
 def _text_rows(count: int, start: int = 1) -> str:
-    return "".join(f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>学生{n}</t></is></c></row>' for n in range(start, start + count))
+    return "".join(
+        f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>学生{n}</t></is></c></row>' for n in range(start, start + count)
+    )
 
 
 def test_a_declared_huge_dimension_costs_nothing(tmp_path: Path) -> None:
@@ -349,7 +355,10 @@ def test_a_declared_huge_dimension_costs_nothing(tmp_path: Path) -> None:
         (
             "a cell at the far corner",
             lambda: _xlsx_package(
-                _worksheet('<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576"><c r="XFD1048576"><v>1</v></c></row>', "A1:XFD1048576")
+                _worksheet(
+                    '<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576"><c r="XFD1048576"><v>1</v></c></row>',
+                    "A1:XFD1048576",
+                )
             ),
             "有内容写到了第 1048576 行，超过了 50000 行的上限",
         ),
@@ -361,7 +370,9 @@ def test_a_declared_huge_dimension_costs_nothing(tmp_path: Path) -> None:
         ),
         (
             "a used range too large",
-            lambda: _xlsx_package(_worksheet('<row r="1"><c r="A1"><v>1</v></c></row><row r="40000"><c r="GR40000"><v>1</v></c></row>')),
+            lambda: _xlsx_package(
+                _worksheet('<row r="1"><c r="A1"><v>1</v></c></row><row r="40000"><c r="GR40000"><v>1</v></c></row>')
+            ),
             "数据区域过大（40000 行 × 200 列）",
         ),
         (
@@ -376,7 +387,9 @@ def test_a_declared_huge_dimension_costs_nothing(tmp_path: Path) -> None:
             "a string count calamine would reserve memory for",
             lambda: _xlsx_package(
                 _worksheet('<row r="1"><c r="A1" t="s"><v>0</v></c></row>'),
-                ['<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" uniqueCount="4000000000"><si><t>学生姓名</t></si></sst>'],
+                [
+                    '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" uniqueCount="4000000000"><si><t>学生姓名</t></si></sst>'
+                ],
             ),
             "文字超过了 1000000 条的上限",
         ),
@@ -469,7 +482,11 @@ def test_calamine_reads_an_xls_in_a_child_whose_death_is_only_a_refusal(
     assert [g.name for g in _xls_in_child(data)] == ["名单"]
     # the file above, past the checks that refuse it: calamine aborts the child; this process carries on
     aborted = subprocess.run(
-        [sys.executable, "-c", "import io, sys, python_calamine; python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(sys.stdin.buffer.read()))"],
+        [
+            sys.executable,
+            "-c",
+            "import io, sys, python_calamine; python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(sys.stdin.buffer.read()))",
+        ],
         input=_wrapped_dimension(data),
         capture_output=True,
         check=False,

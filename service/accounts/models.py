@@ -34,7 +34,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: The TOTP secret (base32); the second factor is on once ``totp_enabled_at`` is set.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Sealed (``service.accounts.sealing``); an older row may hold it in clear until its next sign-in.
+    totp_secret: Mapped[str | None] = mapped_column(String(128))
     totp_enabled_at: Mapped[dt.datetime | None]
     #: SHA-256 of each unused recovery code.
     recovery_codes: Mapped[list[str] | None] = mapped_column(JSON)

@@ -27,6 +27,14 @@ class Scope:
     actor: Actor
     #: Units whose signer has delegated signing to this user for today (``Delegation``).
     delegated: frozenset[int] = field(default_factory=frozenset)
+    #: What this user was refused, in order; the request's face writes them to the audit log.
+    refusals: list[str] = field(default_factory=list)
+
+    def refuse(self, message: str | None = None) -> Forbidden:
+        """The refusal to raise, noted for the audit log (written once the request's work is undone)."""
+        refusal = Forbidden(message)
+        self.refusals.append(refusal.message)
+        return refusal
 
     @classmethod
     def of_user(cls, session: Session, user: User, client: str | None = None, today: dt.date | None = None) -> Scope:
@@ -58,7 +66,7 @@ class Scope:
 
     def require(self, *roles: Role, message: str | None = None) -> None:
         if not self.has(*roles):
-            raise Forbidden(message)
+            raise self.refuse(message)
 
     def acts_for(self, unit: Unit) -> bool:
         """Whether this user acts for ``unit`` itself (not merely sees it from above). The operator of
@@ -70,7 +78,7 @@ class Scope:
     def require_own(self, unit: Unit, message: str | None = None) -> None:
         """Only the unit's own accounts change the unit's records (a school's cases, its reports)."""
         if not self.acts_for(unit):
-            raise Forbidden(message or f"只有「{unit.name}」自己的账号可以进行此操作；上级单位只能查看和督促。")
+            raise self.refuse(message or f"只有「{unit.name}」自己的账号可以进行此操作；上级单位只能查看和督促。")
 
     def require_signer_for(self, unit: Unit) -> None:
         """Only a unit's own signer signs with the unit's key (or the account the signer delegated
@@ -78,18 +86,18 @@ class Scope:
         Office staff never sign for themselves."""
         if self.user is None:
             if unit.id not in self.units:
-                raise Forbidden(f"不能以「{unit.name}」的名义签章。")
+                raise self.refuse(f"不能以「{unit.name}」的名义签章。")
             return
         if unit.id in self.delegated:
             return  # the unit's own signer delegated it, for today
         if self.user.unit_id != unit.id:
-            raise Forbidden(f"只有「{unit.name}」自己的签署人可以用该单位的证书签章。")
+            raise self.refuse(f"只有「{unit.name}」自己的签署人可以用该单位的证书签章。")
         allowed = {Role.SIGNER.value} | ({Role.BUREAU.value} if unit.type == UnitType.BUREAU else set())
         if self.user.role not in allowed:
-            raise Forbidden(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
+            raise self.refuse(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
 
     def bureau(self) -> Unit:
         """The bureau the user acts for; only bureau staff may act as a bureau."""
         if self.unit.type != UnitType.BUREAU:
-            raise Forbidden("只有教体局工作人员可以进行此操作。")
+            raise self.refuse("只有教体局工作人员可以进行此操作。")
         return self.unit

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from service.accounts.errors import (
     AuthFailed,
-    Forbidden,
     TooManyRequests,
     TotpNotEnrolled,
     TotpRequired,
@@ -27,6 +26,7 @@ from service.accounts.errors import (
 from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, Role, User
 from service.accounts.passwords import password_problem
 from service.accounts.scope import Scope
+from service.accounts.sealing import SecretBox, is_sealed
 from service.audit.service import Actor, record
 from service.db.session import Database
 from service.errors import NotFoundForUser
@@ -179,8 +179,10 @@ class Accounts:
         failures_per_account: int = 5,
         failures_per_client: int = 30,
         lockout_minutes: int = 15,
+        secrets: SecretBox,
     ) -> None:
         self.db = db
+        self.secrets = secrets
         self.login_limit = login_limit
         self.session_hours = session_hours
         self.now = now
@@ -188,6 +190,15 @@ class Accounts:
         self.failures_per_account = failures_per_account
         self.failures_per_client = failures_per_client
         self.lockout = dt.timedelta(minutes=lockout_minutes)
+
+    def _totp(self, user: User) -> pyotp.TOTP | None:
+        return None if user.totp_secret is None else pyotp.TOTP(self.secrets.open(user.id, user.totp_secret))
+
+    def _new_totp(self, session: Session, user: User) -> pyotp.TOTP:
+        session.flush()  # the account's id binds the sealed secret to it
+        secret = pyotp.random_base32()
+        user.totp_secret = self.secrets.seal(user.id, secret)
+        return pyotp.TOTP(secret)
 
     def needs_totp(self, user: User) -> bool:
         """Bureau and office staff when the setting asks for it; anyone who turned it on."""
@@ -220,11 +231,15 @@ class Accounts:
 
     def _second_factor(self, session: Session, user: User, otp: str | None) -> bool:
         """Whether ``otp`` is the user's current TOTP code or an unused recovery code (used up)."""
-        if not otp or user.totp_secret is None:
+        totp = self._totp(user)
+        if not otp or totp is None:
             return False
         code = otp.strip().replace(" ", "")
         if code.isdigit() and len(code) == 6:
-            return pyotp.TOTP(user.totp_secret).verify(code, for_time=self.now(), valid_window=1)
+            good = totp.verify(code, for_time=self.now(), valid_window=1)
+            if good and user.totp_secret is not None and not is_sealed(user.totp_secret):
+                user.totp_secret = self.secrets.seal(user.id, totp.secret)  # kept in clear by an older version
+            return good
         digest = _recovery_hash(code)
         remaining = list(user.recovery_codes or [])
         if digest in remaining:
@@ -326,7 +341,7 @@ class Accounts:
         if user.unit_id not in scope.units:
             raise NotFoundForUser("未找到该账号。")
         if scope.user is not None and user.id == scope.user.id:
-            raise Forbidden("不能重置自己的密码，请使用修改密码。")
+            raise scope.refuse("不能重置自己的密码，请使用修改密码。")
         temporary = secrets.token_urlsafe(12)
         user.password_hash = hash_password(temporary)
         user.must_change_password = True
@@ -339,22 +354,22 @@ class Accounts:
         ``otpauth://`` address a phone authenticator reads (as a QR code or typed in)."""
         if user.totp_enabled_at is not None:
             raise UserInvalid("动态口令已开通；如需更换，请联系管理员重置。")
-        user.totp_secret = pyotp.random_base32()
+        totp = self._new_totp(session, user)
         session.flush()
-        return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
+        return totp.provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
 
     def pending_totp_uri(self, user: User) -> str | None:
         """The authenticator address of a second factor started but not yet confirmed."""
-        if user.totp_secret is None or user.totp_enabled_at is not None:
+        totp = self._totp(user)
+        if totp is None or user.totp_enabled_at is not None:
             return None
-        return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
+        return totp.provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
 
     def confirm_totp(self, session: Session, user: User, code: str) -> tuple[list[str], str]:
         """Turn the second factor on with a first code; returns the recovery codes (shown once) and
         a new session's token (the others end: a privilege change rotates the session)."""
-        if user.totp_secret is None or not pyotp.TOTP(user.totp_secret).verify(
-            code.strip(), for_time=self.now(), valid_window=1
-        ):
+        totp = self._totp(user)
+        if totp is None or not totp.verify(code.strip(), for_time=self.now(), valid_window=1):
             raise UserInvalid("动态口令不正确，请核对手机验证器中的 6 位数字。")
         codes = new_recovery_codes()
         user.recovery_codes = [_recovery_hash(c) for c in codes]
@@ -380,7 +395,7 @@ class Accounts:
         """A unit's own signer lets ``delegate`` sign with the unit's key from ``starts_on`` to
         ``ends_on`` (inclusive): an account of the unit itself or of a unit above it."""
         if scope.user is not None and not (scope.user.unit_id == unit.id and scope.user.role == Role.SIGNER.value):
-            raise Forbidden(f"只有「{unit.name}」自己的负责人（签署人）可以委托他人签署。")
+            raise scope.refuse(f"只有「{unit.name}」自己的负责人（签署人）可以委托他人签署。")
         if scope.user is None and unit.id not in scope.units:
             raise NotFoundForUser("未找到该单位。")
         above = {unit.id}
@@ -434,7 +449,7 @@ class Accounts:
             scope.user.unit_id == delegation.unit_id and scope.user.role == Role.SIGNER.value
         )
         if not own_unit and not (scope.user is not None and scope.user.id == delegation.user_id):
-            raise Forbidden(f"只有「{delegation.unit.name}」自己的负责人（签署人）或受托人可以撤销委托。")
+            raise scope.refuse(f"只有「{delegation.unit.name}」自己的负责人（签署人）或受托人可以撤销委托。")
         if delegation.revoked_at is None:
             delegation.revoked_at = self.now()
             record(session, scope.actor, "delegation.revoke", "delegation", delegation.id, self.now())
@@ -443,14 +458,13 @@ class Accounts:
     def enroll_totp(self, session: Session, scope: Scope, user: User) -> tuple[str, list[str]]:
         """The operator (``docsign user totp``) turns the second factor on for an account at once;
         returns the secret's address and the recovery codes, to hand to the person."""
-        user.totp_secret = pyotp.random_base32()
+        totp = self._new_totp(session, user)
         codes = new_recovery_codes()
         user.recovery_codes = [_recovery_hash(c) for c in codes]
         user.totp_enabled_at = self.now()
         end_all_sessions(session, user)
         record(session, scope.actor, "user.totp_enroll", "user", user.id, self.now(), username=user.username)
-        uri = pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
-        return uri, codes
+        return totp.provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER), codes
 
     def add_user(
         self, session: Session, scope: Scope, *, username: str, password: str, display_name: str, role: str, unit: Unit

@@ -20,7 +20,6 @@ from typing import IO, Any, cast
 from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import Forbidden
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
@@ -512,7 +511,7 @@ class Campaigns:
         if assignment.unit_id not in scope.delegated:  # a delegate signs for the unit that chose them
             scope.require(Role.SIGNER, message="只有本单位负责人（签署人）可以签署。")
             if assignment.unit_id != scope.unit.id:
-                raise Forbidden("只能签署本单位的文书。")
+                raise scope.refuse("只能签署本单位的文书。")
         if assignment.kind in REPORT_KINDS.values() or assignment.document_id is None:
             raise AssignmentNotSignable(f"{KIND_TITLES.get(assignment.kind, '报表')}请上传报表文件，不需要在线签署。")
         doc = session.get(Document, assignment.document_id)
@@ -605,7 +604,7 @@ class Campaigns:
         """A unit files this period's report (a PDF or an Excel file)."""
         scope.require(Role.SIGNER, Role.OFFICE)
         if assignment.unit_id != scope.unit.id:
-            raise Forbidden("只能报送本单位的报表。")
+            raise scope.refuse("只能报送本单位的报表。")
         if assignment.kind not in REPORT_KINDS.values():
             raise AssignmentNotSignable("这份文书需要在线签署，不是上传报表。")
         if assignment.state in DONE_STATES:

@@ -22,6 +22,7 @@ from service.accounts.models import ApiToken, Delegation, Role, User
 from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
 from service.archive.models import Document
+from service.audit.service import record_apart
 from service.campaigns.models import Assignment, Campaign
 from service.cases.models import Case, Roster
 from service.container import Services
@@ -111,9 +112,26 @@ def current_user(request: Request, user: Annotated[User | None, Depends(optional
 UserDep = Annotated[User, Depends(current_user)]
 
 
-def get_scope(request: Request, user: UserDep, services: ServicesDep, session: SessionDep) -> Scope:
+def get_scope(request: Request, user: UserDep, services: ServicesDep, session: SessionDep) -> Iterator[Scope]:
     today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
-    return Scope.of_user(session, user, client_address(request, services.settings), today)
+    scope = Scope.of_user(session, user, client_address(request, services.settings), today)
+    try:
+        yield scope
+    finally:
+        if scope.refusals:
+            # The request's own work is over (committed, or to be dropped): undo what is left so
+            # the refusals are written apart without waiting on this transaction's locks.
+            session.rollback()
+            for reason in scope.refusals:
+                record_apart(
+                    session,
+                    scope.actor,
+                    "access.denied",
+                    "request",
+                    f"{request.method} {request.url.path}"[:64],
+                    services.clock.now(),
+                    reason=reason,
+                )
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
-from sqlalchemy import CursorResult, and_, event, false, func, or_, select, update
+from sqlalchemy import CursorResult, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.archive.store import RETRYING_MESSAGE, ArchiveUnavailable
@@ -44,7 +44,7 @@ from service.db.session import Database
 from service.errors import DocsignError
 from service.jobs.models import ACTIVE, Job, JobSlice
 from service.jobs.registry import JobContext, JobStopped, function_for, reporting_outages, split_for
-from service.jobs.runner import STAGE_STORE_RETRY, Schedule, create_job, wall_now
+from service.jobs.runner import STAGE_STORE_RETRY, RunnerBase, Schedule, create_job, wall_now
 from service.settings import Settings
 from service.workdir import pid_alive
 
@@ -189,7 +189,7 @@ def _register_tasks(app: Celery) -> None:
 # --- the runner ----------------------------------------------------------------------------------
 
 
-class CeleryRunner:
+class CeleryRunner(RunnerBase):
     """Jobs as Celery tasks; the same interface as the embedded runner for the faces."""
 
     def __init__(
@@ -208,8 +208,6 @@ class CeleryRunner:
         self.schedules = list(schedules)
         self.host = socket.gethostname()[:40]
         self._token = secrets.token_hex(4)
-        self._context: Callable[[Session, int], JobContext] | None = None
-        self._on_takeover: Callable[[Session, int], object] | None = None
         self._stopping = threading.Event()
 
     @property
@@ -217,34 +215,11 @@ class CeleryRunner:
         # per process: a forked worker child is a different owner from its parent
         return f"{self.host}:{os.getpid()}:{self._token}"
 
-    def bind(
-        self,
-        context: Callable[[Session, int], JobContext],
-        on_takeover: Callable[[Session, int], object] | None = None,
-    ) -> None:
-        self._context = context
-        self._on_takeover = on_takeover
-
     # --- the faces' side ----------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        session: Session,
-        kind: str,
-        params: dict[str, Any],
-        *,
-        unit_id: int | None = None,
-        user_id: int | None = None,
-        active_key: str | None = None,
-    ) -> tuple[Job, bool]:
-        job, new = create_job(
-            session, kind, params, unit_id=unit_id, user_id=user_id, active_key=active_key, now=wall_now()
-        )
-        if new:
-            job_id = job.id
-            # The task is sent once the job row is visible to the workers.
-            event.listen(session, "after_commit", lambda _s: self.send("docsign.job", job_id), once=True)
-        return job, new
+    def _announce(self, job_id: int) -> None:
+        # The task is sent once the job row is visible to the workers.
+        self.send("docsign.job", job_id)
 
     def send(self, task: str, ident: int) -> None:
         try:

@@ -113,7 +113,46 @@ def create_job(
     return job, True
 
 
-class EmbeddedRunner:
+class RunnerBase:
+    """What both runners share: how a job's context is built, and a job enqueued as a row that
+    is announced (to this process's pool, or to the broker) once the caller commits."""
+
+    _context: Callable[[Session, int], JobContext] | None = None
+    _on_takeover: Callable[[Session, int], object] | None = None
+
+    def bind(
+        self,
+        context: Callable[[Session, int], JobContext],
+        on_takeover: Callable[[Session, int], object] | None = None,
+    ) -> None:
+        """How to build a job's context, and what to clear up before resuming a job whose previous
+        run died (the service container calls this once)."""
+        self._context = context
+        self._on_takeover = on_takeover
+
+    def enqueue(
+        self,
+        session: Session,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        unit_id: int | None = None,
+        user_id: int | None = None,
+        active_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        job, new = create_job(
+            session, kind, params, unit_id=unit_id, user_id=user_id, active_key=active_key, now=wall_now()
+        )
+        if new:
+            job_id = job.id
+            event.listen(session, "after_commit", lambda _s: self._announce(job_id), once=True)
+        return job, new
+
+    def _announce(self, job_id: int) -> None:
+        raise NotImplementedError
+
+
+class EmbeddedRunner(RunnerBase):
     """Jobs in a thread pool of this process, claimed from the database by lease."""
 
     def __init__(
@@ -131,8 +170,6 @@ class EmbeddedRunner:
         self.poll = poll
         self.schedules = list(schedules)
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._context: Callable[[Session, int], JobContext] | None = None
-        self._on_takeover: Callable[[Session, int], object] | None = None
         self._local_owners: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docsign-job")
         self._running: dict[int, Future[None]] = {}
@@ -143,35 +180,9 @@ class EmbeddedRunner:
         self._finished: dict[int, threading.Event] = {}
         self._listeners: dict[int, Callable[[int, int, str | None], None]] = {}
 
-    def bind(
-        self,
-        context: Callable[[Session, int], JobContext],
-        on_takeover: Callable[[Session, int], object] | None = None,
-    ) -> None:
-        """How to build a job's context, and what to clear up before resuming a job whose previous
-        run died (the service container calls this once)."""
-        self._context = context
-        self._on_takeover = on_takeover
-
-    # --- the interface --------------------------------------------------------------------------
-
-    def enqueue(
-        self,
-        session: Session,
-        kind: str,
-        params: dict[str, Any],
-        *,
-        unit_id: int | None = None,
-        user_id: int | None = None,
-        active_key: str | None = None,
-    ) -> tuple[Job, bool]:
-        job, new = create_job(
-            session, kind, params, unit_id=unit_id, user_id=user_id, active_key=active_key, now=wall_now()
-        )
-        if new:
-            # Look for work as soon as the caller's transaction makes the job visible.
-            event.listen(session, "after_commit", lambda _s: self._wake.set(), once=True)
-        return job, new
+    def _announce(self, job_id: int) -> None:
+        # Look for work as soon as the caller's transaction makes the job visible.
+        self._wake.set()
 
     def start(self) -> None:
         if self._poller is None:

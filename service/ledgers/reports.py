@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.accounts.errors import Forbidden
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
@@ -275,7 +274,7 @@ class Reports:
         kind = PERIOD_KINDS.get(assignment.kind, MONTHLY)
         scope.require(Role.SIGNER, Role.OFFICE, message=f"只有本单位负责人或教育办工作人员可以签章报送{kind.short}。")
         if assignment.unit_id != scope.unit.id:
-            raise Forbidden(f"只能签章报送本单位的{kind.short}。")
+            raise scope.refuse(f"只能签章报送本单位的{kind.short}。")
         if assignment.kind not in PERIOD_KINDS or not assignment.period or period_kind(assignment.period) != kind:
             raise AssignmentNotSignable("这不是控辍保学动态管理月报表或辍学周报告的报送任务。")
         return kind

@@ -58,6 +58,7 @@ def test_failures_lock_the_account_from_every_client_and_every_process(services:
         services.clock.now,
         failures_per_account=per_account,
         failures_per_client=8,
+        secrets=services.accounts.secrets,
     )
     with services.db.session() as s:
         for i in range(per_account):  # from as many clients as attempts

@@ -24,6 +24,8 @@ from service.accounts.models import Delegation, User
 from service.accounts.scope import Scope
 from service.accounts.service import create_user
 from service.archive.models import Document, DocumentVersion
+from service.audit.models import AuditEvent
+from service.audit.service import verify_chain
 from service.campaigns.models import Assignment
 from service.cases.models import Attempt, Case, CaseFile, Roster
 from service.jobs.models import Job
@@ -336,6 +338,24 @@ def test_a_school_signer_cannot_sign_or_issue_for_another_unit(tmp_path: Path) -
             assert c.post(f"/api/cases/{ids['case_id']}/register").status_code == 403
             assert c.post(f"/api/cases/{ids['case_id']}/returned").status_code == 403
             assert c.post(f"/api/rosters/{ids['roster_id']}/issue").status_code == 403
+        # every refusal is in the audit log: who, which request, why (the chain stays whole)
+        with service.state.db.session() as s:
+            denied = s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "access.denied").order_by(AuditEvent.id)
+            ).all()
+            names = {u.id: u.username for u in s.scalars(select(User))}
+            assert [(names.get(e.actor_user_id or 0), e.object_id) for e in denied] == [
+                (name, path)
+                for name in ("wsr-staff", "bureau")
+                for path in (
+                    f"POST /api/cases/{ids['case_id']}/notices",
+                    f"POST /api/cases/{ids['case_id']}/register",
+                    f"POST /api/cases/{ids['case_id']}/returned",
+                    f"POST /api/rosters/{ids['roster_id']}/issue",
+                )
+            ], [(e.actor, e.object_id) for e in denied]
+            assert all(e.detail["reason"] for e in denied)
+            assert verify_chain(s).ok
         # the bureau may issue a notice for the case in its own name, signed with its own key
         service.login("bureau")
         r = c.post(

@@ -23,7 +23,17 @@ from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
 from service.units.models import Unit
 from tests import checks
-from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
+from tests.web.conftest import (
+    DESKTOP,
+    PHONE,
+    Server,
+    Watch,
+    context,
+    csrf_headers,
+    login,
+    no_horizontal_scroll,
+    shot,
+)
 
 
 def both_widths(browser: Browser, server: Server, username: str | None, path: str, name: str) -> None:
@@ -280,7 +290,30 @@ def test_verify_page_tap_targets_and_code_hint_on_a_phone(browser: Browser, serv
     ctx.close()
 
 
+def _ensure_signed(browser: Browser, server: Server, campaign_id: int, username: str) -> None:
+    """Sign the unit's pledge through the API unless the phone test above already did."""
+    ctx = context(browser, DESKTOP)
+    page = ctx.new_page()
+    login(page, server, username)
+    mine = [a for a in page.request.get(f"{server.url}/api/assignments").json() if a["campaign_id"] == campaign_id]
+    assert len(mine) == 1, mine
+    if mine[0]["state"] in ("issued", "viewed"):
+        canvas = """() => { const c = document.createElement("canvas"); c.width = 686; c.height = 360;
+                            const g = c.getContext("2d"); g.lineWidth = 6; g.beginPath(); g.moveTo(40, 200);
+                            for (let x = 40; x < 640; x += 40) g.lineTo(x, x % 80 ? 80 : 280);
+                            g.stroke(); return c.toDataURL("image/png"); }"""
+        png = page.evaluate(canvas)
+        signed = page.request.post(
+            f"{server.url}/api/assignments/{mine[0]['id']}/sign",
+            data={"signature_png": png, "confirm": True},
+            headers=csrf_headers(page),
+        )
+        assert signed.ok, signed.text()
+    ctx.close()
+
+
 def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, campaign_id: int) -> None:
+    _ensure_signed(browser, server, campaign_id, "wsr-sh-head")
     ctx = context(browser, DESKTOP)
     watch = Watch()
     page = watch.attach(ctx.new_page())
