@@ -50,7 +50,13 @@ def _setup(home: Path, count: int) -> tuple[Any, Any, bytes]:
     from service.units.demo import load_demo
     from tests.cases.roster_data import rows, xlsx
 
-    settings = Settings(data_dir=home / "var", certs_dir=home / "certs", public_base_url="https://kcbx.example.edu.cn")
+    # a throwaway deployment: development (its own audit key in data_dir), not production
+    settings = Settings(
+        data_dir=home / "var",
+        certs_dir=home / "certs",
+        public_base_url="https://kcbx.example.edu.cn",
+        environment="development",
+    )
     db = Database(settings)
     db.migrate()
     with db.session() as s:

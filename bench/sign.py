@@ -64,7 +64,13 @@ def run(home: Path, signatures: int, notices: int) -> dict[str, Any]:
     from service.units.demo import load_demo
     from service.units.models import Unit
 
-    settings = Settings(data_dir=home / "var", certs_dir=home / "certs", public_base_url="https://kcbx.example.edu.cn")
+    # a throwaway deployment: development (its own audit key in data_dir), not production
+    settings = Settings(
+        data_dir=home / "var",
+        certs_dir=home / "certs",
+        public_base_url="https://kcbx.example.edu.cn",
+        environment="development",
+    )
     services = Services.build(settings)
     try:
         services.prepare()

@@ -14,7 +14,6 @@ import math
 from functools import lru_cache
 
 from fontTools.pens.basePen import BasePen
-from fontTools.pens.transformPen import TransformPen
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 from pyhanko.pdf_utils import generic
@@ -33,21 +32,26 @@ SEAL_FAMILY = "Noto Serif CJK SC:bold"
 MAX_SIGNATURE_PIXELS = 4096
 
 
+def _n(v: float) -> str:
+    """A coordinate in font units: the face's own integers stay integers."""
+    return str(round(v)) if abs(v - round(v)) < 0.005 else f"{v:.2f}"
+
+
 class _PdfPathPen(BasePen):  # type: ignore[misc]
-    """Collects glyph outlines as PDF path operators."""
+    """Collects glyph outlines as PDF path operators, in the glyph's own units."""
 
     def __init__(self, glyph_set: object) -> None:
         super().__init__(glyph_set)
         self.ops: list[str] = []
 
     def _moveTo(self, pt: tuple[float, float]) -> None:
-        self.ops.append(f"{pt[0]:.2f} {pt[1]:.2f} m")
+        self.ops.append(f"{_n(pt[0])} {_n(pt[1])} m")
 
     def _lineTo(self, pt: tuple[float, float]) -> None:
-        self.ops.append(f"{pt[0]:.2f} {pt[1]:.2f} l")
+        self.ops.append(f"{_n(pt[0])} {_n(pt[1])} l")
 
     def _curveToOne(self, p1: tuple[float, float], p2: tuple[float, float], p3: tuple[float, float]) -> None:
-        self.ops.append(f"{p1[0]:.2f} {p1[1]:.2f} {p2[0]:.2f} {p2[1]:.2f} {p3[0]:.2f} {p3[1]:.2f} c")
+        self.ops.append(f"{_n(p1[0])} {_n(p1[1])} {_n(p2[0])} {_n(p2[1])} {_n(p3[0])} {_n(p3[1])} c")
 
     def _closePath(self) -> None:
         self.ops.append("h")
@@ -83,15 +87,20 @@ def _star(cx: float, cy: float, r: float) -> str:
     return " ".join(ops)
 
 
-def _glyph_ops(ch: str, transform: tuple[float, float, float, float, float, float]) -> list[str]:
+def _glyph_ops(ch: str, transform: tuple[float, float, float, float, float, float]) -> str:
+    """One filled glyph placed by ``transform``: its outline in font units (integers) under a
+    ``cm``, a third fewer bytes than the outline transformed point by point, and exact."""
     font = _seal_font()
     name = font.getBestCmap().get(ord(ch))
     if name is None:
-        return []
+        return ""
     glyph_set = font.getGlyphSet()
     pen = _PdfPathPen(glyph_set)
-    glyph_set[name].draw(TransformPen(pen, transform))
-    return pen.ops
+    glyph_set[name].draw(pen)
+    if not pen.ops:
+        return ""
+    a, b, c, d, e, f = transform
+    return f"q {a:.6f} {b:.6f} {c:.6f} {d:.6f} {e:.2f} {f:.2f} cm " + " ".join(pen.ops) + " f Q"
 
 
 @lru_cache(maxsize=256)
@@ -128,7 +137,7 @@ def seal_ops(name: str, diameter: float = SEAL_DIAMETER, bottom_text: str = "") 
             f = gy - (b * ox + dd * oy)
             glyph = _glyph_ops(ch, (a, b, cc, dd, e, f))
             if glyph:
-                ops.append(" ".join(glyph) + " f")
+                ops.append(glyph)
     if bottom_text:
         upm = _seal_font()["head"].unitsPerEm
         height = d * 0.1
@@ -138,7 +147,7 @@ def seal_ops(name: str, diameter: float = SEAL_DIAMETER, bottom_text: str = "") 
         for k, ch in enumerate(bottom_text):
             glyph = _glyph_ops(ch, (scale, 0, 0, scale, x0 + k * upm * scale, c - d * 0.3))
             if glyph:
-                ops.append(" ".join(glyph) + " f")
+                ops.append(glyph)
     return "\n".join(ops).encode("ascii")
 
 

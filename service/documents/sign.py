@@ -14,6 +14,7 @@ parsed key and :data:`SIGNATURE_HEX_DIGITS` reserves the size, taking a signatur
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import io
@@ -39,6 +40,7 @@ from pyhanko.pdf_utils.generic import ArrayObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
+from pyhanko.sign._session_scope import run_and_release
 from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
@@ -74,8 +76,9 @@ logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedNoFetchi
 #: pyHanko's own estimate, which costs a second signing pass.
 SIGNATURE_HEX_DIGITS = 24576
 #: Room added to what a signer's last signature took, in hex digits: a timestamp token's serial
-#: number and time vary by a few bytes between signatures; the rest of a CMS of one signer does not.
-RESERVE_MARGIN = 512
+#: number, nonce and time vary by a few bytes between signatures (at most about 20); the rest of a
+#: CMS of one signer does not. 64 bytes cover that; a larger one is signed again with the fixed room.
+RESERVE_MARGIN = 128
 #: Our own TSA policy: an OID under 2.25 (ITU-T X.667, derived from a UUID) needs no registration.
 TSA_POLICY = "2.25.262603128419722913442355307858124730251"
 
@@ -162,12 +165,16 @@ _INTEGER_1 = _der(0x02, b"\x01")
 _INTEGER_3 = _der(0x02, b"\x03")
 _OID_TST_INFO = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
 _OID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+_OID_SIGNING_TIME = core.ObjectIdentifier("1.2.840.113549.1.9.5").dump()
+_OID_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
 
 
 class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
     """The local TSA: RFC 3161 tokens signed in-process with the TSA key from certs/.
 
-    pyHanko's in-process TSA, with our policy OID and the key parsed once.
+    pyHanko's in-process TSA, with our policy OID and the key parsed once. A token carries the
+    TSA's certificate and the CA above it: validators that do not read the DSS (pyHanko's own,
+    without LTV) need the CA in the token to trust the timestamp.
     """
 
     def __init__(self, pki: Pki, now: Callable[[], datetime.datetime] | None = None) -> None:
@@ -179,7 +186,7 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        self._attrs: list[cms.CMSAttribute] | None = None
+        self._attrs: bytes | None = None
         super().__init__(
             tsa_cert=_asn1_cert(cert),
             tsa_key=key_info,
@@ -216,19 +223,17 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         signature, signed_attrs = self._sign_tst_info(tst_info_data, md_algorithm, at)
         return tsp.TimeStampResp.load(self._response_der(tst_info_data, md_algorithm, signature, signed_attrs))
 
-    def _response_der(
-        self, tst_info_data: bytes, md_algorithm: str, signature: bytes, signed_attrs: cms.CMSAttributes
-    ) -> bytes:
-        """TimeStampResp (RFC 3161) around a signed TSTInfo, as DER."""
+    def _response_der(self, tst_info_data: bytes, md_algorithm: str, signature: bytes, signed_attrs: bytes) -> bytes:
+        """TimeStampResp (RFC 3161) around a signed TSTInfo, as DER (``signed_attrs``: the DER of
+        the signed attributes' SET)."""
         constant = self._constant_der(md_algorithm)
-        attrs = signed_attrs.dump()
         signer_info = _der(
             0x30,
             _INTEGER_1
             + constant["sid"]
             + constant["digest_algorithm"]
             + b"\xa0"
-            + attrs[1:]  # [0] IMPLICIT SET OF Attribute
+            + signed_attrs[1:]  # [0] IMPLICIT SET OF Attribute
             + constant["signature_algorithm"]
             + _der(0x04, signature),
         )
@@ -266,24 +271,24 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         info["policy"] = tsp.ObjectIdentifier(TSA_POLICY)
         return info
 
-    def _sign_tst_info(
-        self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime
-    ) -> tuple[bytes, cms.CMSAttributes]:
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime) -> tuple[bytes, bytes]:
+        """The TSA's signature over the token's signed attributes, and their DER: the attributes
+        every token shares encoded once, the signing time and the digest written directly (in the
+        order pyHanko's own TSA uses)."""
         digest = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
         digest.update(tst_info_data)
-        signed_attrs = cms.CMSAttributes(
-            [
-                *self._constant_attrs(),
-                simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
-                simple_cms_attribute("message_digest", digest.finalize()),
-            ]
+        signed_attrs = _der(
+            0x31,
+            self._constant_attrs_der()
+            + _der(0x30, _OID_SIGNING_TIME + _der(0x31, core.UTCTime(dt).dump()))
+            + _der(0x30, _OID_MESSAGE_DIGEST + _der(0x31, _der(0x04, digest.finalize()))),
         )
-        signature = self._key.sign(signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
+        signature = self._key.sign(signed_attrs, PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
         return signature, signed_attrs
 
-    def _constant_attrs(self) -> list[cms.CMSAttribute]:
-        """The attributes every token shares (content type, the TSA's certificate hash), built and
-        encoded once: asn1crypto re-encodes a freshly built value on every dump."""
+    def _constant_attrs_der(self) -> bytes:
+        """The attributes every token shares (content type, the TSA's certificate hash), encoded
+        once: asn1crypto re-encodes a freshly built value on every dump."""
         if self._attrs is None:
             from pyhanko.sign import general
 
@@ -291,7 +296,7 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
                 simple_cms_attribute("content_type", "tst_info"),
                 simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
             ]
-            self._attrs = [cms.CMSAttribute.load(a.dump()) for a in built]
+            self._attrs = b"".join(a.dump() for a in built)
         return self._attrs
 
 
@@ -306,7 +311,9 @@ class Signatory:
         self._signers: dict[tuple[str, int], UnitSigner] = {}
         self._timestamper: TimeStamper | None = None
         self._context: tuple[tuple[bytes, ...], ValidationContext] | None = None
-        self._dss: tuple[tuple[bytes, ...], list[Any], list[Any]] | None = None
+        self._dss: (
+            tuple[tuple[bytes, ...], list[bytes], list[bytes], dict[int, dict[str, tuple[bytes, ...]]]] | None
+        ) = None
         self._reserve: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -341,22 +348,53 @@ class Signatory:
     def add_validation_data(self, writer: IncrementalPdfFileWriter, signer: UnitSigner) -> None:
         """Put the signer's chain, the TSA's certificate and our CRLs into the document's DSS, in the
         revision the signature covers (PAdES B-LT material). The data is the same for every document a
-        unit signs, so it is gathered once, not validated again for each signature as pyHanko's
-        post-signing DSS update would."""
+        unit signs, so it is gathered and compressed once, not validated again for each signature as
+        pyHanko's post-signing DSS update would. A document without a DSS (one being certified) gets
+        it written directly from those compressed streams; one that has a DSS has it merged by pyHanko."""
+        entries = self._dss_entries(signer)
+        if "/DSS" not in writer.root:
+            dss = generic.DictionaryObject()
+            for key, streams in entries.items():
+                dss[generic.NameObject(key)] = generic.ArrayObject(
+                    writer.add_object(
+                        generic.StreamObject(
+                            {generic.NameObject("/Filter"): generic.NameObject("/FlateDecode")}, encoded_data=data
+                        )
+                    )
+                    for data in streams
+                )
+            writer.root[generic.NameObject("/DSS")] = writer.add_object(dss)
+            writer.update_root()
+            return
+        certs = [asn1_x509.Certificate.load(zlib.decompress(c)) for c in entries["/Certs"]]
+        crls = [asn1_crl.CertificateList.load(zlib.decompress(c)) for c in entries["/CRLs"]]
+        DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=certs, crls=crls)
+
+    def _dss_entries(self, signer: UnitSigner) -> dict[str, tuple[bytes, ...]]:
+        """The DSS's certificates (the signer's, its chain, the TSA's chain, each once) and CRLs, each
+        compressed, for ``signer``: built once while the CRLs and the TSA stay the same."""
         crls = self.pki.crls()
         tsa_cert, _ = self.pki.tsa()
         tsa_der = tsa_cert.public_bytes(serialization.Encoding.DER)
         key = (*(c.public_bytes(serialization.Encoding.DER) for c in crls), tsa_der)
         with self._lock:
             if self._dss is None or self._dss[0] != key:
-                certs = [_asn1_cert(c) for c in self.pki.chain_for(tsa_cert)]
-                certs.append(asn1_x509.Certificate.load(tsa_der))
-                self._dss = (key, certs, [asn1_crl.CertificateList.load(c) for c in key[:-1]])
-            _, ca_certs, crl_objs = self._dss
-        # copies: the DSS code may touch its certificates, and a certificate asn1crypto has to
-        # re-encode costs milliseconds in every CMS structure that later embeds it
-        certs = [asn1_x509.Certificate.load(c.dump()) for c in (signer.signing_cert, *signer.full_chain)]
-        DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=[*certs, *ca_certs], crls=crl_objs)
+                tsa_chain = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.chain_for(tsa_cert)]
+                self._dss = (key, [*tsa_chain, tsa_der], list(key[:-1]), {})
+            _, ca_ders, crl_ders, per_signer = self._dss
+            found = per_signer.get(id(signer))
+            if found is None:
+                ders: list[bytes] = []
+                for der in (c.dump() for c in (signer.signing_cert, *signer.full_chain)):
+                    if der not in ders:
+                        ders.append(der)
+                ders += [der for der in ca_ders if der not in ders]
+                found = {
+                    "/Certs": tuple(zlib.compress(der, 9) for der in ders),
+                    "/CRLs": tuple(zlib.compress(der, 9) for der in crl_ders),
+                }
+                per_signer[id(signer)] = found
+            return found
 
     @contextmanager
     def timestamped_at(self, at: datetime.datetime | None) -> Iterator[None]:
@@ -453,11 +491,28 @@ def _stamp_style(placement: Placement, appearance: Appearance) -> StaticStampSty
     )
 
 
+_loops = threading.local()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop for pyHanko's coroutines: ``asyncio.run`` would make and close a
+    loop for every signature (about half a millisecond)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop
+
+
 def _writer(pdf: bytes) -> IncrementalPdfFileWriter:
+    """An incremental writer whose update ends with a classic cross-reference table and trailer,
+    even where the document's first revision keeps its objects in object streams: every update
+    of a document reads the same way (and stays readable by the simplest tools)."""
     try:
-        return IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     except (PdfError, ValueError, KeyError, TypeError) as exc:
         raise PdfInvalid("文件不是有效的 PDF，无法签署。") from exc
+    writer.stream_xrefs = False
+    return writer
 
 
 def _sign(
@@ -478,7 +533,13 @@ def _sign(
         prepare(writer)
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=signatory.timestamper(), stamp_style=style)
         try:
-            out = pdf_signer.sign_pdf(writer, existing_fields_only=existing_only, bytes_reserved=reserve)
+            # what PdfSigner.sign_pdf does, on this thread's event loop instead of a new one each time
+            out = _event_loop().run_until_complete(
+                run_and_release(
+                    pdf_signer.async_sign_pdf(writer, existing_fields_only=existing_only, bytes_reserved=reserve),
+                    meta.validation_context,
+                )
+            )
         except PyHankoSigningError as exc:
             if reserve is not None and "larger than expected" in str(exc):
                 continue

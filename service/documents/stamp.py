@@ -209,7 +209,9 @@ def split_and_stamp(
                     info["/DocsignKind"] = mark.kind
             doc.trailer.Info = doc.make_indirect(pikepdf.Dictionary({k: pikepdf.String(v) for k, v in info.items()}))
             buf = io.BytesIO()
-            doc.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+            # objects in compressed object streams (3 KB less a notice); the updates that sign
+            # it keep classic cross-reference sections (see sign.py)
+            doc.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
             out.append(buf.getvalue())
             times["fonts"] = times.get("fonts", 0.0) + t1 - t0
             times["stamp"] = times.get("stamp", 0.0) + t2 - t1

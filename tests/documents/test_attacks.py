@@ -105,6 +105,7 @@ def replace_same_length(pdf: bytes, old: bytes, new: bytes, start: int = 0) -> b
 
 def incremental(pdf: bytes, change: object) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer.stream_xrefs = False  # a classic section the helpers above can read and extend
     assert callable(change)
     change(writer)
     out = io.BytesIO()

@@ -1,5 +1,5 @@
 """Compact fonts: a document cut out of a conversion carries its own glyphs as CFF and still looks,
-reads and checks exactly as LibreOffice wrote it."""
+reads and checks as LibreOffice wrote it."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ def test_a_compacted_notice_looks_reads_and_checks_as_converted(engine: Document
     assert checks.qpdf_check(compacted).returncode == 0
     assert checks.pdftotext(compacted) == checks.pdftotext(converted)
     for a, b in zip(_pages_png(converted), _pages_png(compacted), strict=True):
-        assert ImageChops.difference(a, b).getbbox() is None  # not one pixel moved
+        # glyphs are redrawn on a 500-unit em: an edge pixel may shade a little differently, no
+        # stroke moves (a stroke one pixel off differs by the full range at its edges)
+        assert ImageChops.difference(a, b).getextrema()[1] <= 64
     assert len(compacted) < len(converted) * 0.8
 
 
@@ -106,3 +108,10 @@ def test_build_cff_is_a_font_fonttools_reads_back() -> None:
     assert top.charset == [".notdef", "cid00034", "cid00035", "cid00034.67"]
     assert [top.Encoding[c] for c in (65, 66, 67)] == ["cid00034", "cid00035", "cid00034.67"]
     assert list(top.FontBBox) == [0, -100, 1000, 900]
+
+
+def test_a_font_drawn_on_a_smaller_em_says_so_in_its_font_matrix() -> None:
+    data = build_cff("ABCDEF+Test-Regular", [0, -50, 500, 450], [(65, "cid00034", b"\x8b\x0e")], 500)
+    cff = CFFFontSet()
+    cff.decompile(io.BytesIO(data), None)
+    assert list(cff["ABCDEF+Test-Regular"].FontMatrix) == [0.002, 0, 0, 0.002, 0, 0]
