@@ -150,7 +150,9 @@ def stamp_content(mark: StampMark, page_width: float, font: StampFont) -> bytes:
     return "\n".join(ops).encode("ascii")
 
 
-def _stamp_page(out: pikepdf.Pdf, page: pikepdf.Page, mark: StampMark, font_ref: pikepdf.Object, font: StampFont) -> None:
+def _stamp_page(
+    out: pikepdf.Pdf, page: pikepdf.Page, mark: StampMark, font_ref: pikepdf.Object, font: StampFont
+) -> None:
     box = page.mediabox
     width = float(box[2])  # the right edge, wherever the box starts
     # Wrap the existing content in q/Q so a graphics state it leaves behind cannot move the stamp.
