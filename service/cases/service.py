@@ -27,7 +27,7 @@ from service.archive.service import Archive, RecordAs, receipt_digest
 from service.audit.service import Actor, record
 from service.campaigns.ledger import safe_cell
 from service.campaigns.models import Assignment, AssignmentState, Campaign
-from service.campaigns.service import REPORT, WEEKLY_REPORT, period_label
+from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT, period_label
 from service.cases.batch import create_roster, issue_roster
 from service.cases.checks import check_guardian, check_id
 from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue, RosterInvalid
@@ -94,8 +94,15 @@ class CaseIn:
     guardians: list[GuardianIn] = field(default_factory=list)
 
 
-#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告).
-REPORT_TITLES = {REPORT: "控辍保学动态管理月报", WEEKLY_REPORT: "控辍保学辍学周报告"}
+#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告), the
+#: county plan 二.(三).2 (学生失学辍学信息报告).
+REPORT_TITLES = {
+    REPORT: "控辍保学动态管理月报",
+    WEEKLY_REPORT: "控辍保学辍学周报告",
+    INFO_REPORT: "学生失学辍学信息报告",
+}
+#: The deadline rule each report's due item stands for (``ledgers.rules``).
+REPORT_RULES = {REPORT: "monthly_report", WEEKLY_REPORT: "weekly_report", INFO_REPORT: "info_report"}
 
 
 @dataclass(frozen=True)
@@ -654,7 +661,7 @@ class Cases:
             what = name if title in name else title if name in title else f"{title}（{name}）"
             items.append(
                 DueItem(
-                    "monthly_report" if a.kind == REPORT else "weekly_report",
+                    REPORT_RULES.get(a.kind, "monthly_report"),
                     f"{period_label(a.period)}{what}",
                     due,
                     today > due,

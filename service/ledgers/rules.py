@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.audit.service import record
-from service.campaigns.models import Campaign
-from service.campaigns.service import REPORT, WEEKLY_REPORT
+from service.campaigns.models import Campaign, TermStart
+from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT
 from service.cases.errors import CaseInvalid
 from service.cases.models import Case, CaseStatus
 from service.cases.service import DueItem
 from service.errors import NotFoundForUser
-from service.ledgers.models import DeadlineRule, RuleDone, TermStart
+from service.ledgers.models import DeadlineRule, RuleDone
 from service.units.models import Unit, UnitType
 from service.units.service import bureau_of
 
@@ -260,8 +260,8 @@ class Deadlines:
             }
             for rule in rules:
                 if rule.anchor == "term":
-                    if term is None:
-                        continue
+                    if term is None or (rule.key == "info_report" and INFO_REPORT in campaigns):
+                        continue  # the term campaign's assignments say it (cleared by signing the report)
                     due = term.starts_on + dt.timedelta(days=rule.days)
                     period = term.starts_on.isoformat()
                     for s in members:
