@@ -344,6 +344,8 @@ def test_a_school_reviews_and_signs_its_info_report_on_its_page(tmp_path: Path) 
         )
         assert r.status_code == 201, r.text
         service.wait_job(c.post(f"/api/campaigns/{r.json()['id']}/issue").json()["id"])
+        page = c.get(f"/campaigns/{r.json()['id']}").text
+        assert "每学期开学后15日内报送" in page and f"{today.year}年{today.month}月{today.day}日开学" in page
         service.login("wsr-sh-head")
         c.post(
             "/api/cases",
