@@ -726,11 +726,12 @@ def dropout_register() -> None:
     save(d, "dropout_register")
 
 
-def period_report(key: str, title: str, end: str) -> None:
-    """A report made from the case data and certified by the unit, for a month or a week: the
-    period's figures, cases open at its ``end`` (月末, 周末) by grade and by key group, the units it
-    sums (an office's or the bureau's), and, for a correction, what changed from the version it
-    replaces."""
+def period_report(key: str, title: str, end: str, children: bool = False) -> None:
+    """A report made from the case data and certified by the unit, for a month, a week or a term:
+    the period's figures, cases open at its ``end`` (月末, 周末, 报告时) by grade and by key group
+    (and, with ``children``, by reason, then each child by name with the reason and whereabouts),
+    the units it sums (an office's or the bureau's), and, for a correction, what changed from the
+    version it replaces."""
     d = Doc()
     d.title(title, after_lines=0)
     d.subtitle("（{{ period_label }}）", after_lines=0)
@@ -751,6 +752,33 @@ def period_report(key: str, title: str, end: str) -> None:
     d.row(t2, [("{%tr for r in groups %}", 2)], min_height_mm=None)
     d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
     d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
+    if children:
+        d.row(t2, [(f"{end}未销号个案（按辍学原因）", 2)], font=H1_FONT)
+        d.row(t2, [("{%tr for r in reasons %}", 2)], min_height_mm=None)
+        d.row(t2, ["{{ r.item }}", "{{ r.count }}"])
+        d.row(t2, [("{%tr endfor %}", 2)], min_height_mm=None)
+        d.blank(line=int(LINE_TWIPS * 0.2))
+        d.plain("失学辍学学生名单", indent=False, size=14, keep_next=True)
+        t3 = d.table([32, 15, 23, 14, 24, 18, 30])
+        d.row(t3, ["学校", "姓名", "年级班级", "类别", "重点群体", "原因", "去向及情况"], font=H1_FONT, size=SMALL_PT, header=True)
+        d.row(t3, [("{%tr for c in students %}", 7)], min_height_mm=None)
+        d.row(
+            t3,
+            [
+                "{{ c.school }}",
+                "{{ c.name }}",
+                "{{ c.grade }}",
+                "{{ c.category }}",
+                "{{ c.groups }}",
+                "{{ c.reason }}",
+                "{{ c.whereabouts }}",
+            ],
+            size=SMALL_PT,
+        )
+        d.row(t3, [("{%tr endfor %}", 7)], min_height_mm=None)
+        d.row(t3, [("{%tr if not students %}", 7)], min_height_mm=None)
+        d.row(t3, [("无", 7)], size=SMALL_PT)
+        d.row(t3, [("{%tr endif %}", 7)], min_height_mm=None)
     d.tag("{%p if parts %}")
     d.plain("汇总单位：{{ parts|join('、') }}", size=TABLE_PT)
     d.tag("{%p endif %}")
@@ -775,6 +803,11 @@ def weekly_report() -> None:
     period_report("weekly_report", "辍学周报告", "周末")
 
 
+def info_report() -> None:
+    """The 学生失学辍学信息报告 (county plan 二.(三).2: within 15 days of each term's start)."""
+    period_report("info_report", "学生失学辍学信息报告", "报告时", children=True)
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     enrollment_notice()
@@ -786,6 +819,7 @@ def main() -> int:
     dropout_register()
     monthly_report()
     weekly_report()
+    info_report()
     return 0
 
 

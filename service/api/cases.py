@@ -96,6 +96,7 @@ async def defer(
     approved_on: Annotated[dt.date, Form(description="批准日期")],
     files: Annotated[list[UploadFile], File(description="批准文件扫描件")],
     note: Annotated[str | None, Form(description="备注")] = None,
+    home_teaching: Annotated[bool, Form(description="是否安排送教上门（每周不少于1次）")] = False,
 ) -> dict[str, Any]:
     approval = [
         (f.filename or "批准文件", await read_upload(f, services.settings.max_pdf_bytes, "批准文件")) for f in files
@@ -111,6 +112,34 @@ async def defer(
             approved_on=approved_on,
             approval=approval,
             note=note,
+            home_teaching=home_teaching,
+        )
+        session.commit()
+        return case_view(session, services.cases, case)
+
+    return await run_in_threadpool(run)
+
+
+@router.post(
+    "/cases/{case_id}/home-visits",
+    status_code=201,
+    summary="记录一次送教上门（延缓入学/休学并送教上门的学生；附送教记录）",
+)
+async def add_home_visit(
+    case: CaseObj,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    date: Annotated[dt.date, Form(description="送教日期")],
+    teachers: Annotated[str, Form(description="送教人员")],
+    content: Annotated[str, Form(description="送教内容")],
+    file: Annotated[UploadFile, File(description="送教记录（照片或监护人签字的记录表）")],
+) -> dict[str, Any]:
+    evidence = [(file.filename or "送教记录", await read_upload(file, services.settings.max_pdf_bytes, "送教记录"))]
+
+    def run() -> dict[str, Any]:
+        services.cases.add_home_visit(
+            session, scope, case, date=date, teachers=teachers, content=content, evidence=evidence
         )
         session.commit()
         return case_view(session, services.cases, case)

@@ -98,3 +98,18 @@ class ForwardBatch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     count: Mapped[int]
     note: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class TermStart(Base):
+    """The day a term starts in a bureau's district, entered once a term; term deadlines count from it,
+    and a campaign recurring each term (the 学生失学辍学信息报告) opens a period for it."""
+
+    __tablename__ = "term_starts"
+    __table_args__ = (UniqueConstraint("bureau_id", "starts_on", name="uq_term_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(30))
+    starts_on: Mapped[dt.date]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))

@@ -28,13 +28,16 @@ class CampaignIn(BaseModel):
     year: int = Field(ge=2000, le=2100, title="年度", examples=[2024])
     kinds: list[str] = Field(
         default=["responsibility_office", "responsibility_direct", "pledge"],
-        title="文书类型：responsibility_office、responsibility_direct、pledge；周期任务不需要填写（月报为 report，周报为 weekly_report）",
+        title="文书类型：responsibility_office、responsibility_direct、pledge；周期任务不需要填写（月报为 report，周报为 weekly_report，信息报告为 info_report）",
     )
     deadline: dt.datetime | None = Field(
         default=None, title="截止时间（不带时区时按北京时间），例如 2024-09-29T16:00", examples=["2024-09-29T16:00:00"]
     )
     issue_date: dt.date | None = Field(default=None, title="文书落款日期，默认今天")
-    recurrence: str | None = Field(default=None, title="周期：留空为一次性任务，monthly 为每月报送，weekly 为每周报送")
+    recurrence: str | None = Field(
+        default=None,
+        title="周期：留空为一次性任务，monthly 为每月报送，weekly 为每周报送，term 为每学期开学后报送（学生失学辍学信息报告）",
+    )
     due_day: int | None = Field(
         default=None,
         ge=1,

@@ -4,8 +4,8 @@ The rules come from the Licheng notice: the bureau signs a 控辍目标责任书
 and every 区直学校 (区直版), and every school's principal signs a 控辍保学承诺书; schools under an
 office hand theirs to the office, which forwards them to the bureau as one batch; 区直学校 send
 their own. On time or late is decided by the time in the signature's timestamp against the deadline.
-A recurring campaign (a 月报 due on the 20th, a 周报 due on Wednesday) tracks a report per unit per
-period the same way.
+A recurring campaign (a 月报 due on the 20th, a 周报 due on Wednesday, the 学生失学辍学信息报告 due
+15 days after each term's start) tracks a report per unit per period the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from service.campaigns.errors import (
     UnitDataMissing,
 )
 from service.campaigns.ledger import ledger_workbook
-from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch
+from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch, TermStart
 from service.documents.errors import AlreadySigned
 from service.documents.pipeline import IssuedDocument, IssueRequest
 from service.documents.seal import check_signature_ink
@@ -49,15 +49,20 @@ from service.units.service import all_units, descendants
 DOCUMENT_KINDS = ("responsibility_office", "responsibility_direct", "pledge")
 REPORT = "report"
 WEEKLY_REPORT = "weekly_report"
-#: What a recurring campaign collects, by its recurrence: the 月报 (Suiyang 四: by the 20th) and the
-#: 周报 of the 辍学周报告制度 (Zaozhuang (四)/(五): every week, by Wednesday).
-REPORT_KINDS = {"monthly": REPORT, "weekly": WEEKLY_REPORT}
+INFO_REPORT = "info_report"
+#: What a recurring campaign collects, by its recurrence: the 月报 (Suiyang 四: by the 20th), the
+#: 周报 of the 辍学周报告制度 (Zaozhuang (四)/(五): every week, by Wednesday) and the 学生失学辍学信息报告
+#: (county plan 二.(三).2: within 15 days of each term's start; its periods are the bureau's term starts).
+REPORT_KINDS = {"monthly": REPORT, "weekly": WEEKLY_REPORT, "term": INFO_REPORT}
+#: The largest due day of each recurrence: a day of the month, a weekday, days after term start.
+DUE_DAY_LIMITS = {"monthly": 28, "weekly": 7, "term": 60}
 KIND_TITLES = {
     "responsibility_office": "控辍目标责任书（教办版）",
     "responsibility_direct": "控辍目标责任书（区直版）",
     "pledge": "控辍保学承诺书",
     REPORT: "月报",
     WEEKLY_REPORT: "周报",
+    INFO_REPORT: "学生失学辍学信息报告",
 }
 WEEKDAYS = "一二三四五六日"
 DONE_STATES = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
@@ -135,6 +140,11 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def is_term_period(period: str) -> bool:
+    """A term's period is its start date, ``2027-09-01``."""
+    return period.count("-") == 2
+
+
 def period_of(day: dt.date, recurrence: str) -> str:
     """The period a day falls in: ``2024-10`` for a month, ``2024-W40`` for an ISO week."""
     if recurrence == "weekly":
@@ -144,6 +154,8 @@ def period_of(day: dt.date, recurrence: str) -> str:
 
 
 def _period_start(period: str) -> dt.date:
+    if is_term_period(period):
+        return dt.date.fromisoformat(period)
     year, rest = period.split("-")
     if rest.startswith("W"):
         return dt.date.fromisocalendar(int(year), int(rest[1:]), 1)
@@ -159,9 +171,15 @@ def next_period(period: str) -> str:
 
 def period_deadline(period: str, due_day: int, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     """The end of the period's due day, local time: the ``due_day``-th of a month (每月20日前: by
-    the end of the 20th), or weekday ``due_day`` of a week (1 is Monday; 每周三前: by Wednesday's end)."""
+    the end of the 20th), weekday ``due_day`` of a week (1 is Monday; 每周三前: by Wednesday's end),
+    or ``due_day`` days after a term's start (开学后15日内)."""
     start = _period_start(period)
-    day = start + dt.timedelta(days=due_day - 1) if "W" in period else start.replace(day=due_day)
+    if is_term_period(period):
+        day = start + dt.timedelta(days=due_day)
+    elif "W" in period:
+        day = start + dt.timedelta(days=due_day - 1)
+    else:
+        day = start.replace(day=due_day)
     end = dt.datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=tz)
     return end.astimezone(dt.UTC)
 
@@ -172,13 +190,18 @@ def recurrence_text(recurrence: str | None, due_day: int | None) -> str:
         return f"每周{WEEKDAYS[due_day - 1]}前报送"
     if recurrence == "monthly" and due_day:
         return f"每月{due_day}日前报送"
+    if recurrence == "term" and due_day:
+        return f"每学期开学后{due_day}日内报送"
     return ""
 
 
 def period_label(period: str) -> str:
-    """``2024年10月`` or ``2024年第40周``; empty for a one-off campaign."""
+    """``2024年10月``, ``2024年第40周`` or ``2024年9月1日开学``; empty for a one-off campaign."""
     if not period:
         return ""
+    if is_term_period(period):
+        start = _period_start(period)
+        return f"{start.year}年{start.month}月{start.day}日开学"
     year, rest = period.split("-")
     return f"{year}年第{int(rest[1:])}周" if rest.startswith("W") else f"{year}年{int(rest)}月"
 
@@ -236,17 +259,24 @@ class Campaigns:
                 raise DeadlinePassed(f"截止时间 {local:%Y年%m月%d日 %H:%M} 已经过去，请设置一个将来的时间。")
         else:
             if spec.recurrence not in REPORT_KINDS:
-                raise CampaignInvalid("周期只能是 monthly（每月）或 weekly（每周）。")
+                raise CampaignInvalid("周期只能是 monthly（每月）、weekly（每周）或 term（每学期开学后）。")
             if spec.recurrence == "monthly" and not (spec.due_day and 1 <= spec.due_day <= 28):
                 raise CampaignInvalid("每月截止日应在1到28之间。")
             if spec.recurrence == "weekly" and not (spec.due_day and 1 <= spec.due_day <= 7):
                 raise CampaignInvalid("每周截止日应在1（周一）到7（周日）之间，例如每周三前报送填3。")
+            if spec.recurrence == "term" and not (spec.due_day and 1 <= spec.due_day <= 60):
+                raise CampaignInvalid("开学后报送的天数应在1到60之间，例如开学后15日内报送填15。")
             kinds = [REPORT_KINDS[spec.recurrence]]
             due_day = spec.due_day or 1  # checked above
-            period = period_of(now.astimezone(self.tz).date(), spec.recurrence)
-            deadline = period_deadline(period, due_day, self.tz)
-            if deadline <= now:  # this period's report is already due: the first period is the next
-                deadline = period_deadline(next_period(period), due_day, self.tz)
+            if spec.recurrence == "term":
+                # until a term's period opens, the campaign's deadline is the latest term's (or none yet: now)
+                terms = self.term_periods(session, bureau)
+                deadline = period_deadline(terms[-1], due_day, self.tz) if terms else now
+            else:
+                period = period_of(now.astimezone(self.tz).date(), spec.recurrence)
+                deadline = period_deadline(period, due_day, self.tz)
+                if deadline <= now:  # this period's report is already due: the first period is the next
+                    deadline = period_deadline(next_period(period), due_day, self.tz)
         planned = plan(session, bureau, kinds)
         if not planned:
             raise CampaignInvalid("该教体局下没有需要签署这些文书的单位，请先导入单位。")
@@ -424,10 +454,30 @@ class Campaigns:
             campaign.issued_at = self.now()
             record(session, actor, "campaign.issue", "campaign", campaign.id, campaign.issued_at)
 
-    def periods(self, campaign: Campaign) -> list[str]:
-        """The periods (months or weeks) opened so far: from the first one whose deadline falls
-        after the campaign was created, up to the current one."""
+    def term_periods(self, session: Session, bureau: Unit) -> list[str]:
+        """The bureau's terms that have started, oldest first, as periods (their start dates)."""
+        today = self.now().astimezone(self.tz).date()
+        return [
+            t.starts_on.isoformat()
+            for t in session.scalars(
+                select(TermStart)
+                .where(TermStart.bureau_id == bureau.id, TermStart.starts_on <= today)
+                .order_by(TermStart.starts_on)
+            )
+        ]
+
+    def periods(self, campaign: Campaign, session: Session) -> list[str]:
+        """The periods (months, weeks or terms) opened so far: from the first one whose deadline
+        falls after the campaign was created, up to the current one. A term's period opens on the
+        term's start date as the bureau entered it."""
         assert campaign.due_day is not None and campaign.recurrence is not None
+        if campaign.recurrence == "term":
+            due_day = campaign.due_day
+            return [
+                p
+                for p in self.term_periods(session, campaign.bureau)
+                if period_deadline(p, due_day, self.tz) > campaign.created_at
+            ]
         period = period_of(campaign.created_at.astimezone(self.tz).date(), campaign.recurrence)
         if period_deadline(period, campaign.due_day, self.tz) <= campaign.created_at:
             period = next_period(period)
@@ -442,7 +492,7 @@ class Campaigns:
         """Open every period up to the current one for a recurring campaign; returns new assignments."""
         assert campaign.due_day is not None
         now = self.now()
-        periods = self.periods(campaign)
+        periods = self.periods(campaign, session)
         existing = {
             (a.unit_id, a.period)
             for a in session.scalars(select(Assignment).where(Assignment.campaign_id == campaign.id))
@@ -478,7 +528,7 @@ class Campaigns:
         for campaign in session.scalars(
             select(Campaign).where(Campaign.recurrence.is_not(None), Campaign.status == "issued")
         ):
-            periods = self.periods(campaign)
+            periods = self.periods(campaign, session)
             if periods and not session.scalar(
                 select(Assignment.id)
                 .where(Assignment.campaign_id == campaign.id, Assignment.period == periods[-1])
@@ -818,7 +868,7 @@ class Campaigns:
         """Counts, who is missing grouped by office, and what escalates to whom."""
         now = self.now()
         if campaign.recurrence and period is None:
-            opened = self.periods(campaign)
+            opened = self.periods(campaign, session)
             period = opened[-1] if opened else ""
         items = [a for a in self.assignments(session, campaign, period) if visible is None or a.unit_id in visible]
         counts: dict[str, int] = defaultdict(int)

@@ -95,6 +95,7 @@ class Case(Base):
     closure: Mapped[CaseClosure | None] = relationship(lazy="selectin", uselist=False)
     guardians: Mapped[list[Guardian]] = relationship(order_by="Guardian.id", lazy="selectin")
     attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.date, Attempt.id", lazy="selectin")
+    home_visits: Mapped[list[HomeVisit]] = relationship(order_by="HomeVisit.date, HomeVisit.id", lazy="selectin")
 
     @property
     def grade_class(self) -> str:
@@ -134,6 +135,27 @@ class CaseClosure(Base):
     #: The approving authority of a deferral (人民政府、乡村振兴工作协调机构、残联…).
     authority: Mapped[str | None] = mapped_column(String(60))
     note: Mapped[str | None] = mapped_column(String(200))
+    #: A deferred child taught at home (送教上门, county plan 二.(三).4): its school owes a visit a week.
+    home_teaching: Mapped[bool] = mapped_column(default=False)
+    actor: Mapped[str] = mapped_column(String(80))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HomeVisit(Base):
+    """One 送教上门 visit to a deferred child taught at home (county plan 二.(三).4: 明确送教人员、送教内容、
+    送教时间, at least once a week), with its evidence (a photo or a signed sheet) kept in the archive."""
+
+    __tablename__ = "home_visits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    date: Mapped[dt.date]
+    teachers: Mapped[str] = mapped_column(String(60))
+    content: Mapped[str] = mapped_column(String(200))
+    evidence_filename: Mapped[str] = mapped_column(String(128))
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    evidence_size: Mapped[int]
     actor: Mapped[str] = mapped_column(String(80))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -131,6 +131,17 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
                     }
                     for a in case.attempts
                 ],
+                "home_visits": [
+                    {
+                        "id": v.id,
+                        "date": v.date,
+                        "teachers": v.teachers,
+                        "content": v.content,
+                        "evidence": {"filename": v.evidence_filename, "size": v.evidence_size},
+                        "actor": v.actor,
+                    }
+                    for v in case.home_visits
+                ],
                 "documents": [
                     {**document_brief(d), "issued_date": d.issued_at.astimezone(cases.tz).date().isoformat()}
                     for d in docs
@@ -156,6 +167,7 @@ def closure_view(c: CaseClosure) -> dict[str, Any]:
         "reason": reason,
         "authority": c.authority,
         "note": c.note,
+        "home_teaching": c.home_teaching,
         "actor": c.actor,
         "at": c.created_at,
     }

@@ -27,7 +27,7 @@ from service.archive.service import Archive, RecordAs, receipt_digest
 from service.audit.service import Actor, record
 from service.campaigns.ledger import safe_cell
 from service.campaigns.models import Assignment, AssignmentState, Campaign
-from service.campaigns.service import REPORT, WEEKLY_REPORT, period_label
+from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT, period_label
 from service.cases.batch import create_roster, issue_roster
 from service.cases.checks import check_guardian, check_id
 from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue, RosterInvalid
@@ -48,6 +48,7 @@ from service.cases.models import (
     CaseFile,
     CaseStatus,
     Guardian,
+    HomeVisit,
     PrintBundle,
     Roster,
     RosterEntry,
@@ -93,8 +94,15 @@ class CaseIn:
     guardians: list[GuardianIn] = field(default_factory=list)
 
 
-#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告).
-REPORT_TITLES = {REPORT: "控辍保学动态管理月报", WEEKLY_REPORT: "控辍保学辍学周报告"}
+#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告), the
+#: county plan 二.(三).2 (学生失学辍学信息报告).
+REPORT_TITLES = {
+    REPORT: "控辍保学动态管理月报",
+    WEEKLY_REPORT: "控辍保学辍学周报告",
+    INFO_REPORT: "学生失学辍学信息报告",
+}
+#: The deadline rule each report's due item stands for (``ledgers.rules``).
+REPORT_RULES = {REPORT: "monthly_report", WEEKLY_REPORT: "weekly_report", INFO_REPORT: "info_report"}
 
 
 @dataclass(frozen=True)
@@ -429,10 +437,12 @@ class Cases:
         approved_on: dt.date | None,
         approval: Sequence[tuple[str, bytes]],
         note: str | None = None,
+        home_teaching: bool = False,
     ) -> CaseClosure:
         """延缓入学/休学 of a student who will not come back (Suiyang 三): only after three 联合劝返 or a
         court ruling (or, for a child who cannot learn, the 残联 experts' assessment), with the
-        approval of the authority named and its document."""
+        approval of the authority named and its document. ``home_teaching``: the child is taught at
+        home (送教上门), and the school owes a recorded visit every week (county plan 二.(三).4)."""
         self._own(scope, case)
         self._open(case)
         problems: list[tuple[str, str]] = []
@@ -457,7 +467,7 @@ class Cases:
         assert approved_on is not None
         for filename, data in approval:
             self._file(session, case, "approval", filename, data)
-        return self._close(
+        closure = self._close(
             session,
             scope,
             case,
@@ -467,7 +477,67 @@ class Cases:
             authority=authority.strip()[:60],
             note=(note or "").strip()[:200] or None,
             basis=DEFERRAL_BASES[basis],
+            home_teaching=home_teaching,
         )
+        closure.home_teaching = home_teaching
+        session.flush()
+        return closure
+
+    def add_home_visit(
+        self,
+        session: Session,
+        scope: Scope,
+        case: Case,
+        *,
+        date: dt.date | None,
+        teachers: str,
+        content: str,
+        evidence: Sequence[tuple[str, bytes]],
+    ) -> HomeVisit:
+        """A 送教上门 visit to a deferred child taught at home: the day, the teachers who went, what
+        they taught, and its evidence (a photo or the sheet the guardian signed)."""
+        self._own(scope, case)
+        if case.status != CaseStatus.DEFERRED or case.closure is None or not case.closure.home_teaching:
+            raise CaseInvalid("只有办理了延缓入学/休学并安排送教上门的个案可以登记送教上门记录。")
+        problems: list[tuple[str, str]] = []
+        if date is None:
+            problems.append(("送教日期", "必须填写"))
+        elif date > self.today():
+            problems.append(("送教日期", "不能晚于今天"))
+        elif date < case.closure.date:
+            problems.append(("送教日期", "不能早于延缓入学/休学的批准日期"))
+        if not teachers.strip():
+            problems.append(("送教人员", "必须填写送教的教师"))
+        if not content.strip():
+            problems.append(("送教内容", "必须填写送教的内容"))
+        if len(evidence) != 1:
+            problems.append(("送教记录", "请上传一份送教记录（照片或监护人签字的记录表）"))
+        if problems:
+            raise CaseInvalid(
+                "；".join(f"{c}：{m}" for c, m in problems),
+                details={"errors": [{"field": c, "message": m} for c, m in problems]},
+            )
+        assert date is not None
+        filename, data = evidence[0]
+        sha256 = self.archive.keep(session, "files", data)
+        visit = HomeVisit(
+            case_id=case.id,
+            date=date,
+            teachers=teachers.strip()[:60],
+            content=content.strip()[:200],
+            evidence_filename=(filename or "送教记录")[:128],
+            evidence_sha256=sha256,
+            evidence_size=len(data),
+            actor=scope.actor.label[:80],
+            created_by_id=scope.actor.user_id,
+            created_at=self.now(),
+        )
+        session.add(visit)
+        session.flush()
+        record(session, scope.actor, "case.home_visit", "case", case.id, self.now(), date=date.isoformat())
+        case.updated_at = self.now()
+        session.refresh(case)
+        return visit
 
     def write_off(
         self,
@@ -591,7 +661,7 @@ class Cases:
             what = name if title in name else title if name in title else f"{title}（{name}）"
             items.append(
                 DueItem(
-                    "monthly_report" if a.kind == REPORT else "weekly_report",
+                    REPORT_RULES.get(a.kind, "monthly_report"),
                     f"{period_label(a.period)}{what}",
                     due,
                     today > due,

@@ -3,8 +3,18 @@
 from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent, AuditHead
-from service.campaigns.models import Assignment, Campaign, ForwardBatch
-from service.cases.models import Attempt, Case, CaseClosure, CaseFile, Guardian, PrintBundle, Roster, RosterEntry
+from service.campaigns.models import Assignment, Campaign, ForwardBatch, TermStart
+from service.cases.models import (
+    Attempt,
+    Case,
+    CaseClosure,
+    CaseFile,
+    Guardian,
+    HomeVisit,
+    PrintBundle,
+    Roster,
+    RosterEntry,
+)
 from service.db.base import Base
 from service.jobs.models import Job, JobSlice
 from service.ledgers.models import (
@@ -14,7 +24,6 @@ from service.ledgers.models import (
     ReportVersion,
     RuleDone,
     SchoolRoll,
-    TermStart,
 )
 from service.units.models import Unit
 
@@ -37,6 +46,7 @@ __all__ = [
     "DocumentVersion",
     "ForwardBatch",
     "Guardian",
+    "HomeVisit",
     "Job",
     "JobSlice",
     "LoginFailure",

@@ -154,6 +154,14 @@ KINDS: dict[str, DocumentKind] = {
             date_field="fill_date",
             public_fields=("unit_name", "period_label"),
         ),
+        DocumentKind(
+            key="info_report",
+            title="学生失学辍学信息报告",
+            issuer=SignerSlot("Unit", "填报单位", "sigissuer", name_field="unit_name"),
+            issuer_field="unit_name",
+            date_field="fill_date",
+            public_fields=("unit_name", "period_label"),
+        ),
     )
 }
 

@@ -125,7 +125,7 @@ class DistrictFigures:
             f = per[case.school_id]
             setattr(f, CaseStatus(case.status).value, getattr(f, CaseStatus(case.status).value) + 1)
         for item in self.due(session, set(per), today):
-            if item.kind in ("monthly_report", "weekly_report") and item.source is None:
+            if item.kind in ("monthly_report", "weekly_report", "info_report") and item.source is None:
                 continue  # a campaign's report: counted as late or missing below
             if item.overdue and item.school_id in per:
                 per[item.school_id].overdue += 1

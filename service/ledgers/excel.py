@@ -59,10 +59,20 @@ def report_workbook(draft: Draft) -> bytes:
     ws.append(["项目", "人数"])
     for key, title in kind.rows:
         ws.append([title, draft.figures[key]])
-    for key, title in (("grades", "年级"), ("groups", "重点群体")):
+    for key, title in kind.breakdowns:
         ws.append([f"{kind.end}未销号个案（按{title}）", ""])
         for name, n in sorted(draft.figures[key].items()):
             ws.append([safe_cell(name), n])
+    if kind.lists_children:
+        ws.append([])
+        ws.append(["学校", "姓名", "年级班级", "类别", "重点群体", "原因", "去向及情况"])
+        for c in draft.figures["students"]:
+            ws.append(
+                [
+                    safe_cell(str(c[k]))
+                    for k in ("school", "name", "grade", "category", "groups", "reason", "whereabouts")
+                ]
+            )
     if draft.parts:
         ws.append(["汇总单位", safe_cell("、".join(draft.parts))])
     if draft.missing:

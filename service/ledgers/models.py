@@ -42,20 +42,6 @@ class ChildEntry(Base):
     school: Mapped[Unit] = relationship(lazy="joined")
 
 
-class TermStart(Base):
-    """The day a term starts in a bureau's district, entered once a term; term deadlines count from it."""
-
-    __tablename__ = "term_starts"
-    __table_args__ = (UniqueConstraint("bureau_id", "starts_on", name="uq_term_start"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
-    name: Mapped[str] = mapped_column(String(30))
-    starts_on: Mapped[dt.date]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    created_by: Mapped[str] = mapped_column(String(80))
-
-
 class DeadlineRule(Base):
     """A statutory deadline as data: a bureau changes its day without code (see ``rules.DEFAULT_RULES``)."""
 

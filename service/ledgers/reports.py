@@ -1,10 +1,13 @@
-"""The 控辍保学动态管理月报表 (Suiyang 四) and the 辍学周报告 (Zaozhuang 三.(四)(五)) made from the data and
-signed through the monthly and the weekly campaign.
+"""The 控辍保学动态管理月报表 (Suiyang 四), the 辍学周报告 (Zaozhuang 三.(四)(五)) and the 学生失学辍学信息报告
+(county plan 二.(三).2) made from the data and signed through the monthly, the weekly and the term
+campaign.
 
 A school's report counts its own cases; an office's sums its schools' signed reports, the
 bureau's view sums every school's (summed up the tree, never counted twice). The report of the
 campaign period ``2027-10`` (due in October) counts September; the weekly report of the period
-``2027-W41`` (due in that ISO week) counts the week before, Monday to Sunday. Reviewing shows the figures;
+``2027-W41`` (due in that ISO week) counts the week before, Monday to Sunday; the 信息报告 of the
+period ``2027-09-01`` (a term's start) counts the term's first 15 days, and lists who is 失学 or
+辍学 at their end with the grade, key group, reason and whereabouts of each. Reviewing shows the figures;
 signing issues them as a document certified with the unit's key and marks the period's
 assignment as filed. A correction is a new signed version, the previous one superseded, with the
 differences listed on it.
@@ -31,11 +34,12 @@ from service.archive.service import Archive, RecordAs
 from service.audit.models import AuditEvent
 from service.campaigns.errors import AssignmentNotSignable
 from service.campaigns.models import Assignment, AssignmentState
-from service.campaigns.service import REPORT, WEEKLY_REPORT
+from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT, is_term_period
 from service.cases.errors import CaseInvalid
-from service.cases.models import Attempt, Case, CaseClosure, CaseStatus
+from service.cases.models import STATUS_TITLES, Attempt, Case, CaseClosure, CaseStatus
 from service.documents.pipeline import IssueRequest
-from service.ledgers.models import ReportVersion
+from service.errors import NotFoundForUser
+from service.ledgers.models import ChildEntry, ReportVersion
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
 
@@ -49,40 +53,82 @@ ROWS = (
     ("attempts", "劝返次数"),
     ("open", "月末未销号个案"),
 )
+#: The 信息报告's figures: the 入学 of the year's 适龄儿童, who is 失学, 辍学 or 疑似辍学 at the end of
+#: the term's first 15 days (the three add up to the open cases), and what happened since the start.
+TERM_ROWS = (
+    ("children", "适龄儿童应入学"),
+    ("children_reported", "适龄儿童已报到入学"),
+    ("children_missing", "适龄儿童未报到"),
+    ("out_of_school", "失学（应入未入）"),
+    ("dropped", "辍学（含劝返中）"),
+    ("suspected", "疑似辍学"),
+    ("open", "未销号个案合计"),
+    ("new_suspected", "开学以来新增疑似辍学（含失学）"),
+    ("new_dropped", "开学以来新增辍学（核实确认）"),
+    ("returned", "开学以来劝返复学"),
+    ("written_off", "开学以来核销"),
+    ("deferred", "开学以来延缓入学/休学"),
+    ("attempts", "开学以来劝返次数"),
+)
 NO_GROUP = "非重点群体"
+NO_REASON = "原因未填写"
+#: 开学后15日内 (county plan 二.(三).2): the days a term's 信息报告 counts; the deadline rule sets when
+#: it is due.
+TERM_DAYS = 15
+BREAKDOWNS = (("grades", "年级"), ("groups", "重点群体"))
 
 
 @dataclass(frozen=True)
 class PeriodKind:
-    """What differs between the monthly and the weekly report: the campaign's assignment kind, the
-    document kind and its title, and the words for the period."""
+    """What differs between the reports: the campaign's assignment kind, the document kind and its
+    title, the words for the period, the figures and breakdowns it shows, and whether it lists the
+    children themselves."""
 
     assignment: str
     document: str
     title: str
-    #: The report's name in a file name: 月报表, 周报告.
+    #: The report's name in a file name: 月报表, 周报告, 信息报告.
     short: str
-    #: The end of the period, for the open cases: 月末, 周末.
+    #: The end of the period, for the open cases: 月末, 周末, 报告时.
     end: str
+    rows: tuple[tuple[str, str], ...]
+    breakdowns: tuple[tuple[str, str], ...] = BREAKDOWNS
+    lists_children: bool = False
 
-    @property
-    def rows(self) -> tuple[tuple[str, str], ...]:
-        return (*ROWS[:-1], ("open", f"{self.end}未销号个案"))
+
+def _calendar(title: str, short: str, end: str, assignment: str, document: str) -> PeriodKind:
+    return PeriodKind(assignment, document, title, short, end, (*ROWS[:-1], ("open", f"{end}未销号个案")))
 
 
-MONTHLY = PeriodKind(REPORT, "monthly_report", "控辍保学动态管理月报表", "月报表", "月末")
-WEEKLY = PeriodKind(WEEKLY_REPORT, "weekly_report", "辍学周报告", "周报告", "周末")
-PERIOD_KINDS = {k.assignment: k for k in (MONTHLY, WEEKLY)}
+MONTHLY = _calendar("控辍保学动态管理月报表", "月报表", "月末", REPORT, "monthly_report")
+WEEKLY = _calendar("辍学周报告", "周报告", "周末", WEEKLY_REPORT, "weekly_report")
+TERM = PeriodKind(
+    INFO_REPORT,
+    "info_report",
+    "学生失学辍学信息报告",
+    "信息报告",
+    "报告时",
+    TERM_ROWS,
+    (*BREAKDOWNS, ("reasons", "辍学原因")),
+    lists_children=True,
+)
+PERIOD_KINDS = {k.assignment: k for k in (MONTHLY, WEEKLY, TERM)}
 
 
 def period_kind(period: str) -> PeriodKind:
-    """``2027-W41`` is a week's, ``2027-10`` a month's."""
+    """``2027-W41`` is a week's, ``2027-10`` a month's, ``2027-09-01`` (a term's start) a term's."""
+    if is_term_period(period):
+        return TERM
     return WEEKLY if "-W" in period else MONTHLY
 
 
 def covered(period: str) -> tuple[dt.date, dt.date]:
-    """The days a period's report counts: the calendar month before the period's month, or the
-    ISO week (Monday to Sunday) before the period's week. ValueError for a malformed period."""
+    """The days a period's report counts: the calendar month before the period's month, the ISO
+    week (Monday to Sunday) before the period's week, or a term's first 15 days. ValueError for a
+    malformed period."""
+    if is_term_period(period):
+        start = dt.date.fromisoformat(period)
+        return start, start + dt.timedelta(days=TERM_DAYS - 1)
     year, rest = period.split("-")
     if rest.startswith("W"):
         monday = dt.date.fromisocalendar(int(year), int(rest[1:]), 1)
@@ -93,35 +139,63 @@ def covered(period: str) -> tuple[dt.date, dt.date]:
 
 
 def period_text(period: str) -> str:
-    """``2027年10月报送``, ``2027年第41周报送``."""
+    """``2027年10月报送``, ``2027年第41周报送``, ``2027年9月1日开学后报送``."""
+    if is_term_period(period):
+        start = dt.date.fromisoformat(period)
+        return f"{start.year}年{start.month}月{start.day}日开学后报送"
     year, rest = period.split("-")
     return f"{int(year)}年第{int(rest[1:])}周报送" if rest.startswith("W") else f"{int(year)}年{int(rest)}月报送"
 
 
-def empty() -> dict[str, Any]:
-    return {**{k: 0 for k, _ in ROWS}, "grades": {}, "groups": {}}
+def empty(kind: PeriodKind | None = None) -> dict[str, Any]:
+    """A kind's figures, all zero (the monthly report's by default)."""
+    kind = kind or MONTHLY
+    out: dict[str, Any] = {k: 0 for k, _ in kind.rows}
+    out.update({k: {} for k, _ in kind.breakdowns})
+    if kind.lists_children:
+        out["students"] = []
+    return out
 
 
 def add(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-    for k, _ in ROWS:
-        total[k] += int(part.get(k, 0))
-    for key in ("grades", "groups"):
-        for name, n in part.get(key, {}).items():
-            total[key][name] = total[key].get(name, 0) + int(n)
+    """Add a unit's figures to a total made by :func:`empty` (its keys say what is summed)."""
+    for k, v in total.items():
+        if isinstance(v, dict):
+            for name, n in part.get(k, {}).items():
+                v[name] = v.get(name, 0) + int(n)
+        elif isinstance(v, list):
+            v.extend(part.get(k, []))
+        else:
+            total[k] = v + int(part.get(k, 0))
     return total
 
 
-def differences(old: dict[str, Any], new: dict[str, Any], rows: tuple[tuple[str, str], ...] = ROWS) -> list[str]:
-    """What a correction changed, in words: 劝返复学 1→2."""
+def _child(student: dict[str, Any]) -> str:
+    return f"{student['school']}{student['name']}（{student['grade']}）"
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], kind: PeriodKind | None = None) -> list[str]:
+    """What a correction changed, in words: 劝返复学 1→2, 年级「七年级」1→2, 新列入 …, 不再列入 …."""
+    kind = kind or MONTHLY
     out = []
-    for k, title in rows:
+    for k, title in kind.rows:
         if old.get(k, 0) != new.get(k, 0):
             out.append(f"{title} {old.get(k, 0)}→{new.get(k, 0)}")
-    for key, title in (("grades", "年级"), ("groups", "重点群体")):
+    for key, title in kind.breakdowns:
         for name in sorted(set(old.get(key, {})) | set(new.get(key, {}))):
             a, b = old.get(key, {}).get(name, 0), new.get(key, {}).get(name, 0)
             if a != b:
                 out.append(f"{title}「{name}」{a}→{b}")
+    if kind.lists_children:
+        before = {_child(x): x for x in old.get("students", [])}
+        after = {_child(x): x for x in new.get("students", [])}
+        out += [f"新列入 {c}" for c in sorted(set(after) - set(before))]
+        out += [f"不再列入 {c}" for c in sorted(set(before) - set(after))]
+        for c in sorted(set(before) & set(after)):
+            if before[c] != after[c]:
+                out.append(
+                    f"{c} {before[c]['category']}·{before[c]['reason']}→{after[c]['category']}·{after[c]['reason']}"
+                )
     return out
 
 
@@ -147,7 +221,7 @@ class Draft:
 
     @property
     def changes(self) -> list[str]:
-        return differences(self.previous.figures, self.figures, self.kind.rows) if self.previous else []
+        return differences(self.previous.figures, self.figures, self.kind) if self.previous else []
 
     @property
     def digest(self) -> str:
@@ -155,8 +229,8 @@ class Draft:
 
 
 class Reports:
-    """The monthly and the weekly reports: the same counting, review, signing and corrections; a
-    period's kind (:func:`period_kind`) says which."""
+    """The monthly, the weekly and the term reports: the same counting, review, signing and
+    corrections; a period's kind (:func:`period_kind`) says which."""
 
     def __init__(self, archive: Archive, tz: zoneinfo.ZoneInfo, now: Callable[[], dt.datetime]) -> None:
         self.archive = archive
@@ -226,6 +300,57 @@ class Reports:
         out["grades"], out["groups"] = dict(grades), dict(groups)
         return out
 
+    def count_term(self, session: Session, schools: Iterable[int], start: dt.date, end: dt.date) -> dict[str, Any]:
+        """The 信息报告's figures for a set of schools: the counts of :meth:`count` over the term's
+        first days, the 入学 of the year's 适龄儿童 by ``end``, and each child 失学, 辍学 or 疑似辍学
+        at ``end`` (open then, whatever became of the case since), with the reason and whereabouts."""
+        ids = list(schools)
+        base = self.count(session, ids, start, end)
+        out = empty(TERM)
+        for k in out:
+            if k in base:
+                out[k] = base[k]
+        if not ids:
+            return out
+        # the intake of the school year the term belongs to (an autumn term starts it)
+        year = start.year if start.month >= 8 else start.year - 1
+        for entry in session.scalars(select(ChildEntry).where(ChildEntry.school_id.in_(ids), ChildEntry.year == year)):
+            out["children"] += 1
+            if entry.reported_on is not None and entry.reported_on <= end:
+                out["children_reported"] += 1
+        out["children_missing"] = out["children"] - out["children_reported"]
+        reasons: Counter[str] = Counter()
+        hi = self._utc(end + dt.timedelta(days=1))
+        cases = session.scalars(
+            select(Case).where(Case.school_id.in_(ids), Case.created_at < hi).order_by(Case.school_id, Case.id)
+        )
+        for case in cases:
+            if case.closure is not None and case.closure.date <= end:
+                continue
+            status = case.closure.from_status if case.closure is not None else case.status
+            if case.never_enrolled:
+                category, key = "失学", "out_of_school"
+            elif status == CaseStatus.SUSPECTED:
+                category, key = STATUS_TITLES[CaseStatus.SUSPECTED], "suspected"
+            else:
+                category, key = STATUS_TITLES[CaseStatus.DROPPED], "dropped"
+            out[key] += 1
+            reason = case.dropout_reason or NO_REASON
+            reasons[reason] += 1
+            out["students"].append(
+                {
+                    "school": case.school.name,
+                    "name": case.student_name,
+                    "grade": case.grade_class,
+                    "category": category,
+                    "groups": "、".join(case.key_groups or []) or NO_GROUP,
+                    "reason": reason,
+                    "whereabouts": (case.reason_detail or "").strip()[:60] or "未填写",
+                }
+            )
+        out["reasons"] = dict(reasons)
+        return out
+
     # --- versions ------------------------------------------------------------------------------
 
     def latest(self, session: Session, unit_id: int, period: str) -> ReportVersion | None:
@@ -257,10 +382,12 @@ class Reports:
         """The report as it would be signed now: a school's from its data, an office's (and the
         bureau's) as the sum of its schools' latest signed versions."""
         start, end = covered(period)
+        kind = period_kind(period)
         previous = self.latest(session, unit.id, period)
         if unit.type == UnitType.SCHOOL:
-            return Draft(unit, period, start, end, self.count(session, [unit.id], start, end), [], [], previous)
-        total, parts, missing = empty(), [], []
+            counting = self.count_term if kind.lists_children else self.count
+            return Draft(unit, period, start, end, counting(session, [unit.id], start, end), [], [], previous)
+        total, parts, missing = empty(kind), [], []
         for school in self._children(session, unit):
             signed = self.latest(session, school.id, period)
             if signed is None:
@@ -270,13 +397,32 @@ class Reports:
                 add(total, signed.figures)
         return Draft(unit, period, start, end, total, parts, missing, previous)
 
+    def draft_of(self, session: Session, unit: Unit, kind: PeriodKind, period: str) -> Draft:
+        """:meth:`draft` for a period named by a user: one of the kind's, or not found."""
+        try:
+            covered(period)
+        except ValueError:
+            raise NotFoundForUser("没有这一期。") from None
+        if period_kind(period) != kind:
+            raise NotFoundForUser("没有这一期。")
+        return self.draft(session, unit, period)
+
+    def filed(self, session: Session, unit: Unit, kind: PeriodKind) -> list[tuple[Assignment, ReportVersion | None]]:
+        """A unit's periods of a kind, newest first, each with its latest signed version."""
+        periods = session.scalars(
+            select(Assignment)
+            .where(Assignment.unit_id == unit.id, Assignment.kind == kind.assignment, Assignment.period != "")
+            .order_by(Assignment.deadline.desc(), Assignment.id.desc())
+        )
+        return [(a, self.latest(session, unit.id, a.period)) for a in periods]
+
     def _assignment(self, scope: Scope, assignment: Assignment) -> PeriodKind:
         kind = PERIOD_KINDS.get(assignment.kind, MONTHLY)
         scope.require(Role.SIGNER, Role.OFFICE, message=f"只有本单位负责人或教育办工作人员可以签章报送{kind.short}。")
         if assignment.unit_id != scope.unit.id:
             raise scope.refuse(f"只能签章报送本单位的{kind.short}。")
         if assignment.kind not in PERIOD_KINDS or not assignment.period or period_kind(assignment.period) != kind:
-            raise AssignmentNotSignable("这不是控辍保学动态管理月报表或辍学周报告的报送任务。")
+            raise AssignmentNotSignable("这不是控辍保学动态管理月报表、辍学周报告或学生失学辍学信息报告的报送任务。")
         return kind
 
     def review(self, session: Session, scope: Scope, assignment: Assignment) -> Draft:
@@ -304,16 +450,19 @@ class Reports:
             f"{draft.end.year}年{draft.end.month}月{draft.end.day}日",
             "version": version,
             "rows": [{"item": title, "count": draft.figures[k]} for k, title in kind.rows],
-            "grades": [{"item": g, "count": n} for g, n in sorted(draft.figures["grades"].items())]
-            or [{"item": "无", "count": 0}],
-            "groups": [{"item": g, "count": n} for g, n in sorted(draft.figures["groups"].items())]
-            or [{"item": "无", "count": 0}],
+            **{
+                key: [{"item": g, "count": n} for g, n in sorted(draft.figures[key].items())]
+                or [{"item": "无", "count": 0}]
+                for key, _ in kind.breakdowns
+            },
             "parts": draft.parts,
             "missing": draft.missing,
             "changes": draft.changes,
             "filled_by": filled_by[:30],
             "fill_date": self.today().isoformat(),
         }
+        if kind.lists_children:
+            fields["students"] = draft.figures["students"]
         self.archive.engine.pki.ensure_unit(unit.cert_key, unit.name)
         doc, _ = self.archive.issue(
             session,

@@ -4,7 +4,7 @@ Each rule is a row a bureau may change (a day, a lead time, on or off) without c
 come from the notices in ``reference/`` and each names its source. Term rules count from the
 term's start date, which the bureau enters once a term. An item shows on its school's list from
 the day it applies, and on its office's and the bureau's once it is overdue; it clears when what it
-asks for is recorded: a 劝返 or 送教上门 entry, or the school's note that it did the rest (排查,
+asks for is recorded: a 劝返 entry or a 送教上门 visit, or the school's note that it did the rest (排查,
 信息报告, 工作方案, 未报到学生造册, 周报, 月报, 季度复核).
 """
 
@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.audit.service import record
-from service.campaigns.models import Campaign
-from service.campaigns.service import REPORT, WEEKLY_REPORT
+from service.campaigns.models import Campaign, TermStart
+from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT
 from service.cases.errors import CaseInvalid
 from service.cases.models import Case, CaseStatus
 from service.cases.service import DueItem
 from service.errors import NotFoundForUser
-from service.ledgers.models import DeadlineRule, RuleDone, TermStart
+from service.ledgers.models import DeadlineRule, RuleDone
 from service.units.models import Unit, UnitType
 from service.units.service import bureau_of
 
@@ -260,8 +260,8 @@ class Deadlines:
             }
             for rule in rules:
                 if rule.anchor == "term":
-                    if term is None:
-                        continue
+                    if term is None or (rule.key == "info_report" and INFO_REPORT in campaigns):
+                        continue  # the term campaign's assignments say it (cleared by signing the report)
                     due = term.starts_on + dt.timedelta(days=rule.days)
                     period = term.starts_on.isoformat()
                     for s in members:
@@ -339,17 +339,23 @@ class Deadlines:
         self, session: Session, rule: DeadlineRule, schools: list[Unit], today: dt.date, first: dt.date
     ) -> list[DueItem]:
         """A 劝返 record every ``days`` for each confirmed open case; a 送教上门 every ``days`` for
-        each open case taught at home (one with a 送教上门 entry)."""
+        each child taught at home: a deferred one whose deferral says so (from its approval or its
+        last recorded visit), or an open case whose 劝返 includes 送教上门."""
         items = []
+        statuses = [CaseStatus.DROPPED.value, CaseStatus.PERSUADING.value]
+        if rule.anchor == "case_weekly":
+            statuses.append(CaseStatus.DEFERRED.value)
         cases = session.scalars(
-            select(Case).where(
-                Case.school_id.in_([s.id for s in schools]),
-                Case.status.in_([CaseStatus.DROPPED.value, CaseStatus.PERSUADING.value]),
-            )
+            select(Case).where(Case.school_id.in_([s.id for s in schools]), Case.status.in_(statuses))
         )
         for case in cases:
             if rule.anchor == "case_weekly":
-                visits = [a.date for a in case.attempts if a.method == HOME_TEACHING]
+                if case.status == CaseStatus.DEFERRED:
+                    if case.closure is None or not case.closure.home_teaching:
+                        continue
+                    visits = [v.date for v in case.home_visits] + [case.closure.date]
+                else:
+                    visits = [a.date for a in case.attempts if a.method == HOME_TEACHING]
                 if not visits:
                     continue
                 last = max(visits)

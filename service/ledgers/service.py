@@ -42,14 +42,14 @@ from service.cases.models import (
 )
 from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
 from service.errors import NotFoundForUser
-from service.ledgers.district import DistrictFigures
+from service.ledgers.district import District, DistrictFigures
 from service.ledgers.exchange import Exchange
 from service.ledgers.models import ChildEntry
 from service.ledgers.reports import Reports
 from service.ledgers.rules import Deadlines
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
-from service.units.service import visible_unit_ids
+from service.units.service import bureau_of, visible_unit_ids
 
 LEDGERS = {"children": "适龄儿童台账", "suspected": "疑似辍学学生台账", "dropouts": "辍学学生台账"}
 #: Which statuses a case has while on each ledger, and which it had when it left it.
@@ -215,6 +215,27 @@ class Ledgers:
         if unit is None or unit.id not in scope.units:
             raise NotFoundForUser("未找到该单位。")
         return unit
+
+    def units_for(self, session: Session, scope: Scope) -> list[Unit]:
+        """The units whose ledgers and figures the user may open: their own first, then the
+        offices below it, then the schools."""
+        units = list(session.scalars(select(Unit).where(Unit.id.in_(scope.units)).order_by(Unit.id)))
+        return sorted(units, key=lambda u: (u.id != scope.unit.id, u.type != UnitType.OFFICE, u.id))
+
+    def ledger_for(
+        self, session: Session, scope: Scope, key: str, unit_id: int | None, year: int | None = None
+    ) -> Ledger:
+        """A ledger of a unit the user sees (their own by default), the 适龄儿童台账 of a school
+        year (the current one by default)."""
+        target = self.unit_for(session, scope, unit_id)
+        return self.ledger(session, target, key, year=year or school_year_start(self.today()).year)
+
+    def district_for(self, session: Session, scope: Scope, unit_id: int | None) -> District:
+        """The district figures of a unit the user sees, over the current school year and term."""
+        target = self.unit_for(session, scope, unit_id)
+        today = self.today()
+        term = self.deadlines.term_on(session, bureau_of(target), today)
+        return self.district.figures(session, target, school_year_start(today).year, term.starts_on if term else None)
 
     def schools_of(self, session: Session, unit: Unit) -> set[int]:
         ids = visible_unit_ids(session, unit)

@@ -25,6 +25,7 @@ from service.campaigns.schemas import (
 )
 from service.campaigns.service import (
     DOCUMENT_KINDS,
+    DUE_DAY_LIMITS,
     KIND_TITLES,
     CampaignSpec,
     period_label,
@@ -164,14 +165,16 @@ async def new_recurring_campaign(
     if not values["name"]:
         errors["name"] = "请填写任务名称。"
     year = _year(values["year"], errors)
-    last = {"monthly": 28, "weekly": 7}.get(values["recurrence"])
+    last = DUE_DAY_LIMITS.get(values["recurrence"])
     if last is None:
-        errors["recurrence"] = "请选择每月报送或每周报送。"
+        errors["recurrence"] = "请选择每月报送、每周报送或每学期开学后报送。"
     due_day = int(values["due_day"]) if values["due_day"].isdigit() else 0
     if last is not None and not 1 <= due_day <= last:
-        errors["due_day"] = (
-            "每月报送请填 1 到 28 日。" if last == 28 else "每周报送请填 1（周一）到 7（周日），例如周三填 3。"
-        )
+        errors["due_day"] = {
+            "monthly": "每月报送请填 1 到 28 日。",
+            "weekly": "每周报送请填 1（周一）到 7（周日），例如周三填 3。",
+            "term": "开学后报送请填 1 到 60 天，例如开学后15日内填 15。",
+        }[values["recurrence"]]
     if not errors:
         spec = CampaignSpec(
             name=values["name"],

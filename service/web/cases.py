@@ -202,6 +202,9 @@ def _case_page(
         "authority": "",
         "note": "",
         "defer_note": "",
+        "visit_date": today.isoformat(),
+        "teachers": user.display_name,
+        "content": "",
     }
     return render(
         request,
@@ -223,7 +226,7 @@ def _case_page(
 
 
 #: What a case page says after an action redirected to it (``?done=...``).
-DONE_MESSAGES = {"attempt": "已记录这次劝返。"}
+DONE_MESSAGES = {"attempt": "已记录这次劝返。", "home_visit": "已记录这次送教上门。"}
 
 
 @router.get("/cases/{case_id}")
@@ -412,9 +415,16 @@ async def case_defer(
     authority: Annotated[str, Form()] = "",
     approved_on: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
+    home_teaching: Annotated[str, Form()] = "",
     files: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
-    values = {"basis": basis, "authority": authority[:60], "approved_on": approved_on, "defer_note": note}
+    values = {
+        "basis": basis,
+        "authority": authority[:60],
+        "approved_on": approved_on,
+        "defer_note": note,
+        "home_teaching": home_teaching == "yes",
+    }
     return await _act_with_files(
         request,
         case,
@@ -432,10 +442,51 @@ async def case_defer(
             approved_on=parse_date(approved_on),
             approval=approval,
             note=note,
+            home_teaching=home_teaching == "yes",
         ),
         "defer",
         values,
     )
+
+
+@router.post("/cases/{case_id}/home-visits")
+async def case_home_visit(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    visit_date: Annotated[str, Form()] = "",
+    teachers: Annotated[str, Form()] = "",
+    content: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    """A 送教上门 visit to a deferred child taught at home, with its record (a photo or a signed sheet)."""
+    values = {"visit_date": visit_date, "teachers": teachers[:60], "content": content[:200]}
+    response = await _act_with_files(
+        request,
+        case,
+        user,
+        services,
+        session,
+        files,
+        "送教记录",
+        lambda evidence: services.cases.add_home_visit(
+            session,
+            scope,
+            case,
+            date=parse_date(visit_date),
+            teachers=teachers,
+            content=content,
+            evidence=evidence,
+        ),
+        "home_visit",
+        values,
+    )
+    if response.status_code == 303:
+        return flash_redirect(f"/cases/{case.id}?done=home_visit")
+    return response
 
 
 @router.post("/cases/{case_id}/notice")

@@ -31,11 +31,8 @@ def _page(
     error: str | None = None,
 ) -> Response:
     ledgers = services.ledgers
-    target = ledgers.unit_for(session, scope, unit)
-    today = ledgers.today()
-    term = ledgers.deadlines.term_on(session, bureau_of(target), today)
-    year = school_year_start(today).year
-    district = ledgers.district.figures(session, target, year, term.starts_on if term else None)
+    district = ledgers.district_for(session, scope, unit)
+    term = ledgers.deadlines.term_on(session, bureau_of(district.unit), ledgers.today())
     overdue = [d.to_dict() for d in ledgers.due(session, scope) if d.overdue]
     session.commit()  # the bureau's default rules, made the first time they are read
     return render(
@@ -68,15 +65,9 @@ def district_page(
 def district_export(
     user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: int | None = None
 ) -> Response:
-    ledgers = services.ledgers
-    target = ledgers.unit_for(session, scope, unit)
-    today = ledgers.today()
-    term = ledgers.deadlines.term_on(session, bureau_of(target), today)
-    district = ledgers.district.figures(
-        session, target, school_year_start(today).year, term.starts_on if term else None
-    )
+    district = services.ledgers.district_for(session, scope, unit)
     session.commit()
-    name = f"{target.name}控辍保学总览.xlsx"
+    name = f"{district.unit.name}控辍保学总览.xlsx"
     return Response(
         district_workbook(district),
         media_type=XLSX,

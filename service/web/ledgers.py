@@ -9,25 +9,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from service.cases.checks import parse_date
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
 from service.http.uploads import read_upload
 from service.ledgers.service import LEDGERS, school_year_start
-from service.units.models import Unit, UnitType
+from service.units.models import UnitType
 from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, form_errors, render
 
 router = APIRouter(include_in_schema=False)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _units(session: SessionDep, scope: ScopeDep) -> list[Unit]:
-    """The units whose ledgers the user may open: their own first, then the ones below."""
-    units = list(session.scalars(select(Unit).where(Unit.id.in_(scope.units)).order_by(Unit.id)))
-    return sorted(units, key=lambda u: (u.id != scope.unit.id, u.type != UnitType.OFFICE, u.id))
 
 
 def _year(services: ServicesDep, year: int | None) -> int:
@@ -53,7 +46,13 @@ def ledgers_index(
             count, extra = len(ledger.rows), f"超过一个月未更新 {ledger.stale}，本学年已销号 {len(ledger.closed)}"
         summary.append({"key": key, "title": title, "count": count, "extra": extra})
     return render(
-        request, "ledgers.html", user, unit=target, units=_units(session, scope), summary=summary, ledger=None
+        request,
+        "ledgers.html",
+        user,
+        unit=target,
+        units=services.ledgers.units_for(session, scope),
+        summary=summary,
+        ledger=None,
     )
 
 
@@ -70,20 +69,19 @@ def _ledger_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    target = services.ledgers.unit_for(session, scope, unit)
-    ledger = services.ledgers.ledger(session, target, key, year=_year(services, year))
-    schools = [u for u in _units(session, scope) if u.type == UnitType.SCHOOL]
+    ledger = services.ledgers.ledger_for(session, scope, key, unit, _year(services, year))
+    units = services.ledgers.units_for(session, scope)
     return render(
         request,
         "ledgers.html",
         user,
         status_code=status_code,
-        unit=target,
-        units=_units(session, scope),
+        unit=ledger.unit,
+        units=units,
         ledger=ledger,
         year=_year(services, year),
         today=services.ledgers.today().isoformat(),
-        schools=schools,
+        schools=[u for u in units if u.type == UnitType.SCHOOL],
         errors=errors or [],
         message=message,
         tz=services.ledgers.tz,
@@ -114,10 +112,9 @@ def ledger_export(
     unit: int | None = None,
     year: int | None = None,
 ) -> Response:
-    target = services.ledgers.unit_for(session, scope, unit)
-    ledger = services.ledgers.ledger(session, target, key, year=_year(services, year))
+    ledger = services.ledgers.ledger_for(session, scope, key, unit, year)
     data = services.ledgers.workbook(session, ledger)
-    name = f"{target.name}{ledger.title}.xlsx"
+    name = f"{ledger.unit.name}{ledger.title}.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
     )

@@ -1,4 +1,5 @@
-"""The 控辍保学动态管理月报表 and 辍学周报告 pages (``/monthly-reports``, ``/weekly-reports``): a unit
+"""The 控辍保学动态管理月报表, 辍学周报告 and 学生失学辍学信息报告 pages (``/monthly-reports``,
+``/weekly-reports``, ``/info-reports``): a unit
 reviews the figures made from its data and signs them; an office or the bureau sees the sum of its
 units' signed reports, with the versions and corrections."""
 
@@ -13,21 +14,28 @@ from sqlalchemy import select
 
 from service.archive.service import TransactionNotFresh
 from service.campaigns.models import Assignment
-from service.errors import DocsignError, NotFoundForUser
+from service.errors import DocsignError
 from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
 from service.ledgers.excel import report_workbook
-from service.ledgers.reports import MONTHLY, WEEKLY, PeriodKind, covered, differences, period_kind, period_text
+from service.ledgers.reports import (
+    MONTHLY,
+    TERM,
+    WEEKLY,
+    PeriodKind,
+    differences,
+    period_text,
+)
 from service.web.common import PageUser, flash_redirect, render
 from service.web.ledgers import XLSX
 
 router = APIRouter(include_in_schema=False)
 
 #: Where each kind's pages live.
-BASE = {MONTHLY.assignment: "/monthly-reports", WEEKLY.assignment: "/weekly-reports"}
+BASE = {MONTHLY.assignment: "/monthly-reports", WEEKLY.assignment: "/weekly-reports", TERM.assignment: "/info-reports"}
 
 
 def _kind_of(request: Request) -> PeriodKind:
-    return WEEKLY if request.url.path.startswith(BASE[WEEKLY.assignment]) else MONTHLY
+    return next((k for k in (WEEKLY, TERM) if request.url.path.startswith(BASE[k.assignment])), MONTHLY)
 
 
 def _page(
@@ -51,7 +59,7 @@ def _page(
                 "document_id": v.document_id,
                 "actor": v.actor,
                 "at": v.created_at.astimezone(services.ledgers.tz).strftime("%Y-%m-%d %H:%M"),
-                "changes": differences(versions[i - 1].figures, v.figures, kind.rows) if i else [],
+                "changes": differences(versions[i - 1].figures, v.figures, kind) if i else [],
             }
         )
     return render(
@@ -71,6 +79,7 @@ def _page(
 
 @router.get("/monthly-reports/export.xlsx")
 @router.get("/weekly-reports/export.xlsx")
+@router.get("/info-reports/export.xlsx")
 def monthly_export(
     request: Request,
     user: PageUser,
@@ -84,13 +93,7 @@ def monthly_export(
     summed from the signed reports."""
     target = services.ledgers.unit_for(session, scope, unit)
     kind = _kind_of(request)
-    try:
-        covered(period)
-    except ValueError:
-        raise NotFoundForUser("没有这一期。") from None
-    if period_kind(period) != kind:
-        raise NotFoundForUser("没有这一期。")
-    data = report_workbook(services.ledgers.reports.draft(session, target, period))
+    data = report_workbook(services.ledgers.reports.draft_of(session, target, kind, period))
     name = f"{target.name}{kind.short}{period}.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
@@ -99,6 +102,7 @@ def monthly_export(
 
 @router.get("/monthly-reports/{assignment_id}")
 @router.get("/weekly-reports/{assignment_id}")
+@router.get("/info-reports/{assignment_id}")
 def monthly_report_page(
     request: Request,
     assignment: AssignmentObj,
@@ -112,6 +116,7 @@ def monthly_report_page(
 
 @router.post("/monthly-reports/{assignment_id}/sign")
 @router.post("/weekly-reports/{assignment_id}/sign")
+@router.post("/info-reports/{assignment_id}/sign")
 def monthly_report_sign(
     request: Request,
     assignment: AssignmentObj,
@@ -137,6 +142,7 @@ def monthly_report_sign(
 
 @router.get("/monthly-reports")
 @router.get("/weekly-reports")
+@router.get("/info-reports")
 def monthly_summary(
     request: Request,
     user: PageUser,

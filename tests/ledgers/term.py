@@ -44,6 +44,8 @@ def new_case(
     confirmed: bool = True,
     key_groups: tuple[str, ...] = (),
     dropout_date: dt.date | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
 ) -> Case:
     born = "20130510" if grade.startswith(("七", "八", "九")) else "20160510"
     case = services.cases.create(
@@ -59,6 +61,8 @@ def new_case(
             class_name="一班",
             key_groups=list(key_groups),
             dropout_date=dropout_date,
+            dropout_reason=reason,
+            reason_detail=detail,
             confirmed=confirmed,
             guardians=[GuardianIn(f"{name[0]}家长", "父亲", f"138053{n:05d}")],
         ),

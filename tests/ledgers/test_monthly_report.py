@@ -5,7 +5,6 @@ signed versions; a correction is a new signed version with its differences."""
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +12,6 @@ from sqlalchemy import select
 from service.accounts.errors import Forbidden
 from service.archive.models import Document, DocumentStatus
 from service.campaigns.models import Assignment, AssignmentState
-from service.campaigns.service import CampaignSpec
 from service.cases.errors import CaseInvalid
 from service.cases.models import Case
 from service.container import Services
@@ -21,7 +19,8 @@ from service.ledgers.models import ReportVersion
 from service.ledgers.reports import add, empty
 from tests import checks
 from tests.district import load_district, scope_of, unit
-from tests.ledgers.term import YEAR, goto, new_case
+from tests.ledgers.events import Events, assignments, recurring
+from tests.ledgers.term import YEAR, goto
 
 SCAN = b"%PDF-1.4 scan"
 
@@ -33,45 +32,11 @@ def D(month: int, day: int) -> dt.date:
 def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services: Services, nss_db: str) -> None:
     load_district(services)
     goto(services.clock, D(8, 25))
-    # Every event, as the test makes it: (school, what, day, grade, key groups)
-    log: list[tuple[str, str, dt.date]] = []
-    opened: dict[int, tuple[str, str, tuple[str, ...], dt.date]] = {}
-    closed: dict[int, dt.date] = {}
 
     with services.db.session() as s:
-        bureau = scope_of(s, "bureau")
-        campaign = services.campaigns.create(
-            s,
-            bureau,
-            CampaignSpec("控辍保学动态管理月报", YEAR, None, None, kinds=["report"], recurrence="monthly", due_day=20),
-        )
-        services.campaigns.open_recurring(s, bureau, campaign)
-        s.commit()
-
-        def case(
-            school: str,
-            user: str,
-            n: int,
-            name: str,
-            day: dt.date,
-            *,
-            confirmed: bool = True,
-            grade: str = "七年级",
-            groups: tuple[str, ...] = (),
-        ) -> int:
-            goto(services.clock, day, 10)
-            c = new_case(services, s, user, school, n, name, confirmed=confirmed, grade=grade, key_groups=groups)
-            log.append((school, "new_dropped" if confirmed else "new_suspected", day))
-            opened[c.id] = (school, grade, groups, day)
-            return c.id
-
-        def attempt(user: str, case_id: int, day: dt.date, *, recorded: dt.date | None = None) -> None:
-            goto(services.clock, recorded or day, 11)
-            services.cases.add_attempt(
-                s, scope_of(s, user), s.get(Case, case_id), date=day, staff="班主任", method="家访", result="未返校"
-            )
-            s.commit()
-            log.append((opened[case_id][0], "attempts", day))
+        campaign = recurring(services, s, "控辍保学动态管理月报", "monthly", 20)
+        events = Events(services, s)
+        case, attempt = events.case, events.attempt
 
         f = case("WSR-SH", "wsr-sh-head", 51, "冯八月", D(8, 26), groups=("留守儿童",))
         attempt("wsr-sh-head", f, D(8, 28))
@@ -81,7 +46,7 @@ def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services:
         goto(services.clock, D(9, 3), 15)
         services.cases.confirm(s, scope_of(s, "wsr-sh-head"), s.get(Case, c))
         s.commit()
-        log.append(("WSR-SH", "new_dropped", D(9, 3)))
+        events.confirmed(c, D(9, 3))
         d = case("WSR-XD", "wsr-xd-head", 59, "蒋随迁", D(9, 4), grade="三年级", groups=("随迁子女",))
         case("HJL-XX", "hjl-xx-head", 61, "沈他办", D(9, 5), grade="四年级")
         attempt("wsr-sh-head", b, D(9, 5))
@@ -91,43 +56,22 @@ def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services:
         goto(services.clock, D(9, 20), 16)
         services.cases.returned(s, scope_of(s, "wsr-sh-head"), s.get(Case, b), D(9, 20))
         s.commit()
-        log.append(("WSR-SH", "returned", D(9, 20)))
-        closed[b] = D(9, 20)
+        events.close(b, "returned", D(9, 20))
         goto(services.clock, D(9, 21), 16)
         services.cases.write_off(
             s, scope_of(s, "wsr-sh-head"), s.get(Case, a), "enrolled_elsewhere", [("学籍.pdf", SCAN)]
         )
         s.commit()
-        log.append(("WSR-SH", "written_off", D(9, 21)))
-        closed[a] = D(9, 21)
+        events.close(a, "written_off", D(9, 21))
         attempt("wsr-sh-head", f, D(10, 2))  # October's: not in September's report
 
         def expected(schools: set[str]) -> dict[str, object]:
-            """September's figures counted from the test's own log."""
-            start, end = D(9, 1), D(9, 30)
-            out: dict[str, object] = {
-                k: 0 for k in ("new_suspected", "new_dropped", "returned", "written_off", "deferred", "attempts")
-            }
-            for school, what, day in log:
-                if school in schools and start <= day <= end:
-                    out[what] = int(out[what]) + 1  # type: ignore[call-overload]
-            still = [
-                o for cid, o in opened.items() if o[0] in schools and o[3] <= end and closed.get(cid, D(12, 31)) > end
-            ]
-            out["open"] = len(still)
-            out["grades"] = dict(Counter(o[1] for o in still))
-            out["groups"] = dict(Counter(g for o in still for g in (o[2] or ("非重点群体",))))
-            return out
+            return events.expected(schools, D(9, 1), D(9, 30))
 
         goto(services.clock, D(10, 8))
         services.campaigns.refresh_recurring(s)
         s.commit()
-        mine = {
-            a.unit.code: a
-            for a in s.scalars(
-                select(Assignment).where(Assignment.campaign_id == campaign.id, Assignment.period == f"{YEAR}-10")
-            )
-        }
+        mine = assignments(s, campaign, f"{YEAR}-10")
         reports = services.ledgers.reports
         sh = scope_of(s, "wsr-sh-head")
         draft = reports.review(s, sh, mine["WSR-SH"])

@@ -6,7 +6,6 @@ differences. The same machinery as the monthly report, over a week."""
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,6 @@ from service.accounts.errors import Forbidden
 from service.archive.models import Document, DocumentStatus
 from service.campaigns.errors import AssignmentNotSignable
 from service.campaigns.models import Assignment, AssignmentState
-from service.campaigns.service import CampaignSpec
 from service.cases.errors import CaseInvalid
 from service.cases.models import Case
 from service.container import Services
@@ -23,7 +21,8 @@ from service.ledgers.models import ReportVersion
 from service.ledgers.reports import add, covered, empty
 from tests import checks
 from tests.district import load_district, scope_of, unit
-from tests.ledgers.term import YEAR, goto, new_case
+from tests.ledgers.events import Events, assignments, recurring
+from tests.ledgers.term import YEAR, goto
 
 SCAN = b"%PDF-1.4 scan"
 #: The week the report counts (ISO week 37) and the period it is filed in (week 38, by Wednesday 22nd).
@@ -46,44 +45,11 @@ def test_the_period_counts_the_iso_week_before() -> None:
 def test_weekly_report_from_the_data_summed_and_corrected(services: Services, nss_db: str) -> None:
     load_district(services)
     goto(services.clock, D(9, 6))
-    log: list[tuple[str, str, dt.date]] = []
-    opened: dict[int, tuple[str, str, tuple[str, ...], dt.date]] = {}
-    closed: dict[int, dt.date] = {}
 
     with services.db.session() as s:
-        bureau = scope_of(s, "bureau")
-        campaign = services.campaigns.create(
-            s,
-            bureau,
-            CampaignSpec("辍学周报告", YEAR, None, None, kinds=["weekly_report"], recurrence="weekly", due_day=3),
-        )
-        services.campaigns.open_recurring(s, bureau, campaign)
-        s.commit()
-
-        def case(
-            school: str,
-            user: str,
-            n: int,
-            name: str,
-            day: dt.date,
-            *,
-            confirmed: bool = True,
-            grade: str = "七年级",
-            groups: tuple[str, ...] = (),
-        ) -> int:
-            goto(services.clock, day, 10)
-            c = new_case(services, s, user, school, n, name, confirmed=confirmed, grade=grade, key_groups=groups)
-            log.append((school, "new_dropped" if confirmed else "new_suspected", day))
-            opened[c.id] = (school, grade, groups, day)
-            return c.id
-
-        def attempt(user: str, case_id: int, day: dt.date, *, recorded: dt.date | None = None) -> None:
-            goto(services.clock, recorded or day, 11)
-            services.cases.add_attempt(
-                s, scope_of(s, user), s.get(Case, case_id), date=day, staff="班主任", method="家访", result="未返校"
-            )
-            s.commit()
-            log.append((opened[case_id][0], "attempts", day))
+        campaign = recurring(services, s, "辍学周报告", "weekly", 3)
+        events = Events(services, s)
+        case, attempt = events.case, events.attempt
 
         # The week before: opened and tried, not this week's news but open at its end.
         f = case("WSR-SH", "wsr-sh-head", 51, "冯上周", D(9, 10), groups=("留守儿童",))
@@ -96,7 +62,7 @@ def test_weekly_report_from_the_data_summed_and_corrected(services: Services, ns
         goto(services.clock, D(9, 15), 9)
         services.cases.confirm(s, scope_of(s, "wsr-sh-head"), s.get(Case, c))
         s.commit()
-        log.append(("WSR-SH", "new_dropped", D(9, 15)))
+        events.confirmed(c, D(9, 15))
         d = case("WSR-XD", "wsr-xd-head", 59, "蒋随迁", D(9, 15), grade="三年级", groups=("随迁子女",))
         attempt("wsr-sh-head", b, D(9, 15))
         attempt("wsr-sh-head", c, D(9, 16))
@@ -113,48 +79,27 @@ def test_weekly_report_from_the_data_summed_and_corrected(services: Services, ns
             approval=[("判决书.pdf", SCAN)],
         )
         s.commit()
-        log.append(("WSR-SH", "deferred", D(9, 17)))
-        closed[g] = D(9, 17)
+        events.close(g, "deferred", D(9, 17))
         goto(services.clock, D(9, 18), 16)
         services.cases.returned(s, scope_of(s, "wsr-sh-head"), s.get(Case, b), D(9, 18))
         s.commit()
-        log.append(("WSR-SH", "returned", D(9, 18)))
-        closed[b] = D(9, 18)
+        events.close(b, "returned", D(9, 18))
         goto(services.clock, D(9, 19), 16)  # Sunday afternoon: still this week
         services.cases.write_off(
             s, scope_of(s, "wsr-sh-head"), s.get(Case, a), "enrolled_elsewhere", [("学籍.pdf", SCAN)]
         )
         s.commit()
-        log.append(("WSR-SH", "written_off", D(9, 19)))
-        closed[a] = D(9, 19)
+        events.close(a, "written_off", D(9, 19))
         case("WSR-SH", "wsr-sh-head", 65, "杨下周", D(9, 20))  # next week's, and not open at this one's end
         attempt("wsr-sh-head", f, D(9, 20))  # Monday after: next week's
 
         def expected(schools: set[str]) -> dict[str, object]:
-            """The week's figures counted from the test's own log."""
-            out: dict[str, object] = {
-                k: 0 for k in ("new_suspected", "new_dropped", "returned", "written_off", "deferred", "attempts")
-            }
-            for school, what, day in log:
-                if school in schools and START <= day <= END:
-                    out[what] = int(out[what]) + 1  # type: ignore[call-overload]
-            still = [
-                o for cid, o in opened.items() if o[0] in schools and o[3] <= END and closed.get(cid, D(12, 31)) > END
-            ]
-            out["open"] = len(still)
-            out["grades"] = dict(Counter(o[1] for o in still))
-            out["groups"] = dict(Counter(g for o in still for g in (o[2] or ("非重点群体",))))
-            return out
+            return events.expected(schools, START, END)
 
         goto(services.clock, D(9, 20), 12)
         services.campaigns.refresh_recurring(s)
         s.commit()
-        mine = {
-            a.unit.code: a
-            for a in s.scalars(
-                select(Assignment).where(Assignment.campaign_id == campaign.id, Assignment.period == PERIOD)
-            )
-        }
+        mine = assignments(s, campaign, PERIOD)
         assert {a.kind for a in mine.values()} == {"weekly_report"}
         reports = services.ledgers.reports
         sh = scope_of(s, "wsr-sh-head")

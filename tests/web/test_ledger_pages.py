@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from tests.api.conftest import running_service, setup_licheng
+from tests.district import scope_of
 from tests.ledgers.term import sheet_rows
 
 CASE = {
@@ -324,3 +325,97 @@ def test_a_school_imports_its_first_grade_roster_and_marks_who_reported(tmp_path
         assert r.status_code == 303
         page = c.get(f"/ledgers/children?year={year}").text
         assert f"{today} 已报到" in page and "未报到 0 名" in page
+
+
+def test_a_school_reviews_and_signs_its_info_report_on_its_page(tmp_path: Path) -> None:
+    """The 学生失学辍学信息报告 of a term, made from the data: the school sees each child it lists,
+    signs on its page, and its office sees the sum with who has not filed; the Excel lists the children."""
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        state = service.state
+        today = state.ledgers.today()
+        with state.db.session() as s:  # the bureau entered the term's start (today) on its 期限 page
+            state.ledgers.deadlines.set_term(s, scope_of(s, "bureau"), "本学期", today)
+            s.commit()
+        service.login("bureau")
+        r = c.post(
+            "/api/campaigns", json={"name": "学生失学辍学信息报告", "year": 2026, "recurrence": "term", "due_day": 15}
+        )
+        assert r.status_code == 201, r.text
+        service.wait_job(c.post(f"/api/campaigns/{r.json()['id']}/issue").json()["id"])
+        page = c.get(f"/campaigns/{r.json()['id']}").text
+        assert "每学期开学后15日内报送" in page and f"{today.year}年{today.month}月{today.day}日开学" in page
+        service.login("wsr-sh-head")
+        c.post(
+            "/api/cases",
+            json={**CASE, "school_id": units["WSR-SH"], "dropout_reason": "厌学", "reason_detail": "随父母外出"},
+        )
+        (mine,) = [
+            a
+            for a in c.get("/api/assignments").json()
+            if a["period"] == today.isoformat() and a["unit_name"].endswith("石河小学")
+        ]
+        page = c.get("/sign").text
+        assert f'href="/info-reports/{mine["id"]}"' in page and "核对数据生成的失学辍学信息报告并签章" in page
+        page = c.get(f"/info-reports/{mine['id']}").text
+        assert "<h1>学生失学辍学信息报告</h1>" in page and "失学辍学学生名单" in page
+        assert "王浩然" in page and "随父母外出" in page and "报告时未销号（按辍学原因）" in page
+        reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', page)
+        assert reviewed is not None
+        r = c.post(f"/info-reports/{mine['id']}/sign", data={"reviewed": reviewed[1]}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert "已签章报送，数据没有变化。" in c.get(f"/info-reports/{mine['id']}").text
+        assert not [i for i in c.get("/api/due").json() if i["kind"] == "info_report"]  # cleared by signing
+
+        service.login("wsr-xd-head")
+        assert c.get(f"/info-reports/{mine['id']}").status_code == 404
+        assert [i["title"] for i in c.get("/api/due").json() if i["kind"] == "info_report"] == [
+            f"{today.year}年{today.month}月{today.day}日开学学生失学辍学信息报告"
+        ]
+        service.login("wsr-staff")
+        page = c.get(f"/info-reports?unit={units['WSR']}").text
+        assert "信息报告汇总" in page and "已报送：历城区王舍人街道石河小学" in page and "王浩然" in page
+        rows = sheet_rows(c.get(f"/info-reports/export.xlsx?period={today.isoformat()}&unit={units['WSR']}").content)
+        assert ["辍学（含劝返中）", 1] in [r[:2] for r in rows]
+        assert ["历城区王舍人街道石河小学", "王浩然", "六年级", "辍学", "非重点群体", "厌学", "随父母外出"] in rows
+
+
+def test_a_school_records_home_teaching_for_a_deferred_child_on_its_page(tmp_path: Path) -> None:
+    """送教上门: the deferral says the child is taught at home; the case page then takes a visit a
+    week (day, teachers, content, record) and lists them; a visit without its record is refused."""
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        cid = c.post("/api/cases", json={**CASE, "school_id": units["WSR-SH"]}).json()["id"]
+        today = service.state.cases.today().isoformat()
+        r = c.post(
+            f"/cases/{cid}/defer",
+            data={
+                "basis": "disability_assessment",
+                "authority": "历城区残疾人联合会",
+                "approved_on": today,
+                "home_teaching": "yes",
+            },
+            files={"files": ("评估意见.pdf", b"%PDF-1.4 x", "application/pdf")},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        page = c.get(f"/cases/{cid}").text
+        assert "送教上门" in page and "还没有送教上门记录。" in page and f'action="/cases/{cid}/home-visits"' in page
+        visit = {"visit_date": today, "teachers": "资源教师 李红", "content": "语文识字、康复训练"}
+        r = c.post(f"/cases/{cid}/home-visits", data=visit)
+        assert r.status_code == 200 and "送教记录：请上传一份送教记录" in r.text
+        r = c.post(
+            f"/cases/{cid}/home-visits",
+            data=visit,
+            files={"files": ("送教照片.jpg", b"\xff\xd8\xff jpeg", "image/jpeg")},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"].endswith("?done=home_visit"), r.text
+        page = c.get(r.headers["location"]).text
+        assert "已记录这次送教上门。" in page and "语文识字、康复训练" in page and "送教照片.jpg" in page
+        assert [v["teachers"] for v in c.get(f"/api/cases/{cid}").json()["home_visits"]] == ["资源教师 李红"]
+        service.login("wsr-xd-head")  # another school's case stays out of reach
+        assert c.post(f"/cases/{cid}/home-visits", data=visit).status_code == 404

@@ -1,11 +1,13 @@
-"""销号, the ledgers and the monthly report in the browser, on a phone: a school closes a case, sees
-it leave the ledger, and generates, reviews and signs its monthly report; pages fit the screen."""
+"""销号, the ledgers and the reports in the browser, on a phone: a school closes a case, sees it leave
+the ledger, and generates, reviews and signs its monthly and its weekly report; the bureau's
+dashboard shows the district's figures and the overdue list. Each test makes what it needs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from tests.web.conftest import (
     DESKTOP,
@@ -67,21 +69,16 @@ def test_a_school_closes_a_case_on_a_phone_and_it_leaves_the_ledger(browser: Bro
     ctx.close()
 
 
-def test_a_school_signs_its_monthly_report_on_a_phone(browser: Browser, server: Server) -> None:
+def recurring_campaign(browser: Browser, server: Server, name: str, recurrence: str, due_day: int) -> None:
+    """The bureau's recurring report campaign, made through the API unless it is there already."""
     ctx = context(browser, DESKTOP)
     watch = Watch()
     page = watch.attach(ctx.new_page())
     login(page, server, "bureau")
-    if "控辍保学动态管理月报" not in page.request.get(server.url + "/api/campaigns").text():
+    if name not in page.request.get(server.url + "/api/campaigns").text():
         r = page.request.post(
             server.url + "/api/campaigns",
-            data={
-                "name": "控辍保学动态管理月报",
-                "year": 2026,
-                "recurrence": "monthly",
-                "due_day": 28,
-                "kinds": ["report"],
-            },
+            data={"name": name, "year": 2026, "recurrence": recurrence, "due_day": due_day},
             headers=csrf_headers(page),
         )
         assert r.ok, r.text()
@@ -93,26 +90,99 @@ def test_a_school_signs_its_monthly_report_on_a_phone(browser: Browser, server: 
     watch.clean()
     ctx.close()
 
-    ctx = context(browser, PHONE)
-    watch = Watch()
-    page = watch.attach(ctx.new_page())
-    login(page, server, "hjl-bx-head")
+
+def sign_report(page: Page, server: Server, link: str) -> None:
+    """From the school's list, review the report the link opens and sign it: a double tap signs
+    once, and the first version is there as a PDF."""
     page.goto(server.url + "/sign")
-    page.click("text=核对数据生成的月报表并签章")
-    page.wait_for_url(re.compile(r".*/monthly-reports/\d+$"))
-    assert "新增疑似辍学（含失学）" in page.inner_text("main")
+    page.click(f"text={link}")
+    page.wait_for_url(re.compile(r".*/(monthly|weekly)-reports/\d+$"))
+    assert "未销号个案" in page.inner_text("main")
     no_horizontal_scroll(page)
-    shot(page, "monthly-report-review-phone")
-    page.dblclick("text=已核对，签章报送")  # a double tap signs once
+    page.dblclick("text=已核对，签章报送")
     page.wait_for_selector("text=已签章报送，数据没有变化。", timeout=120_000)
     versions = page.locator("a:has-text('第 1 版')")
     assert versions.count() == 1 and page.locator("a:has-text('第 2 版')").count() == 0
     response = page.request.get(server.url + (versions.get_attribute("href") or ""))
     assert response.ok and response.body().startswith(b"%PDF")
+
+
+def test_a_school_signs_its_monthly_report_on_a_phone(browser: Browser, server: Server) -> None:
+    recurring_campaign(browser, server, "控辍保学动态管理月报", "monthly", 28)
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "hjl-bx-head")
+    sign_report(page, server, "核对数据生成的月报表并签章")
+    assert "新增疑似辍学（含失学）" in page.inner_text("main")
     shot(page, "monthly-report-signed-phone")
     watch.clean()
     ctx.close()
     both_widths(browser, server, "bureau", "/ledgers", "ledgers")
     both_widths(browser, server, "bureau", "/deadlines", "deadlines")
     both_widths(browser, server, "bureau", "/monthly-reports", "monthly-summary")
+
+
+def test_a_school_signs_its_weekly_report_on_a_phone(browser: Browser, server: Server) -> None:
+    recurring_campaign(browser, server, "辍学周报告", "weekly", 7)
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "dezx-head")
+    page.goto(server.url + "/sign")
+    assert "辍学周报告" in page.inner_text("main")
+    sign_report(page, server, "核对数据生成的周报告并签章")
+    main = page.inner_text("main")
+    assert "辍学周报告" in main and "周末未销号个案" in main and "已签章版本" in main
+    shot(page, "weekly-report-signed-phone")
+    watch.clean()
+    ctx.close()
+    both_widths(browser, server, "bureau", "/weekly-reports", "weekly-summary")
+
+
+def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(browser: Browser, server: Server) -> None:
+    ctx = context(browser, DESKTOP)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    # A school registers a child who left school three weeks ago: the 复学通知书 is overdue.
+    login(page, server, "syxx-head")
+    left = (dt.date.today() - dt.timedelta(days=21)).isoformat()
+    school_id = next(u["id"] for u in page.request.get(server.url + "/api/units").json() if u["code"] == "SYXX")
+    r = page.request.post(
+        server.url + "/api/cases",
+        data={
+            "student_name": "邵逾期",
+            "id_number": "370112201203070574",  # not a student other browser tests register
+            "sex": "男",
+            "birth_date": "2012-03-07",
+            "grade": "六年级",
+            "confirmed": True,
+            "dropout_date": left,
+            "school_id": school_id,
+            "guardians": [{"name": "邵大海", "relation": "父亲", "phone": "13805310057"}],
+        },
+        headers=csrf_headers(page),
+    )
+    assert r.status in (201, 409), r.text()  # 409: an earlier run on this server registered him
+    ctx.close()
+
+    ctx = context(browser, DESKTOP)
+    page = watch.attach(ctx.new_page())
+    login(page, server, "bureau")
+    page.goto(server.url + "/district")
+    total = page.inner_text("[data-total]")
+    assert re.search(r"未销号个案\s*[1-9]\d*（", total), total
+    row = page.locator(f"tr[data-school='{school_id}']")
+    cells = row.locator("td")
+    assert cells.nth(0).inner_text() == "济南市历城区实验小学"
+    assert int(cells.nth(2).inner_text()) + int(cells.nth(3).inner_text()) >= 1  # 辍学 or 劝返中
+    assert int(cells.nth(4).inner_text()) >= 1  # its overdue items
+    overdue = page.locator("section.card", has_text="逾期事项").last
+    assert "应向监护人送达《义务教育复学通知书》" in overdue.inner_text() and "邵逾期" in overdue.inner_text()
+    overdue.locator("a", has_text="邵逾期").first.click()
+    page.wait_for_url(re.compile(r".*/cases/\d+$"))
+    assert "邵逾期" in page.inner_text("main")
+    shot(page, "district-overdue-desktop")
+    watch.clean()
+    ctx.close()
     both_widths(browser, server, "bureau", "/district", "district")

@@ -53,7 +53,7 @@ def test_bureau_starts_a_weekly_report_from_the_campaign_page(tmp_path: Path) ->
         assert r.status_code == 200 and "每周报送请填 1（周一）到 7（周日）" in r.text
         assert 'value="控辍保学辍学周报告"' in r.text  # what was typed is kept
         r = c.post("/campaigns/new-recurring", data={**form, "recurrence": "yearly", "due_day": "3"})
-        assert "请选择每月报送或每周报送。" in r.text
+        assert "请选择每月报送、每周报送或每学期开学后报送。" in r.text
         assert c.get("/api/campaigns").json() == []  # nothing made by the bad forms
 
         r = c.post("/campaigns/new-recurring", data={**form, "due_day": "3"}, follow_redirects=False)
