@@ -1,7 +1,7 @@
 """送教上门: a deferral marked as taught at home, and the home visits recorded against it
 
 Revision ID: 0011_ledgers3
-Revises: 0007_security
+Revises: 0011_totp_sealed
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import service.db.base
 
 revision = "0011_ledgers3"
-down_revision = "0007_security"
+down_revision = "0011_totp_sealed"
 branch_labels = None
 depends_on = None
 
