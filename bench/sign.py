@@ -89,7 +89,9 @@ def run(home: Path, signatures: int, notices: int) -> dict[str, Any]:
             deadline = (services.clock.now() + dt.timedelta(days=30)).replace(tzinfo=None)
             for i in range(-(-(signatures + 1) // PER_CAMPAIGN)):
                 campaign = services.campaigns.create(
-                    s, bureau, CampaignSpec(name=f"控辍保学责任书 第{i + 1}批", year=2024, deadline=deadline, issue_date=None)
+                    s,
+                    bureau,
+                    CampaignSpec(name=f"控辍保学责任书 第{i + 1}批", year=2024, deadline=deadline, issue_date=None),
                 )
                 job, _ = services.campaigns.start_issue(s, bureau, campaign, services.jobs)
                 s.commit()
@@ -168,7 +170,9 @@ def main() -> int:
     table = Table(title=f"在线签署与单份签发（{os.cpu_count()} CPU cores）", title_justify="left")
     for col in ("path", "n", "p50 ms", "p95 ms"):
         table.add_column(col, justify="right" if col != "path" else "left")
-    table.add_row("online signing (campaign use case)", str(r["signatures"]), f"{r['sign_p50']:.0f}", f"{r['sign_p95']:.0f}")
+    table.add_row(
+        "online signing (campaign use case)", str(r["signatures"]), f"{r['sign_p50']:.0f}", f"{r['sign_p95']:.0f}"
+    )
     table.add_row("one notice issued alone", str(r["notices"]), f"{r['issue_p50']:.0f}", f"{r['issue_p95']:.0f}")
     Console(width=120).print(table)
     return 0

@@ -117,7 +117,20 @@ def _heavy(pdf: bytes, home: Path) -> bytes:
 
 def _wrk(url: str, seconds: float, connections: int, script: Path) -> dict[str, Any]:
     out = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "10s", "-s", str(script), url],
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{int(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,

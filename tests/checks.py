@@ -15,6 +15,7 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore, NoDSSFoundError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
@@ -98,13 +99,24 @@ def page_count(data: bytes) -> int:
 def pyhanko_statuses(
     data: bytes, root: asn1_x509.Certificate
 ) -> list[tuple[str, SignatureCoverageLevel, ModificationLevel | None, bool]]:
-    """(field, coverage, modification level, bottom line) per signature, by pyHanko alone."""
+    """(field, coverage, modification level, bottom line) per signature, by pyHanko alone, given
+    our root and the certificates of the document's DSS (its PAdES B-LT validation material: the
+    timestamp tokens carry only the TSA's certificate, the CA above it is in the DSS)."""
     reader = PdfFileReader(io.BytesIO(data))
     out = []
     for sig in reader.embedded_signatures:
-        status = validate_pdf_signature(sig, ValidationContext(trust_roots=[root], allow_fetching=False))
+        status = validate_pdf_signature(sig, dss_context(reader, root))
         out.append((sig.field_name, status.coverage, status.modification_level, status.bottom_line))
     return out
+
+
+def dss_context(reader: PdfFileReader, root: asn1_x509.Certificate) -> ValidationContext:
+    """A pyHanko validation context trusting ``root``, with the certificates of the document's DSS."""
+    try:
+        certs = list(DocumentSecurityStore.read_dss(reader).load_certs())
+    except NoDSSFoundError:
+        certs = []
+    return ValidationContext(trust_roots=[root], other_certs=certs, allow_fetching=False)
 
 
 def nss_db(folder: Path, root_ca_pem: Path) -> str:
@@ -125,3 +137,11 @@ def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     on a thread where another loop runs (Playwright's, once the browser tests have started)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(fn, *args, **kwargs).result()
+
+
+def docsign_code(pdf: bytes) -> str | None:
+    """The verification code a document we issued records in its document information."""
+    from pypdf import PdfReader
+
+    code = (PdfReader(io.BytesIO(pdf)).metadata or {}).get("/DocsignCode")
+    return str(code) if code else None

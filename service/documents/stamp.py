@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -176,19 +176,23 @@ def open_pdf(pdf: bytes) -> pikepdf.Pdf:
 
 
 def split_and_stamp(
-    pdf: bytes, documents: Sequence[tuple[range, StampMark | None]], times: dict[str, float] | None = None
+    pdf: bytes,
+    documents: Sequence[tuple[range, StampMark | None]],
+    times: dict[str, float] | None = None,
+    dress: Callable[[int, pikepdf.Pdf], None] | None = None,
 ) -> list[bytes]:
     """One stamped PDF per (page range, mark) of a merged PDF, in order (no stamp where the mark is
     None). Each carries only the objects its pages use, its fonts cut down to the glyphs it shows
-    (:func:`~service.documents.compact.compact_fonts`), its streams compressed. The seconds spent
-    drawing stamps are added to ``times["stamp"]`` and those spent on fonts to ``times["fonts"]``
-    when given."""
+    (:func:`~service.documents.compact.compact_fonts`), its streams compressed. ``dress(i, doc)``,
+    when given, adds what else document ``i`` should hold before it is written (its signature
+    fields). The seconds spent drawing stamps are added to ``times["stamp"]`` and those spent on
+    fonts to ``times["fonts"]`` when given."""
     times = times if times is not None else {}
     source = open_pdf(pdf)
     font = stamp_font()
     out: list[bytes] = []
     with source:
-        for pages, mark in documents:
+        for i, (pages, mark) in enumerate(documents):
             doc = pikepdf.new()
             for index in pages:
                 doc.pages.append(source.pages[index])
@@ -208,10 +212,14 @@ def split_and_stamp(
                 if mark.kind:
                     info["/DocsignKind"] = mark.kind
             doc.trailer.Info = doc.make_indirect(pikepdf.Dictionary({k: pikepdf.String(v) for k, v in info.items()}))
+            if dress is not None:
+                dress(i, doc)
             buf = io.BytesIO()
             # objects in compressed object streams (3 KB less a notice); the updates that sign
             # it keep classic cross-reference sections (see sign.py)
-            doc.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            doc.save(
+                buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate, min_version="1.7"
+            )
             out.append(buf.getvalue())
             times["fonts"] = times.get("fonts", 0.0) + t1 - t0
             times["stamp"] = times.get("stamp", 0.0) + t2 - t1

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -202,7 +201,7 @@ def licheng_flow(service: Service, tmp_path: Path) -> None:
 
     # A signed pledge verifies on the public page by the code printed on it.
     data = zf.read(next(e["path"] for e in manifest["files"] if e["unit"] == "历城区王舍人街道石河小学"))
-    code = re.search(rb"/DocsignCode \((\w+)\)", data).group(1).decode()  # type: ignore[union-attr]
+    code = checks.docsign_code(data)
     page = c.get(f"/v/{code}")
     assert page.status_code == 200 and "真实有效" in page.text and "历城区王舍人街道石河小学" in page.text
 

@@ -233,11 +233,14 @@ def test_sneaky_signature_field_after_the_last_approval(engine: DocumentEngine, 
 
 
 def test_signature_wrapping(engine: DocumentEngine, notice: bytes) -> None:
-    """The signature value is cut to its real length, and a new content object is wrapped into the
-    freed, unsigned part of the /Contents gap (as the literal string value of a new key, so the
+    """The signature value is cut to its real length and its timestamp token (an unsigned attribute,
+    which the signer's signature does not cover) dropped, and a new content object is wrapped into
+    the freed, unsigned part of the /Contents gap (as the literal string value of a new key, so the
     signature dictionary still parses); an appended update points the page at it."""
     start, end = signature_gap(notice)
-    der = cms.ContentInfo.load(bytes.fromhex(notice[start + 1 : end - 1].decode())).dump()
+    info = cms.ContentInfo.load(bytes.fromhex(notice[start + 1 : end - 1].decode()))
+    info["content"]["signer_infos"][0]["unsigned_attrs"] = None
+    der = info.dump(force=True)
     malicious_id = int(re.findall(rb"/Size\s+(\d+)", last_trailer(notice)[0])[-1])
     head = b"<" + der.hex().encode() + b"> /Wrapped ("
     gap = head + stream_object(malicious_id, text_stream("WRAPPED")) + b")"

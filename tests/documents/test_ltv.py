@@ -16,7 +16,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
-from pyhanko_certvalidator import ValidationContext
 
 from service.documents.errors import PdfInvalid
 from service.documents.ltv import (
@@ -153,10 +152,11 @@ def test_archive_timestamp_now_passes_pyhanko_pdfsig_and_qpdf(
             len(report.signatures) - 1
         )
         assert checks.qpdf_check(pdf).returncode == 0
-        # pyHanko on its own
+        # pyHanko on its own, with the document's DSS
         root = asn1(pki.root_certificate())
-        for sig in PdfFileReader(io.BytesIO(pdf)).embedded_signatures:
-            context = ValidationContext(trust_roots=[root], allow_fetching=False)
+        reader = PdfFileReader(io.BytesIO(pdf))
+        for sig in reader.embedded_signatures:
+            context = checks.dss_context(reader, root)
             if sig.sig_object_type == "/DocTimeStamp":
                 ts_status = validate_pdf_timestamp(sig, context)
                 assert ts_status.valid and ts_status.intact and ts_status.trusted

@@ -121,7 +121,7 @@ def _until(check: object, seconds: float, what: str) -> None:
 
 
 def test_two_servers_share_jobs_by_lease(tmp_path: Path) -> None:
-    notices = 500
+    notices = 1500  # long enough that it is still running when the second server has started
     with postgres_database() as url:
         env = {
             **os.environ,

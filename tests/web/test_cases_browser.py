@@ -13,6 +13,7 @@ from service.archive.models import Document
 from service.archive.store import open_store
 from service.cases.models import RosterEntry
 from service.db.session import Database
+from tests import checks
 from tests.cases.roster_data import HEADER, rows, xlsx
 from tests.web.conftest import DESKTOP, PHONE, Server, Watch, context, login, no_horizontal_scroll, shot
 from tests.web.test_browser import both_widths, in_viewport, no_small_targets
@@ -72,9 +73,8 @@ def test_roster_import_issue_and_print_on_a_phone(browser: Browser, server: Serv
         # once issued, the database keeps only the code's hash: read the code off the notice itself
         pdf = open_store(server.settings(), "documents").get(document.current_sha256)
     db.dispose()
-    found = re.search(rb"/DocsignCode \((\w+)\)", pdf)
-    assert found is not None
-    code = found.group(1).decode()
+    code = checks.docsign_code(pdf)
+    assert code is not None
     phone = str(data[row - 2][HEADER.index("监护人电话")])
     ctx = context(browser, PHONE)
     watch = Watch()
