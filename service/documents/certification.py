@@ -41,8 +41,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign.general import simple_cms_attribute
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
-from service.documents.errors import PdfInvalid, SigningError
+from service.documents.errors import NotSignable, PdfInvalid, SigningError, TimestampUnavailable
 from service.documents.placement import Placement
 from service.documents.sign import (
     Appearance,
@@ -149,9 +150,12 @@ class _Kits:
             size = self._token_size.get(id(signer))
         if size is None:
             size = len(_timestamp(signatory, b"\0" * signature_size))
-            with self._lock:
-                self._token_size[id(signer)] = size
+            self.learn_token_size(signer, size)
         return size
+
+    def learn_token_size(self, signer: UnitSigner, size: int) -> None:
+        with self._lock:
+            self._token_size[id(signer)] = max(size, self._token_size.get(id(signer), 0))
 
 
 _KITS = _Kits()
@@ -247,7 +251,10 @@ def _timestamp(signatory: Signatory, signature: bytes) -> bytes:
     digest = hashlib.sha256(signature).digest()
     if isinstance(timestamper, LocalTimeStamper):
         return timestamper.token_der(digest, "sha256")
-    token: cms.ContentInfo = _event_loop().run_until_complete(timestamper.async_timestamp(digest, "sha256"))
+    try:
+        token: cms.ContentInfo = _event_loop().run_until_complete(timestamper.async_timestamp(digest, "sha256"))
+    except TimestampRequestError as exc:
+        raise TimestampUnavailable(details={"reason": str(exc)}) from exc
     return bytes(token.dump())
 
 
@@ -258,6 +265,46 @@ def _sign(signer: UnitSigner, data: bytes) -> bytes:
     if isinstance(key, EllipticCurvePrivateKey):
         return key.sign(data, ECDSA(hashes.SHA256()))
     return signer.sign_raw(data, "sha256")
+
+
+@dataclass(frozen=True)
+class _Revision:
+    """What the signature's update needs of the document it is appended to."""
+
+    root_num: int
+    root_body: bytes
+    widget_num: int
+    widget_body: bytes
+    size: int
+    info_num: int | None
+    first_id: bytes
+    prev: int  # the last cross-reference section's offset
+
+    @classmethod
+    def read(cls, pdf: bytes, field_name: str) -> _Revision:
+        found = _STARTXREF.search(pdf[-64:])
+        if found is None:
+            raise PdfInvalid("文件不是有效的 PDF，无法签署。")
+        try:
+            with pikepdf.open(io.BytesIO(pdf)) as doc:
+                root = doc.Root
+                widget = next((f for f in root.AcroForm.Fields if str(f.get("/T")) == field_name), None)
+                if widget is None:
+                    raise NotSignable(f"该文书中没有名为「{field_name}」的签署位置。")
+                info = doc.trailer.get("/Info")
+                ids = doc.trailer.get("/ID")
+                return cls(
+                    root_num=root.objgen[0],
+                    root_body=root.unparse(resolved=True),
+                    widget_num=widget.objgen[0],
+                    widget_body=widget.unparse(resolved=True),
+                    size=int(doc.trailer.Size),
+                    info_num=info.objgen[0] if info is not None else None,
+                    first_id=bytes(ids[0]) if ids is not None else hashlib.md5(pdf, usedforsecurity=False).digest(),
+                    prev=int(found.group(1)),
+                )
+        except (pikepdf.PdfError, AttributeError, KeyError, ValueError, TypeError) as exc:
+            raise PdfInvalid("文件不是有效的 PDF，无法签署。") from exc
 
 
 def certify_dressed(
@@ -273,36 +320,38 @@ def certify_dressed(
     document :func:`dress` prepared, as an incremental update."""
     signer = signatory.signer(unit_key)
     parts = _KITS.signer(signer)
-    try:
-        with pikepdf.open(io.BytesIO(pdf)) as doc:
-            root = doc.Root
-            widget = next((f for f in root.AcroForm.Fields if str(f.get("/T")) == field_name), None)
-            if widget is None:
-                raise SigningError(details={"reason": f"no field {field_name}"})
-            root_num, widget_num = root.objgen[0], widget.objgen[0]
-            root_body, widget_body = root.unparse(resolved=True), widget.unparse(resolved=True)
-            size = int(doc.trailer.Size)
-            info = doc.trailer.get("/Info")
-            info_num = info.objgen[0] if info is not None else None
-            ids = doc.trailer.get("/ID")
-            first_id = bytes(ids[0]) if ids is not None else hashlib.md5(pdf, usedforsecurity=False).digest()
-    except (pikepdf.PdfError, AttributeError, KeyError, ValueError, TypeError) as exc:
-        raise PdfInvalid("文件不是有效的 PDF，无法签署。") from exc
-    found = _STARTXREF.search(pdf[-64:])
-    if found is None:
-        raise PdfInvalid("文件不是有效的 PDF，无法签署。")
-    prev = int(found.group(1))
-
+    base = _Revision.read(pdf, field_name)
     signature_size = (_signing_cert(signer).public_key.bit_size + 7) // 8 + 8  # ECDSA: DER adds a few
-    reserve = 2 * (
-        len(_signer_info_template(parts, signature_size))
-        + _KITS.token_size(signatory, signer, signature_size)
-        + len(parts.certificates)
-        + 64
-    )
-    reserve += MARGIN_HEX_DIGITS
-    sig_num = size
+    fixed = len(_signer_info_template(parts, signature_size)) + len(parts.certificates) + 64
+    token_size = _KITS.token_size(signatory, signer, signature_size)
     when = at or signatory.tsa_time()
+    for _ in range(2):
+        out, contents_at, contents_end = _update(
+            pdf, base, signer, reason, when, reserve=2 * (fixed + token_size) + MARGIN_HEX_DIGITS
+        )
+        digest = hashlib.sha256()
+        view = memoryview(out)
+        digest.update(view[:contents_at])
+        digest.update(view[contents_end:])
+        view.release()
+        cms_der = _cms(signatory, signer, parts, digest.digest())
+        if 2 * len(cms_der) <= contents_end - contents_at - 2:
+            hexed = cms_der.hex().encode()
+            out[contents_at + 1 : contents_at + 1 + len(hexed)] = hexed
+            return bytes(out)
+        # a TSA answered with a bigger token than the one measured (its certificates, a nonce):
+        # make room for what it sends now
+        token_size = len(cms_der) - fixed + 64
+        _KITS.learn_token_size(signer, token_size)
+    raise SigningError(details={"reason": "the signature does not fit the room reserved for it"})
+
+
+def _update(
+    pdf: bytes, base: _Revision, signer: UnitSigner, reason: str, when: datetime.datetime, *, reserve: int
+) -> tuple[bytearray, int, int]:
+    """``pdf`` with the update appended (the signature's /Contents of ``reserve`` zeros, its byte
+    range filled in), and where /Contents starts and ends."""
+    sig_num = base.size
     head = (
         b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/M"
         + _pdf_date(when)
@@ -314,8 +363,8 @@ def certify_dressed(
         + b"/Contents"
     )
     objects: list[tuple[int, bytes]] = [
-        (widget_num, widget_body[:-2].rstrip() + b" /V %d 0 R >>" % sig_num),
-        (root_num, root_body[:-2].rstrip() + b" /Perms << /DocMDP %d 0 R >> >>" % sig_num),
+        (base.widget_num, base.widget_body[:-2].rstrip() + b" /V %d 0 R >>" % sig_num),
+        (base.root_num, base.root_body[:-2].rstrip() + b" /Perms << /DocMDP %d 0 R >> >>" % sig_num),
     ]
     out = bytearray(pdf)
     if not out.endswith(b"\n"):
@@ -337,24 +386,14 @@ def certify_dressed(
     for num in sorted(offsets):
         out += b"%d 1\n%010d 00000 n \n" % (num, offsets[num])
     new_id = hashlib.md5(bytes(out[-4096:]) + when.isoformat().encode(), usedforsecurity=False).digest()
-    trailer = b"/Size %d/Root %d 0 R" % (sig_num + 1, root_num)
-    if info_num is not None:
-        trailer += b"/Info %d 0 R" % info_num
-    trailer += b"/ID[<%s><%s>]/Prev %d" % (first_id.hex().encode(), new_id.hex().encode(), prev)
+    trailer = b"/Size %d/Root %d 0 R" % (sig_num + 1, base.root_num)
+    if base.info_num is not None:
+        trailer += b"/Info %d 0 R" % base.info_num
+    trailer += b"/ID[<%s><%s>]/Prev %d" % (base.first_id.hex().encode(), new_id.hex().encode(), base.prev)
     out += b"trailer\n<<" + trailer + b">>\nstartxref\n%d\n%%%%EOF\n" % xref_at
     byte_range = b"[0 %d %d %d]" % (contents_at, contents_end, len(out) - contents_end)
     out[range_at : range_at + len(byte_range)] = byte_range
-
-    digest = hashlib.sha256()
-    view = memoryview(out)
-    digest.update(view[:contents_at])
-    digest.update(view[contents_end:])
-    cms_der = _cms(signatory, signer, parts, digest.digest())
-    hexed = cms_der.hex().encode()
-    if len(hexed) > reserve:
-        raise SigningError(details={"reason": f"signature of {len(hexed)} hex digits does not fit {reserve}"})
-    out[contents_at + 1 : contents_at + 1 + len(hexed)] = hexed
-    return bytes(out)
+    return out, contents_at, contents_end
 
 
 def _signer_info_template(parts: _SignerParts, signature_size: int) -> bytes:
