@@ -118,18 +118,25 @@ _DARK = bytes(1 if p < 128 else 0 for p in range(256))
 _RUN = re.compile(b"\x01+")
 
 
+@lru_cache(maxsize=8)  # a document's pages carry the same code
 def _qr_ops(url: str, x: float, y: float, size: float) -> str:
+    """The QR code drawn dark on a white square with a two-module quiet zone. The modules are
+    drawn in module units (one ``cm`` scales them), each row's dark runs as integer rectangles:
+    short to write and to read."""
     matrix = qr_matrix(url)
     n = len(matrix)
     module = size / n
     quiet = 2 * module
-    ops = [f"1 g {x - quiet:.3f} {y - quiet:.3f} {size + 2 * quiet:.3f} {size + 2 * quiet:.3f} re f", "0 g"]
+    ops = [
+        f"1 g {x - quiet:.3f} {y - quiet:.3f} {size + 2 * quiet:.3f} {size + 2 * quiet:.3f} re f",
+        f"0 g q {module:.5f} 0 0 {module:.5f} {x:.3f} {y:.3f} cm",
+    ]
     for r, row in enumerate(matrix):
-        top = f"{y + size - (r + 1) * module:.3f}"
+        bottom = n - 1 - r
         for run in _RUN.finditer(row):
             start, end = run.span()
-            ops.append(f"{x + start * module:.3f} {top} {(end - start) * module:.3f} {module:.3f} re")
-    ops.append("f")
+            ops.append(f"{start} {bottom} {end - start} 1 re")
+    ops.append("f Q")
     return "\n".join(ops)
 
 
