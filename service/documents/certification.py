@@ -161,6 +161,14 @@ class _Kits:
 _KITS = _Kits()
 
 
+def _signature_size(cert: Any) -> int:
+    """The most bytes a signature by ``cert``'s key takes: RSA's is the modulus; ECDSA's is two
+    integers in a DER sequence, each a byte longer where its top bit is set."""
+    public_key = cert.public_key
+    size = int((public_key.bit_size + 7) // 8)
+    return 2 * (size + 3) + 3 if public_key.algorithm == "ec" else size
+
+
 def _signing_cert(signer: UnitSigner) -> Any:
     cert = signer.signing_cert
     if cert is None:
@@ -321,7 +329,7 @@ def certify_dressed(
     signer = signatory.signer(unit_key)
     parts = _KITS.signer(signer)
     base = _Revision.read(pdf, field_name)
-    signature_size = (_signing_cert(signer).public_key.bit_size + 7) // 8 + 8  # ECDSA: DER adds a few
+    signature_size = _signature_size(_signing_cert(signer))
     fixed = len(_signer_info_template(parts, signature_size)) + len(parts.certificates) + 64
     token_size = _KITS.token_size(signatory, signer, signature_size)
     when = at or signatory.tsa_time()

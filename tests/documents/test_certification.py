@@ -4,6 +4,7 @@ with one over HTTP, and under threads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import threading
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms, tsp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation import validate_pdf_signature
@@ -26,9 +30,10 @@ from service.documents.errors import NotSignable, PdfInvalid, TimestampUnavailab
 from service.documents.pipeline import DocumentEngine, IssueRequest, unit_key_for
 from service.documents.registry import KINDS, example_fields
 from service.documents.sign import LocalTimeStamper, _asn1_cert
-from service.pki.store import Pki
+from service.pki.store import Pki, _name
 from service.settings import Settings
 from tests import checks
+from tests.conftest import PASSPHRASE
 
 
 @pytest.fixture(scope="module")
@@ -231,4 +236,50 @@ def test_a_tsa_that_does_not_answer_stops_the_issue_with_nothing_stored(
         engine.issue(IssueRequest("enrollment_notice", fields))
     assert caught.value.code and re.search(r"[\u4e00-\u9fff]", caught.value.message)
     assert not any(p.is_file() for p in (tmp_path / "archive").rglob("*"))
+    engine.close()
+
+
+def test_a_unit_with_an_ecdsa_key_certifies(settings: Settings, converter: Converter, tmp_path: Path) -> None:
+    """A unit that brings its own certificate (PKCS#12) may hold an EC key: the certification is
+    an ECDSA signature, and the room for it is the longest an ECDSA signature can be."""
+    pki = Pki(tmp_path / "certs", PASSPHRASE, settings.pki_organization, settings.public_base_url)
+    pki.init()
+    issuing, issuing_key = pki._current_ca()
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    fields = example_fields(KINDS["enrollment_notice"], settings.schemas_dir)
+    name = fields["issuer_name"]
+    cert = pki._build(
+        _name(name, name, "电子签章"),
+        ec_key.public_key(),
+        issuing,
+        issuing_key,
+        dt.timedelta(days=365),
+        at=dt.datetime.now(dt.UTC),
+        ca=False,
+        crl=pki._crl_url(pki._issuing_name()),
+        leaf=True,
+    )
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"unit", ec_key, cert, [issuing, pki.root_certificate()], serialization.BestAvailableEncryption(b"pw")
+    )
+    pki.import_pkcs12("school-ec", p12, "pw")
+    engine = DocumentEngine(
+        settings.model_copy(update={"certs_dir": tmp_path / "certs"}),
+        pki=pki,
+        converter=converter,
+        archive=LocalArchive(tmp_path / "archive"),
+    )
+    docs = [engine.issue(IssueRequest("enrollment_notice", fields, issuer_key="school-ec")) for _ in range(3)]
+    root_pem = tmp_path / "root.crt"
+    root_pem.write_bytes(pki.root_certificate().public_bytes(serialization.Encoding.PEM))
+    nss = checks.nss_db(tmp_path / "nss", root_pem)
+    for doc in docs:
+        sig = _signature(doc.pdf, "Issuer")
+        assert sig.signer_info["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"  # type: ignore[attr-defined]
+        [(_, _, _, ok)] = checks.pyhanko_statuses(doc.pdf, _asn1_cert(pki.root_certificate()))
+        assert ok
+        report = engine.verify(doc.pdf)
+        assert report.genuine, report.to_dict()
+        pdfsig = checks.pdfsig(doc.pdf, nss)
+        assert "Signature is Valid." in pdfsig and "Certificate is Trusted." in pdfsig, pdfsig
     engine.close()
