@@ -57,12 +57,18 @@ def _load_face(face: FontFace, lazy: bool = True) -> TTFont:
 def subset_font(family: str, charset: str = STAMP_CHARSET) -> bytes:
     """One face of a collection, subset to ``charset``, as OpenType bytes pyHanko can embed."""
     font = _load_face(find_face(family), lazy=False)
-    options = subset.Options()
     # Stamps print short labels and codes: no shaping features, hints or vertical metrics needed.
+    # The tables are dropped before subsetting, not by it: the subsetter would read the whole
+    # layout tables of a CJK face first (half of the 0.3 s a process spends here).
+    unused = ["BASE", "VORG", "vhea", "vmtx", "GPOS", "GSUB", "DSIG"]
+    for tag in unused:
+        if tag in font:
+            del font[tag]
+    options = subset.Options()
     options.layout_features = []
     options.hinting = False
     options.desubroutinize = True
-    options.drop_tables += ["BASE", "VORG", "vhea", "vmtx", "GPOS", "GSUB", "DSIG"]
+    options.drop_tables += unused
     options.name_IDs = [1, 2, 3, 4, 6]
     options.notdef_outline = True
     subsetter = subset.Subsetter(options)
