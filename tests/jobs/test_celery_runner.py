@@ -156,9 +156,14 @@ def profile(
             services.close()
 
 
-def _wait(profile: Profile, job_id: int, timeout: float) -> Job:
+def _wait(profile: Profile, job_id: int, timeout: float, workers: CeleryWorkers | None = None) -> Job:
     if not profile.services.jobs.wait(job_id, timeout):
-        pytest.fail(f"job {job_id} did not end in {timeout:.0f} s; worker log:\n{profile.workers.log_tail(60)}")
+        job = profile.job(job_id)
+        log = (workers or profile.workers).log_tail(80)
+        pytest.fail(
+            f"job {job_id} did not end in {timeout:.0f} s (status {job.status}, {job.done}/{job.total} done, "
+            f"attempts {job.attempts}); worker log:\n{log}"
+        )
     return profile.job(job_id)
 
 
@@ -348,7 +353,7 @@ def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile
     replacement = CeleryWorkers(profile.env, tmp_path / "worker-2.log", concurrency=2, beat=True, cwd=tmp_path)
     replacement.start()
     try:
-        job = _wait(profile, job_id, 240)
+        job = _wait(profile, job_id, 240, replacement)
         assert job.status == "done", (job.error_code, job.error_message, replacement.log_tail(60))
     finally:
         replacement.stop()
