@@ -5,8 +5,8 @@ appearance in an incremental update, and builds the CMS through asn1crypto: abou
 of which the cryptography (one RSA-2048 signature, one RSA-3072 timestamp) is 1.5. Here what
 every document of a batch shares is built once:
 
-- the seal appearance (per unit and field size) and the DSS (per signer), each a small PDF
-  object graph copied into a document by qpdf in one call;
+- the seal appearance (per unit and field size), a small PDF object graph copied into a document
+  by qpdf in one call, and the DSS's streams (per signer), compressed once;
 - the CMS around the signer's signature (certificates, signer identifier, algorithms, the
   signing-certificate attribute), as DER.
 
@@ -23,6 +23,7 @@ poppler's ``pdfsig``. Later signers sign with pyHanko (:func:`~service.documents
 
 from __future__ import annotations
 
+import collections
 import datetime
 import hashlib
 import io
@@ -85,11 +86,15 @@ class _Kits:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._appearances: dict[tuple[object, ...], pikepdf.Pdf] = {}
-        self._dss: dict[tuple[int, tuple[bytes, ...]], pikepdf.Pdf] = {}
-        self._signers: dict[int, _SignerParts] = {}
-        self._token_size: dict[int, int] = {}
+        self._retired: collections.deque[pikepdf.Pdf] = collections.deque(maxlen=64)
+        self._signers: dict[bytes, _SignerParts] = {}
+        self._token_size: dict[bytes, int] = {}
 
-    def appearance(self, placement: Placement, appearance: Appearance, key: tuple[object, ...]) -> pikepdf.Pdf:
+    def copy_appearance(
+        self, doc: pikepdf.Pdf, placement: Placement, appearance: Appearance, key: tuple[object, ...]
+    ) -> pikepdf.Object:
+        """The issuer's appearance (a form XObject) copied into ``doc``. Copies are made under
+        the lock: qpdf objects are not to be read from two threads at once."""
         width, height = placement.size
         full_key = (key, round(width, 3), round(height, 3), placement.seal_at, placement.signature_box)
         with self._lock:
@@ -104,33 +109,27 @@ class _Kits:
                 writer.write(buf)
                 found = pikepdf.open(io.BytesIO(buf.getvalue()))
                 if len(self._appearances) >= 64:
-                    self._appearances.pop(next(iter(self._appearances))).close()
+                    # not closed: a document being cut out may still be copying from it (qpdf
+                    # reads a copied stream's data when the copy is saved); kept a while, then let go
+                    self._retired.append(self._appearances.pop(next(iter(self._appearances))))
                 self._appearances[full_key] = found
-            return found
+            return doc.copy_foreign(found.Root.DSAppearance)
 
-    def dss(self, signatory: Signatory, signer: UnitSigner) -> pikepdf.Pdf:
-        entries = signatory.dss_entries(signer)
-        key = (id(signer), entries["/Certs"] + entries["/CRLs"])
-        with self._lock:
-            found = self._dss.get(key)
-            if found is None:
-                found = pikepdf.new()
-                dss = pikepdf.Dictionary()
-                for name, streams in entries.items():
-                    refs = []
-                    for data in streams:
-                        stream = pikepdf.Stream(found, b"")
-                        stream.write(data, filter=pikepdf.Name.FlateDecode)
-                        refs.append(found.make_indirect(stream))
-                    dss[name] = pikepdf.Array(refs)
-                found.Root.DSS = found.make_indirect(dss)
-                self._dss = {k: v for k, v in self._dss.items() if k[0] != id(signer)}
-                self._dss[key] = found
-            return found
+    def dss(self, doc: pikepdf.Pdf, signatory: Signatory, signer: UnitSigner) -> pikepdf.Object:
+        """The DSS of ``signer`` made in ``doc`` from its streams, compressed once per signer."""
+        dss = pikepdf.Dictionary()
+        for name, streams in signatory.dss_entries(signer).items():
+            refs = []
+            for data in streams:
+                stream = pikepdf.Stream(doc, b"")
+                stream.write(data, filter=pikepdf.Name.FlateDecode)
+                refs.append(doc.make_indirect(stream))
+            dss[name] = pikepdf.Array(refs)
+        return doc.make_indirect(dss)
 
     def signer(self, signer: UnitSigner) -> _SignerParts:
         with self._lock:
-            found = self._signers.get(id(signer))
+            found = self._signers.get(_cert_id(signer))
             if found is None:
                 cert = _signing_cert(signer)
                 certs = [cert.dump()]
@@ -141,13 +140,13 @@ class _Kits:
                     signature_algorithm=signer.get_signature_mechanism_for_digest("sha256").dump(),
                     fixed_attributes=[simple_cms_attribute("content_type", "data").dump(), signer.cert_v2_der],
                 )
-                self._signers[id(signer)] = found
+                self._signers[_cert_id(signer)] = found
             return found
 
     def token_size(self, signatory: Signatory, signer: UnitSigner, signature_size: int) -> int:
         """Bytes a timestamp token takes (measured once per signer on a token for a dummy digest)."""
         with self._lock:
-            size = self._token_size.get(id(signer))
+            size = self._token_size.get(_cert_id(signer))
         if size is None:
             size = len(_timestamp(signatory, b"\0" * signature_size))
             self.learn_token_size(signer, size)
@@ -155,7 +154,7 @@ class _Kits:
 
     def learn_token_size(self, signer: UnitSigner, size: int) -> None:
         with self._lock:
-            self._token_size[id(signer)] = max(size, self._token_size.get(id(signer), 0))
+            self._token_size[_cert_id(signer)] = max(size, self._token_size.get(_cert_id(signer), 0))
 
 
 _KITS = _Kits()
@@ -167,6 +166,12 @@ def _signature_size(cert: Any) -> int:
     public_key = cert.public_key
     size = int((public_key.bit_size + 7) // 8)
     return 2 * (size + 3) + 3 if public_key.algorithm == "ec" else size
+
+
+def _cert_id(signer: UnitSigner) -> bytes:
+    """What the kits of a signer are kept by: its certificate's digest (an object's id can be
+    taken again by another signer once the first is gone)."""
+    return bytes(_signing_cert(signer).sha256)
 
 
 def _signing_cert(signer: UnitSigner) -> Any:
@@ -201,8 +206,7 @@ def dress(
     """Add to ``doc`` (being cut out, not yet saved) the signature fields of ``placements``, the
     first with the issuer's appearance, the DSS of the issuer's signer, and the PAdES extension."""
     signer = signatory.signer(unit_key)
-    dss = _KITS.dss(signatory, signer)
-    doc.Root.DSS = doc.copy_foreign(dss.Root.DSS)
+    doc.Root.DSS = _KITS.dss(doc, signatory, signer)
     widgets = []
     for i, placement in enumerate(placements):
         page = doc.pages[placement.page]
@@ -218,8 +222,7 @@ def dress(
         if placement.box is not None:
             width, height = placement.size
             if i == 0:
-                kit = _KITS.appearance(placement, appearance, appearance_id)
-                form = doc.copy_foreign(kit.Root.DSAppearance)
+                form = _KITS.copy_appearance(doc, placement, appearance, appearance_id)
             else:  # an empty field shows nothing until its signer fills it
                 form = doc.make_stream(
                     b"",

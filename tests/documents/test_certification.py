@@ -283,3 +283,22 @@ def test_a_unit_with_an_ecdsa_key_certifies(settings: Settings, converter: Conve
         pdfsig = checks.pdfsig(doc.pdf, nss)
         assert "Signature is Valid." in pdfsig and "Certificate is Trusted." in pdfsig, pdfsig
     engine.close()
+
+
+def test_documents_issued_from_threads_at_once_are_each_valid(
+    isolated_engine: DocumentEngine, settings: Settings, pki: Pki
+) -> None:
+    """Single documents issued from several threads at once (web requests, jobs): each is dressed
+    and certified in this process, sharing the kits, and each comes out valid."""
+    kinds = ["enrollment_notice", "pledge", "return_notice", "dropout_register"] * 2
+
+    def one(key: str) -> bytes:
+        return isolated_engine.issue(IssueRequest(key, example_fields(KINDS[key], settings.schemas_dir))).pdf
+
+    with ThreadPoolExecutor(4) as pool:
+        pdfs = list(pool.map(one, kinds))
+    root = _asn1_cert(pki.root_certificate())
+    for key, pdf in zip(kinds, pdfs, strict=True):
+        [(_, _, _, ok)] = checks.pyhanko_statuses(pdf, root)
+        assert ok, key
+        assert checks.qpdf_check(pdf).returncode == 0, key
