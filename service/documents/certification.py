@@ -88,7 +88,7 @@ class _Kits:
         self._appearances: dict[tuple[object, ...], pikepdf.Pdf] = {}
         self._retired: collections.deque[pikepdf.Pdf] = collections.deque(maxlen=64)
         self._signers: dict[bytes, _SignerParts] = {}
-        self._token_size: dict[bytes, int] = {}
+        self._token_size: dict[str, int] = {}
 
     def copy_appearance(
         self, doc: pikepdf.Pdf, placement: Placement, appearance: Appearance, key: tuple[object, ...]
@@ -143,18 +143,21 @@ class _Kits:
                 self._signers[_cert_id(signer)] = found
             return found
 
-    def token_size(self, signatory: Signatory, signer: UnitSigner, signature_size: int) -> int:
-        """Bytes a timestamp token takes (measured once per signer on a token for a dummy digest)."""
+    def token_size(self, signatory: Signatory, signature_size: int) -> int:
+        """Bytes a timestamp token of the signatory's TSA takes (measured once per TSA, on a
+        token for a dummy signature; raised when a bigger one comes)."""
+        key = _tsa_id(signatory)
         with self._lock:
-            size = self._token_size.get(_cert_id(signer))
+            size = self._token_size.get(key)
         if size is None:
             size = len(_timestamp(signatory, b"\0" * signature_size))
-            self.learn_token_size(signer, size)
+            self.learn_token_size(signatory, size)
         return size
 
-    def learn_token_size(self, signer: UnitSigner, size: int) -> None:
+    def learn_token_size(self, signatory: Signatory, size: int) -> None:
+        key = _tsa_id(signatory)
         with self._lock:
-            self._token_size[_cert_id(signer)] = max(size, self._token_size.get(_cert_id(signer), 0))
+            self._token_size[key] = max(size, self._token_size.get(key, 0))
 
 
 _KITS = _Kits()
@@ -166,6 +169,11 @@ def _signature_size(cert: Any) -> int:
     public_key = cert.public_key
     size = int((public_key.bit_size + 7) // 8)
     return 2 * (size + 3) + 3 if public_key.algorithm == "ec" else size
+
+
+def _tsa_id(signatory: Signatory) -> str:
+    """Which TSA answers: the configured one, or the local one's current certificate."""
+    return signatory.tsa_url or f"local:{signatory.pki.tsa()[0].serial_number}"
 
 
 def _cert_id(signer: UnitSigner) -> bytes:
@@ -334,7 +342,7 @@ def certify_dressed(
     base = _Revision.read(pdf, field_name)
     signature_size = _signature_size(_signing_cert(signer))
     fixed = len(_signer_info_template(parts, signature_size)) + len(parts.certificates) + 64
-    token_size = _KITS.token_size(signatory, signer, signature_size)
+    token_size = _KITS.token_size(signatory, signature_size)
     when = at or signatory.tsa_time()
     for _ in range(2):
         out, contents_at, contents_end = _update(
@@ -353,7 +361,7 @@ def certify_dressed(
         # a TSA answered with a bigger token than the one measured (its certificates, a nonce):
         # make room for what it sends now
         token_size = len(cms_der) - fixed + 64
-        _KITS.learn_token_size(signer, token_size)
+        _KITS.learn_token_size(signatory, token_size)
     raise SigningError(details={"reason": "the signature does not fit the room reserved for it"})
 
 
