@@ -198,10 +198,6 @@ def appearance_key(seal_name: str, seal_image: bytes | None, signature_image: by
     return (seal_name, digest(seal_image), digest(signature_image))
 
 
-def _text(value: str) -> pikepdf.String:
-    return pikepdf.String(value)
-
-
 def dress(
     doc: pikepdf.Pdf,
     *,
@@ -220,7 +216,7 @@ def dress(
         page = doc.pages[placement.page]
         widget = pikepdf.Dictionary(
             FT=pikepdf.Name.Sig,
-            T=_text(placement.field_name),
+            T=pikepdf.String(placement.field_name),
             Type=pikepdf.Name.Annot,
             Subtype=pikepdf.Name.Widget,
             F=132,  # print, locked
@@ -415,9 +411,10 @@ def _update(
     return out, contents_at, contents_end
 
 
-def _signer_info_template(parts: _SignerParts, signature_size: int) -> bytes:
-    """A signer info of the right size but for its timestamp (for the room to reserve)."""
-    attrs = _signed_attributes(parts, b"\0" * 32)
+def _signer_info(parts: _SignerParts, attrs: bytes, signature: bytes, token: bytes | None) -> bytes:
+    """One SignerInfo: ``attrs`` the signed attributes' DER SET (written as [0] IMPLICIT),
+    ``token`` the timestamp token put in the unsigned attributes."""
+    unsigned = b"" if token is None else _der(0xA1, _der(0x30, _OID_TIMESTAMP_TOKEN + _der(0x31, token)))
     return _der(
         0x30,
         _INTEGER_1
@@ -426,8 +423,14 @@ def _signer_info_template(parts: _SignerParts, signature_size: int) -> bytes:
         + b"\xa0"
         + attrs[1:]
         + parts.signature_algorithm
-        + _der(0x04, b"\0" * signature_size),
+        + _der(0x04, signature)
+        + unsigned,
     )
+
+
+def _signer_info_template(parts: _SignerParts, signature_size: int) -> bytes:
+    """A signer info of the right size but for its timestamp (for the room to reserve)."""
+    return _signer_info(parts, _signed_attributes(parts, b"\0" * 32), b"\0" * signature_size, None)
 
 
 def _signed_attributes(parts: _SignerParts, digest: bytes) -> bytes:
@@ -441,18 +444,7 @@ def _cms(signatory: Signatory, signer: UnitSigner, parts: _SignerParts, digest: 
     attrs = _signed_attributes(parts, digest)
     signature = _sign(signer, attrs)
     token = _timestamp(signatory, signature)
-    unsigned = _der(0xA1, _der(0x30, _OID_TIMESTAMP_TOKEN + _der(0x31, token)))
-    signer_info = _der(
-        0x30,
-        _INTEGER_1
-        + parts.sid
-        + _SHA256
-        + b"\xa0"
-        + attrs[1:]  # [0] IMPLICIT SET OF Attribute
-        + parts.signature_algorithm
-        + _der(0x04, signature)
-        + unsigned,
-    )
+    signer_info = _signer_info(parts, attrs, signature, token)
     signed_data = _der(
         0x30,
         _INTEGER_1 + _der(0x31, _SHA256) + _der(0x30, _OID_DATA) + parts.certificates + _der(0x31, signer_info),
