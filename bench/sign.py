@@ -104,9 +104,9 @@ def run(home: Path, signatures: int, notices: int) -> dict[str, Any]:
     from service.campaigns.models import Assignment
     from service.campaigns.service import CampaignSpec
     from service.container import Services
+    from service.demo import load_demo
     from service.documents.pipeline import IssueRequest
     from service.settings import Settings
-    from service.units.demo import load_demo
     from service.units.models import Unit
 
     # a throwaway deployment: development (its own audit key in data_dir), not production

@@ -662,7 +662,8 @@ def dropout_register() -> None:
     d.title("义务教育阶段辍学学生登记表", after_lines=0)
     d.subtitle("（一生一表）", after_lines=0)
     d.plain("学校：{{ school_name }}", indent=False, size=14, line=int(LINE_TWIPS * 0.9))
-    t = d.table([25, 37, 20, 30, 20, 24])
+    # 当前状态 and its value (疑似辍学, 延缓入学) take four characters at 14 pt: 24 mm, not cut
+    t = d.table([25, 37, 20, 26, 24, 24])
     d.row(t, ["学生姓名", "{{ student_name }}", "性别", "{{ sex }}", "民族", "{{ ethnicity|dash }}"])
     d.row(t, ["出生日期", "{{ birth_date|cn_date }}", "身份证号", ("{{ student_id_number }}", 3)])
     d.row(t, ["全国学籍号", ("{{ student_number|dash }}", 2), "年级班级", ("{{ grade_class }}", 2)])
@@ -674,10 +675,26 @@ def dropout_register() -> None:
     d.row(t, ["{{ g.relation }}", "{{ g.name }}", ("{{ g.phone }}", 2), ("{{ g.workplace|dash }}", 2)])
     d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
     d.row(t, [("辍学情况", 6)], font=H1_FONT, min_height_mm=6.5)
-    d.row(t, ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason|dash }}", "当前状态", "{{ status }}"])
+    d.row(
+        t,
+        ["辍学日期", "{{ dropout_date|cn_date }}", "辍学原因", "{{ dropout_reason|dash }}", "当前状态", "{{ status }}"],
+    )
     # Label and text of a long cell: the label centred, the text justified like a paragraph.
     for label, expr in (("原因分析", "{{ reason_detail|dash }}"), ("帮扶措施", "{{ measures|dash }}")):
         _justify(d.row(t, [label, (expr, 5)], min_height_mm=13), 1)
+    # 销号: how the case left the ledger (复学, 核销, 延缓入学); an open case has none (its 当前状态
+    # says so), and its page keeps the room for three 劝返 rows
+    d.row(t, [("{%tr if closure %}", 6)], min_height_mm=None)
+    _justify(d.row(t, ["销号情况", ("{{ closure }}", 5)]), 1)
+    d.row(t, [("{%tr endif %}", 6)], min_height_mm=None)
+    # 送教上门 (county plan 二.(三).4): every visit, when the child is taught at home
+    d.row(t, [("{%tr if home_visits %}", 6)], min_height_mm=None)
+    d.row(t, [("送教上门记录", 6)], font=H1_FONT, min_height_mm=6.5)
+    d.row(t, ["送教日期", ("送教教师", 2), ("送教内容", 3)])
+    d.row(t, [("{%tr for v in home_visits %}", 6)], min_height_mm=None)
+    _justify(d.row(t, ["{{ v.date|cn_date }}", ("{{ v.teachers }}", 2), ("{{ v.content }}", 3)]), 3)
+    d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
+    d.row(t, [("{%tr endif %}", 6)], min_height_mm=None)
     # The 劝返记录 is a table of its own, a narrow gap below the first: two tables that touch are
     # one table to Word and LibreOffice, and heading rows repeat only at the top of a table.
     d.blank(line=int(LINE_TWIPS * 0.2))
@@ -718,7 +735,8 @@ def dropout_register() -> None:
     fmt(p, line=int(14 * 20 * 1.7), before=int(LINE_TWIPS * 0.1), align="left")
     run(
         p,
-        "填表人：{{ filled_by }}{% if school_phone %}　　联系电话：{{ school_phone }}{% endif %}　　校长签字：",
+        "填表人：{{ filled_by }}{% if school_phone %}　　联系电话：{{ school_phone }}{% endif %}"
+        "　　校长签字：{{ principal_name|dash }}",
         size=14,
         spacing=0,
     )
@@ -760,7 +778,13 @@ def period_report(key: str, title: str, end: str, children: bool = False) -> Non
         d.blank(line=int(LINE_TWIPS * 0.2))
         d.plain("失学辍学学生名单", indent=False, size=14, keep_next=True)
         t3 = d.table([32, 15, 23, 14, 24, 18, 30])
-        d.row(t3, ["学校", "姓名", "年级班级", "类别", "重点群体", "原因", "去向及情况"], font=H1_FONT, size=SMALL_PT, header=True)
+        d.row(
+            t3,
+            ["学校", "姓名", "年级班级", "类别", "重点群体", "原因", "去向及情况"],
+            font=H1_FONT,
+            size=SMALL_PT,
+            header=True,
+        )
         d.row(t3, [("{%tr for c in students %}", 7)], min_height_mm=None)
         d.row(
             t3,

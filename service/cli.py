@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from service.archive.models import Document
+from service.archive.tasks import Recheck, TimestampArchive
 from service.audit.service import Actor, record
 from service.container import Services
 from service.documents.codes import display_code
@@ -66,15 +67,32 @@ def _configure_logging() -> None:
     logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 
-def _fail(exc: DocsignError) -> typer.Exit:
+def _fail(exc: DocsignError, *, list_errors: bool = True) -> typer.Exit:
     err.print(f"[bold red]错误[/] [{exc.code}] {exc.message}", highlight=False)
     details = exc.details if isinstance(exc.details, dict) else {}
-    for e in details.get("errors", [])[:50]:
-        where = f"第{e['index'] + 1}份 " if "index" in e else ""
-        err.print(
-            f"  - {where}{e.get('title', e.get('field'))}（{e.get('field')}）：{e.get('message')}", highlight=False
-        )
+    if list_errors:
+        for e in details.get("errors", [])[:50]:
+            err.print(f"  - {error_line(e)}", highlight=False)
     return typer.Exit(2)
+
+
+def error_line(e: dict[str, Any]) -> str:
+    """One error of an error's details, saying where only what is known: the document (第N份) or the
+    sheet's row and student, the field or column; then what to do."""
+    where = []
+    if isinstance(e.get("index"), int):
+        where.append(f"第{e['index'] + 1}份")
+    if e.get("row") is not None:
+        where.append(f"第{e['row']}行")
+    if e.get("student"):
+        where.append(str(e["student"]))
+    title, name = e.get("title") or e.get("column"), e.get("field")
+    if title and name and title != name:
+        where.append(f"{title}（{name}）")
+    elif title or name:
+        where.append(str(title or name))
+    message = str(e.get("message") or "")
+    return f"{' '.join(where)}：{message}" if where else message
 
 
 @contextmanager
@@ -137,15 +155,54 @@ def _bar() -> Progress:
     )
 
 
+#: The passphrase of an exported root key file: an option, its environment variable, or asked for.
+RootKeyPassphrase = Annotated[
+    str | None,
+    typer.Option(
+        "--root-key-passphrase",
+        envvar="DOCSIGN_ROOT_KEY_PASSPHRASE",
+        help="根证书私钥文件的口令（也可用环境变量 DOCSIGN_ROOT_KEY_PASSPHRASE；不给时提示输入）",
+        show_default=False,
+    ),
+]
+
+
+def _root_key_passphrase(given: str | None, *, new: bool) -> str:
+    passphrase: str = given or typer.prompt("根证书私钥文件的口令", hide_input=True, confirmation_prompt=new)
+    if new and len(passphrase) < 12:
+        raise InvalidInput("根证书私钥文件的口令至少 12 位。")
+    return passphrase
+
+
+def _unlock_root(pki: Any, root_key: Path | None, passphrase: str | None) -> None:
+    """Hand the exported root key in, when the command was given one."""
+    if root_key is not None:
+        pki.unlock_root(_read_file(root_key), _root_key_passphrase(passphrase, new=False))
+
+
 @app.command()
 def init(
     demo: Annotated[bool, typer.Option("--demo", help="为试用创建（开发环境，开发用口令）")] = False,
+    export_root_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-root-key",
+            help="把根证书私钥加密写入此文件并从 certs/ 删除，由管理员离线保管；之后只有更换签发中心证书"
+            "（docsign pki rollover）和每年重新发布根证书吊销列表时需要它",
+        ),
+    ] = None,
+    root_key_passphrase: RootKeyPassphrase = None,
 ) -> None:
     """创建本地证书中心（根证书、签发证书、时间戳证书、吊销列表）和数据目录。已存在时不覆盖。"""
     with _errors():
         settings = _settings(demo)
         engine = DocumentEngine(settings)
         report = engine.pki.init()
+        rewrapped = engine.pki.rewrap_keys()
+        if export_root_key is not None:
+            if export_root_key.exists():
+                raise InvalidInput(f"文件 {export_root_key} 已存在，未导出。请换一个文件名。")
+            engine.pki.export_root_key(export_root_key, _root_key_passphrase(root_key_passphrase, new=True))
         settings.archive_dir.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         verb = "已创建" if report.created else "已存在，未改动"
@@ -153,6 +210,14 @@ def init(
         out.print(f"根证书：{report.root_subject}")
         out.print(f"根证书 SHA-256 指纹：{report.root_fingerprint}", soft_wrap=True)
         out.print(f"归档目录：{settings.archive_dir}")
+        for name in rewrapped:
+            out.print(f"已按新的口令派生强度重新加密私钥文件：{name}", highlight=False)
+        if export_root_key is not None:
+            out.print(
+                f"根证书私钥已导出到 {export_root_key}，并已从 {report.certs_dir} 删除：请离线保管该文件和它的口令；"
+                "更换签发中心证书（docsign pki rollover --root-key 文件）时需要它。",
+                highlight=False,
+            )
 
 
 def _load_requests(
@@ -181,9 +246,8 @@ def issue(
     ] = None,
 ) -> None:
     """填充模板、转换为 PDF、加盖二维码与公章并数字签名，写入归档并登记（可扫码验真）。"""
-    from sqlalchemy import select
-
     from service.archive.service import RecordAs
+    from service.units import repository as units_repository
     from service.units.models import Unit
 
     with _errors():
@@ -195,7 +259,7 @@ def issue(
             for r in requests:
                 name = str(r.fields.get(kind.issuer.name_field, ""))
                 if name not in units:
-                    units[name] = session.scalar(select(Unit).where(Unit.name == name))
+                    units[name] = units_repository.by_name(session, name)
 
             def record_as(r: IssueRequest) -> RecordAs:
                 return RecordAs(issuer=units[str(r.fields.get(kind.issuer.name_field, ""))])
@@ -257,9 +321,7 @@ def sign(
     seal: Annotated[Path | None, typer.Option("--seal", help="单位公章图片（PNG）")] = None,
 ) -> None:
     """以单位（校长、教育办主任）的身份在已签发的文书上签名盖章；本机档案中的文书同时登记新版本。"""
-    from sqlalchemy import select
-
-    from service.units.models import Unit
+    from service.units import repository as units_repository
 
     with _errors():
         data = _read_file(pdf)
@@ -276,7 +338,7 @@ def sign(
                     data, unit_key=unit, field_name=field, signature_image=sig, seal_image=seal_bytes, store=False
                 )
             else:
-                member = session.scalar(select(Unit).where(Unit.name == creds.name))
+                member = units_repository.by_name(session, creds.name)
                 result = services.archive.sign(
                     session,
                     doc,
@@ -385,16 +447,20 @@ def pki_issue_unit(
     key: Annotated[str, typer.Argument(help="单位标识，例如 bureau、office-wangsheren")],
     name: Annotated[str, typer.Argument(help="单位全称，与公章上的名称一致")],
     replace: Annotated[bool, typer.Option("--replace", help="已有证书时重新签发")] = False,
+    token: Annotated[
+        bool, typer.Option("--token", help="在 PKCS#11 令牌中生成私钥（私钥不出令牌；见 DOCSIGN_PKCS11_* 设置）")
+    ] = False,
 ) -> None:
     """为单位签发签章证书（本地证书中心）。"""
     with _errors():
         engine = DocumentEngine(_settings())
         engine.pki.init()
-        creds = engine.pki.issue_unit(key, name, replace=replace)
+        creds = engine.pki.issue_unit(key, name, replace=replace, in_token=token)
         out.print(
             f"单位「{creds.name}」的签章证书：序列号 {creds.certificate.serial_number:x}，"
             f"有效期至 {creds.certificate.not_valid_after_utc:%Y-%m-%d}"
         )
+        out.print(f"私钥位置：{engine.pki.units.key_location(key)}", highlight=False)
 
 
 @pki_app.command("import")
@@ -403,12 +469,14 @@ def pki_import(
     p12: Annotated[Path, typer.Argument(help="PKCS#12（.p12/.pfx）证书文件")],
     password: Annotated[str | None, typer.Option("--password", help="证书文件密码", prompt=False)] = None,
     name: Annotated[str | None, typer.Option("--name", help="单位名称（默认取证书的通用名）")] = None,
+    token: Annotated[bool, typer.Option("--token", help="把私钥导入 PKCS#11 令牌（不可导出），不写入 certs/")] = False,
 ) -> None:
     """导入单位自有的 PKCS#12 签章证书。"""
     with _errors():
         engine = DocumentEngine(_settings())
-        creds = engine.pki.import_pkcs12(key, _read_file(p12), password, name)
+        creds = engine.pki.import_pkcs12(key, _read_file(p12), password, name, to_token=token)
         out.print(f"已导入单位「{creds.name}」的证书：{creds.certificate.subject.rfc4514_string()}")
+        out.print(f"私钥位置：{engine.pki.units.key_location(key)}", highlight=False)
 
 
 @pki_app.command("revoke")
@@ -432,10 +500,8 @@ def pki_revoke(
     """吊销单位的签章证书，并更新吊销列表；该单位文书的验真结论随后重新核对。
 
     因私钥泄露吊销时，--since 之后签署的文书不再有效；其他原因吊销的，此前签署的文书仍然有效。"""
-    from sqlalchemy import select
-
     from service.pki.errors import RevocationInvalid
-    from service.units.models import Unit
+    from service.units import repository as units_repository
 
     with _errors(), _services() as services, services.db.session() as session:
         compromised_since = None
@@ -447,16 +513,16 @@ def pki_revoke(
             if compromised_since.tzinfo is None:
                 compromised_since = compromised_since.replace(tzinfo=zoneinfo.ZoneInfo(services.settings.timezone))
         serial = services.pki.revoke_unit(key, reason, since=compromised_since)
-        unit = next((u for u in session.scalars(select(Unit)) if u.cert_key == key), None)
+        unit = units_repository.by_cert_key(session, key)
         # Every process that shows verdicts reads them from the record: have them checked again.
-        services.jobs.enqueue(session, "archive.recheck", {"unit_id": unit.id if unit else None})
+        services.jobs.enqueue(session, Recheck(unit_id=unit.id if unit else None))
         session.commit()
         out.print(f"已吊销证书 {int(serial):x}，吊销列表已更新；相关文书的验真结论将由服务重新核对。")
 
 
 @pki_app.command("status")
 def pki_status() -> None:
-    """列出根证书、签发中心证书、时间戳证书、吊销列表和各单位签章证书的到期时间；90 天内到期的标为「需关注」。"""
+    """列出根证书、签发中心证书、时间戳证书、吊销列表和各单位签章证书的到期时间与私钥位置（文件、令牌、离线）；90 天内到期的标为「需关注」。"""
     with _errors():
         status = DocumentEngine(_settings()).pki.status()
         table = Table("类别", "名称", "标识", "到期/下次更新", "剩余天数", "自动续期/发布", "提示")
@@ -465,16 +531,43 @@ def pki_status() -> None:
             note = "，".join(x for x in ("[bold red]需关注[/]" if i.warn else "", i.note) if x)
             table.add_row(i.label, i.name, i.key or "—", when[0], str(i.days_left), when[1], note)
         out.print(table)
+        out.print("私钥位置：")
+        for i in status.items:
+            if i.key_location and not i.revoked:
+                out.print(f"  {i.label}「{i.name}」：{i.key_location}", highlight=False, soft_wrap=True)
         out.print(f"共 {len(status.items)} 项，其中需关注 {len(status.warnings)} 项。")
 
 
+RootKeyFile = Annotated[
+    Path | None,
+    typer.Option("--root-key", help="离线保管的根证书私钥文件（docsign init --export-root-key 导出的）"),
+]
+
+
 @pki_app.command("refresh")
-def pki_refresh() -> None:
-    """续期一次：重新发布将到期的吊销列表、为将到期的单位证书续期、按期更换时间戳证书和签发中心证书，并列出所做的事（记入审计日志）。"""
+def pki_refresh(root_key: RootKeyFile = None, root_key_passphrase: RootKeyPassphrase = None) -> None:
+    """续期一次：重新发布将到期的吊销列表、为将到期的单位证书续期、按期更换时间戳证书和签发中心证书，并列出所做的事（记入审计日志）。根证书私钥已离线时，用 --root-key 带上它才能更换签发中心证书、重新发布根证书的吊销列表。"""
     from service.archive.tasks import maintain_pki
 
     with _errors(), _services() as services, services.db.session() as session:
+        _unlock_root(services.pki, root_key, root_key_passphrase)
         report = maintain_pki(session, services)
+        session.commit()
+        for line in report.lines():
+            out.print(line, highlight=False)
+
+
+@pki_app.command("rollover")
+def pki_rollover(root_key: RootKeyFile = None, root_key_passphrase: RootKeyPassphrase = None) -> None:
+    """立即更换签发中心证书（新的密钥与证书，由根证书签发），随后更换时间戳证书、为各单位换发证书（记入审计日志）。根证书私钥已离线时须用 --root-key 带上它。"""
+    from service.archive.tasks import maintain_pki
+    from service.pki.errors import RootKeyOffline
+
+    with _errors(), _services() as services, services.db.session() as session:
+        _unlock_root(services.pki, root_key, root_key_passphrase)
+        if not services.pki.authority.root_available:
+            raise RootKeyOffline()
+        report = maintain_pki(session, services, replace_issuing=True)
         session.commit()
         for line in report.lines():
             out.print(line, highlight=False)
@@ -483,22 +576,17 @@ def pki_refresh() -> None:
 @archive_app.command("timestamp")
 def archive_timestamp() -> None:
     """为保护期将到期的存档文书加盖存档时间戳（长期验证）；服务每天自动执行，此命令立即执行一次。"""
-    from sqlalchemy import func, select
-
-    from service.archive.models import DocumentVersion
-    from service.audit.models import AuditEvent
+    from service.archive import repository as archive_repository
+    from service.audit import repository as audit_repository
     from service.jobs.runner import JobBusy, JobFailed
 
     def last_ids(session: Any) -> tuple[int, int]:
-        return (
-            session.scalar(select(func.max(DocumentVersion.id))) or 0,
-            session.scalar(select(func.max(AuditEvent.id))) or 0,
-        )
+        return archive_repository.last_version_id(session), audit_repository.last_id(session)
 
     with _errors(), _services() as services:
         with services.db.session() as session:
             version_before, audit_before = last_ids(session)
-            job, _ = services.jobs.enqueue(session, "archive.timestamp", {}, active_key="archive.timestamp")
+            job, _ = services.jobs.enqueue(session, TimestampArchive(), active_key="archive.timestamp")
             session.commit()
         try:
             ended = services.jobs.run_here(job.id)
@@ -507,17 +595,10 @@ def archive_timestamp() -> None:
         if ended.status != "done":
             raise JobFailed(f"[{ended.error_code}] {ended.error_message}")
         with services.db.session() as session:
-            stamped = session.scalar(
-                select(func.count(DocumentVersion.id)).where(
-                    DocumentVersion.id > version_before, DocumentVersion.event == "timestamped"
-                )
-            )
+            stamped = archive_repository.timestamped_after(session, version_before)
             out.print(f"已检查 {ended.done or 0} 份文书，新加盖存档时间戳 {stamped} 份。")
-            notes = session.scalars(
-                select(AuditEvent).where(
-                    AuditEvent.id > audit_before,
-                    AuditEvent.action.in_(("archive.timestamp_waits", "document.timestamp_too_late")),
-                )
+            notes = audit_repository.events_after(
+                session, audit_before, ("archive.timestamp_waits", "document.timestamp_too_late")
             )
             for note in notes:
                 out.print(f"需要关注：{note.detail.get('reason', '')}", highlight=False)
@@ -570,7 +651,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", help="日志级别")] = "INFO",
 ) -> None:
     """启动后台任务工作进程（扩展部署：需要设置 DOCSIGN_BROKER_URL）。"""
-    from service.jobs.celery_runner import celery_app
+    from service.jobs.celery_runner import celery_app, serve_with, worker_settings
 
     with _errors():
         settings = _settings()
@@ -594,12 +675,14 @@ def worker(
         ]
         if beat:
             argv.append("--beat")
+        # each pool process builds its own services after the fork, on its first task
+        serve_with(lambda: Services.build(worker_settings(settings)))
         celery_app(settings).worker_main(argv)
 
 
 def _prepare_database(settings: Settings, demo: bool) -> None:
     from service.db.session import Database
-    from service.units.demo import DEMO_PASSWORD, load_demo
+    from service.demo import DEMO_PASSWORD, load_demo
 
     db = Database(settings)
     try:
@@ -669,6 +752,32 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+access_app = typer.Typer(no_args_is_help=True, help="访问日志：每一次查看学生信息的记录。")
+app.add_typer(access_app, name="access")
+
+
+@access_app.command("verify")
+def access_verify() -> None:
+    """逐条核对访问日志的哈希链；有记录被改动或删除时退出码为 1。"""
+    from service.audit.access import verify_access_chain
+    from service.db.session import Database
+
+    with _errors():
+        db = Database(_settings())
+        try:
+            db.migrate()
+            with db.session() as session:
+                report = verify_access_chain(session)
+        finally:
+            db.dispose()
+    if report.ok:
+        out.print(f"访问日志完整：共 {report.events} 条记录，哈希链无断点。")
+        raise typer.Exit(0)
+    where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
+    out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
+    raise typer.Exit(1)
+
+
 @app.command("add-user")
 def add_user(
     username: Annotated[str, typer.Argument(help="用户名")],
@@ -680,13 +789,11 @@ def add_user(
     ] = "",
 ) -> None:
     """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
-    from sqlalchemy import select
-
     from service.accounts.scope import Scope
-    from service.units.models import Unit
+    from service.units import repository as units_repository
 
     with _errors(), _services() as services, services.db.session() as session:
-        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+        unit = units_repository.by_code(session, unit_code)
         if unit is None:
             raise InvalidInput(f"没有代码为「{unit_code}」的单位，请先导入单位。")
         user = services.accounts.add_user(
@@ -719,13 +826,11 @@ app.add_typer(user_app, name="user")
 @user_app.command("totp")
 def user_totp(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
     """为账号开通（或更换）动态口令，打印验证器地址和恢复码；该账号的会话全部失效。"""
-    from sqlalchemy import select
-
-    from service.accounts.models import User
+    from service.accounts import repository as accounts_repository
     from service.accounts.scope import Scope
 
     with _errors(), _services() as services, services.db.session() as session:
-        user = session.scalar(select(User).where(User.username == username))
+        user = accounts_repository.by_username(session, username)
         if user is None:
             raise InvalidInput(f"没有用户名为「{username}」的账号。")
         uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, user.unit, OPERATOR), user)
@@ -753,10 +858,8 @@ def roster_import(
     """导入名单：逐行检查，有错误时列出（行、列、原因）且一行也不导入，除非 --only-valid。"""
     import datetime as dt
 
-    from sqlalchemy import select
-
     from service.accounts.scope import Scope
-    from service.units.models import Unit
+    from service.units import repository as units_repository
 
     with _errors():
         try:
@@ -765,11 +868,11 @@ def roster_import(
             raise InvalidInput("--report-by 应写成 年-月-日，例如 2025-08-31。") from None
         data = _read_file(sheet)
         with _services() as services, services.db.session() as session:
-            unit = session.scalar(select(Unit).where(Unit.code == issuer))
+            unit = units_repository.by_code(session, issuer)
             if unit is None:
                 raise InvalidInput(f"没有代码为「{issuer}」的学校或教体局。")
             try:
-                roster, skipped = services.cases.import_roster(
+                roster, skipped = services.rosters.import_roster(
                     session,
                     Scope.operator(session, unit, OPERATOR),
                     data,
@@ -779,8 +882,9 @@ def roster_import(
                     only_valid=only_valid,
                 )
             except DocsignError as exc:
-                _row_errors(exc.details.get("errors", []) if isinstance(exc.details, dict) else [])
-                raise
+                errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
+                _row_errors(errors)
+                raise _fail(exc, list_errors=not errors) from None
             session.commit()
             _row_errors(skipped, "跳过的行")
             out.print(
@@ -794,10 +898,16 @@ def _row_errors(errors: list[dict[str, Any]], title: str = "名单中的错误")
     """The rows a sheet import refused, as the page lists them: row, column, reason."""
     if not errors:
         return
-    table = Table("行", "列", "表中填写的", "原因与改法", title=f"{title}（{len(errors)} 处）", title_justify="left")
+    table = Table(
+        "行", "学生", "列", "表中填写的", "原因与改法", title=f"{title}（{len(errors)} 处）", title_justify="left"
+    )
     for e in errors:
         table.add_row(
-            str(e.get("row", "")), str(e.get("column", "")), str(e.get("value") or "（空）"), str(e.get("message", ""))
+            str(e.get("row") or ""),
+            str(e.get("student") or ""),
+            str(e.get("column") or ""),
+            str(e.get("value") or "（空）"),
+            str(e.get("message") or ""),
         )
     err.print(table)
 
@@ -808,18 +918,16 @@ def notices_issue(
     out_dir: Annotated[Path | None, typer.Option("--out", help="把各校的打印文件写到这个目录")] = None,
 ) -> None:
     """批量签发名单中的通知书；中断后再次执行只补发未签发的，不会重复。"""
-    from sqlalchemy import select
-
     from service.accounts.scope import Scope
-    from service.cases.models import PrintBundle, Roster
     from service.jobs.runner import JobBusy, JobFailed
+    from service.rosters import repository as rosters_repository
 
     with _errors(), _services() as services:
         with services.db.session() as session:
-            roster = session.get(Roster, roster_id)
+            roster = rosters_repository.by_id(session, roster_id)
             if roster is None:
                 raise InvalidInput(f"没有编号为 {roster_id} 的名单。")
-            job, _ = services.cases.start_roster_issue(
+            job, _ = services.rosters.start_issue(
                 session, Scope.operator(session, roster.issuer, OPERATOR), roster, services.jobs
             )
             session.commit()
@@ -837,7 +945,11 @@ def notices_issue(
         with services.db.session() as session:
             issued = _issued(session, roster_id)
             out.print(f"本次签发 {issued - before} 份；名单共 {total} 份均已签发。")
-            for b in session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster_id)):
+            roster = rosters_repository.by_id(session, roster_id)
+            assert roster is not None
+            for b in rosters_repository.print_bundles(
+                session, Scope.operator(session, roster.issuer, OPERATOR), roster
+            ):
                 line = f"{b.school.name}：{b.notices} 份，打印文件 {b.pages} 页"
                 if out_dir is not None:
                     out_dir.mkdir(parents=True, exist_ok=True)
@@ -850,18 +962,13 @@ def notices_issue(
 
 
 def _issued(session: Any, roster_id: int) -> int:
-    from sqlalchemy import func, select
+    from service.accounts.scope import Scope
+    from service.rosters import repository as rosters_repository
 
-    from service.cases.models import RosterEntry
-
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(RosterEntry)
-            .where(RosterEntry.roster_id == roster_id, RosterEntry.document_id.is_not(None))
-        )
-        or 0
-    )
+    roster = rosters_repository.by_id(session, roster_id)
+    if roster is None:
+        return 0
+    return rosters_repository.issued_count(session, Scope.operator(session, roster.issuer, OPERATOR), roster)
 
 
 def main() -> None:

@@ -28,3 +28,9 @@ class Clock:
 
 
 SYSTEM_CLOCK = Clock()
+
+
+def wall_now() -> dt.datetime:
+    """The machine's own time, never moved by tests: job leases and other measures of whether a
+    process is alive run on it, so that moving business time forward does not expire them."""
+    return dt.datetime.now(dt.UTC)

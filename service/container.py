@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-# Job kinds register themselves when their module is imported.
-import service.archive.tasks
-import service.campaigns.tasks
-import service.cases.tasks  # noqa: F401
+import service.tables  # noqa: F401 - every table registered before any session flushes
 from service.accounts.sealing import SecretBox
 from service.accounts.service import Accounts
+from service.archive import tasks as archive_tasks
 from service.archive.service import Archive, OpenCounter
-from service.archive.store import ArchiveStore, open_store
+from service.audit.access import AccessLog
+from service.campaigns import tasks as campaign_tasks
+from service.campaigns.models import Assignment
 from service.campaigns.service import Campaigns
+from service.cases.models import CaseFile
 from service.cases.service import Cases
+from service.children import spawn_without_interrupts
 from service.clock import SYSTEM_CLOCK, Clock
 from service.db.session import Database
 from service.documents.convert import Converter
@@ -36,7 +38,12 @@ from service.jobs.runner import EmbeddedRunner, Schedule
 from service.ledgers.service import Ledgers
 from service.limits import RateLimiter, rate_limiter
 from service.pki.store import Pki
+from service.rosters import tasks as roster_tasks
+from service.rosters.models import PrintBundle
+from service.rosters.service import Rosters
 from service.settings import Settings
+from service.storage import open_store
+from service.storage.base import STORE_NAMES, ArchiveStore
 from service.workdir import clean_dead
 
 if TYPE_CHECKING:
@@ -46,19 +53,26 @@ log = logging.getLogger(__name__)
 
 #: Recovery that every running process takes its turn at (only one runs at a time across them).
 SCHEDULES = (
-    Schedule("campaigns.release_claims", dt.timedelta(minutes=5)),
-    Schedule("campaigns.open_periods", dt.timedelta(minutes=5)),
-    Schedule("archive.sweep", dt.timedelta(minutes=10)),
+    Schedule(campaign_tasks.ReleaseClaims(), dt.timedelta(minutes=5)),
+    Schedule(campaign_tasks.OpenPeriods(), dt.timedelta(minutes=1)),
+    Schedule(archive_tasks.SweepArchive(), dt.timedelta(minutes=10)),
     # Verdicts of newly archived versions, so a scan reads a stored verdict; and all of them again
     # each day (revocations, expiring evidence).
-    Schedule("archive.check_pending", dt.timedelta(minutes=2)),
-    Schedule("archive.recheck", dt.timedelta(days=1)),
+    Schedule(archive_tasks.CheckPending(), dt.timedelta(minutes=2)),
+    Schedule(archive_tasks.Recheck(), dt.timedelta(days=1)),
     # Long-term validity: the PKI renews what is about to expire, then documents get archive
     # timestamps before theirs stop protecting them.
-    Schedule("pki.maintain", dt.timedelta(days=1)),
-    Schedule("archive.timestamp", dt.timedelta(days=1)),
+    Schedule(archive_tasks.MaintainPki(), dt.timedelta(days=1)),
+    Schedule(archive_tasks.TimestampArchive(), dt.timedelta(days=1)),
 )
-#: Scans of notices' pages are written to the database this often (they are counted in memory).
+#: The columns of other domains that name archived files, by store (recovery keeps what they name).
+FILE_COLUMNS = {
+    "documents": (PrintBundle.sha256,),
+    "reports": (Assignment.report_sha256,),
+    "files": (CaseFile.sha256,),
+}
+#: Scans of notices' pages and reads of children's data are written to the database this often
+#: (they are kept in memory until then).
 OPENS_FLUSH_SECONDS = 5.0
 
 
@@ -74,6 +88,7 @@ class Services:
     accounts: Accounts
     campaigns: Campaigns
     cases: Cases
+    rosters: Rosters
     ledgers: Ledgers
     #: The embedded runner, or the Celery runner when a broker is configured.
     jobs: EmbeddedRunner | CeleryRunner
@@ -83,28 +98,31 @@ class Services:
     #: Uploaded PDFs not in the archive are checked in these separate, killable processes.
     upload_verifier: UploadVerifier
     opens: OpenCounter
+    #: Reads of children's data, noted by the faces and written in batches with the opens.
+    access: AccessLog
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK, *, converter: Converter | None = None) -> Services:
         """Every service from the settings; ``converter`` shares a warm LibreOffice pool (tests)."""
+        spawn_without_interrupts(settings.temp_dir)  # children (upload checks, signing) leave Ctrl-C to us
         db = Database(settings)
-        pki = Pki(
-            settings.certs_dir,
-            settings.pki_passphrase.get_secret_value(),
-            settings.pki_organization,
-            settings.public_base_url,
-            now=clock.now,
-        )
+        pki = Pki.from_settings(settings, clock.now)
         stores: dict[str, ArchiveStore] = {
             # a job shows that it waits for the object store (report_outage tells the running job)
             name: open_store(settings, name, on_retry=report_outage)
-            for name in ("documents", "reports", "files")
+            for name in STORE_NAMES
         }
         engine = DocumentEngine(settings, pki=pki, archive=stores["documents"], converter=converter, now=clock.now)
         opens = OpenCounter(db)
-        archive = Archive(db, engine, stores, clock.now, temp_root=settings.temp_dir, opens=opens)
+        archive = Archive(
+            db, engine, stores, clock.now, temp_root=settings.temp_dir, opens=opens, file_columns=FILE_COLUMNS
+        )
         login_limit = rate_limiter(settings, "login", settings.login_rate_per_minute)
         cases = Cases(archive, settings.timezone, clock.now)
+        campaigns = Campaigns(archive, settings.timezone, clock.now)
+        rosters = Rosters(archive, settings.timezone, clock.now)
+        ledgers = Ledgers(cases, campaigns, settings.timezone, clock.now)
+        rosters.on_imported.append(ledgers.children_from_roster)  # a first-grade roster feeds the 适龄儿童台账
         runner: EmbeddedRunner | CeleryRunner
         if settings.scale_out:
             from service.jobs.celery_runner import CeleryRunner, celery_app  # Celery only in this profile
@@ -143,9 +161,10 @@ class Services:
                 lockout_minutes=settings.login_lockout_minutes,
                 secrets=SecretBox(settings.secret()),
             ),
-            campaigns=Campaigns(archive, settings.timezone, clock.now),
+            campaigns=campaigns,
             cases=cases,
-            ledgers=Ledgers(cases, settings.timezone, clock.now),
+            rosters=rosters,
+            ledgers=ledgers,
             jobs=runner,
             verify_limit=rate_limiter(settings, "verify", settings.verify_rate_per_minute),
             login_limit=login_limit,
@@ -160,22 +179,32 @@ class Services:
                 workers=settings.upload_check_processes,
             ),
             opens=opens,
+            access=AccessLog(db),
         )
         runner.bind(services.job_context, on_takeover=archive.sweep_job)
         return services
 
-    def job_context(self, session: Session, job_id: int | None = None) -> JobContext:
+    def job_context(self, session: Session, job_id: int | None = None) -> JobContext[Services]:
         return JobContext(services=self, session=session, job_id=job_id)
 
+    def _serves_every_job(self) -> tuple[archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs]:
+        """What each domain's jobs need of the services, checked by the type checker (never called)."""
+        return self, self, self
+
     def prepare(self) -> None:
-        """What every process does before serving: the schema up to date, the PKI in place, and
-        the temporary folders of processes that died removed."""
+        """What every process does before serving: the schema up to date, the PKI in place (key
+        files of older versions re-wrapped, audited), and the temporary folders of processes that
+        died removed."""
         self.db.migrate()
         self.pki.init()
+        if self.pki.files.rewrap_due():
+            with self.db.session() as session:
+                archive_tasks.rewrap_pki_keys(session, self)
+                session.commit()
         clean_dead(self.settings.temp_dir)
 
     def start(self) -> None:
-        """Prepare, then start taking background work and writing scans in batches."""
+        """Prepare, then start taking background work and writing scans and reads in batches."""
         self.prepare()
         self.jobs.start()
         self._stopping = threading.Event()
@@ -184,17 +213,27 @@ class Services:
 
     def _flush_opens(self) -> None:
         while not self._stopping.wait(OPENS_FLUSH_SECONDS):
-            try:
-                self.opens.flush()
-            except Exception:  # a busy database: the counts stay in memory for the next round
-                log.exception("writing page opens")
+            self.flush_batches()
+
+    def flush_batches(self) -> None:
+        """Write the scans counted and the reads noted since the last flush."""
+        try:
+            self.opens.flush()
+        except Exception:  # a busy database: the counts stay in memory for the next round
+            log.exception("writing page opens")
+        try:
+            self.access.flush()
+        except Exception:  # likewise: the reads stay in memory, in order, for the next round
+            log.exception("writing the access log")
 
     def close(self) -> None:
         if (stopping := getattr(self, "_stopping", None)) is not None:
             stopping.set()
             self._flusher.join(timeout=OPENS_FLUSH_SECONDS + 5)
         self.opens.flush()
+        self.access.flush()
         self.jobs.shutdown()
         self.upload_verifier.close()
         self.engine.close()
+        self.archive.requests.dispose()
         self.db.dispose()

@@ -25,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: A placeholder passphrase that only development may use; production refuses it.
 DEVELOPMENT_PASSPHRASE = "development-only-passphrase"
 
+#: The fewest PBKDF2-HMAC-SHA256 rounds production accepts for key files (OWASP, 2023); the same
+#: figure as :data:`service.pki.keys.KDF_ROUNDS`, which settings cannot import.
+PKI_KDF_ROUNDS = 600_000
+
 #: Words that mark a value copied from an example rather than chosen; production refuses them.
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "placeholder", "example", "xxxx", "your-", "todo")
 
@@ -47,7 +51,8 @@ class Settings(BaseSettings):
     #: Or a file holding the secret (e.g. a mounted secret); used when ``secret_key`` is empty.
     secret_key_file: Path | None = None
 
-    # Where things live. Relative paths are taken from the working directory.
+    # Where things live. Relative paths are taken from the working directory where the settings are
+    # read, and made absolute there (LibreOffice, worker processes and tools never see a relative one).
     data_dir: Path = Path("var")
     certs_dir: Path = Path("certs")
     templates_dir: Path = PROJECT_ROOT / "templates"
@@ -58,10 +63,30 @@ class Settings(BaseSettings):
 
     # Local PKI.
     pki_passphrase: SecretStr = SecretStr(DEVELOPMENT_PASSPHRASE)
+    #: PBKDF2-HMAC-SHA256 rounds of every key file the PKI writes; production refuses fewer than
+    #: :data:`PKI_KDF_ROUNDS`, development may lower it (a test that makes many PKIs).
+    pki_kdf_rounds: int = Field(default=PKI_KDF_ROUNDS, ge=1000)
+    #: A PKCS#11 token for unit keys (``docsign pki issue-unit --token``): the module's path (e.g.
+    #: ``/usr/lib/softhsm/libsofthsm2.so``, or a UKey vendor's library), the token's label, and the
+    #: user PIN, given here or in a file (a mounted secret). Empty: keys live in files only.
+    pkcs11_module: str = ""
+    pkcs11_token: str = ""
+    pkcs11_pin: SecretStr = SecretStr("")
+    pkcs11_pin_file: Path | None = None
+    #: Make the TSA's key in that token: a new PKI's, and from the TSA's next rollover on.
+    pkcs11_tsa: bool = False
+    #: Make the issuing CA's key in that token: a new PKI's (``docsign init``), and from the next
+    #: issuing-CA rollover on (``docsign pki rollover``). The root's key stays a file (or offline).
+    pkcs11_ca: bool = False
     #: Name of the local root CA, printed in every certificate chain.
     pki_organization: str = "控辍保学文书服务本地证书中心"
     #: An RFC 3161 time-stamping service; empty means the local TSA in certs/.
     tsa_url: str = ""
+    #: Which implementation makes the signatures (``service/documents/engines.py``): ``fast``, the
+    #: service's own certification and TSA tokens (about 7 CPU-ms less a document), or
+    #: ``pyhanko``, pyHanko's own signer, timestamper and document timestamper, the reference the
+    #: fast one is tested against (a way back if a validator ever objects to the fast one).
+    signing_engine: Literal["fast", "pyhanko"] = "fast"
 
     # LibreOffice.
     soffice_path: str = Field(default_factory=_default_soffice)
@@ -167,6 +192,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _tidy(self) -> Settings:
         self.public_base_url = self.public_base_url.rstrip("/")
+        for name in ("data_dir", "certs_dir", "templates_dir", "schemas_dir", "secret_key_file"):
+            if (path := getattr(self, name)) is not None:
+                setattr(self, name, _absolute(path))
+        if self.archive_url.startswith("file:"):
+            local = self.archive_url.removeprefix("file://").removeprefix("file:")
+            self.archive_url = "file://" + _absolute(Path(local)).as_posix()
         return self
 
     @property
@@ -197,6 +228,8 @@ class Settings(BaseSettings):
             problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）未设置，或仍是开发用口令")
         elif _placeholder(passphrase) or len(passphrase) < 12:
             problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）是示例值或短于 12 位")
+        if self.pki_kdf_rounds < PKI_KDF_ROUNDS:
+            problems.append(f"DOCSIGN_PKI_KDF_ROUNDS（私钥文件的口令派生轮数）不能少于 {PKI_KDF_ROUNDS}")
         secret = self._configured_secret()
         if secret is None:
             problems.append("DOCSIGN_SECRET_KEY 或 DOCSIGN_SECRET_KEY_FILE（审计日志与表单令牌的密钥）未设置")
@@ -270,6 +303,11 @@ class Settings(BaseSettings):
     def temp_dir(self) -> Path:
         """Temporary folders of running processes (removed at the next start if a process died)."""
         return self.work_dir / "tmp"
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` from the working directory of the moment, without resolving links."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def _placeholder(value: str) -> bool:

@@ -15,7 +15,8 @@ def make_temp_dir(root: Path | None, purpose: str) -> Path:
     """A new folder ``{root}/{pid}-{purpose}-XXXX`` (the system's temporary folder if ``root`` is None)."""
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{purpose}-", dir=root))
+    # absolute: tools started in other folders (soffice takes its profile as a file URL) must find it
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{purpose}-", dir=root)).absolute()
 
 
 @contextlib.contextmanager

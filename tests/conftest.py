@@ -7,6 +7,8 @@ test that writes gets its own archive folder.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,20 +17,25 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from service.archive.store import LocalArchive
 from service.clock import Clock
 from service.container import Services
 from service.documents.convert import Converter, ConverterConfig
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
+from service.pki.token import TokenSettings
 from service.settings import PROJECT_ROOT, Settings
+from service.storage.local import LocalArchive
 from tests import checks, sheet_shapes
 from tests.databases import postgres_database
 
 if TYPE_CHECKING:
-    from service.archive.seaweedfs import SeaweedFS
+    from devtools.seaweedfs import SeaweedFS
 
 PASSPHRASE = "test-passphrase"
+#: PBKDF2 rounds of the key files the tests' own PKIs write: production's 600,000 cost about 0.2 s
+#: of CPU per key written and read again, some minutes over the suite; production refuses fewer
+#: (``Settings.production_problems``), and the tests of key files at rest use the real figure.
+TEST_KDF_ROUNDS = 10_000
 
 # Production is the default environment and refuses development keys; the tests (and the servers
 # they start, which inherit this environment) run as development, with the keys made for them.
@@ -52,6 +59,7 @@ def settings(session_dir: Path) -> Settings:
         schemas_dir=PROJECT_ROOT / "schemas",
         public_base_url="https://kcbx.example.edu.cn",
         pki_passphrase=PASSPHRASE,  # type: ignore[arg-type]
+        pki_kdf_rounds=TEST_KDF_ROUNDS,
         merge_chunk_size=20,
     )
 
@@ -60,7 +68,7 @@ def settings(session_dir: Path) -> Settings:
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     """A real object store (SeaweedFS's ``weed mini``), started once for the session on first use.
     Give each test a bucket of its own (``seaweedfs.create_bucket``)."""
-    from service.archive.seaweedfs import SeaweedFS  # boto3 only for the tests that need it
+    from devtools.seaweedfs import SeaweedFS  # boto3 only for the tests that need it
 
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
     server.start()
@@ -70,9 +78,44 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 
 @pytest.fixture(scope="session")
 def pki(settings: Settings) -> Pki:
-    p = Pki(settings.certs_dir, PASSPHRASE, settings.pki_organization, settings.public_base_url)
+    p = Pki.from_settings(settings)
     p.init()
     return p
+
+
+#: Debian's SoftHSM2 (``softhsm2``, installed by scripts/setup): the PKCS#11 token of the tests.
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SOFTHSM_PIN = "246810"
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TokenSettings:
+    """A SoftHSM2 token of this test's own, initialised in a configuration under ``tmp_path``
+    (``SOFTHSM2_CONF`` in this process and the workers it spawns)."""
+    import pkcs11
+
+    folder = tmp_path / "softhsm"
+    (folder / "tokens").mkdir(parents=True)
+    conf = folder / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "docsign-test",
+            "--pin",
+            SOFTHSM_PIN,
+            "--so-pin",
+            "1357",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pkcs11.lib(SOFTHSM_MODULE).reinitialize()  # the module reads its configuration when initialised
+    return TokenSettings(SOFTHSM_MODULE, "docsign-test", SOFTHSM_PIN)
 
 
 @pytest.fixture(scope="session")
@@ -135,9 +178,15 @@ def built_services(tmp_path: Path, settings: Settings, converter: Converter, dat
 
 
 @pytest.fixture()
-def services(tmp_path: Path, settings: Settings, converter: Converter, database_url: str) -> Iterator[Services]:
-    """Services on SQLite and on PostgreSQL (each test that takes it runs twice)."""
-    with built_services(tmp_path, settings, converter, database_url) as built:
+def services(
+    tmp_path: Path, settings: Settings, pki: Pki, converter: Converter, database_url: str
+) -> Iterator[Services]:
+    """Services on SQLite and on PostgreSQL (each test that takes it runs twice), over a copy of the
+    session's PKI: a test that moves its clock on may have its scheduled upkeep roll the TSA over on
+    that day, which must never leave the next test a TSA whose certificate starts in the future."""
+    own = settings.model_copy(update={"certs_dir": tmp_path / "certs"})
+    shutil.copytree(pki.dir, own.certs_dir)
+    with built_services(tmp_path, own, converter, database_url) as built:
         yield built
 
 
@@ -148,8 +197,14 @@ def roster_corpus() -> dict[tuple[str, str], tuple[str, bytes]]:
 
 
 #: Test files that use the local Redis's DB 6 and 7 (the scale-out profile's broker and rate
-#: limits): under pytest-xdist they all run in one worker, one after another.
-REDIS_FILES = ("test_celery_runner.py", "test_licheng_flow.py", "test_scaleout.py", "test_limits.py")
+#: limits): under pytest-xdist they all run in one worker, one after another. Paths, not names:
+#: ``tests/sheets/test_limits.py`` (the sheet reader's limits) uses no Redis.
+REDIS_FILES = (
+    "tests/jobs/test_celery_runner.py",
+    "tests/api/test_licheng_flow.py",
+    "tests/test_scaleout.py",
+    "tests/test_limits.py",
+)
 
 
 def work_unit(nodeid: str) -> str:
@@ -157,7 +212,7 @@ def work_unit(nodeid: str) -> str:
     module on its own (its tests walk one story on one demo server, in order), any other test alone."""
     path = nodeid.split("::", 1)[0]
     name = path.rsplit("/", 1)[-1]
-    if name in REDIS_FILES:
+    if path in REDIS_FILES:
         return "redis"
     if "browser" in name:
         return path

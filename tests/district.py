@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from service.accounts.models import User
 from service.accounts.scope import Scope
 from service.container import Services
-from service.units.demo import load_demo
+from service.demo import load_demo
 from service.units.models import Unit
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
-from tests.cases.roster_data import resident_id
+from tests.rosters.roster_data import resident_id
 
 HEADER = ["学校代码", "学生姓名", "身份证号", "性别", "出生日期", "监护人姓名", "监护人关系", "监护人电话"]
 TITLE = "2025年王舍人街道石河小学一年级新生名单"

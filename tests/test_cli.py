@@ -18,22 +18,24 @@ from sqlalchemy import select
 
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent
-from service.cases.models import Roster, RosterEntry
 from service.container import Services
+from service.rosters.models import Roster, RosterEntry
 from service.settings import Settings
 from tests import checks
 from tests.api.conftest import Service, running_service, setup_licheng, signature_data_url
-from tests.cases.roster_data import rows, xlsx
 from tests.documents.test_sign import handwriting
+from tests.rosters.roster_data import rows, xlsx
+from tests.validators import bouncy_castle
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cli")
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """Each test's own folder: what one test initialises or issues is never another's start."""
+    return tmp_path
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,6 +82,7 @@ def test_init_issue_verify(home: Path) -> None:
 
     verified = run(home, "verify", "notice.pdf")
     assert verified.returncode == 0 and "真实有效" in verified.stdout
+    assert len(bouncy_castle(pdf, home / "judged")) == 2  # the issuer's signature and its timestamp
     as_json = json.loads(run(home, "verify", "notice.pdf", "--json").stdout)
     assert as_json["genuine"] is True and as_json["signatures"][0]["signer"] == "济南市历城区教育和体育局"
 
@@ -118,6 +121,8 @@ def test_batch_and_later_signature(home: Path) -> None:
     assert signed.returncode == 0, signed.stderr
     verified = run(home, "verify", "signed.pdf")
     assert verified.returncode == 0 and verified.stdout.count("✓") == 2
+    # the issuer's and the principal's signatures and their timestamps, in Bouncy Castle
+    assert len(bouncy_castle((home / "signed.pdf").read_bytes(), home / "judged")) == 4
 
 
 def test_bad_input_is_explained_without_a_traceback(home: Path) -> None:
@@ -530,8 +535,100 @@ def test_production_settings_that_are_ready(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as refused:
         create_app(ready.model_copy(update={"secure_cookies": False}))
     assert "DOCSIGN_SECURE_COOKIES" in refused.value.message
+    # key files wrapped with fewer PBKDF2 rounds than production's 600,000 (a test's setting) are refused
+    weak = ready.model_copy(update={"pki_kdf_rounds": 2048})
+    assert [p for p in weak.production_problems() if "DOCSIGN_PKI_KDF_ROUNDS" in p]
+    with pytest.raises(ConfigurationError):
+        weak.check_ready()
     # the secret may come from a file (a mounted secret) instead
     key = tmp_path / "secret"
     key.write_text("f" * 48)
     from_file = ready.model_copy(update={"secret_key": SecretStr(""), "secret_key_file": key})
     assert from_file.production_problems() == [] and from_file.secret() == b"f" * 48
+
+
+def test_error_lines_say_where_with_what_is_known_and_never_none() -> None:
+    from service.cli import error_line
+
+    assert error_line(
+        {"row": 7, "column": "身份证号", "value": "1234", "message": "位数不对", "student": "王小明"}
+    ) == ("第7行 王小明 身份证号：位数不对")
+    assert error_line({"row": 3, "column": "学校代码", "message": "没有这所学校"}) == "第3行 学校代码：没有这所学校"
+    assert error_line({"index": 1, "title": "监护人姓名", "field": "guardian_name", "message": "必须填写"}) == (
+        "第2份 监护人姓名（guardian_name）：必须填写"
+    )
+    assert error_line({"field": "证明材料", "message": "请上传死亡证明"}) == "证明材料：请上传死亡证明"
+    assert error_line({"message": "名单中没有学生。"}) == "名单中没有学生。"
+
+
+def test_the_root_key_exported_at_init_is_asked_for_by_a_rollover_only(home: Path) -> None:
+    passphrase = {"DOCSIGN_ROOT_KEY_PASSPHRASE": "root-key-kept-in-the-safe"}
+    os.environ.update(passphrase)
+    try:
+        init = run(home, "init", "--export-root-key", "root-offline.key")
+    finally:
+        for name in passphrase:
+            os.environ.pop(name)
+    assert init.returncode == 0, init.stderr
+    assert "根证书私钥已导出到 root-offline.key" in init.stdout
+    assert not (home / "certs" / "root" / "ca.key").exists()
+    assert b"ENCRYPTED PRIVATE KEY" in (home / "root-offline.key").read_bytes()
+
+    # issuing and signing go on without it, and what they make verifies
+    (home / "fields.json").write_text(run(home, "templates", "--example", "enrollment_notice").stdout, encoding="utf-8")
+    issued = run(home, "issue", "enrollment_notice", "--data", "fields.json", "--out", "notice.pdf")
+    assert issued.returncode == 0, issued.stderr
+    assert run(home, "verify", "notice.pdf").returncode == 0
+
+    status = run(home, "pki", "status")
+    assert status.returncode == 0, status.stderr
+    where = status.stdout.split("私钥位置：", 1)[1]
+    assert "根证书「" in where and "」：离线" in where
+    assert "签发中心证书「签章证书签发中心」：文件（PBKDF2-HMAC-SHA-256 600,000 次）" in where
+
+    refused = run(home, "pki", "rollover")
+    assert refused.returncode == 2 and "ROOT_KEY_OFFLINE" in refused.stderr and "--root-key" in refused.stderr
+    wrong = run(
+        home, "pki", "rollover", "--root-key", "root-offline.key", "--root-key-passphrase", "not-the-one-at-all"
+    )
+    assert wrong.returncode == 2 and "ROOT_KEY_INVALID" in wrong.stderr
+
+    rolled = run(
+        home, "pki", "rollover", "--root-key", "root-offline.key", "--root-key-passphrase", "root-key-kept-in-the-safe"
+    )
+    assert rolled.returncode == 0, rolled.stderr
+    assert "已启用新的签发中心证书（issuing-2" in rolled.stdout and "已更换时间戳证书" in rolled.stdout
+    assert not (home / "certs" / "root" / "ca.key").exists()  # handed in for the rollover only
+    again = run(home, "issue", "enrollment_notice", "--data", "fields.json", "--out", "after.pdf")
+    assert again.returncode == 0, again.stderr
+    assert run(home, "verify", "after.pdf").returncode == 0 and run(home, "verify", "notice.pdf").returncode == 0
+
+
+def test_a_unit_key_made_in_a_token_from_the_command_line_signs_a_notice(home: Path, softhsm: Any) -> None:
+    assert run(home, "init").returncode == 0
+    refused = run(home, "pki", "issue-unit", "bureau-token", "济南市历城区教育和体育局", "--token")
+    assert refused.returncode == 2 and "PKCS11_NOT_CONFIGURED" in refused.stderr
+    token_env = {
+        "DOCSIGN_PKCS11_MODULE": softhsm.module,
+        "DOCSIGN_PKCS11_TOKEN": softhsm.label,
+        "DOCSIGN_PKCS11_PIN_FILE": str(home / "pin"),
+    }
+    (home / "pin").write_text(softhsm.pin + "\n")
+    os.environ.update(token_env)
+    try:
+        made = run(home, "pki", "issue-unit", "bureau-token", "济南市历城区教育和体育局", "--token")
+        assert made.returncode == 0, made.stderr
+        assert "私钥位置：PKCS#11 令牌「docsign-test」（私钥不出令牌）" in made.stdout
+        assert not (home / "certs" / "units" / "bureau-token" / "key.pem").exists()
+        (home / "fields.json").write_text(
+            run(home, "templates", "--example", "enrollment_notice").stdout, encoding="utf-8"
+        )
+        issued = run(
+            home, "issue", "enrollment_notice", "--data", "fields.json", "--out", "n.pdf", "--issuer", "bureau-token"
+        )
+        assert issued.returncode == 0, issued.stderr
+        assert "令牌「docsign-test」" in run(home, "pki", "status").stdout
+    finally:
+        for name in token_env:
+            os.environ.pop(name)
+    assert run(home, "verify", "n.pdf").returncode == 0

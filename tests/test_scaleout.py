@@ -16,8 +16,8 @@ import pytest
 import redis
 from sqlalchemy import create_engine, select
 
+from devtools.scaleout import children_of
 from service.jobs.models import Job
-from service.scaleout import children_of
 from tests.databases import postgres_database
 
 pytestmark = pytest.mark.scaleout
@@ -46,7 +46,7 @@ def test_the_profile_starts_answers_runs_schedules_and_stops_everything(tmp_path
             [
                 sys.executable,
                 "-m",
-                "service.scaleout",
+                "devtools.scaleout",
                 "--data",
                 str(tmp_path / "scaleout"),
                 "--port",

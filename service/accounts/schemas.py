@@ -67,7 +67,8 @@ class TokenInfo(BaseModel):
     name: str
     created_at: dt.datetime
     expires_at: dt.datetime | None
-    last_used_at: dt.datetime | None
+    #: The last request that changed something with the token (reading with it is not recorded).
+    last_used_at: dt.datetime | None = Field(description="最近一次用该令牌提交修改的时间（只读请求不记录）")
     revoked_at: dt.datetime | None
 
     @classmethod

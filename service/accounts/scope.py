@@ -16,6 +16,12 @@ from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
 
 
+def may_export_full(user: User) -> bool:
+    """Full 身份证号 and phones in an export: bureau staff, and a school's head (the school's
+    ``unit_signer``, whose scope is the school's own children). See ``Scope.may_export_full``."""
+    return user.role == Role.BUREAU.value or (user.role == Role.SIGNER.value and user.unit.type == UnitType.SCHOOL)
+
+
 @dataclass
 class Scope:
     """``user`` is None for the operator of the command line, who acts for ``unit`` with the keys of
@@ -64,6 +70,13 @@ class Scope:
     def has(self, *roles: Role) -> bool:
         return self.user is None or self.user.role in {r.value for r in roles}
 
+    @property
+    def may_export_full(self) -> bool:
+        """Whether an export may hold full 身份证号 and phone numbers (masked otherwise): bureau staff,
+        and a school's head (a school's ``unit_signer``) for the school's own children; the command
+        line's operator. Office staff and office directors get masked exports."""
+        return self.user is None or may_export_full(self.user)
+
     def require(self, *roles: Role, message: str | None = None) -> None:
         if not self.has(*roles):
             raise self.refuse(message)
@@ -95,6 +108,11 @@ class Scope:
         allowed = {Role.SIGNER.value} | ({Role.BUREAU.value} if unit.type == UnitType.BUREAU else set())
         if self.user.role not in allowed:
             raise self.refuse(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
+
+    def bureau_staff(self) -> Unit:
+        """The bureau of its staff; anyone else is refused."""
+        self.require(Role.BUREAU)
+        return self.bureau()
 
     def bureau(self) -> Unit:
         """The bureau the user acts for; only bureau staff may act as a bureau."""

@@ -144,15 +144,17 @@ def create_token(session: Session, user: User, name: str, now: dt.datetime, days
     return row, token
 
 
-def user_for_token(session: Session, token: str, now: dt.datetime) -> User | None:
+def user_for_token(session: Session, token: str, now: dt.datetime, *, writes: bool) -> User | None:
     """The user of a live token: not revoked, not expired (a token without an expiry is refused),
-    its user active and not waiting to change a reset password."""
+    its user active and not waiting to change a reset password. A request that ``writes`` records
+    the token's last use; a read leaves the token as it was (a GET never writes)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     if row.expires_at is None or row.expires_at <= now:
         return None
-    row.last_used_at = now
+    if writes:
+        row.last_used_at = now
     return row.user
 
 

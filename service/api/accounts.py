@@ -3,9 +3,9 @@ from __future__ import annotations
 import zoneinfo
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
-from service.accounts.models import ApiToken, Delegation, Role, User
+from service.accounts import repository as accounts_repository
+from service.accounts.models import Role
 from service.accounts.schemas import (
     DelegationIn,
     DelegationOut,
@@ -36,7 +36,7 @@ from service.http.deps import (
     session_token,
     set_session_cookie,
 )
-from service.units.models import Unit
+from service.units import repository as units_repository
 
 router = APIRouter(prefix="/api", tags=["登录与账号"])
 
@@ -106,9 +106,8 @@ def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: Sess
 
 
 @router.get("/auth/tokens", response_model=list[TokenInfo], summary="本人的 API 令牌")
-def list_tokens(user: UserDep, session: SessionDep) -> list[TokenInfo]:
-    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
-    return [TokenInfo.of(t) for t in rows]
+def list_tokens(scope: ScopeDep, session: SessionDep) -> list[TokenInfo]:
+    return [TokenInfo.of(t) for t in accounts_repository.own_tokens(session, scope)]
 
 
 @router.post("/auth/tokens/{token_id}/revoke", response_model=TokenInfo, summary="吊销 API 令牌（立即失效）")
@@ -132,13 +131,12 @@ def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, sessio
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")
 def list_users(scope: ScopeDep, session: SessionDep) -> list[UserOut]:
     scope.require(Role.BUREAU, Role.OFFICE)
-    users = session.scalars(select(User).where(User.unit_id.in_(scope.units)).order_by(User.id))
-    return [UserOut.of(u) for u in users]
+    return [UserOut.of(u) for u in accounts_repository.users(session, scope)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="为单位创建账号（教体局）")
 def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
-    unit = session.get(Unit, body.unit_id)
+    unit = units_repository.get(session, scope, body.unit_id)
     if unit is None:
         raise NotFoundForUser("未找到该单位。")
     user = services.accounts.add_user(
@@ -155,9 +153,8 @@ def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: Sess
 
 
 @router.get("/units/{unit_id}/delegations", response_model=list[DelegationOut], summary="单位的签署委托")
-def list_delegations(unit: UnitObj, session: SessionDep) -> list[DelegationOut]:
-    rows = session.scalars(select(Delegation).where(Delegation.unit_id == unit.id).order_by(Delegation.id.desc()))
-    return [DelegationOut.of(d) for d in rows]
+def list_delegations(unit: UnitObj, scope: ScopeDep, session: SessionDep) -> list[DelegationOut]:
+    return [DelegationOut.of(d) for d in accounts_repository.delegations_of(session, scope, unit)]
 
 
 @router.post(
@@ -169,8 +166,8 @@ def list_delegations(unit: UnitObj, session: SessionDep) -> list[DelegationOut]:
 def delegate(
     unit: UnitObj, body: DelegationIn, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> DelegationOut:
-    user = session.get(User, body.user_id) if 0 < body.user_id < 2**63 else None
-    if user is None or user.unit_id not in scope.units | {u.id for u in _above(unit)}:
+    user = accounts_repository.delegate_candidate(session, scope, unit, body.user_id)
+    if user is None:
         raise NotFoundForUser("未找到该账号。")
     today = services.clock.now().astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).date()
     row = services.accounts.delegate(
@@ -187,12 +184,3 @@ def revoke_delegation(
     services.accounts.revoke_delegation(session, scope, delegation)
     session.commit()
     return DelegationOut.of(delegation)
-
-
-def _above(unit: Unit) -> list[Unit]:
-    out = []
-    node = unit
-    while node.parent is not None:
-        node = node.parent
-        out.append(node)
-    return out

@@ -4,14 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
-from service.archive.models import Document
-from service.campaigns.models import Assignment
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.schemas import AssignmentOut, SignIn
 from service.campaigns.service import DONE_STATES
-from service.errors import UploadInvalid
-from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
+from service.errors import NotFoundForUser, UploadInvalid
+from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep
 from service.http.uploads import decode_image, read_upload
 
 router = APIRouter(prefix="/api", tags=["签署"])
@@ -21,21 +19,35 @@ router = APIRouter(prefix="/api", tags=["签署"])
 def my_assignments(
     scope: ScopeDep, services: ServicesDep, session: SessionDep, todo: bool = False
 ) -> list[AssignmentOut]:
-    refresh_periods(services, session)
     now = services.clock.now()
     return [
-        AssignmentOut.of(a, session.get(Document, a.document_id) if a.document_id else None, now)
-        for a in session.scalars(
-            select(Assignment).where(Assignment.unit_id.in_(scope.units)).order_by(Assignment.id.desc())
-        )
+        AssignmentOut.of(a, campaigns_repository.document(session, scope, a), now)
+        for a in campaigns_repository.assignments(session, scope)
         if not (todo and a.state in DONE_STATES)
     ]
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentOut, summary="一份待签文书")
-def get_assignment(assignment: AssignmentObj, services: ServicesDep, session: SessionDep) -> AssignmentOut:
-    doc = session.get(Document, assignment.document_id) if assignment.document_id else None
+def get_assignment(
+    assignment: AssignmentObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> AssignmentOut:
+    doc = campaigns_repository.document(session, scope, assignment)
     return AssignmentOut.of(assignment, doc, services.clock.now())
+
+
+@router.post(
+    "/assignments/{assignment_id}/viewed",
+    response_model=AssignmentOut,
+    summary="本单位已阅读该文书（状态由「已下发」变为「已查看」；读取 PDF 本身不改变状态）",
+)
+def mark_viewed(
+    assignment: AssignmentObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> AssignmentOut:
+    if assignment.document_id is None:
+        raise NotFoundForUser("这项任务是上传报表，没有要阅读的文书。")
+    services.campaigns.viewed(session, scope, assignment)
+    session.commit()
+    return AssignmentOut.of(assignment, campaigns_repository.document(session, scope, assignment), services.clock.now())
 
 
 @router.post(

@@ -7,12 +7,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
 
-from service.archive.models import Document
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.schemas import AssignmentOut, CampaignIn, CampaignOut, ForwardOut, ReceiveOut
 from service.campaigns.service import CampaignSpec
-from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep, campaign_visible, refresh_periods
+from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep
+from service.http.exports import ExportDep, as_issued
+from service.http.reads import ReadsDep
 from service.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/api/campaigns", tags=["签署任务"])
@@ -28,13 +29,7 @@ def _attachment(name: str) -> str:
 
 @router.get("", response_model=list[CampaignOut], summary="本人可见的签署任务")
 def list_campaigns(scope: ScopeDep, services: ServicesDep, session: SessionDep) -> list[CampaignOut]:
-    from service.campaigns.models import Campaign
-
-    return [
-        CampaignOut.of(session, c, _tz(services))
-        for c in session.scalars(select(Campaign).order_by(Campaign.id.desc()))
-        if campaign_visible(session, c, scope)
-    ]
+    return [CampaignOut.of(session, c, _tz(services)) for c in campaigns_repository.campaigns(session, scope)]
 
 
 @router.post("", response_model=CampaignOut, status_code=201, summary="创建签署任务（截止时间按北京时间）")
@@ -74,7 +69,6 @@ def issue_campaign(campaign: CampaignObj, scope: ScopeDep, services: ServicesDep
 def campaign_status(
     campaign: CampaignObj, scope: ScopeDep, services: ServicesDep, session: SessionDep, period: str | None = None
 ) -> dict[str, object]:
-    refresh_periods(services, session)
     visible = None if campaign.bureau_id in scope.units else scope.units
     return services.campaigns.status(session, campaign, visible, period)
 
@@ -83,10 +77,9 @@ def campaign_status(
 def campaign_assignments(
     campaign: CampaignObj, scope: ScopeDep, services: ServicesDep, session: SessionDep, period: str | None = None
 ) -> list[AssignmentOut]:
-    refresh_periods(services, session)
     now = services.clock.now()
     return [
-        AssignmentOut.of(a, session.get(Document, a.document_id) if a.document_id else None, now)
+        AssignmentOut.of(a, campaigns_repository.document(session, scope, a), now)
         for a in services.campaigns.assignments(session, campaign, period)
         if a.unit_id in scope.units
     ]
@@ -129,12 +122,20 @@ def ledger(campaign: CampaignObj, scope: ScopeDep, services: ServicesDep, sessio
     responses={200: {"content": {"application/zip": {}}}},
 )
 def archive_zip(
-    campaign: CampaignObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    campaign: CampaignObj,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+    export: ExportDep,
 ) -> StreamingResponse:
+    """Signed documents and filed reports (an 信息报告 names children): a purpose is asked, and the
+    files go as signed."""
     # kept open past this function: the response streams it, then closes it
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
-    services.campaigns.export_archive(session, scope, campaign, spool)
+    files = services.campaigns.export_archive(session, scope, campaign, spool)
     session.commit()
+    reads.record("campaign_archive", campaign.id, rows=files, exported=as_issued(export))
     spool.seek(0)
 
     def chunks() -> Iterator[bytes]:

@@ -2,33 +2,34 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
 
 from service.archive.schemas import document_brief
-from service.cases.models import Case, Roster
-from service.cases.schemas import AttemptBody, CaseBody, NoticeBody, ReturnedBody, case_view, roster_view
+from service.cases import repository as cases_repository
+from service.cases.models import Case
+from service.cases.schemas import AttemptBody, CaseBody, ConfirmBody, NoticeBody, ReturnedBody, case_view
 from service.cases.service import CaseIn, GuardianIn
-from service.documents.registry import get_kind
-from service.http.deps import CaseObj, RosterObj, ScopeDep, ServicesDep, SessionDep
+from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.http.uploads import read_upload
-from service.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/api", tags=["辍学个案与通知书"])
 
 
+def _view(session: SessionDep, services: ServicesDep, case: Case) -> dict[str, Any]:
+    """A case with the steps it is due for under its bureau's deadline rules."""
+    return case_view(session, services.cases, case, due=services.ledgers.deadlines.case_items(session, case))
+
+
 @router.get("/cases", summary="本人可见学校的辍学个案")
 def list_cases(
-    scope: ScopeDep, services: ServicesDep, session: SessionDep, status: str | None = None
+    scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep, status: str | None = None
 ) -> list[dict[str, Any]]:
-    query = select(Case).where(Case.school_id.in_(scope.units)).order_by(Case.id.desc())
-    if status:
-        query = query.where(Case.status == status)
-    return [case_view(session, services.cases, c, full=False) for c in session.scalars(query)]
+    cases = [case_view(session, services.cases, c, full=False) for c in cases_repository.cases(session, scope, status)]
+    reads.record("case_list", rows=len(cases), status=status)
+    return cases
 
 
 @router.post("/cases", status_code=201, summary="登记辍学（或疑似辍学）学生")
@@ -39,19 +40,23 @@ def create_case(body: CaseBody, scope: ScopeDep, services: ServicesDep, session:
     )
     case = services.cases.create(session, scope, body.school_id, data)
     session.commit()
-    return case_view(session, services.cases, case)
+    return _view(session, services, case)
 
 
 @router.get("/cases/{case_id}", summary="个案详情：学生、监护人、劝返记录、通知书与到期事项")
-def get_case(case: CaseObj, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
-    return case_view(session, services.cases, case)
+def get_case(case: CaseObj, services: ServicesDep, session: SessionDep, reads: ReadsDep) -> dict[str, Any]:
+    view = _view(session, services, case)
+    reads.case(case)
+    return view
 
 
 @router.post("/cases/{case_id}/confirm", summary="核实后确认为辍学")
-def confirm_case(case: CaseObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
-    services.cases.confirm(session, scope, case)
+def confirm_case(
+    case: CaseObj, scope: ScopeDep, services: ServicesDep, session: SessionDep, body: ConfirmBody | None = None
+) -> dict[str, Any]:
+    services.cases.confirm(session, scope, case, body.on if body is not None else None)
     session.commit()
-    return case_view(session, services.cases, case)
+    return _view(session, services, case)
 
 
 @router.post("/cases/{case_id}/attempts", status_code=201, summary="记录一次劝返")
@@ -70,7 +75,7 @@ def add_attempt(
         note=body.note,
     )
     session.commit()
-    return case_view(session, services.cases, case)
+    return _view(session, services, case)
 
 
 @router.post("/cases/{case_id}/returned", summary="销号：学生已复学（填写返校日期）")
@@ -80,7 +85,7 @@ def mark_returned(
     body = body or ReturnedBody()
     services.cases.returned(session, scope, case, body.back_on, body.note)
     session.commit()
-    return case_view(session, services.cases, case)
+    return _view(session, services, case)
 
 
 @router.post(
@@ -115,7 +120,7 @@ async def defer(
             home_teaching=home_teaching,
         )
         session.commit()
-        return case_view(session, services.cases, case)
+        return _view(session, services, case)
 
     return await run_in_threadpool(run)
 
@@ -142,7 +147,7 @@ async def add_home_visit(
             session, scope, case, date=date, teachers=teachers, content=content, evidence=evidence
         )
         session.commit()
-        return case_view(session, services.cases, case)
+        return _view(session, services, case)
 
     return await run_in_threadpool(run)
 
@@ -164,7 +169,7 @@ async def write_off(
     def run() -> dict[str, Any]:
         services.cases.write_off(session, scope, case, reason, evidence, note)
         session.commit()
-        return case_view(session, services.cases, case)
+        return _view(session, services, case)
 
     return await run_in_threadpool(run)
 
@@ -189,96 +194,7 @@ def case_register(case: CaseObj, scope: ScopeDep, services: ServicesDep, session
     "/due",
     summary="到期事项：联合劝返、限期复学、法定期限（学校看到全部，教育办和教体局看到所辖学校逾期的期限事项）",
 )
-def due(scope: ScopeDep, services: ServicesDep, session: SessionDep) -> list[dict[str, Any]]:
+def due(scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep) -> list[dict[str, Any]]:
     items = [d.to_dict() for d in services.ledgers.due(session, scope)]
-    session.commit()  # the bureau's default rules, made the first time they are read
+    reads.record("due_list", rows=len(items))  # due items name the children of their cases
     return items
-
-
-# --- rosters -----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/rosters", status_code=201, summary="导入名单（Excel 或 CSV）：有错误时逐行列出，一行也不导入，除非只导入无误的行"
-)
-async def import_roster(
-    scope: ScopeDep,
-    services: ServicesDep,
-    session: SessionDep,
-    file: Annotated[UploadFile, File(description="名单表格")],
-    kind: Annotated[str, Form(description="enrollment_notice 或 return_notice")],
-    report_by: Annotated[dt.date, Form(description="报到截止日期")],
-    only_valid: Annotated[bool, Form(description="只导入无误的行")] = False,
-    issue_date: Annotated[dt.date | None, Form(description="发文日期，默认今天")] = None,
-) -> dict[str, Any]:
-    data = await read_upload(file, services.settings.max_sheet_bytes, "名单文件")
-
-    def run() -> dict[str, Any]:
-        roster, errors = services.cases.import_roster(
-            session,
-            scope,
-            data,
-            file.filename or "名单",
-            kind=kind,
-            report_by=report_by,
-            only_valid=only_valid,
-            issue_date=issue_date,
-        )
-        session.commit()
-        return {**roster_view(session, roster), "errors": errors}
-
-    return await run_in_threadpool(run)
-
-
-@router.get("/rosters", summary="名单列表")
-def list_rosters(scope: ScopeDep, session: SessionDep) -> list[dict[str, Any]]:
-    rosters = session.scalars(select(Roster).where(Roster.issuer_id.in_(scope.units)).order_by(Roster.id.desc()))
-    return [roster_view(session, r) for r in rosters]
-
-
-@router.get("/rosters/{roster_id}", summary="名单：签发、查看与确认阅知的数量，打印文件")
-def get_roster(roster: RosterObj, session: SessionDep) -> dict[str, Any]:
-    return roster_view(session, roster)
-
-
-@router.post(
-    "/rosters/{roster_id}/issue",
-    response_model=JobOut,
-    status_code=202,
-    summary="批量签发名单中的通知书（后台任务；中断后再次执行只补发未签发的）",
-)
-def issue(roster: RosterObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> JobOut:
-    job, _ = services.cases.start_roster_issue(session, scope, roster, services.jobs)
-    session.commit()
-    return JobOut.of(job)
-
-
-@router.get(
-    "/rosters/{roster_id}/print/{school_id}.pdf",
-    summary="某校的打印文件（按班级顺序合并）",
-    response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
-)
-def print_pdf(roster: RosterObj, school_id: int, services: ServicesDep, session: SessionDep) -> Response:
-    bundle = services.cases.print_bundle(session, roster, school_id)
-    name = f"{bundle.school.name}-{get_kind(roster.kind).title}-打印.pdf"
-    # A school's print file holds hundreds of notices (about 100 KB each): streamed, never held whole.
-    return StreamingResponse(
-        services.archive.documents.stream(bundle.sha256),
-        media_type="application/pdf",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
-    )
-
-
-@router.get(
-    "/rosters/{roster_id}/receipts.xlsx",
-    summary="回执台账：每份通知书是否被查看、监护人是否确认阅知",
-    response_class=Response,
-)
-def receipts(roster: RosterObj, services: ServicesDep, session: SessionDep) -> Response:
-    data = services.cases.receipts_workbook(session, roster)
-    return Response(
-        data,
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote('回执台账.xlsx')}"},
-    )

@@ -5,23 +5,23 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
 
 from service.accounts.models import Role
-from service.archive.models import DocumentVersion
-from service.archive.schemas import DocumentOut, RevokeIn
-from service.campaigns.models import Assignment
-from service.documents.registry import get_kind
+from service.archive import repository as archive_repository
+from service.archive.schemas import DocumentOut, RevokeIn, download_name
 from service.errors import NotFoundForUser
 from service.http.deps import DocumentObj, JobObj, ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/api", tags=["文书"])
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, summary="文书详情与各版本哈希")
-def get_document(doc: DocumentObj, session: SessionDep) -> DocumentOut:
-    return DocumentOut.of(session, doc)
+def get_document(doc: DocumentObj, session: SessionDep, reads: ReadsDep) -> DocumentOut:
+    out = DocumentOut.of(session, doc)
+    reads.document(doc)
+    return out
 
 
 def _pdf(services: ServicesDep, sha256: str, name: str) -> StreamingResponse:
@@ -39,12 +39,11 @@ def _pdf(services: ServicesDep, sha256: str, name: str) -> StreamingResponse:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def document_pdf(doc: DocumentObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
-    for a in session.scalars(select(Assignment).where(Assignment.document_id == doc.id)):
-        if a.unit_id == scope.unit.id:
-            services.campaigns.viewed(session, scope, a)
-    session.commit()
-    return _pdf(services, doc.current_sha256, f"{get_kind(doc.kind).title}.pdf")
+def document_pdf(doc: DocumentObj, services: ServicesDep, reads: ReadsDep) -> Response:
+    """Reading writes nothing while answering: a unit says it has read its document with
+    ``POST /api/assignments/{assignment_id}/viewed`` (a child's document is noted for the access log)."""
+    reads.document(doc)
+    return _pdf(services, doc.current_sha256, download_name(doc))
 
 
 @router.get(
@@ -53,13 +52,14 @@ def document_pdf(doc: DocumentObj, scope: ScopeDep, services: ServicesDep, sessi
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def version_pdf(doc: DocumentObj, number: int, services: ServicesDep, session: SessionDep) -> Response:
-    version = session.scalar(
-        select(DocumentVersion).where(DocumentVersion.document_id == doc.id, DocumentVersion.number == number)
-    )
+def version_pdf(
+    doc: DocumentObj, number: int, scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep
+) -> Response:
+    version = archive_repository.version(session, scope, doc, number)
     if version is None:
         raise NotFoundForUser("该文书没有这个版本。")
-    return _pdf(services, version.sha256, f"{get_kind(doc.kind).title}-第{number}版.pdf")
+    reads.document(doc, version=number)
+    return _pdf(services, version.sha256, download_name(doc, number))
 
 
 @router.post("/documents/{document_id}/revoke", response_model=DocumentOut, summary="撤回文书（验证页面将显示已撤回）")

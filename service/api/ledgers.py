@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.ledgers.reports import MONTHLY, TERM, WEEKLY
 from service.ledgers.schemas import district_view, draft_view, ledger_view, report_row, unit_brief
 
@@ -31,12 +32,15 @@ def ledger_units(scope: ScopeDep, services: ServicesDep, session: SessionDep) ->
 def ledger(
     key: Literal["children", "suspected", "dropouts"],
     scope: ScopeDep,
+    reads: ReadsDep,
     services: ServicesDep,
     session: SessionDep,
     unit: UnitQuery = None,
     year: Annotated[int | None, Query(ge=2000, le=2100, description="适龄儿童台账的入学年份，默认本学年")] = None,
 ) -> dict[str, Any]:
-    return ledger_view(services.ledgers.ledger_for(session, scope, key, unit, year))
+    ledger = services.ledgers.ledger_for(session, scope, key, unit, year)
+    reads.ledger(ledger, year=year)
+    return ledger_view(ledger)
 
 
 @router.get(
@@ -44,18 +48,16 @@ def ledger(
     summary="控辍保学总览：各教育办和学校的在册个案、逾期事项、迟报漏报、巩固率，以及本学期逐周的在册个案",
 )
 def district(scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: UnitQuery = None) -> dict[str, Any]:
-    figures = district_view(services.ledgers.district_for(session, scope, unit))
-    session.commit()  # the bureau's default rules, made the first time they are read
-    return figures
+    return district_view(services.ledgers.district_for(session, scope, unit))
 
 
 @router.get(
     "/district/overdue",
     summary="逾期事项（学校看到本校全部逾期事项，教育办和教体局看到所辖学校的逾期事项），注明依据",
 )
-def overdue(scope: ScopeDep, services: ServicesDep, session: SessionDep) -> list[dict[str, Any]]:
+def overdue(scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep) -> list[dict[str, Any]]:
     items = [d.to_dict() for d in services.ledgers.due(session, scope) if d.overdue]
-    session.commit()
+    reads.record("due_list", rows=len(items), overdue=True)  # due items name the children of their cases
     return items
 
 

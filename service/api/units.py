@@ -4,12 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
 from service.accounts.models import Role
 from service.http.deps import ScopeDep, ServicesDep, SessionDep, UnitObj
 from service.http.uploads import read_upload
-from service.units.models import Unit
+from service.units import repository as units_repository
 from service.units.schemas import ImportOut, UnitOut
 from service.units.service import import_units_sheet
 
@@ -18,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["单位与账号"])
 
 @router.get("/units", response_model=list[UnitOut], summary="本人可见的单位（树形，按上级排列）")
 def list_units(scope: ScopeDep, session: SessionDep) -> list[UnitOut]:
-    units = session.scalars(select(Unit).where(Unit.id.in_(scope.units)).order_by(Unit.parent_id.is_not(None), Unit.id))
+    units = units_repository.listed(session, scope)
     return [UnitOut.of(u) for u in units]
 
 

@@ -60,6 +60,15 @@ class DocumentOut(BaseModel):
         )
 
 
+def download_name(doc: Document, version: int | None = None) -> str:
+    """The file name a document downloads under: its title and whom it is for (the child of a
+    notice, the unit of a pledge), so notices of different children never share one name."""
+    whom = doc.fields.get("student_name") or (doc.subject.name if doc.subject else doc.public.get("issuer", ""))
+    parts = [get_kind(doc.kind).title, str(whom or "").strip(), f"第{version}版" if version else ""]
+    name = "-".join(p for p in parts if p)
+    return "".join("_" if ch in '\\/:*?"<>|' or ord(ch) < 32 else ch for ch in name)[:120] + ".pdf"
+
+
 def document_brief(doc: Document) -> dict[str, Any]:
     """A document as a case or roster lists it (with the guardian's receipt)."""
     return {
@@ -109,6 +118,8 @@ class Verification:
         self.data, self.status_code = data or {}, status_code
         #: A guardian notice's receipt: whether the form is offered, why not, and the last attempt.
         self.can_confirm = False
+        #: The document's current version is not checked yet: the page offers to check it now.
+        self.pending = False
         self.receipt_note = ""
         self.receipt_message = ""
         self.receipt_tone = ""
@@ -148,9 +159,11 @@ class Verification:
         )
 
     @classmethod
-    def of_document(cls, doc: Document, verdict: Callable[[], StoredVerdict], tz: zoneinfo.ZoneInfo) -> Verification:
+    def of_document(
+        cls, doc: Document, verdict: Callable[[], StoredVerdict | None], tz: zoneinfo.ZoneInfo
+    ) -> Verification:
         """A document's page: its public fields (names masked) and whether it is genuine; ``verdict``
-        is asked only for a valid document."""
+        is asked only for a valid document, and None from it means the check has not run yet."""
         pub = doc.public
         facts = [
             ("文书", pub.get("title", "")),
@@ -169,7 +182,15 @@ class Verification:
         facts.append(("状态", STATUS_TITLES[status]))
         problems = []
         protected_until: str | None = None
-        if status == DocumentStatus.REVOKED:
+        pending = False
+        stored = verdict() if status == DocumentStatus.VALID else None
+        if status == DocumentStatus.VALID and stored is None:
+            pending, verdict_text, tone, genuine = True, "核验中", "warn", False
+            summary = (
+                "这份文书刚刚归档，系统正在后台核验它的签章，通常几分钟内完成。"
+                "核验完成前无法确认真伪：请稍后刷新本页，或点击下方「立即核验」。"
+            )
+        elif status == DocumentStatus.REVOKED:
             verdict_text, tone, genuine = "已撤回", "warn", False
             when = doc.revoked_at.astimezone(tz) if doc.revoked_at else None
             summary = (
@@ -183,7 +204,7 @@ class Verification:
             verdict_text, tone, genuine = "已被替代", "warn", False
             summary = "这份文书已由发文单位重新签发的新文书替代，请以新文书为准。"
         else:
-            stored = verdict()
+            assert stored is not None
             genuine = stored.genuine
             if genuine:
                 verdict_text, tone = "真实有效", "ok"
@@ -214,6 +235,7 @@ class Verification:
             "fields": {k: pub[k] for k in (*FIELD_LABELS, "subject", "guardian") if k in pub},
             "revoked_at": doc.revoked_at.isoformat() if doc.revoked_at else None,
             "protected_until": protected_until,
+            "pending": pending,
         }
         v = cls(
             found=True,
@@ -226,6 +248,7 @@ class Verification:
             problems=problems,
             data=data,
         )
+        v.pending = pending
         if doc.kind in GUARDIAN_NOTICES and status == DocumentStatus.VALID:  # the guardian's receipt
             if doc.confirmed_at is not None:
                 v.facts.append(("监护人确认", f"已于 {doc.confirmed_at.astimezone(tz):%Y年%m月%d日 %H:%M} 确认阅知"))
@@ -250,6 +273,20 @@ class Verification:
         }[outcome]
         self.data["receipt"] = outcome.value
         return self
+
+    @classmethod
+    def print_bundle(cls, sha256: str, notices: int) -> Verification:
+        """A school's print file: many signed notices joined for the printer, itself not a signed
+        document (its signatures each cover one notice, none the whole file), so no list of reasons."""
+        return cls(
+            found=False,
+            genuine=False,
+            verdict="打印合订本",
+            tone="warn",
+            summary=f"这是学校打印用的合订本（{notices} 份通知书），不是一份签章文书：请扫描每份通知书上自己的二维码核验。",
+            sha256=sha256,
+            data={"code": "PRINT_BUNDLE", "notices": notices},
+        )
 
     @classmethod
     def of_upload(cls, check: UploadCheck, verdict: Callable[[], StoredVerdict], tz: zoneinfo.ZoneInfo) -> Verification:

@@ -2,9 +2,10 @@
 archived, recorded document), journaled writes and their recovery, lookups, revocation, bundles.
 
 The signed bytes live in the archive store (content-addressed, written first); the rows here say
-what they are. Every write is journaled (:class:`~service.archive.models.PendingWrite`) before it
-reaches the store, and the journal entry is removed in the transaction that records the file, so a
-crash between the two leaves an entry that recovery uses to delete the file no row points to.
+what they are. Every write is journaled before it reaches the store: a job's in its own session
+(:class:`~service.archive.models.PendingWrite`, removed in the transaction that records the file), a
+request's apart from the request's transaction (``journal.RequestJournal``, removed once it commits),
+so a crash between the two leaves an entry that recovery uses to delete the file no row points to.
 A verification code is looked up by its SHA-256 only.
 """
 
@@ -18,6 +19,7 @@ import io
 import json
 import secrets
 import threading
+import time
 import zipfile
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,27 +34,19 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
+from service.archive.journal import Entry, RequestJournal
 from service.archive.models import Document, DocumentStatus, DocumentVersion, PendingWrite
-from service.archive.store import ArchiveCorrupt, ArchivedFileMissing, ArchiveStore, StoreName, sha256_hex
 from service.audit.service import SYSTEM, Actor, record
-from service.db.session import has_writes
+from service.clock import wall_now
 from service.documents.codes import normalize_code
 from service.documents.errors import PdfInvalid
-from service.documents.ltv import TOO_LATE, add_archive_timestamp, archive_timestamp_due, timestamp_horizon
+from service.documents.ltv import TOO_LATE, archive_timestamp_due, timestamp_horizon
 from service.documents.registry import GUARDIAN_NOTICES, get_kind
 from service.documents.sign import last_signature_time
-from service.errors import DocsignError, InvalidInput
+from service.errors import InvalidInput
 from service.jobs.models import Job
-from service.jobs.runner import wall_now
+from service.storage.base import ArchiveCorrupt, ArchivedFileMissing, ArchiveStore, StoreName, sha256_hex
 from service.units.models import Unit
-
-
-class TransactionNotFresh(DocsignError):
-    """A programming error: a document was archived in a transaction that had already written."""
-
-    code = "TRANSACTION_NOT_FRESH"
-    http_status = 500
-    default_message = "归档文书须在新的事务中进行：请先提交此前的修改。"
 
 
 class DocumentAlreadyRevoked(InvalidInput):
@@ -271,6 +265,9 @@ def bundle_path(*parts: str) -> str:
     return str(Path(*[safe_filename(p) for p in parts]))
 
 
+#: Least time between two progress reports of a batch (each is a write of the job row): a page
+#: polls every second, and a roster of thousands must not write its job row thousands of times.
+PROGRESS_EVERY_SECONDS = 0.25
 #: Documents recorded per commit in a batch: a crash re-issues at most one conversion chunk, with
 #: the same codes, and the journal removes what it had written.
 COMMIT_EVERY = 25
@@ -436,8 +433,16 @@ class Archive:
         now: Callable[[], dt.datetime],
         temp_root: Path | None = None,
         opens: OpenCounter | None = None,
+        file_columns: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
         self.db = db
+        #: Where requests journal the files they store (apart from their own transaction).
+        self.requests = RequestJournal(db.engine)
+        #: Every column that names an archived file, by store: recovery deletes only a file that none
+        #: of them names. The archive knows its own; the composition root adds the other domains'.
+        self.file_columns: dict[str, list[Any]] = {"documents": [DocumentVersion.sha256]}
+        for store, columns in (file_columns or {}).items():
+            self.file_columns.setdefault(store, []).extend(c for c in columns if c not in self.file_columns[store])
         #: Scans of notices' pages, written in batches.
         self.opens = opens
         self.engine = engine
@@ -452,17 +457,11 @@ class Archive:
 
     # --- the journal --------------------------------------------------------------------------
 
-    def _journal_apart(self, session: Session, store: StoreName, keys: Sequence[str]) -> list[int]:
-        """Journal entries written and committed in a transaction of their own (a request path:
-        the caller's transaction commits the record later). The caller's transaction must not have
-        written yet: on SQLite it would hold the one write lock the journal needs."""
-        if has_writes(session):
-            raise TransactionNotFresh()
-        with self.db.session() as s:
-            rows = [PendingWrite(store=store, sha256=k, created_at=self.now()) for k in keys]
-            s.add_all(rows)
-            s.commit()
-            return [r.id for r in rows]
+    def _journal_request(self, session: Session, store: StoreName, keys: Sequence[str]) -> None:
+        """Journal entries for files a request is about to store, committed apart from its
+        transaction (which may already hold SQLite's write lock) and removed once it commits. Any
+        number of files in one request, whatever it wrote before."""
+        self.requests.forget_once_committed(session, self.requests.add(store, keys, self.now()))
 
     @staticmethod
     def _forget(session: Session, ids: Sequence[int]) -> None:
@@ -472,10 +471,8 @@ class Archive:
 
     def keep(self, session: Session, store: StoreName, data: bytes) -> str:
         """Store a file (a filed report, a case's evidence) so that the caller can record it."""
-        ids = self._journal_apart(session, store, [sha256_hex(data)])
-        digest = self.stores[store].put(data)
-        self._forget(session, ids)
-        return digest
+        self._journal_request(session, store, [sha256_hex(data)])
+        return self.stores[store].put(data)
 
     def keep_file(self, session: Session, store: StoreName, path: Path, job_id: int | None = None) -> str:
         """Store a large file (a print PDF) streamed from disk, journaled in the caller's session
@@ -486,14 +483,14 @@ class Archive:
                 digest.update(block)
         key = digest.hexdigest()
         if job_id is None:
-            ids = self._journal_apart(session, store, [key])
-        else:  # a job's own session: the entry commits now, the record with the job's next checkpoint
-            row = PendingWrite(store=store, sha256=key, job_id=job_id, created_at=self.now())
-            session.add(row)
-            session.commit()
-            ids = [row.id]
+            self._journal_request(session, store, [key])
+            return self.stores[store].put_file(path)
+        # a job's own session: the entry commits now, the record with the job's next checkpoint
+        row = PendingWrite(store=store, sha256=key, job_id=job_id, created_at=self.now())
+        session.add(row)
+        session.commit()
         stored = self.stores[store].put_file(path)
-        self._forget(session, ids)
+        self._forget(session, [row.id])
         return stored
 
     # --- issue and record ---------------------------------------------------------------------
@@ -509,10 +506,9 @@ class Archive:
     ) -> tuple[Document, IssuedDocument]:
         """One document: issued, archived, recorded with its first version and an audit entry
         (``action``, with ``audit`` as detail). Flushes; the caller commits."""
-        ids: list[int] = []
 
         def journal(keys: list[str]) -> None:
-            ids.extend(self._journal_apart(session, "documents", keys))
+            self._journal_request(session, "documents", keys)
 
         issued = self.engine.issue(request, before_store=journal)
         doc = record_issued(
@@ -524,7 +520,6 @@ class Archive:
             case_id=record_as.case_id,
             receipt_digest=record_as.receipt_digest,
         )
-        self._forget(session, ids)
         record(session, actor, action, "document", doc.id, self.now(), kind=issued.kind, sha256=issued.sha256, **audit)
         session.flush()
         return doc, issued
@@ -549,6 +544,7 @@ class Archive:
         journal: list[int] = []
         group: list[tuple[IssuedDocument, Document]] = []
         done = 0
+        reported_at = 0.0
 
         def requests() -> Iterator[IssueRequest]:
             for request, how in items:
@@ -572,7 +568,14 @@ class Archive:
             del journal[: len(group)]
             group.clear()
             checkpoint()
-            if progress is not None:
+            report(force=True)
+
+        def report(force: bool = False) -> None:
+            # as documents come out of the engine (a chunk's conversion at a time), not only as
+            # groups commit: a campaign of 12 (one group) showed 0 until the end
+            nonlocal reported_at
+            if progress is not None and (force or time.monotonic() - reported_at >= PROGRESS_EVERY_SECONDS):
+                reported_at = time.monotonic()
                 progress(done)
 
         def on_issued(issued: IssuedDocument) -> None:
@@ -592,6 +595,8 @@ class Archive:
             done += 1
             if len(group) >= COMMIT_EVERY:
                 flush_group()
+            else:
+                report()
 
         self.engine.issue_stream(requests(), total=total, on_issued=on_issued, before_store=before_store)
         flush_group()
@@ -618,10 +623,9 @@ class Archive:
         audit entry (``document.sign``, with the time proven by the signature's timestamp).
         Flushes; the caller commits."""
         self.engine.pki.ensure_unit(key, name)
-        ids: list[int] = []
 
         def journal(keys: list[str]) -> None:
-            ids.extend(self._journal_apart(session, "documents", keys))
+            self._journal_request(session, "documents", keys)
 
         signed, sha256 = self.engine.sign_as(
             self.documents.get(doc.current_sha256),
@@ -635,7 +639,6 @@ class Archive:
         # document before signing it, and what it just wrote is not validated again
         signed_at = last_signature_time(signed) or self.now()
         version = record_signed(session, doc, sha256=sha256, size=len(signed), signer=unit, at=self.now())
-        self._forget(session, ids)
         record(
             session,
             actor,
@@ -704,10 +707,16 @@ class Archive:
         version.verified_at = self.now()
         return StoredVerdict.of(version)
 
-    def stored_verdict(self, session: Session, doc: Document) -> StoredVerdict:
+    def stored_verdict(self, session: Session, doc: Document) -> StoredVerdict | None:
         """What the public page says about a document's signatures: the stored verdict of its
-        current version. A version not checked yet (the minutes after it was issued, before the
-        background check reached it) is checked now, once."""
+        current version, or None while the background check (``archive.check_pending``) has not
+        reached it (the minutes after it was issued). Reading never checks: a scan writes nothing."""
+        version = self.current_version(session, doc)
+        return StoredVerdict.of(version) if version.verdict is not None else None
+
+    def verdict_now(self, session: Session, doc: Document) -> StoredVerdict:
+        """The stored verdict of a document's current version, checking it now if the background
+        check has not yet (an explicit request: the page's 立即核验 button, or an uploaded copy)."""
         version = self.current_version(session, doc)
         if version.verdict is None:
             return self.check_version(session, version)
@@ -819,9 +828,8 @@ class Archive:
             version.protected_until = self.now() + dt.timedelta(days=30)  # look again in a month, not daily
             return Refreshed(doc.id, "too_late", due.message)
         pki = self.engine.pki
-        stamped = add_archive_timestamp(
+        stamped = self.engine.signing.document_timestamp(
             pdf,
-            timestamper=self.engine.signatory.timestamper(),
             crls=[c.public_bytes(serialization.Encoding.DER) for c in pki.crls()],
             certs=[
                 c.public_bytes(serialization.Encoding.DER)
@@ -909,22 +917,53 @@ class Archive:
         stale = session.scalars(
             select(PendingWrite).where(or_(PendingWrite.job_id.is_(None), PendingWrite.job_id.not_in(live_jobs)))
         ).all()
-        return _drop(
+        deleted = _drop(
             session,
             self.stores,
+            self.file_columns,
             [r for r in stale if r.job_id is not None or r.created_at <= now - REQUEST_GRACE],
         )
+        if self.requests.apart:  # the request entries kept in their own file (SQLite)
+            entries = self.requests.entries(older_than=now - REQUEST_GRACE)
+            deleted += _drop_entries(session, self.stores, self.file_columns, entries)
+            self.requests.forget([e.id for e in entries])
+        return deleted
 
     def sweep_job(self, session: Session, job_id: int) -> int:
         """Before a job resumes after its previous run died: delete what that run archived without
         recording it (the rerun issues those documents again, with new signatures)."""
-        return _drop(session, self.stores, session.scalars(select(PendingWrite).where(PendingWrite.job_id == job_id)))
+        return _drop(
+            session,
+            self.stores,
+            self.file_columns,
+            session.scalars(select(PendingWrite).where(PendingWrite.job_id == job_id)),
+        )
 
 
-def _drop(session: Session, stores: Mapping[str, ArchiveStore], rows: Iterable[PendingWrite]) -> int:
+def _drop_entries(
+    session: Session,
+    stores: Mapping[str, ArchiveStore],
+    file_columns: Mapping[str, Sequence[Any]],
+    entries: list[Entry],
+) -> int:
+    """Delete the files of request journal entries that no committed row names."""
+    deleted = 0
+    for entry in entries:
+        if not referenced(session, file_columns.get(entry.store, ()), entry.sha256):
+            stores[entry.store].delete(entry.sha256)
+            deleted += 1
+    return deleted
+
+
+def _drop(
+    session: Session,
+    stores: Mapping[str, ArchiveStore],
+    file_columns: Mapping[str, Sequence[Any]],
+    rows: Iterable[PendingWrite],
+) -> int:
     deleted = 0
     for row in rows:
-        if not referenced(session, row.store, row.sha256):
+        if not referenced(session, file_columns.get(row.store, ()), row.sha256):
             stores[row.store].delete(row.sha256)
             deleted += 1
         session.delete(row)
@@ -932,14 +971,6 @@ def _drop(session: Session, stores: Mapping[str, ArchiveStore], rows: Iterable[P
     return deleted
 
 
-def referenced(session: Session, store: str, sha256: str) -> bool:
+def referenced(session: Session, columns: Sequence[Any], sha256: str) -> bool:
     """Whether any committed row points to this file."""
-    from service.campaigns.models import Assignment
-    from service.cases.models import CaseFile, PrintBundle
-
-    columns: dict[str, list[Any]] = {
-        "documents": [DocumentVersion.sha256, PrintBundle.sha256],
-        "reports": [Assignment.report_sha256],
-        "files": [CaseFile.sha256],
-    }
-    return any(session.scalar(select(exists().where(c == sha256))) for c in columns.get(store, []))
+    return any(session.scalar(select(exists().where(c == sha256))) for c in columns)

@@ -18,11 +18,12 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from service.audit.models import AuditEvent, AuditHead
@@ -47,6 +48,23 @@ def mask_personal(value: Any, key: str = "") -> Any:
             return value[0] + "*" * (len(value) - 1)
         return _MOBILE.sub(r"\1****\2", _ID_NUMBER.sub(r"\1********\2", value))
     return value
+
+
+def mask_id_number(value: str) -> str:
+    """A 身份证号 as an export shows it by default: the region and the last four kept
+    (``370112********0013``), enough to tell two children apart, not to use the number."""
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_phone(value: str) -> str:
+    """A phone number as an export shows it by default: a mobile keeps its first three and last four
+    digits (``138****0002``), any other number only its last four."""
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    mobile = _MOBILE.fullmatch(value) is not None
+    keep = set(digits[:3] + digits[-4:] if mobile else digits[-4:])
+    return "".join(ch if not ch.isdigit() or i in keep else "*" for i, ch in enumerate(value))
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,8 @@ def _digest(
     client: str | None,
     detail: dict[str, Any],
 ) -> str:
-    payload = json.dumps(
+    return keyed_hash(
+        key,
         {
             "prev": prev_hash,
             "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
@@ -92,10 +111,13 @@ def _digest(
             "client": client,
             "detail": detail,
         },
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
     )
+
+
+def keyed_hash(key: bytes | None, content: dict[str, Any]) -> str:
+    """An entry's hash: HMAC-SHA256 under ``key`` of its content as canonical JSON (the audit log's
+    and the access log's chains)."""
+    payload = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     if key is None:  # the chain as written before it was keyed (read only by ``rekey_legacy_chain``)
         return hashlib.sha256(payload.encode()).hexdigest()
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
@@ -160,6 +182,25 @@ def record_apart(
         apart.commit()
 
 
+def record_when_done(
+    session: Session, actor: Actor, action: str, object_type: str, object_id: object, at: dt.datetime, **detail: Any
+) -> None:
+    """Append one event once ``session``'s transaction has ended, committed or rolled back, in a
+    transaction of its own: for a refusal that must stay in the log although the caller's work
+    rolls back, without waiting on the locks that work may hold (on SQLite, the one write lock a
+    second transaction would wait for until it timed out)."""
+    done = False
+
+    def write(ended: Session) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            record_apart(ended, actor, action, object_type, object_id, at, **detail)
+
+    sa_event.listen(session, "after_commit", write, once=True)
+    sa_event.listen(session, "after_rollback", write, once=True)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -168,27 +209,39 @@ class ChainReport:
     reason: str | None = None
 
 
-def _events(session: Session) -> Iterator[AuditEvent]:
+def in_id_order(session: Session, model: Any) -> Iterator[Any]:
+    """Every row of a chained log (``model`` has ``id``), in order, a thousand at a time."""
     last_id = 0
     while True:
-        batch = session.scalars(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(1000)
-        ).all()
+        batch = session.scalars(select(model).where(model.id > last_id).order_by(model.id).limit(1000)).all()
         if not batch:
             return
         yield from batch
         last_id = batch[-1].id
 
 
-def verify_chain(session: Session) -> ChainReport:
+def check_chain(rows: Iterable[Any], digest: Callable[[str, Any], str], head: tuple[int, str] | None) -> ChainReport:
+    """Walk a keyed chain: each row's link to the previous hash and its own hash (``digest(prev,
+    row)``), then the head's count and last hash (``head``; rows cut off the end)."""
     prev = GENESIS
     count = 0
-    key = audit_key(session)
-    for event in _events(session):
+    for row in rows:
         count += 1
-        if event.prev_hash != prev:
-            return ChainReport(False, count, event.id, "与上一条记录的链接断开（有记录被删除或插入）")
-        expected = _digest(
+        if row.prev_hash != prev:
+            return ChainReport(False, count, row.id, "与上一条记录的链接断开（有记录被删除或插入）")
+        if not hmac.compare_digest(digest(prev, row), row.hash):
+            return ChainReport(False, count, row.id, "记录内容与其摘要不符（记录被修改）")
+        prev = row.hash
+    if head is not None and (head[0] != count or head[1] != prev):
+        return ChainReport(False, count, None, f"日志末尾缺少记录（应有 {head[0]} 条，实有 {count} 条）")
+    return ChainReport(True, count)
+
+
+def verify_chain(session: Session) -> ChainReport:
+    key = audit_key(session)
+
+    def digest(prev: str, event: AuditEvent) -> str:
+        return _digest(
             key,
             prev,
             event.at,
@@ -201,13 +254,11 @@ def verify_chain(session: Session) -> ChainReport:
             event.client,
             event.detail,
         )
-        if not hmac.compare_digest(expected, event.hash):
-            return ChainReport(False, count, event.id, "记录内容与其摘要不符（记录被修改）")
-        prev = event.hash
+
     head = session.get(AuditHead, 1)
-    if head is not None and (head.events != count or head.last_hash != prev):
-        return ChainReport(False, count, None, f"日志末尾缺少记录（应有 {head.events} 条，实有 {count} 条）")
-    return ChainReport(True, count)
+    return check_chain(
+        in_id_order(session, AuditEvent), digest, None if head is None else (head.events, head.last_hash)
+    )
 
 
 def rekey_legacy_chain(connection: Connection, key: bytes) -> int:

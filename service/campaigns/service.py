@@ -24,7 +24,9 @@ from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
 from service.archive.service import Archive, BundleEntry, RecordAs, bundle_path, write_bundle
+from service.audit.schemas import ActorRef
 from service.audit.service import SYSTEM, Actor, record
+from service.campaigns.draft import mark_draft
 from service.campaigns.errors import (
     AssignmentNotSignable,
     CampaignInvalid,
@@ -36,13 +38,14 @@ from service.campaigns.errors import (
 )
 from service.campaigns.ledger import ledger_workbook
 from service.campaigns.models import Assignment, AssignmentState, Campaign, ForwardBatch, TermStart
+from service.campaigns.tasks import IssueCampaign
+from service.clock import wall_now
 from service.documents.errors import AlreadySigned
 from service.documents.pipeline import IssuedDocument, IssueRequest
 from service.documents.seal import check_signature_ink
 from service.errors import NotFoundForUser, UploadInvalid
 from service.jobs.models import Job
-from service.jobs.registry import actor_params
-from service.jobs.runner import JobRunner, wall_now
+from service.jobs.runner import JobRunner
 from service.units.models import Unit, UnitType
 from service.units.service import all_units, descendants
 
@@ -65,6 +68,9 @@ KIND_TITLES = {
     INFO_REPORT: "学生失学辍学信息报告",
 }
 WEEKDAYS = "一二三四五六日"
+#: The stages an issue job reports: the signers' certificates (units), then the documents.
+KEYS_STAGE = "keys"
+ISSUE_STAGE = "issue"
 DONE_STATES = {AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED}
 #: How long a signature claim holds before recovery releases it (a signature takes well under a
 #: second; an external TSA may take its full timeout).
@@ -335,8 +341,7 @@ class Campaigns:
         scope.require_signer_for(campaign.bureau)
         return jobs.enqueue(
             session,
-            "campaign.issue",
-            {"campaign_id": campaign.id, "actor": actor_params(scope.actor)},
+            IssueCampaign(campaign_id=campaign.id, actor=ActorRef.of(scope.actor)),
             unit_id=campaign.bureau_id,
             user_id=scope.actor.user_id,
             active_key=f"campaign.issue:{campaign.id}",
@@ -349,7 +354,7 @@ class Campaigns:
         actor: Actor,
         *,
         checkpoint: Callable[[], None],
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
         job_id: int | None = None,
         only: Collection[tuple[int, str]] | None = None,
     ) -> int:
@@ -369,7 +374,7 @@ class Campaigns:
             todo = [(u, k) for u, k in todo if (u.id, k) in wanted]
         total = len(todo)
         if progress:
-            progress(0, total)
+            progress(0, total, ISSUE_STAGE)
         if not todo:
             if only is None:
                 self._mark_issued(session, campaign, actor)
@@ -379,9 +384,16 @@ class Campaigns:
         for u in _tree(session, bureau):
             if u.type == UnitType.SCHOOL and u.parent_id is not None:
                 schools_under[u.parent_id] += 1
-        self.engine.pki.ensure_unit(bureau.cert_key, bureau.name)
-        for unit, _ in todo:  # each signer's certificate, before anything is issued
+        # each signer's certificate, before anything is issued: for a first campaign this is most
+        # of the wait (a key pair per unit), so the bar counts it too (not a slice's: the job's
+        # progress is the sum of its slices' documents)
+        signers = list({u.id: u for u in [bureau, *(unit for unit, _ in todo)]}.values())
+        for i, unit in enumerate(signers, 1):
             self.engine.pki.ensure_unit(unit.cert_key, unit.name)
+            if progress and only is None:
+                progress(i, len(signers), KEYS_STAGE)
+        if progress:
+            progress(0, total, ISSUE_STAGE)
         campaign.status = "issuing"
         checkpoint()
         kinds: dict[int, tuple[Unit, str]] = {}
@@ -428,7 +440,7 @@ class Campaigns:
             total=total,
             checkpoint=checkpoint,
             on_recorded=on_recorded,
-            progress=(lambda n: progress(n, total)) if progress else None,
+            progress=(lambda n: progress(n, total, ISSUE_STAGE)) if progress else None,
             job_id=job_id,
         )
         if only is None:
@@ -523,8 +535,8 @@ class Campaigns:
         return created
 
     def refresh_recurring(self, session: Session) -> None:
-        """Open this month's period of every issued recurring campaign (done lazily, on reading; the
-        caller commits, and treats a conflict with a concurrent reader doing the same as done)."""
+        """Open the current period of every issued recurring campaign (the ``campaigns.open_periods``
+        schedule; the caller commits). Reading never opens one."""
         for campaign in session.scalars(
             select(Campaign).where(Campaign.recurrence.is_not(None), Campaign.status == "issued")
         ):
@@ -738,13 +750,13 @@ class Campaigns:
 
     def preview(self, session: Session, scope: Scope, campaign: Campaign, kind: str) -> bytes:
         """A draft of one of the campaign's documents, filled for the first unit that gets it:
-        unsigned, without a code, for the bureau to read before issuing."""
+        unsigned, without a code, marked 样稿 on every page, for the bureau to read before issuing."""
         scope.require(Role.BUREAU)
         units = [u for u, k in plan(session, campaign.bureau, campaign.kinds) if k == kind]
         if not units:
             raise NotFoundForUser("该任务不下发这种文书。")
         schools_under = sum(1 for u in all_units(session) if u.parent_id == units[0].id)
-        return self.engine.preview(kind, _clean(document_fields(kind, units[0], campaign, schools_under)))
+        return mark_draft(self.engine.preview(kind, _clean(document_fields(kind, units[0], campaign, schools_under))))
 
     def issue_job(self, session: Session, campaign: Campaign) -> Job | None:
         """The campaign's latest issuing job, if any."""

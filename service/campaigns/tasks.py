@@ -2,36 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from service.audit.schemas import ActorRef
 from service.campaigns.models import Campaign
 from service.errors import NotFound
-from service.jobs.registry import JobContext, Split, actor_from, job, split
+from service.jobs.registry import JobContext, JobParams, Split, job, split
+
+if TYPE_CHECKING:
+    from service.campaigns.service import Campaigns
+    from service.settings import Settings
 
 #: Documents in one slice of a campaign issued by many workers.
 CAMPAIGN_SLICE = 50
 
 
-def _campaign(ctx: JobContext, params: dict[str, Any]) -> Campaign:
-    campaign = ctx.session.get(Campaign, int(params["campaign_id"]))
+class Needs(Protocol):
+    """What campaign jobs need of the services."""
+
+    campaigns: Campaigns
+    settings: Settings
+
+
+class IssueCampaign(JobParams):
+    kind: ClassVar[str] = "campaign.issue"
+    campaign_id: int
+    actor: ActorRef = ActorRef()
+
+
+class ReleaseClaims(JobParams):
+    kind: ClassVar[str] = "campaigns.release_claims"
+
+
+class OpenPeriods(JobParams):
+    kind: ClassVar[str] = "campaigns.open_periods"
+
+
+def _campaign(ctx: JobContext[Needs], params: IssueCampaign) -> Campaign:
+    campaign = ctx.session.get(Campaign, params.campaign_id)
     if campaign is None:
         raise NotFound("任务已不存在。")
     return campaign
 
 
-@job("campaign.issue")
-def issue_campaign(ctx: JobContext, params: dict[str, Any]) -> None:
+@job(IssueCampaign)
+def issue_campaign(ctx: JobContext[Needs], params: IssueCampaign) -> None:
     ctx.services.campaigns.issue(
         ctx.session,
         _campaign(ctx, params),
-        actor_from(params),
+        params.actor.actor(),
         checkpoint=ctx.checkpoint,
-        progress=lambda done, total: ctx.progress(done, total, "issue"),
+        progress=ctx.progress,
         job_id=ctx.job_id,
     )
 
 
-def _plan_campaign(ctx: JobContext, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _plan_campaign(ctx: JobContext[Needs], params: IssueCampaign) -> list[dict[str, Any]]:
     campaign = _campaign(ctx, params)
     if campaign.recurrence is not None:
         return []  # opening a period is one quick step: the whole job runs as one task
@@ -40,33 +66,33 @@ def _plan_campaign(ctx: JobContext, params: dict[str, Any]) -> list[dict[str, An
     return [{"pairs": todo[i : i + size]} for i in range(0, len(todo), size)]
 
 
-def _run_campaign_slice(ctx: JobContext, params: dict[str, Any], part: dict[str, Any]) -> int:
+def _run_campaign_slice(ctx: JobContext[Needs], params: IssueCampaign, part: dict[str, Any]) -> int:
     return ctx.services.campaigns.issue(
         ctx.session,
         _campaign(ctx, params),
-        actor_from(params),
+        params.actor.actor(),
         checkpoint=ctx.checkpoint,
-        progress=lambda done, total: ctx.progress(done, total, "issue"),
+        progress=ctx.progress,
         job_id=ctx.job_id,
         only=[(int(u), str(k)) for u, k in part["pairs"]],
     )
 
 
-def _finish_campaign(ctx: JobContext, params: dict[str, Any]) -> None:
-    ctx.services.campaigns.finish_issue(ctx.session, _campaign(ctx, params), actor_from(params))
+def _finish_campaign(ctx: JobContext[Needs], params: IssueCampaign) -> None:
+    ctx.services.campaigns.finish_issue(ctx.session, _campaign(ctx, params), params.actor.actor())
 
 
-split("campaign.issue", Split(plan=_plan_campaign, run=_run_campaign_slice, finish=_finish_campaign))
+split(IssueCampaign, Split(plan=_plan_campaign, run=_run_campaign_slice, finish=_finish_campaign))
 
 
-@job("campaigns.release_claims")
-def release_claims(ctx: JobContext, params: dict[str, Any]) -> None:
+@job(ReleaseClaims)
+def release_claims(ctx: JobContext[Needs], params: ReleaseClaims) -> None:
     """Signatures claimed by a process that died before making them become signable again."""
     ctx.services.campaigns.release_expired_claims(ctx.session)
 
 
-@job("campaigns.open_periods")
-def open_periods(ctx: JobContext, params: dict[str, Any]) -> None:
-    """Recurring campaigns' periods opened on time by a schedule (in the scale-out profile the
-    pages do not open them as they read: many web processes would race to write)."""
+@job(OpenPeriods)
+def open_periods(ctx: JobContext[Needs], params: OpenPeriods) -> None:
+    """Recurring campaigns' periods opened on time by a schedule, in every profile (a page or an
+    API GET only reads them; creating or starting a recurring campaign opens its first period)."""
     ctx.services.campaigns.refresh_recurring(ctx.session)

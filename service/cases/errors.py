@@ -24,8 +24,3 @@ class NoticeNotDue(InvalidInput):
     code = "NOTICE_NOT_DUE"
     http_status = 409
     default_message = "现在还不能发这份通知书。"
-
-
-class RosterInvalid(InvalidInput):
-    code = "ROSTER_INVALID"
-    default_message = "名单中有错误，未导入任何学生。请按提示逐行修改后重新上传，或选择只导入无误的行。"

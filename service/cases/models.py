@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
@@ -54,11 +53,12 @@ WRITE_OFF_EVIDENCE = {
 
 #: 辍学原因 as the registration form lists them.
 REASONS = ("厌学", "学习困难", "家庭经济困难", "身体原因", "外出务工", "早婚早育", "信教", "家长不送", "其他")
-#: Notices a case gets one at a time, and the kinds a roster issues in bulk.
+#: Notices a case gets one at a time (a roster issues others in bulk: ``rosters.models.ROSTER_KINDS``).
 CASE_NOTICE_KINDS = ("return_notice", "deadline_return_notice")
-ROSTER_KINDS = ("enrollment_notice", "return_notice")
 
 ATTEMPT_METHODS = ("家访", "电话", "约谈", "联合劝返", "送教上门", "司法督促", "其他")
+#: The 劝返 the school, the 乡镇 and the village do together (Suiyang 三).
+JOINT = "联合劝返"
 KEY_GROUPS = ("留守儿童", "随迁子女", "残疾儿童", "家庭经济困难", "建档立卡", "孤儿或事实无人抚养")
 
 
@@ -80,6 +80,10 @@ class Case(Base):
     home_address: Mapped[str | None] = mapped_column(String(100))
     key_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     dropout_date: Mapped[dt.date | None]
+    #: The day the child became 疑似辍学 and the day 辍学 (as entered: a case entered late still
+    #: counts in the period it belongs to); None when the case never was.
+    suspected_on: Mapped[dt.date | None]
+    dropped_on: Mapped[dt.date | None]
     dropout_reason: Mapped[str | None] = mapped_column(String(16))
     reason_detail: Mapped[str | None] = mapped_column(String(500))
     measures: Mapped[str | None] = mapped_column(String(500))
@@ -100,6 +104,22 @@ class Case(Base):
     @property
     def grade_class(self) -> str:
         return f"{self.grade}{self.class_name or ''}"
+
+    @property
+    def listed_on(self) -> dt.date:
+        """The day the child entered a ledger (疑似辍学 or 辍学, whichever came first)."""
+        days = [d for d in (self.suspected_on, self.dropped_on) if d is not None]
+        return min(days) if days else self.created_at.date()
+
+    def open_on(self, day: dt.date) -> bool:
+        """Whether the case stood on a ledger at the end of ``day`` (listed, not yet 销号)."""
+        return self.listed_on <= day and (self.closure is None or self.closure.date > day)
+
+    def status_on(self, day: dt.date) -> CaseStatus:
+        """疑似辍学 or 辍学 at the end of ``day`` (for a case open then)."""
+        if self.dropped_on is not None and self.dropped_on <= day:
+            return CaseStatus.DROPPED
+        return CaseStatus.SUSPECTED
 
 
 #: How a case leaves its ledger (销号, Licheng 三, Zaozhuang 三.(四)): the only three acts.
@@ -203,67 +223,3 @@ class CaseFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class Roster(Base):
-    """An imported sheet of students and guardians, issued as one batch of notices."""
-
-    __tablename__ = "rosters"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    #: The unit that issues the notices (a school, or the bureau for a district-wide roster).
-    issuer_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
-    #: enrollment_notice, return_notice or deadline_return_notice
-    kind: Mapped[str] = mapped_column(String(32))
-    filename: Mapped[str] = mapped_column(String(128))
-    report_by: Mapped[dt.date]
-    issue_date: Mapped[dt.date]
-    rows: Mapped[int]
-    skipped: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    issued_at: Mapped[dt.datetime | None]
-
-    issuer: Mapped[Unit] = relationship(lazy="joined")
-
-
-class RosterEntry(Base):
-    """One notice to issue. Its verification code is reserved at import, so a batch that is killed
-    and run again issues the same code, never a second one."""
-
-    __tablename__ = "roster_entries"
-    __table_args__ = (UniqueConstraint("roster_id", "row", name="uq_roster_entry_row"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id"), index=True)
-    row: Mapped[int]
-    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
-    #: Sort key for the print copy: grade, class, row.
-    class_order: Mapped[str] = mapped_column(String(40))
-    #: 年级班级 as the sheet gave it (an enrollment notice does not print it; the receipts ledger does).
-    grade_class: Mapped[str | None] = mapped_column(String(30))
-    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: The reserved verification code until the notice is issued, then its SHA-256 (``code_hash``).
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
-    #: What the notice's receipt is checked against (see ``Document.receipt_digest``), made at import
-    #: from the guardian's phone so the phone itself is not kept on the entry.
-    receipt_digest: Mapped[str | None] = mapped_column(String(96))
-
-
-class PrintBundle(Base):
-    """One school's notices of a roster merged in class order, for the print room."""
-
-    __tablename__ = "print_bundles"
-    __table_args__ = (UniqueConstraint("roster_id", "school_id", name="uq_print_bundle"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id"), index=True)
-    school_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    sha256: Mapped[str] = mapped_column(String(64))
-    notices: Mapped[int]
-    pages: Mapped[int]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-    school: Mapped[Unit] = relationship(lazy="joined")

@@ -1,10 +1,16 @@
-"""The fields of a guardian notice, the same for a case's notice and a roster's row."""
+"""The fields of a guardian notice, the same for a case's notice and a roster's row, and the notices a
+case was sent."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.archive.models import Document, DocumentStatus
+from service.cases.models import Case
 from service.units.models import Unit
 
 
@@ -36,3 +42,14 @@ def notice_fields(
     if school.phone:
         fields["contact_phone"] = school.phone
     return fields
+
+
+def sent_notices(session: Session, case: Case, kind: str) -> list[Document]:
+    """The notices of this kind the case was sent and that still stand, oldest first."""
+    return list(
+        session.scalars(
+            select(Document)
+            .where(Document.case_id == case.id, Document.kind == kind, Document.status != DocumentStatus.REVOKED)
+            .order_by(Document.issued_at)
+        )
+    )

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -18,14 +19,16 @@ from service.cases.models import (
     CaseClosure,
     CaseFile,
     CaseStatus,
-    PrintBundle,
-    Roster,
-    RosterEntry,
 )
-from service.documents.registry import get_kind
 
 if TYPE_CHECKING:
     from service.cases.service import Cases
+
+
+class DueStep(Protocol):
+    """A step the case is due for, as the deadline engine gives it (``ledgers.deadlines.DueItem``)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class GuardianBody(BaseModel):
@@ -70,13 +73,20 @@ class NoticeBody(BaseModel):
     issuer: str = Field(default="school", title="发文单位：school（学校）或 bureau（教体局）")
 
 
+class ConfirmBody(BaseModel):
+    on: dt.date | None = Field(default=None, title="核实确认为辍学的日期（默认今天）")
+
+
 class ReturnedBody(BaseModel):
     back_on: dt.date | None = Field(default=None, title="返校日期（默认今天）")
     note: str | None = Field(default=None, max_length=200, title="备注")
 
 
-def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> dict[str, Any]:
-    """A case as the API returns it and the pages show it: the list line, or everything."""
+def case_view(
+    session: Session, cases: Cases, case: Case, full: bool = True, due: Sequence[DueStep] = ()
+) -> dict[str, Any]:
+    """A case as the API returns it and the pages show it: the list line, or everything with the
+    steps it is ``due`` for, which the face asks the deadline engine for (``Deadlines.case_items``)."""
     out: dict[str, Any] = {
         "id": case.id,
         "school_id": case.school_id,
@@ -87,6 +97,8 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
         "status": case.status,
         "status_title": STATUS_TITLES[CaseStatus(case.status)],
         "dropout_date": case.dropout_date,
+        "suspected_on": case.suspected_on,
+        "dropped_on": case.dropped_on,
         "key_groups": case.key_groups,
         "attempts": len(case.attempts),
     }
@@ -146,7 +158,7 @@ def case_view(session: Session, cases: Cases, case: Case, full: bool = True) -> 
                     {**document_brief(d), "issued_date": d.issued_at.astimezone(cases.tz).date().isoformat()}
                     for d in docs
                 ],
-                "due": [d.to_dict() for d in cases.due(session, case)],
+                "due": [d.to_dict() for d in due],
             }
         )
     return out
@@ -173,34 +185,34 @@ def closure_view(c: CaseClosure) -> dict[str, Any]:
     }
 
 
-def roster_view(session: Session, roster: Roster) -> dict[str, Any]:
-    """A roster with how many of its notices were issued, opened and confirmed, and its print files."""
-    entries = session.execute(
-        select(RosterEntry.document_id, Document.opened_at, Document.confirmed_at)
-        .outerjoin(Document, Document.id == RosterEntry.document_id)
-        .where(RosterEntry.roster_id == roster.id)
-    ).all()
-    bundles = session.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster.id))
-    return {
-        "id": roster.id,
-        "kind": roster.kind,
-        "title": get_kind(roster.kind).title,
-        "filename": roster.filename,
-        "issuer": roster.issuer.name,
-        "report_by": roster.report_by,
-        "rows": roster.rows,
-        "skipped": roster.skipped,
-        "issued": sum(1 for e in entries if e.document_id),
-        "opened": sum(1 for e in entries if e.opened_at),
-        "confirmed": sum(1 for e in entries if e.confirmed_at),
-        "print": [
-            {
-                "school_id": b.school_id,
-                "school": b.school.name,
-                "notices": b.notices,
-                "pages": b.pages,
-                "sha256": b.sha256,
-            }
-            for b in bundles
-        ],
-    }
+#: Attachments a browser may show in place (a photo of a 家访, a scanned approval): whatever else a
+#: school uploads is offered as a download, and nothing is ever served as a page.
+INLINE_TYPES = {
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+DOWNLOAD_TYPES = {
+    ".doc": "application/msword",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xls": "application/vnd.ms-excel",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".wps": "application/vnd.ms-works",
+    ".heic": "image/heic",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "video/mp4",
+    ".zip": "application/zip",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def attachment_type(filename: str) -> tuple[str, str]:
+    """(media type, ``inline`` or ``attachment``) of a case's attachment, by its name."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if suffix in INLINE_TYPES:
+        return INLINE_TYPES[suffix], "inline"
+    return DOWNLOAD_TYPES.get(suffix, "application/octet-stream"), "attachment"

@@ -1,23 +1,21 @@
 """The rules of a dropout case, as checks rather than prose.
 
 From the notices in ``reference/``: a case starts as 疑似辍学 and is confirmed as 辍学; every 劝返
-attempt is recorded (三细三实); three failed attempts make it due for 联合劝返 (Suiyang 三); a
-dropped-out student's guardians get a 复学通知书 (Zaozhuang 三(一)), and when its report-by date
-passes unanswered a 限期复学通知书 follows (county plan 二(三)3), after which the matter goes to the
-judicial authorities; each school files its 月报 by the 20th (Suiyang 四). A case closes as 已复学,
-延缓入学/休学, or 核销 with one of the reasons of the Zaozhuang annex 1 and its evidence.
+attempt is recorded (三细三实); a dropped-out student's guardians get a 复学通知书 (Zaozhuang 三(一)),
+and when its report-by date passes unanswered a 限期复学通知书 (county plan 二(三)3), which can be sent
+only then. A case closes as 已复学, 延缓入学/休学 (after three 联合劝返, a court ruling or the experts'
+assessment, Suiyang 三), or 核销 with one of the reasons of the Zaozhuang annex 1 and its evidence.
+What a case is due for, and when, is a bureau's rule: ``service.ledgers.deadlines``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,20 +23,16 @@ from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
 from service.archive.service import Archive, RecordAs, receipt_digest
 from service.audit.service import Actor, record
-from service.campaigns.ledger import safe_cell
-from service.campaigns.models import Assignment, AssignmentState, Campaign
-from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT, period_label
-from service.cases.batch import create_roster, issue_roster
 from service.cases.checks import check_guardian, check_id
-from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue, RosterInvalid
+from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue
 from service.cases.models import (
     ATTEMPT_METHODS,
     CASE_NOTICE_KINDS,
     DEFERRAL_BASES,
+    JOINT,
     KEY_GROUPS,
     OPEN_STATUSES,
     REASONS,
-    ROSTER_KINDS,
     STATUS_TITLES,
     WRITE_OFF_EVIDENCE,
     WRITE_OFF_REASONS,
@@ -49,21 +43,14 @@ from service.cases.models import (
     CaseStatus,
     Guardian,
     HomeVisit,
-    PrintBundle,
-    Roster,
-    RosterEntry,
 )
-from service.cases.notices import notice_fields
-from service.cases.roster import check_roster, schools_in
+from service.cases.notices import notice_fields, sent_notices
 from service.documents.pipeline import IssueRequest
-from service.errors import DocsignError, NotFoundForUser, UploadInvalid
-from service.jobs.models import Job
-from service.jobs.registry import actor_params
-from service.jobs.runner import JobRunner
+from service.errors import NotFoundForUser
 from service.units.models import Unit, UnitType
 
-FAILED_ATTEMPTS_FOR_JOINT = 3
-JOINT = "联合劝返"
+#: 延缓入学/休学 on the grounds of 联合劝返 needs this many of them (Suiyang 三: 经联合劝返三次以上).
+JOINT_FOR_DEFERRAL = 3
 
 
 @dataclass
@@ -94,49 +81,6 @@ class CaseIn:
     guardians: list[GuardianIn] = field(default_factory=list)
 
 
-#: The reports by their names in the notices: Suiyang 四 (月报表), Zaozhuang (四) (辍学周报告), the
-#: county plan 二.(三).2 (学生失学辍学信息报告).
-REPORT_TITLES = {
-    REPORT: "控辍保学动态管理月报",
-    WEEKLY_REPORT: "控辍保学辍学周报告",
-    INFO_REPORT: "学生失学辍学信息报告",
-}
-#: The deadline rule each report's due item stands for (``ledgers.rules``).
-REPORT_RULES = {REPORT: "monthly_report", WEEKLY_REPORT: "weekly_report", INFO_REPORT: "info_report"}
-
-
-@dataclass(frozen=True)
-class DueItem:
-    kind: str
-    title: str
-    due: dt.date
-    overdue: bool
-    school_id: int
-    school: str
-    case_id: int | None = None
-    student: str | None = None
-    #: The notice and article the deadline comes from.
-    source: str | None = None
-    #: For an item the unit clears by recording it did it: the period it is for.
-    period: str | None = None
-    manual: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "period": self.period,
-            "manual": self.manual,
-            "kind": self.kind,
-            "title": self.title,
-            "due": self.due.isoformat(),
-            "overdue": self.overdue,
-            "school_id": self.school_id,
-            "school": self.school,
-            "case_id": self.case_id,
-            "student": self.student,
-        }
-
-
 def check_case(data: CaseIn) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if not data.student_name.strip():
@@ -161,7 +105,7 @@ def check_case(data: CaseIn) -> list[tuple[str, str]]:
 
 
 class Cases:
-    """The case use cases: registering, 劝返 attempts, closing, notices, the 一生一表, rosters."""
+    """The case use cases: registering, 劝返 attempts, closing, notices, the 一生一表."""
 
     def __init__(self, archive: Archive, tz: str, now: Callable[[], dt.datetime]) -> None:
         self.archive = archive
@@ -189,12 +133,17 @@ class Cases:
         if not platform_list:
             scope.require_own(school, "辍学个案由学籍学校登记；上级单位只能查看和督促。")
         problems = check_case(data)
+        today = self.today()
+        if data.dropout_date is not None and data.dropout_date > today:
+            problems.append(("辍学日期", "不能晚于今天"))
         if problems:
             raise CaseInvalid(
                 "；".join(f"{c}：{m}" for c, m in problems),
                 details={"errors": [{"field": c, "message": m} for c, m in problems]},
             )
         id_number = data.id_number.strip().upper()
+        # the day the case counts from in every report: the 辍学日期 entered, or today
+        first = data.dropout_date or today
         # Only the user's own units are looked at: whether a child has a case at another school is
         # not this user's to learn.
         existing = session.scalar(
@@ -222,6 +171,8 @@ class Cases:
             home_address=data.home_address or None,
             key_groups=list(data.key_groups),
             dropout_date=data.dropout_date,
+            suspected_on=None if data.confirmed else first,
+            dropped_on=first if data.confirmed else None,
             dropout_reason=data.dropout_reason or None,
             reason_detail=data.reason_detail or None,
             measures=data.measures or None,
@@ -263,12 +214,19 @@ class Cases:
             case.closed_at = now
         record(session, actor, "case.status", "case", case.id, now, **{"from": previous, "to": status.value}, **detail)
 
-    def confirm(self, session: Session, scope: Scope, case: Case) -> None:
-        """疑似辍学, once checked, is 辍学."""
+    def confirm(self, session: Session, scope: Scope, case: Case, on: dt.date | None = None) -> None:
+        """疑似辍学, once checked, is 辍学 from the day it was confirmed (``on``, today by default)."""
         self._own(scope, case)
         if case.status != CaseStatus.SUSPECTED:
             raise CaseClosed("只有疑似辍学的个案可以确认为辍学。")
-        self._move(session, case, CaseStatus.DROPPED, scope.actor)
+        day = self._check_day(case, on or self.today(), "核实日期")
+        if case.suspected_on is not None and day < case.suspected_on:
+            raise CaseInvalid(
+                "核实日期不能早于列为疑似辍学的日期。",
+                details={"errors": [{"field": "核实日期", "message": "不能早于列为疑似辍学的日期"}]},
+            )
+        case.dropped_on = day
+        self._move(session, case, CaseStatus.DROPPED, scope.actor, on=day.isoformat())
 
     def add_attempt(
         self,
@@ -304,8 +262,7 @@ class Cases:
                 "；".join(f"{c}：{m}" for c, m in problems),
                 details={"errors": [{"field": c, "message": m} for c, m in problems]},
             )
-        # the files are stored before anything is written (the archive journals them in a
-        # transaction of its own, which must come first), and recorded with the attempt
+        # the files are stored (each journaled apart from this transaction) and recorded with the attempt
         kept = [(filename, len(data), self.archive.keep(session, "files", data)) for filename, data in attachments]
         attempt = Attempt(
             case_id=case.id,
@@ -449,7 +406,7 @@ class Cases:
         if basis not in DEFERRAL_BASES:
             problems.append(("办理依据", f"应为 {'、'.join(DEFERRAL_BASES.values())} 之一"))
         joint = sum(1 for a in case.attempts if a.method == JOINT)
-        if basis == "joint_persuasion" and joint < FAILED_ATTEMPTS_FOR_JOINT:
+        if basis == "joint_persuasion" and joint < JOINT_FOR_DEFERRAL:
             problems.append(("办理依据", f"已记录联合劝返 {joint} 次，满三次后才能以此为依据办理"))
         if not authority.strip():
             problems.append(("批准机关", "必须填写批准的人民政府或乡村振兴工作协调机构（或残联）"))
@@ -572,105 +529,6 @@ class Cases:
             reason_title=WRITE_OFF_REASONS[reason],
         )
 
-    # --- what is due --------------------------------------------------------------------------
-
-    def _notices(self, session: Session, case: Case, kind: str) -> list[Document]:
-        return list(
-            session.scalars(
-                select(Document)
-                .where(Document.case_id == case.id, Document.kind == kind, Document.status != DocumentStatus.REVOKED)
-                .order_by(Document.issued_at)
-            )
-        )
-
-    def due(self, session: Session, case: Case, today: dt.date | None = None) -> list[DueItem]:
-        today = today or self.today()
-        if CaseStatus(case.status) not in OPEN_STATUSES:
-            return []
-        school = case.school
-        items: list[DueItem] = []
-
-        def item(kind: str, title: str, due: dt.date) -> None:
-            items.append(DueItem(kind, title, due, today > due, school.id, school.name, case.id, case.student_name))
-
-        failed = [a for a in case.attempts if not a.succeeded and a.method != JOINT]
-        joint = [a for a in case.attempts if a.method == JOINT]
-        if len(failed) >= FAILED_ATTEMPTS_FOR_JOINT and not any(
-            j.date >= failed[FAILED_ATTEMPTS_FOR_JOINT - 1].date for j in joint
-        ):
-            item(
-                "joint_persuasion",
-                f"已劝返 {len(failed)} 次仍未复学，应报告教体局和属地政府开展联合劝返",
-                failed[FAILED_ATTEMPTS_FOR_JOINT - 1].date,
-            )
-        if case.status == CaseStatus.SUSPECTED:
-            item(
-                "confirm",
-                "疑似辍学，应核实后确认是否辍学",
-                (case.created_at.astimezone(self.tz).date() + dt.timedelta(days=3)),
-            )
-            return items
-        returns = self._notices(session, case, "return_notice")
-        deadlines = self._notices(session, case, "deadline_return_notice")
-        if not returns:
-            item(
-                "return_notice",
-                "应向监护人送达《义务教育复学通知书》",
-                (case.dropout_date or case.created_at.astimezone(self.tz).date()) + dt.timedelta(days=7),
-            )
-        else:
-            last = returns[-1]
-            report_by = dt.date.fromisoformat(str(last.fields["report_by"]))
-            answered = any(d.issued_at >= last.issued_at for d in deadlines)
-            if today > report_by and not answered:
-                item(
-                    "deadline_notice",
-                    f"复学通知书的报到期限（{report_by.month}月{report_by.day}日）已过，应发出《限期复学通知书》",
-                    report_by + dt.timedelta(days=1),
-                )
-        if deadlines:
-            report_by = dt.date.fromisoformat(str(deadlines[-1].fields["report_by"]))
-            if today > report_by:
-                item("judicial", "限期复学逾期仍未复学，应提请司法部门依法督促", report_by + dt.timedelta(days=1))
-        return items
-
-    def due_for_units(self, session: Session, unit_ids: set[int], today: dt.date | None = None) -> list[DueItem]:
-        """What is due for these schools (a school, an office's schools, a bureau's district)."""
-        today = today or self.today()
-        items: list[DueItem] = []
-        open_cases = session.scalars(
-            select(Case).where(Case.school_id.in_(unit_ids), Case.status.in_([s.value for s in OPEN_STATUSES]))
-        )
-        for case in open_cases:
-            items += self.due(session, case, today)
-        # The 月报 and 周报 of each school, from the recurring report campaigns (by the 20th, by Wednesday).
-        reports = session.scalars(
-            select(Assignment)
-            .join(Campaign)
-            .where(
-                Assignment.unit_id.in_(unit_ids),
-                Campaign.recurrence.is_not(None),
-                Assignment.state.in_([AssignmentState.ISSUED, AssignmentState.VIEWED]),
-            )
-        )
-        for a in reports:
-            due = a.deadline.astimezone(self.tz).date()
-            title, name = REPORT_TITLES.get(a.kind, "报表"), a.campaign.name
-            # the report named once: the campaign's name when it says what the report is, the
-            # report's title when the campaign's name is part of it, both when they differ
-            what = name if title in name else title if name in title else f"{title}（{name}）"
-            items.append(
-                DueItem(
-                    REPORT_RULES.get(a.kind, "monthly_report"),
-                    f"{period_label(a.period)}{what}",
-                    due,
-                    today > due,
-                    a.unit_id,
-                    a.unit.name,
-                )
-            )
-        return sorted(items, key=lambda i: (not i.overdue, i.due, i.school))
-
     # --- documents ----------------------------------------------------------------------------
 
     def _guardian(self, case: Case) -> Guardian:
@@ -693,7 +551,7 @@ class Cases:
             issue_date=self.today(),
         )
         if kind == "deadline_return_notice":
-            returns = self._notices(session, case, "return_notice")
+            returns = sent_notices(session, case, "return_notice")
             if not returns:
                 raise NoticeNotDue("还没有发出过《义务教育复学通知书》，应先发复学通知书。")
             last_report_by = dt.date.fromisoformat(str(returns[-1].fields["report_by"]))
@@ -792,6 +650,10 @@ class Cases:
                 }
                 for a in case.attempts
             ],
+            "home_visits": [
+                {"date": v.date.isoformat(), "teachers": v.teachers, "content": v.content}
+                for v in sorted(case.home_visits, key=lambda v: v.date)
+            ],
             "filled_by": filled_by[:20] or "学校",
             "fill_date": self.today().isoformat(),
         }
@@ -804,6 +666,8 @@ class Cases:
             ("reason_detail", case.reason_detail),
             ("measures", case.measures),
             ("school_phone", school.phone),
+            ("principal_name", (school.head_name or "")[:20]),
+            ("closure", closure_text(case.closure)),
         ):
             if value:
                 fields[key] = value
@@ -829,186 +693,26 @@ class Cases:
         session.flush()
         return row
 
-    # --- rosters ------------------------------------------------------------------------------
 
-    def import_roster(
-        self,
-        session: Session,
-        scope: Scope,
-        data: bytes,
-        filename: str,
-        *,
-        kind: str,
-        report_by: dt.date,
-        only_valid: bool = False,
-        issue_date: dt.date | None = None,
-    ) -> tuple[Roster, list[dict[str, Any]]]:
-        """A school (or the bureau) imports a roster of students and guardians to send notices to.
-        Every bad row is reported (row, column, reason); nothing is imported while any row is bad,
-        unless ``only_valid``. Each good row gets its verification code now, so a batch killed
-        halfway resumes without issuing a code twice. Returns the roster and the rows skipped."""
-        try:
-            return self._import_roster(
-                session,
-                scope,
-                data,
-                filename,
-                kind=kind,
-                report_by=report_by,
-                only_valid=only_valid,
-                issue_date=issue_date,
-            )
-        except DocsignError as exc:
-            # A refused import is audited too (in a transaction of its own, since the caller rolls
-            # back): who tried, with which file, and why, but none of the rows' contents.
-            errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
-            with self.archive.db.session() as apart:
-                record(
-                    apart,
-                    scope.actor,
-                    "roster.import_failed",
-                    "unit",
-                    scope.unit.id,
-                    self.now(),
-                    kind=kind,
-                    file=filename[:128],
-                    code=exc.code,
-                    errors=len(errors),
-                )
-                apart.commit()
-            raise
-
-    def _import_roster(
-        self,
-        session: Session,
-        scope: Scope,
-        data: bytes,
-        filename: str,
-        *,
-        kind: str,
-        report_by: dt.date,
-        only_valid: bool,
-        issue_date: dt.date | None,
-    ) -> tuple[Roster, list[dict[str, Any]]]:
-        if kind not in ROSTER_KINDS:
-            raise UploadInvalid("名单类型应为 enrollment_notice（入学通知书）或 return_notice（复学通知书）。")
-        today = self.today()
-        if report_by <= today:
-            raise UploadInvalid("报到截止日期应晚于今天。")
-        issuer = scope.unit
-        if issuer.type == UnitType.OFFICE:
-            raise UploadInvalid("通知书由学校或教体局发出，请用学校或教体局的账号导入名单。")
-        scope.require_signer_for(issuer)
-        check = check_roster(session, data, filename, kind, schools_in(session, scope.units))
-        if not check.rows:
-            raise RosterInvalid("名单中没有学生。")
-        if check.errors and not only_valid:
-            raise RosterInvalid(
-                f"名单中有 {len(check.errors)} 处错误（涉及 {len(check.rows) - len(check.good)} 行），未导入任何学生。",
-                details={"errors": check.errors},
-            )
-        if not check.good:
-            raise RosterInvalid("名单中没有无误的行可以导入。", details={"errors": check.errors})
-        roster = create_roster(
-            session,
-            check,
-            kind=kind,
-            issuer=issuer,
-            filename=filename,
-            report_by=report_by,
-            issue_date=issue_date or today,
-            only_valid=only_valid,
-            actor=scope.actor,
-            now=self.now(),
-        )
-        return roster, check.errors
-
-    def start_roster_issue(self, session: Session, scope: Scope, roster: Roster, jobs: JobRunner) -> tuple[Job, bool]:
-        """Issue a roster's notices in the background (``roster.issue``); a rerun after an
-        interruption issues only what is missing."""
-        if roster.issuer_id not in scope.units:
-            raise NotFoundForUser()
-        scope.require_signer_for(roster.issuer)
-        return jobs.enqueue(
-            session,
-            "roster.issue",
-            {"roster_id": roster.id, "actor": actor_params(scope.actor)},
-            unit_id=roster.issuer_id,
-            user_id=scope.actor.user_id,
-            active_key=f"roster.issue:{roster.id}",
-        )
-
-    def print_bundle(self, session: Session, roster: Roster, school_id: int) -> PrintBundle:
-        bundle = session.scalar(
-            select(PrintBundle).where(PrintBundle.roster_id == roster.id, PrintBundle.school_id == school_id)
-        )
-        if bundle is None:
-            raise NotFoundForUser("该校还没有打印文件，请先签发名单。")
-        return bundle
-
-    def receipts_workbook(self, session: Session, roster: Roster) -> bytes:
-        """The 回执台账: for each notice, whether it was issued, opened, and confirmed by the guardian."""
-        wb = Workbook()
-        ws = wb.active
-        assert ws is not None
-        ws.title = "回执"
-        ws.append(["行", "学校", "年级班级", "学生", "监护人", "签发", "首次查看", "查看次数", "确认阅知"])
-        rows = session.execute(
-            select(RosterEntry, Document)
-            .outerjoin(Document, Document.id == RosterEntry.document_id)
-            .where(RosterEntry.roster_id == roster.id)
-            .order_by(RosterEntry.school_id, RosterEntry.class_order)
-        ).all()
-        units = {u.id: u.name for u in session.scalars(select(Unit))}
-        for entry, doc in rows:
-            f = entry.fields
-            ws.append(
-                [
-                    safe_cell(v)
-                    for v in (
-                        entry.row,
-                        units.get(entry.school_id, ""),
-                        entry.grade_class or f.get("grade_class", ""),
-                        f.get("student_name", ""),
-                        f.get("guardian_name", ""),
-                        "是" if doc else "否",
-                        doc.opened_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M") if doc and doc.opened_at else "",
-                        doc.opened_count if doc else 0,
-                        doc.confirmed_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
-                        if doc and doc.confirmed_at
-                        else "",
-                    )
-                ]
-            )
-        buf = io.BytesIO()
-        wb.save(buf)
-        return buf.getvalue()
-
-    def issue_roster(
-        self,
-        session: Session,
-        roster: Roster,
-        actor: Actor,
-        *,
-        checkpoint: Callable[[], None],
-        progress: Callable[[int, int], None] | None = None,
-        job_id: int | None = None,
-        entry_ids: Sequence[int] | None = None,
-    ) -> int:
-        """Issue every notice of the roster that has no document yet, then each school's print PDF;
-        returns how many were issued now. ``entry_ids``: only those rows (one slice of a batch run by
-        many workers; the print files are made once all slices are done)."""
-        return issue_roster(
-            session,
-            self.archive,
-            roster,
-            actor,
-            self.now,
-            checkpoint=checkpoint,
-            progress=progress,
-            job_id=job_id,
-            entry_ids=entry_ids,
-        )
+def closure_text(closure: CaseClosure | None) -> str:
+    """The 销号 block of the 一生一表: how and when the case left its ledger, on what grounds."""
+    if closure is None:
+        return ""
+    day = f"{closure.date.year}年{closure.date.month}月{closure.date.day}日"
+    if closure.kind == "returned":
+        text = f"已复学（{day}返校）"
+    elif closure.kind == "written_off":
+        text = f"核销（{day}）：{WRITE_OFF_REASONS.get(closure.reason or '', closure.reason or '')}"
+    else:
+        basis = DEFERRAL_BASES.get(closure.reason or "", closure.reason or "")
+        text = f"延缓入学/休学（{day}批准）：{basis}"
+        if closure.authority:
+            text += f"，批准机关：{closure.authority}"
+        if closure.home_teaching:
+            text += "，送教上门"
+    if closure.note:
+        text += f"。{closure.note}"
+    return text[:300]
 
 
 def write_off_choices() -> list[tuple[str, str]]:

@@ -16,9 +16,6 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-# Every mapped class registered before any session flushes: a flush sorts tables by their foreign
-# keys, and documents.case_id names the cases table, which only service.cases.models defines.
-import service.db.models  # noqa: F401
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")

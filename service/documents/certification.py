@@ -150,7 +150,7 @@ class _Kits:
         with self._lock:
             size = self._token_size.get(key)
         if size is None:
-            size = len(_timestamp(signatory, b"\0" * signature_size))
+            size = len(timestamp_token(signatory, b"\0" * signature_size))
             self.learn_token_size(signatory, size)
         return size
 
@@ -260,7 +260,7 @@ def _pdf_text(value: str) -> bytes:
     return b"<feff" + value.encode("utf-16-be").hex().encode() + b">"
 
 
-def _timestamp(signatory: Signatory, signature: bytes) -> bytes:
+def timestamp_token(signatory: Signatory, signature: bytes) -> bytes:
     """A timestamp token (DER) over ``signature``, from the local TSA or the configured one."""
     timestamper = signatory.timestamper()
     digest = hashlib.sha256(signature).digest()
@@ -443,7 +443,7 @@ def _cms(signatory: Signatory, signer: UnitSigner, parts: _SignerParts, digest: 
     """ContentInfo(SignedData) with one signer, detached, timestamped (PAdES B-T)."""
     attrs = _signed_attributes(parts, digest)
     signature = _sign(signer, attrs)
-    token = _timestamp(signatory, signature)
+    token = timestamp_token(signatory, signature)
     signer_info = _signer_info(parts, attrs, signature, token)
     signed_data = _der(
         0x30,

@@ -192,6 +192,7 @@ def add_archive_timestamp(
     crls: Sequence[bytes],
     certs: Sequence[bytes] = (),
     md_algorithm: str = "sha256",
+    bytes_reserved: int | None = TIMESTAMP_HEX_DIGITS,
 ) -> bytes:
     """``pdf`` with a document timestamp over all of it (PAdES B-LTA), as an incremental update.
 
@@ -199,7 +200,8 @@ def add_archive_timestamp(
     timestamps and signatures chain to) into the document's DSS, with the certificates of the
     existing timestamps, so that the new timestamp proves they existed while still valid. Earlier
     bytes are never altered: the result starts with ``pdf``. Call it on a verified document, with
-    the service's current TSA.
+    the service's current TSA. ``bytes_reserved`` is the room for the token, in hex digits; None
+    lets pyHanko measure it on a dummy token first (the reference engine).
     """
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -215,7 +217,7 @@ def add_archive_timestamp(
         number += 1
     validation_certs = _unique([*token_certs, *(asn1_x509.Certificate.load(c) for c in certs)])
     validation_crls = [asn1_crl.CertificateList.load(c) for c in crls]
-    reserve: int | None = TIMESTAMP_HEX_DIGITS
+    reserve = bytes_reserved
     while True:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=validation_certs, crls=validation_crls)

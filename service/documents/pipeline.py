@@ -10,6 +10,7 @@ document is archived only once it is signed, so a failure leaves nothing half-ma
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import itertools
@@ -29,10 +30,11 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
-from service.archive.store import ArchiveStore, LocalArchive
-from service.documents.certification import appearance_key, certify_dressed, dress
+from service.children import spawn_without_interrupts
+from service.documents.certification import appearance_key, dress
 from service.documents.codes import new_code, normalize_code, verification_url
 from service.documents.convert import Converter, ConverterConfig
+from service.documents.engines import SigningEngine, signing_engine
 from service.documents.errors import FieldsInvalid, LayoutError, NotSignable, PdfInvalid, TemplateInvalid
 from service.documents.fields import validate_fields
 from service.documents.placement import Placement, document_anchors, place_all, placement_in_box
@@ -40,11 +42,13 @@ from service.documents.registry import DocumentKind, get_kind, load_schema
 from service.documents.render import CompiledTemplate, complete_context
 from service.documents.sandbox import UploadVerifier
 from service.documents.seal import load_signature_image
-from service.documents.sign import Appearance, Signatory, _asn1_cert, empty_field_box, sign_field
+from service.documents.sign import Appearance, Signatory, _asn1_cert, empty_field_box
 from service.documents.stamp import StampMark, split_and_stamp
 from service.documents.verify import VerificationReport, verify_pdf
 from service.pki.store import Pki
 from service.settings import Settings
+from service.storage.base import ArchiveStore
+from service.storage.local import LocalArchive
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -122,16 +126,15 @@ class DocumentEngine:
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.settings = settings
-        self.pki = pki or Pki(
-            settings.certs_dir,
-            settings.pki_passphrase.get_secret_value(),
-            settings.pki_organization,
-            settings.public_base_url,
-        )
+        # the signing workers leave Ctrl-C to this process, which stops them in order
+        spawn_without_interrupts(settings.temp_dir)
+        self.pki = pki or Pki.from_settings(settings)
         self.archive: ArchiveStore = archive or LocalArchive(settings.archive_dir)
         self._converter = converter
         self._own_converter = converter is None
         self.signatory = Signatory(self.pki, settings.tsa_url, now)
+        #: What makes the signatures (``DOCSIGN_SIGNING_ENGINE``); the signing workers choose the same.
+        self.signing: SigningEngine = signing_engine(settings.signing_engine, self.signatory)
         self._templates: dict[tuple[str, float], CompiledTemplate] = {}
         self._lock = threading.Lock()
         self.times = StageTimes()
@@ -363,9 +366,16 @@ class DocumentEngine:
         self.times.add("convert", t2 - t1)
         return batch, pdf
 
-    def _finish(
-        self, batch: list[_Prepared], pdf: bytes, use_pool: bool, before_store: BeforeStore | None = None
-    ) -> Iterator[IssuedDocument]:
+    def converted(self, requests: Sequence[IssueRequest]) -> SignBatch:
+        """Documents of one template rendered and converted together, with what cutting each out
+        and certifying it needs, signed by nobody yet: to run one conversion through several
+        signing engines (their agreement tests)."""
+        prepared = self._prepare(requests)
+        batch, pdf = self._render_and_convert(prepared)
+        return SignBatch(pdf, self._sign_tasks(batch, pdf)[0])
+
+    def _sign_tasks(self, batch: list[_Prepared], pdf: bytes) -> tuple[list[SignTask], list[int]]:
+        """Each document's task, and the first page of each (the page count last)."""
         reader = PdfReader(io.BytesIO(pdf))
         anchors = document_anchors(reader)
         starts = []
@@ -390,6 +400,13 @@ class DocumentEngine:
             )
             for i, p in enumerate(batch)
         ]
+        return tasks, starts
+
+    def _finish(
+        self, batch: list[_Prepared], pdf: bytes, use_pool: bool, before_store: BeforeStore | None = None
+    ) -> Iterator[IssuedDocument]:
+        tasks, starts = self._sign_tasks(batch, pdf)
+        base = self.settings.public_base_url
         pool = self._pool if use_pool else None
         results: list[FinishedDocument]
         if pool is not None:
@@ -399,7 +416,7 @@ class DocumentEngine:
             slices = [SignBatch(pdf, tasks[i : i + step]) for i in range(0, len(tasks), step)]
             results = [doc for done in pool.map(_run_batch, slices) for doc in done]
         else:
-            results = finish_batch(SignBatch(pdf, tasks), self.signatory)
+            results = finish_batch(SignBatch(pdf, tasks), self.signing)
         digests = [hashlib.sha256(f.pdf).hexdigest() for f in results]
         if before_store is not None:
             before_store(digests)
@@ -443,7 +460,10 @@ class DocumentEngine:
                     initializer=_init_worker,
                     initargs=(
                         self.settings.model_dump(mode="json")
-                        | {"pki_passphrase": self.settings.pki_passphrase.get_secret_value()},
+                        | {
+                            "pki_passphrase": self.settings.pki_passphrase.get_secret_value(),
+                            "pkcs11_pin": self.settings.pkcs11_pin.get_secret_value(),
+                        },
                     ),
                 )
             return self._workers
@@ -490,9 +510,8 @@ class DocumentEngine:
         placement = placement_in_box(slot, box, page) if box is not None else None
         if placement is None:
             raise NotSignable("该签署位置没有可见区域。")
-        signed = sign_field(
+        signed = self.signing.approve(
             pdf,
-            signatory=self.signatory,
             unit_key=unit_key,
             placement=placement,
             appearance=Appearance(creds.name, _open_image(seal_image), _open_image(signature_image)),
@@ -566,25 +585,30 @@ class FinishedDocument:
     sign_seconds: float
 
 
-def finish_batch(batch: SignBatch, signatory: Signatory) -> list[FinishedDocument]:
+def finish_batch(batch: SignBatch, signing: SigningEngine) -> list[FinishedDocument]:
     """Cut each document out of the merged PDF with its stamp, then certify it; the same function
     runs in this process or in a worker."""
+    signatory = signing.signatory
     if not batch.tasks:
         return []
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     dressing = 0.0
+    appearances: dict[int, Appearance] = {}
+    # a batch's documents share their issuer's images: each decoded once, then kept for certifying
+    open_image = functools.lru_cache(maxsize=8)(_open_image)
 
     def dress_task(i: int, doc: Any) -> None:
         nonlocal dressing
         t = time.perf_counter()
         task = batch.tasks[i]
+        appearances[i] = Appearance(task.seal_name, open_image(task.seal_image), open_image(task.signature_image))
         dress(
             doc,
             signatory=signatory,
             unit_key=task.unit_key,
             placements=task.placements,
-            appearance=Appearance(task.seal_name, _open_image(task.seal_image), _open_image(task.signature_image)),
+            appearance=appearances[i],
             appearance_id=appearance_key(task.seal_name, task.seal_image, task.signature_image),
         )
         dressing += time.perf_counter() - t
@@ -594,29 +618,29 @@ def finish_batch(batch: SignBatch, signatory: Signatory) -> list[FinishedDocumen
     dress_each = dressing / len(batch.tasks)
     split_each = (time.perf_counter() - t0) / len(batch.tasks) - stamp_each - dress_each  # fonts included
     out = []
-    for task, piece in zip(batch.tasks, pieces, strict=True):
+    for i, (task, piece) in enumerate(zip(batch.tasks, pieces, strict=True)):
         t1 = time.perf_counter()
         with signatory.timestamped_at(task.at):
-            signed = certify_dressed(
+            signed = signing.certify(
                 piece,
-                signatory=signatory,
                 unit_key=task.unit_key,
-                field_name=task.placements[0].field_name,
+                placement=task.placements[0],
+                appearance=appearances[i],
                 reason=task.reason,
             )
         out.append(FinishedDocument(signed, split_each, stamp_each, time.perf_counter() - t1 + dress_each))
     return out
 
 
-_WORKER: Signatory | None = None
+_WORKER: SigningEngine | None = None
 
 
 def _init_worker(settings: dict[str, Any]) -> None:
-    """A worker process's own keys and TSA, loaded once."""
+    """A worker process's own keys, TSA and signing engine, loaded once."""
     global _WORKER
     s = Settings(**settings)
-    pki = Pki(s.certs_dir, s.pki_passphrase.get_secret_value(), s.pki_organization, s.public_base_url)
-    _WORKER = Signatory(pki, s.tsa_url)
+    pki = Pki.from_settings(s)
+    _WORKER = signing_engine(s.signing_engine, Signatory(pki, s.tsa_url))
 
 
 def _ready() -> bool:

@@ -56,6 +56,9 @@ class DocumentKind:
     public_fields: tuple[str, ...] = ()
     #: The field holding the person the document is about, masked on public pages.
     subject_field: str | None = None
+    #: The document shows children's data (a notice, a 一生一表, the 信息报告): each read of it is
+    #: recorded in the access log.
+    names_children: bool = False
 
     def template_path(self, templates_dir: Path) -> Path:
         return templates_dir / f"{self.key}.docx"
@@ -114,6 +117,7 @@ KINDS: dict[str, DocumentKind] = {
             issuer=_NOTICE_ISSUER,
             public_fields=("school_name", "report_by"),
             subject_field="student_name",
+            names_children=True,
         ),
         DocumentKind(
             key="return_notice",
@@ -121,6 +125,7 @@ KINDS: dict[str, DocumentKind] = {
             issuer=_NOTICE_ISSUER,
             public_fields=("school_name", "report_by"),
             subject_field="student_name",
+            names_children=True,
         ),
         DocumentKind(
             key="deadline_return_notice",
@@ -128,6 +133,7 @@ KINDS: dict[str, DocumentKind] = {
             issuer=_NOTICE_ISSUER,
             public_fields=("school_name", "report_by"),
             subject_field="student_name",
+            names_children=True,
         ),
         DocumentKind(
             key="dropout_register",
@@ -137,6 +143,7 @@ KINDS: dict[str, DocumentKind] = {
             date_field="fill_date",
             public_fields=("school_name",),
             subject_field="student_name",
+            names_children=True,
         ),
         DocumentKind(
             key="monthly_report",
@@ -161,6 +168,7 @@ KINDS: dict[str, DocumentKind] = {
             issuer_field="unit_name",
             date_field="fill_date",
             public_fields=("unit_name", "period_label"),
+            names_children=True,
         ),
     )
 }

@@ -58,7 +58,9 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 from service.documents.errors import AlreadySigned, NotSignable, PdfInvalid, SigningError, TimestampUnavailable
 from service.documents.placement import Placement
 from service.documents.seal import SignatureAppearance
-from service.pki.store import Pki, UnitCredentials
+from service.pki.store import Pki
+from service.pki.token import TokenKey
+from service.pki.units import UnitCredentials
 
 
 class _ExpectedNoFetching(logging.Filter):
@@ -106,9 +108,15 @@ class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
     """pyHanko's SimpleSigner with the unit's key parsed once."""
 
     def __init__(self, creds: UnitCredentials) -> None:
-        key_info = keys.PrivateKeyInfo.load(
-            creds.private_key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        # a key in a PKCS#11 token cannot be exported: pyHanko never sees it, :meth:`sign_raw` and
+        # the fast path ask the key object, which asks the token
+        key_info = (
+            None
+            if creds.in_token
+            else keys.PrivateKeyInfo.load(
+                creds.private_key.private_bytes(
+                    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
             )
         )
         chain = [_asn1_cert(c) for c in creds.chain]
@@ -157,6 +165,8 @@ class UnitSigner(signers.SimpleSigner):  # type: ignore[misc]
             return self._key.sign(data, PKCS1v15(), hash_algo)
         if "ecdsa" in algo and isinstance(self._key, EllipticCurvePrivateKey):
             return self._key.sign(data, ECDSA(hash_algo))
+        if self.signing_key is None:
+            raise SigningError(details={"reason": f"a key in a token signs no {algo}"})
         result: bytes = super().sign_raw(data, digest_algorithm)
         return result
 
@@ -190,12 +200,17 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
         self._now = now
         cert, key = pki.tsa()
         assert isinstance(key, RSAPrivateKey)
-        key_info = keys.PrivateKeyInfo.load(
-            key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        # a key in a PKCS#11 token cannot be exported; :meth:`_sign_tst_info` asks the key object
+        key_info = (
+            None
+            if isinstance(key, TokenKey)
+            else keys.PrivateKeyInfo.load(
+                key.private_bytes(
+                    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
             )
         )
-        self._attrs: bytes | None = None
+        self._attrs: list[bytes] | None = None
         super().__init__(tsa_cert=_asn1_cert(cert), tsa_key=key_info, certs_to_embed=SimpleCertificateStore())
         self._key = key
         self._tsa_der = cert.public_bytes(serialization.Encoding.DER)
@@ -292,30 +307,34 @@ class LocalTimeStamper(DummyTimeStamper):  # type: ignore[misc]
 
     def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime.datetime) -> tuple[bytes, bytes]:
         """The TSA's signature over the token's signed attributes, and their DER: the attributes
-        every token shares encoded once, the signing time and the digest written directly (in the
-        order pyHanko's own TSA uses)."""
+        every token shares encoded once, the signing time and the digest written directly, all
+        sorted as DER orders a SET OF (a validator that re-encodes them before hashing, as Bouncy
+        Castle and so EU DSS and iText do, must get the bytes that were signed)."""
         digest = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
         digest.update(tst_info_data)
-        signed_attrs = _der(
-            0x31,
-            self._constant_attrs_der()
-            + _der(0x30, _OID_SIGNING_TIME + _der(0x31, core.UTCTime(dt).dump()))
-            + _der(0x30, _OID_MESSAGE_DIGEST + _der(0x31, _der(0x04, digest.finalize()))),
-        )
+        attributes = [
+            *self._constant_attrs_der(),
+            _der(0x30, _OID_SIGNING_TIME + _der(0x31, core.UTCTime(dt).dump())),
+            _der(0x30, _OID_MESSAGE_DIGEST + _der(0x31, _der(0x04, digest.finalize()))),
+        ]
+        signed_attrs = _der(0x31, b"".join(sorted(attributes)))
         signature = self._key.sign(signed_attrs, PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
         return signature, signed_attrs
 
-    def _constant_attrs_der(self) -> bytes:
-        """The attributes every token shares (content type, the TSA's certificate hash), encoded
-        once: asn1crypto re-encodes a freshly built value on every dump."""
+    def _constant_attrs_der(self) -> list[bytes]:
+        """The attributes every token shares (content type; the TSA's certificate named by its
+        SHA-256 hash, ESS signing-certificate-v2), encoded once: asn1crypto re-encodes a freshly
+        built value on every dump."""
         if self._attrs is None:
             from pyhanko.sign import general
 
             built = [
                 simple_cms_attribute("content_type", "tst_info"),
-                simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
+                simple_cms_attribute(
+                    "signing_certificate_v2", general.as_signing_certificate_v2(self.tsa_cert, "sha256")
+                ),
             ]
-            self._attrs = b"".join(a.dump() for a in built)
+            self._attrs = [a.dump() for a in built]
         return self._attrs
 
 

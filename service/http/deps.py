@@ -10,28 +10,32 @@ import hashlib
 import hmac
 import zoneinfo
 from collections.abc import Iterator
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.accounts import repository as accounts_repository
 from service.accounts.errors import NotAuthenticated, PasswordChangeRequired
-from service.accounts.models import ApiToken, Delegation, Role, User
+from service.accounts.models import ApiToken, Delegation, User
 from service.accounts.scope import Scope
 from service.accounts.service import user_for_session, user_for_token
+from service.archive import repository as archive_repository
 from service.archive.models import Document
 from service.audit.service import record_apart
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.models import Assignment, Campaign
-from service.cases.models import Case, Roster
+from service.cases import repository as cases_repository
+from service.cases.models import Case
 from service.container import Services
 from service.errors import NotFoundForUser
+from service.jobs import repository as jobs_repository
 from service.jobs.models import Job
+from service.rosters import repository as rosters_repository
+from service.rosters.models import Roster
 from service.settings import Settings
+from service.units import repository as units_repository
 from service.units.models import Unit
-
-T = TypeVar("T")
 
 SESSION_COOKIE = "docsign_session"
 #: The CSRF token's cookie: readable by the pages' script, which sends it back with every write.
@@ -82,14 +86,20 @@ def client_address(request: Request, settings: Settings) -> str:
     return request.client.host if request.client else "unknown"
 
 
+#: Requests that only read: they write nothing, not even bookkeeping.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def optional_user(request: Request, services: ServicesDep, session: SessionDep) -> User | None:
     now = services.clock.now()
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = user_for_token(session, auth[7:].strip(), now)
+        writes = request.method not in READ_METHODS
+        user = user_for_token(session, auth[7:].strip(), now, writes=writes)
         if user is None:
             raise NotAuthenticated("API 令牌无效或已吊销。")
-        session.commit()
+        if writes:
+            session.commit()  # the token's last use, whatever becomes of the request's own work
         return user
     token = session_token(request, services.settings)
     if token:
@@ -137,96 +147,75 @@ def get_scope(request: Request, user: UserDep, services: ServicesDep, session: S
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
-#: Row ids are 64-bit signed integers; a larger number names nothing (and must not reach the driver).
-MAX_ID = 2**63 - 1
-
-
-def _row(session: Session, model: type[T], row_id: int) -> T | None:
-    return session.get(model, row_id) if 0 < row_id <= MAX_ID else None
-
-
 def visible_unit(unit_id: int, scope: ScopeDep, session: SessionDep) -> Unit:
-    unit = _row(session, Unit, unit_id)
-    if unit is None or unit.id not in scope.units:
+    unit = units_repository.get(session, scope, unit_id)
+    if unit is None:
         raise NotFoundForUser()
     return unit
 
 
-def campaign_visible(session: Session, campaign: Campaign, scope: Scope) -> bool:
-    if campaign.bureau_id in scope.units:
-        return True
-    return bool(
-        session.scalar(
-            select(exists().where(Assignment.campaign_id == campaign.id, Assignment.unit_id.in_(scope.units)))
-        )
-    )
-
-
 def visible_campaign(campaign_id: int, scope: ScopeDep, session: SessionDep) -> Campaign:
-    campaign = _row(session, Campaign, campaign_id)
-    if campaign is None or not campaign_visible(session, campaign, scope):
+    campaign = campaigns_repository.get(session, scope, campaign_id)
+    if campaign is None:
         raise NotFoundForUser()
     return campaign
 
 
 def visible_assignment(assignment_id: int, scope: ScopeDep, session: SessionDep) -> Assignment:
-    assignment = _row(session, Assignment, assignment_id)
-    if assignment is None or assignment.unit_id not in scope.units:
+    assignment = campaigns_repository.get_assignment(session, scope, assignment_id)
+    if assignment is None:
         raise NotFoundForUser()
     return assignment
 
 
 def visible_document(document_id: int, scope: ScopeDep, session: SessionDep) -> Document:
-    doc = _row(session, Document, document_id)
-    if doc is None or not (doc.issuer_unit_id in scope.units or (doc.subject_unit_id in scope.units)):
+    doc = archive_repository.get(session, scope, document_id)
+    if doc is None:
         raise NotFoundForUser()
     return doc
 
 
 def visible_job(job_id: int, scope: ScopeDep, session: SessionDep) -> Job:
-    job = _row(session, Job, job_id)
-    if job is None or job.unit_id not in scope.units:
+    job = jobs_repository.get(session, scope, job_id)
+    if job is None:
         raise NotFoundForUser()
     return job
 
 
 def visible_case(case_id: int, scope: ScopeDep, session: SessionDep) -> Case:
-    case = _row(session, Case, case_id)
-    if case is None or case.school_id not in scope.units:
+    case = cases_repository.get(session, scope, case_id)
+    if case is None:
         raise NotFoundForUser()
     return case
 
 
 def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Roster:
-    roster = _row(session, Roster, roster_id)
-    if roster is None or roster.issuer_id not in scope.units:
+    roster = rosters_repository.get(session, scope, roster_id)
+    if roster is None:
         raise NotFoundForUser()
     return roster
 
 
 def visible_user(user_id: int, scope: ScopeDep, session: SessionDep) -> User:
     """An account of the user's units, for bureau and office staff (and oneself)."""
-    user = _row(session, User, user_id)
-    own = user is not None and scope.user is not None and user.id == scope.user.id
-    if user is None or not (own or (scope.has(Role.BUREAU, Role.OFFICE) and user.unit_id in scope.units)):
+    user = accounts_repository.get_user(session, scope, user_id)
+    if user is None:
         raise NotFoundForUser("未找到该账号。")
     return user
 
 
 def visible_token(token_id: int, scope: ScopeDep, session: SessionDep) -> ApiToken:
     """One's own API token; bureau staff also see those of their district's accounts."""
-    token = _row(session, ApiToken, token_id)
-    own = token is not None and scope.user is not None and token.user_id == scope.user.id
-    if token is None or not (own or (scope.has(Role.BUREAU) and token.user.unit_id in scope.units)):
+    token = accounts_repository.get_token(session, scope, token_id)
+    if token is None:
         raise NotFoundForUser("未找到该令牌。")
     return token
 
 
 def visible_delegation(delegation_id: int, scope: ScopeDep, session: SessionDep) -> Delegation:
     """A delegation of one of the user's units, or one made to the user."""
-    row = _row(session, Delegation, delegation_id)
-    mine = row is not None and scope.user is not None and row.user_id == scope.user.id
-    if row is None or not (mine or row.unit_id in scope.units):
+    row = accounts_repository.get_delegation(session, scope, delegation_id)
+    if row is None:
         raise NotFoundForUser("未找到该委托。")
     return row
 
@@ -241,19 +230,6 @@ DocumentObj = Annotated[Document, Depends(visible_document)]
 JobObj = Annotated[Job, Depends(visible_job)]
 CaseObj = Annotated[Case, Depends(visible_case)]
 RosterObj = Annotated[Roster, Depends(visible_roster)]
-
-
-def refresh_periods(services: Services, session: Session) -> None:
-    """Open this month's periods of recurring campaigns before reading them. Two readers racing to
-    open the same period is harmless: the loser's rows already exist. In the scale-out profile
-    the ``campaigns.open_periods`` schedule opens them instead, and reading writes nothing."""
-    if services.settings.scale_out:
-        return
-    try:
-        services.campaigns.refresh_recurring(session)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:

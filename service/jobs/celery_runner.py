@@ -32,24 +32,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import CursorResult, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.archive.store import RETRYING_MESSAGE, ArchiveUnavailable
+from service.clock import wall_now
 from service.db.session import Database
 from service.errors import DocsignError
 from service.jobs.models import ACTIVE, Job, JobSlice
-from service.jobs.registry import JobContext, JobStopped, function_for, reporting_outages, split_for
-from service.jobs.runner import STAGE_STORE_RETRY, RunnerBase, Schedule, create_job, wall_now
+from service.jobs.registry import KINDS, JobContext, JobStopped, kind_for, reporting_outages
+from service.jobs.runner import STAGE_STORE_RETRY, RunnerBase, Schedule, create_job
 from service.settings import Settings
+from service.storage.base import RETRYING_MESSAGE, ArchiveUnavailable
 from service.workdir import pid_alive
-
-if TYPE_CHECKING:
-    from service.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +101,29 @@ def _make_app(settings: Settings) -> Celery:
 
 # --- the worker's services ---------------------------------------------------------------------
 
-_worker_services: Services | None = None
+
+class WorkerServices(Protocol):
+    """What a worker process needs of the services: its runner, and their start and end."""
+
+    @property
+    def jobs(self) -> Any: ...
+
+    def prepare(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Builds a worker process's services; set by the worker's entry point (the composition root).
+_build_services: Callable[[], WorkerServices] | None = None
+_worker_services: WorkerServices | None = None
 _worker_pid = 0
 _worker_lock = threading.Lock()
+
+
+def serve_with(build: Callable[[], WorkerServices]) -> None:
+    """How this worker's processes build their services (once each, after the fork)."""
+    global _build_services
+    _build_services = build
 
 
 def worker_settings(settings: Settings) -> Settings:
@@ -116,15 +134,14 @@ def worker_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"sign_workers": 0})
 
 
-def services_here() -> Services:
+def services_here() -> WorkerServices:
     """This worker process's services (built on its first task, after the fork)."""
     global _worker_services, _worker_pid
     with _worker_lock:
         if _worker_services is None or _worker_pid != os.getpid():
-            from service.container import Services
-            from service.settings import get_settings
-
-            _worker_services = Services.build(worker_settings(get_settings()))
+            if _build_services is None:
+                raise RuntimeError("the worker's entry point did not say how to build its services (serve_with)")
+            _worker_services = _build_services()
             _worker_services.prepare()
             _worker_pid = os.getpid()
         return _worker_services
@@ -362,7 +379,7 @@ class CeleryRunner(RunnerBase):
 
         return report
 
-    def _context_for(self, s: Session, job_id: int) -> JobContext:
+    def _context_for(self, s: Session, job_id: int) -> JobContext[Any]:
         assert self._context is not None, "runner not bound to the services"
         return self._context(s, job_id)
 
@@ -375,7 +392,8 @@ class CeleryRunner(RunnerBase):
             if job is None or job.status not in ACTIVE:
                 return
             kind, params = job.kind, dict(job.params)
-            split = split_for(kind)
+            spec = KINDS.get(kind)  # an unknown kind fails when it runs whole, and is recorded so
+            split = spec.split if spec is not None else None
             planned = split is not None and bool(
                 s.scalar(select(func.count()).select_from(JobSlice).where(JobSlice.job_id == job_id))
             )
@@ -384,7 +402,8 @@ class CeleryRunner(RunnerBase):
             if split is not None and not planned:
                 ctx = self._context_for(s, job_id)
                 try:
-                    parts = split.plan(ctx, params)
+                    assert spec is not None
+                    parts = split.plan(ctx, spec.parse(params))
                 except DocsignError as exc:
                     s.rollback()
                     self._end_job(job_id, "failed", exc.code, exc.message)
@@ -437,7 +456,7 @@ class CeleryRunner(RunnerBase):
                 ctx.report = lambda done, total, stage: self._report_job(job_id, done, total, stage)
                 ctx.heartbeat = lambda: self._renew_job(job_id)
                 with reporting_outages(self._outage_reporter(job_id)):
-                    function_for(kind)(ctx, params)
+                    kind_for(kind).execute(ctx, params)
                 s.commit()
         except JobStopped:
             outcome = ("queued", None, None)
@@ -537,7 +556,8 @@ class CeleryRunner(RunnerBase):
             job = s.get(Job, part.job_id)
             assert job is not None
             job_id, kind, params, slice_params = job.id, job.kind, dict(job.params), dict(part.params)
-        split = split_for(kind)
+        spec = kind_for(kind)
+        split = spec.split
         assert split is not None
         try:
             with self.db.session() as s:
@@ -545,7 +565,7 @@ class CeleryRunner(RunnerBase):
                 ctx.report = lambda done, total, stage: self._report_slice(slice_id, job_id, done, total)
                 ctx.heartbeat = lambda: self._slice_heartbeat(slice_id, job_id)
                 with reporting_outages(self._outage_reporter(job_id)):
-                    split.run(ctx, params, slice_params)
+                    split.run(ctx, spec.parse(params), slice_params)
                 s.commit()
         except JobStopped:
             self._end_slice(slice_id, "queued")
@@ -605,7 +625,8 @@ class CeleryRunner(RunnerBase):
             if left or not self._take_job(s, job_id, whole=False):
                 return
             kind, params = job.kind, dict(job.params)
-        split = split_for(kind)
+        spec = kind_for(kind)
+        split = spec.split
         assert split is not None
         outcome: tuple[str, str | None, str | None] = ("done", None, None)
         try:
@@ -618,7 +639,7 @@ class CeleryRunner(RunnerBase):
                 ctx.heartbeat = lambda: self._renew_job(job_id)
                 with reporting_outages(self._outage_reporter(job_id)):
                     s.execute(update(Job).where(Job.id == job_id).values(stage="print"))
-                    split.finish(ctx, params)
+                    split.finish(ctx, spec.parse(params))
                 s.commit()
         except JobStopped:
             outcome = ("running", None, None)
@@ -658,8 +679,7 @@ class CeleryRunner(RunnerBase):
                     continue
                 job, new = create_job(
                     s,
-                    sched.kind,
-                    dict(sched.params or {}),
+                    sched.params,
                     unit_id=None,
                     user_id=None,
                     active_key=f"schedule:{sched.kind}",

@@ -28,11 +28,12 @@ from sqlalchemy import CursorResult, and_, event, false, func, or_, select, upda
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from service.archive.store import RETRYING_MESSAGE
+from service.clock import wall_now
 from service.db.session import Database
 from service.errors import DocsignError
 from service.jobs.models import ACTIVE, Job
-from service.jobs.registry import JobContext, JobStopped, function_for, reporting_outages
+from service.jobs.registry import JobContext, JobParams, JobStopped, kind_for, reporting_outages, stored
+from service.storage.base import RETRYING_MESSAGE
 from service.workdir import pid_alive
 
 log = logging.getLogger(__name__)
@@ -53,33 +54,31 @@ class JobFailed(DocsignError):
     default_message = "后台任务失败。"
 
 
-def wall_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
 class Schedule:
-    """A job kind every runner enqueues when its last run is older than ``every`` (across every
+    """A job every runner enqueues when the last of its kind is older than ``every`` (across every
     process sharing the database: the job's active key keeps it to one at a time)."""
 
-    kind: str
+    params: JobParams
     every: dt.timedelta
-    params: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.params.kind
 
 
 class JobRunner(Protocol):
     def enqueue(
         self,
         session: Session,
-        kind: str,
-        params: dict[str, Any],
+        params: JobParams,
         *,
         unit_id: int | None = None,
         user_id: int | None = None,
         active_key: str | None = None,
     ) -> tuple[Job, bool]:
-        """A new job of ``kind`` (started once the caller commits), or the one already doing the
-        same work (same ``active_key``); True when new."""
+        """A new job of ``params.kind`` (started once the caller commits), or the one already doing
+        the same work (same ``active_key``); True when new."""
 
     def start(self) -> None: ...
 
@@ -88,20 +87,21 @@ class JobRunner(Protocol):
 
 def create_job(
     session: Session,
-    kind: str,
-    params: dict[str, Any],
+    params: JobParams,
     *,
     unit_id: int | None,
     user_id: int | None,
     active_key: str | None,
     now: dt.datetime,
 ) -> tuple[Job, bool]:
-    function_for(kind)  # an unknown kind is refused here, not by the worker later
+    kind = kind_for(params.kind).name  # an unknown kind is refused here, not by the worker later
     if active_key is not None:
         running = session.scalar(select(Job).where(Job.active_key == active_key))
         if running is not None:
             return running, False
-    job = Job(kind=kind, params=params, unit_id=unit_id, created_by_id=user_id, created_at=now, active_key=active_key)
+    job = Job(
+        kind=kind, params=stored(params), unit_id=unit_id, created_by_id=user_id, created_at=now, active_key=active_key
+    )
     try:
         with session.begin_nested():
             session.add(job)
@@ -117,12 +117,12 @@ class RunnerBase:
     """What both runners share: how a job's context is built, and a job enqueued as a row that
     is announced (to this process's pool, or to the broker) once the caller commits."""
 
-    _context: Callable[[Session, int], JobContext] | None = None
+    _context: Callable[[Session, int], JobContext[Any]] | None = None
     _on_takeover: Callable[[Session, int], object] | None = None
 
     def bind(
         self,
-        context: Callable[[Session, int], JobContext],
+        context: Callable[[Session, int], JobContext[Any]],
         on_takeover: Callable[[Session, int], object] | None = None,
     ) -> None:
         """How to build a job's context, and what to clear up before resuming a job whose previous
@@ -133,16 +133,13 @@ class RunnerBase:
     def enqueue(
         self,
         session: Session,
-        kind: str,
-        params: dict[str, Any],
+        params: JobParams,
         *,
         unit_id: int | None = None,
         user_id: int | None = None,
         active_key: str | None = None,
     ) -> tuple[Job, bool]:
-        job, new = create_job(
-            session, kind, params, unit_id=unit_id, user_id=user_id, active_key=active_key, now=wall_now()
-        )
+        job, new = create_job(session, params, unit_id=unit_id, user_id=user_id, active_key=active_key, now=wall_now())
         if new:
             job_id = job.id
             event.listen(session, "after_commit", lambda _s: self._announce(job_id), once=True)
@@ -359,7 +356,7 @@ class EmbeddedRunner(RunnerBase):
                 ctx.report = lambda done, total, stage: self._report(job_id, done, total, stage)
                 ctx.heartbeat = lambda: self._heartbeat(job_id)
                 with reporting_outages(lambda attempt, error: self._outage(job_id, attempt, error)):
-                    function_for(kind)(ctx, params)
+                    kind_for(kind).execute(ctx, params)
                 s.commit()
         except JobStopped:
             outcome = ("queued", None, None)
@@ -425,8 +422,7 @@ class EmbeddedRunner(RunnerBase):
                     continue
                 job, new = create_job(
                     s,
-                    sched.kind,
-                    dict(sched.params or {}),
+                    sched.params,
                     unit_id=None,
                     user_id=None,
                     active_key=f"schedule:{sched.kind}",

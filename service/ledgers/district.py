@@ -18,14 +18,13 @@ from service.audit.service import record
 from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.cases.errors import CaseInvalid
 from service.cases.models import OPEN_STATUSES, Case, CaseStatus
-from service.cases.service import DueItem
 from service.errors import NotFoundForUser
+from service.ledgers.basis import DEFAULT_TARGET
+from service.ledgers.deadlines import DueItem
 from service.ledgers.models import SchoolRoll
 from service.units.models import Unit, UnitType
-from service.units.service import visible_unit_ids
+from service.units.service import bureau_of, visible_unit_ids
 
-#: The target of the Qiaocheng notice: 九年义务教育巩固率不低于99%.
-RETENTION_TARGET = 0.99
 #: Those who count as dropped out of the roll: the cases on the 辍学学生台账.
 DROPPED = (CaseStatus.DROPPED, CaseStatus.PERSUADING)
 DONE = (AssignmentState.SIGNED, AssignmentState.FORWARDED, AssignmentState.RECEIVED)
@@ -44,6 +43,8 @@ class Figures:
     reports_missing: int = 0
     students: int | None = None
     children: list[Figures] = field(default_factory=list)
+    #: The bureau's 巩固率 target (its own, ``BureauBasis``).
+    target: float = DEFAULT_TARGET
 
     @property
     def open(self) -> int:
@@ -58,7 +59,7 @@ class Figures:
 
     @property
     def below_target(self) -> bool:
-        return self.retention is not None and self.retention < RETENTION_TARGET
+        return self.retention is not None and self.retention < self.target
 
     def add(self, other: Figures) -> None:
         for k in ("suspected", "dropped", "persuading", "overdue", "reports_late", "reports_missing"):
@@ -75,6 +76,9 @@ class District:
     offices: list[Figures]
     #: (week's last day, open cases, cases on the 辍学学生台账) from the term's start to today.
     weeks: list[tuple[dt.date, int, int]]
+    #: The bureau's 巩固率 target and what it rests on (its own passage, or a marked reference).
+    target: float = DEFAULT_TARGET
+    target_source: str = ""
 
 
 class DistrictFigures:
@@ -84,8 +88,10 @@ class DistrictFigures:
         now: Callable[[], dt.datetime],
         today: Callable[[], dt.date],
         tz: zoneinfo.ZoneInfo,
+        target: Callable[[Session, Unit], tuple[float, str]] = lambda session, bureau: (DEFAULT_TARGET, ""),
     ) -> None:
         self.due = due
+        self.target = target
         self.now = now
         self.today = today
         self.tz = tz
@@ -118,7 +124,8 @@ class DistrictFigures:
         ids = visible_unit_ids(session, unit)
         units = list(session.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.id)))
         schools = [u for u in units if u.type == UnitType.SCHOOL]
-        per: dict[int, Figures] = {s.id: Figures(s.id, s.name, UnitType.SCHOOL) for s in schools}
+        target, target_source = self.target(session, bureau_of(unit))
+        per: dict[int, Figures] = {s.id: Figures(s.id, s.name, UnitType.SCHOOL, target=target) for s in schools}
         for case in session.scalars(
             select(Case).where(Case.school_id.in_(list(per)), Case.status.in_([s.value for s in OPEN_STATUSES]))
         ):
@@ -130,26 +137,26 @@ class DistrictFigures:
             if item.overdue and item.school_id in per:
                 per[item.school_id].overdue += 1
         office_figures: dict[int, Figures] = {
-            u.id: Figures(u.id, u.name, UnitType.OFFICE) for u in units if u.type == UnitType.OFFICE
+            u.id: Figures(u.id, u.name, UnitType.OFFICE, target=target) for u in units if u.type == UnitType.OFFICE
         }
         now = self.now()
         reports = session.scalars(
             select(Assignment).join(Campaign).where(Assignment.unit_id.in_(ids), Campaign.recurrence.is_not(None))
         )
         for a in reports:
-            target = per.get(a.unit_id) or office_figures.get(a.unit_id)
-            if target is None:
+            line = per.get(a.unit_id) or office_figures.get(a.unit_id)
+            if line is None:
                 continue
             if a.state in DONE and a.late:
-                target.reports_late += 1
+                line.reports_late += 1
             elif a.state not in DONE and a.deadline < now:
-                target.reports_missing += 1
+                line.reports_missing += 1
         for roll in session.scalars(
             select(SchoolRoll).where(SchoolRoll.school_id.in_(list(per)), SchoolRoll.year == year)
         ):
             per[roll.school_id].students = roll.students
-        total = Figures(unit.id, unit.name, unit.type)
-        direct = Figures(unit.id, "区直学校", "direct")
+        total = Figures(unit.id, unit.name, unit.type, target=target)
+        direct = Figures(unit.id, "区直学校", "direct", target=target)
         groups: list[Figures] = []
         for office in office_figures.values():
             office_schools = [per[s.id] for s in schools if s.parent_id == office.unit_id]
@@ -169,7 +176,7 @@ class DistrictFigures:
             total = per[unit.id]
             groups = []
         weeks = self._weeks(session, list(per), term_start, today)
-        return District(unit, year, total, groups, weeks)
+        return District(unit, year, total, groups, weeks, target, target_source)
 
     def _weeks(
         self, session: Session, schools: list[int], start: dt.date | None, today: dt.date
@@ -181,12 +188,9 @@ class DistrictFigures:
         day = start + dt.timedelta(days=6 - start.weekday())
         while True:
             end = min(day, today)
-            opened = [
-                c
-                for c in cases
-                if c.created_at.astimezone(self.tz).date() <= end and (c.closure is None or c.closure.date > end)
-            ]
-            out.append((end, len(opened), sum(1 for c in opened if c.status != CaseStatus.SUSPECTED)))
+            # the reports' own counting: open at the end of the day by the dates entered
+            opened = [c for c in cases if c.open_on(end)]
+            out.append((end, len(opened), sum(1 for c in opened if c.status_on(end) != CaseStatus.SUSPECTED)))
             if day >= today:
                 break
             day += dt.timedelta(days=7)

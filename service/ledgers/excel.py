@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from service.campaigns.ledger import safe_cell
-from service.cases.service import DueItem
+from service.ledgers.deadlines import DueItem
 from service.ledgers.district import District, Figures
 from service.ledgers.reports import Draft
 
@@ -26,9 +28,37 @@ def _book(title: str, heading: str) -> tuple[Workbook, Worksheet]:
 
 
 def _bytes(wb: Workbook) -> bytes:
+    for ws in wb.worksheets:
+        fit_columns(ws)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+#: Column widths in Excel's units (about one Latin character): a Chinese character takes two.
+MIN_WIDTH, MAX_WIDTH = 6, 50
+#: 巩固率 as Excel shows a share: 0.998 reads 99.80%.
+PERCENT = "0.00%"
+
+
+def _text_width(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        value = f"{value:.4f}"
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in str(value))
+
+
+def fit_columns(ws: Worksheet, skip_rows: int = 1) -> None:
+    """Each column as wide as its longest entry (below the sheet's title row), within bounds,
+    so an exported sheet opens readable instead of at Excel's 8.43 characters a column."""
+    widths: dict[int, int] = {}
+    for row in ws.iter_rows(min_row=skip_rows + 1):
+        for cell in row:
+            if cell.value not in (None, ""):
+                widths[cell.column] = max(widths.get(cell.column, 0), _text_width(cell.value))
+    for column, width in widths.items():
+        ws.column_dimensions[get_column_letter(column)].width = min(MAX_WIDTH, max(MIN_WIDTH, width + 2))
 
 
 def due_workbook(heading: str, items: Sequence[DueItem]) -> bytes:
@@ -99,6 +129,7 @@ def district_workbook(district: District) -> bytes:
                 round(f.retention, 4) if f.retention is not None else "",
             ]
         )
+        ws.cell(ws.max_row, 10).number_format = PERCENT
 
     for office in district.offices:
         line(office, district.unit.name)

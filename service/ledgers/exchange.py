@@ -21,11 +21,11 @@ from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.audit.service import record
 from service.cases.checks import check_id, parse_date
-from service.cases.errors import RosterInvalid
 from service.cases.models import OPEN_STATUSES, Case
 from service.cases.service import CaseIn, Cases, GuardianIn
 from service.errors import InvalidInput
 from service.ledgers.models import ColumnMapping
+from service.rosters.errors import RosterInvalid
 from service.sheets import Column, Kind, Sheet, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
 from service.units.service import bureau_of
@@ -84,6 +84,8 @@ class MappingInvalid(InvalidInput):
 @dataclass
 class ImportResult:
     created: list[int] = field(default_factory=list)
+    #: The students of the cases created, in the order of ``created`` (the importing user's own).
+    created_names: list[str] = field(default_factory=list)
     #: Rows of students whose case is already open: (row, name).
     skipped: list[tuple[int, str]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -278,6 +280,7 @@ class Exchange:
             # the bureau files the platform's list at its schools; a school files its own
             case = self.cases.create(session, scope, school.id, data_in, platform_list=scope.has(Role.BUREAU))
             result.created.append(case.id)
+            result.created_names.append(case.student_name)
         record(
             session,
             scope.actor,

@@ -43,7 +43,8 @@ class ChildEntry(Base):
 
 
 class DeadlineRule(Base):
-    """A statutory deadline as data: a bureau changes its day without code (see ``rules.DEFAULT_RULES``)."""
+    """A statutory deadline as data: a bureau changes its day without code. A bureau has a row only
+    for a rule it changed; the others follow ``deadlines.DEFAULT_RULES``."""
 
     __tablename__ = "deadline_rules"
     __table_args__ = (UniqueConstraint("bureau_id", "key", name="uq_deadline_rule"),)
@@ -52,16 +53,49 @@ class DeadlineRule(Base):
     bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     key: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(60))
-    #: The notice and article the rule comes from.
-    source: Mapped[str] = mapped_column(String(60))
-    #: term, case_monthly, case_weekly, weekly, monthly or quarterly
+    #: The bureau's own notice and article the rule rests on, as the bureau entered it; empty
+    #: until it does (the page then shows the seed notice as another place's: ``reference``).
+    source: Mapped[str] = mapped_column(String(60), default="")
+    #: case_registered, case_dropped, failed_attempts, notice_expired, term, case_monthly,
+    #: case_weekly, weekly, monthly or quarterly (``deadlines.ANCHORS``)
     anchor: Mapped[str] = mapped_column(String(16))
-    #: Days after term start (term), days between records (case_*), the weekday 1–7 (weekly), the
-    #: day of the month (monthly) or days after the quarter's end (quarterly).
+    #: Days after a case's registration (case_registered) or dropout (case_dropped), the failed 劝返
+    #: before a 联合劝返 (failed_attempts), days after a notice's report-by date (notice_expired),
+    #: days after term start (term), days between records (case_*), the weekday 1–7 (weekly), the
+    #: day of the month (monthly) or days before the quarter's end (quarterly).
     days: Mapped[int]
-    #: How many days before its due day an item shows (items of a term show from the term's start).
+    #: How many days before its due day an item shows (items of a term show from the term's start,
+    #: a case's steps from the day they apply).
     lead_days: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+    #: Where the default came from, shown as another place's notice while ``source`` is empty (set
+    #: by ``Deadlines.rules`` for the bureau's region; not stored).
+    reference = ""
+
+    @property
+    def cited(self) -> str:
+        """What an item of this rule says it rests on: the bureau's source, or the marked reference."""
+        return self.source or self.reference
+
+
+class BureauBasis(Base):
+    """A bureau's own basis: its region (which seed notices it is shown first as references), its
+    own notice, and its 巩固率 target with the passage that sets it."""
+
+    __tablename__ = "bureau_basis"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), unique=True)
+    #: Province and city, e.g. 山东省济南市.
+    region: Mapped[str] = mapped_column(String(30), default="")
+    #: The bureau's own 控辍保学 notice (title, number, date), cited by its rules.
+    notice: Mapped[str] = mapped_column(String(200), default="")
+    #: The 巩固率 target (0.99 = 99 %) and the passage that sets it.
+    target: Mapped[float] = mapped_column(default=0.99)
+    target_source: Mapped[str] = mapped_column(String(60), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(80))
 

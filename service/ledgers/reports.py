@@ -9,8 +9,8 @@ campaign period ``2027-10`` (due in October) counts September; the weekly report
 period ``2027-09-01`` (a term's start) counts the term's first 15 days, and lists who is 失学 or
 辍学 at their end with the grade, key group, reason and whereabouts of each. Reviewing shows the figures;
 signing issues them as a document certified with the unit's key and marks the period's
-assignment as filed. A correction is a new signed version, the previous one superseded, with the
-differences listed on it.
+assignments (one per campaign asking for the report) as filed. A correction is a new signed
+version, the previous one superseded, with the differences listed on it.
 """
 
 from __future__ import annotations
@@ -21,22 +21,21 @@ import json
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentStatus
-from service.archive.service import Archive, RecordAs
-from service.audit.models import AuditEvent
+from service.archive.service import Archive, RecordAs, mask_name
 from service.campaigns.errors import AssignmentNotSignable
 from service.campaigns.models import Assignment, AssignmentState
 from service.campaigns.service import INFO_REPORT, REPORT, WEEKLY_REPORT, is_term_period
 from service.cases.errors import CaseInvalid
-from service.cases.models import STATUS_TITLES, Attempt, Case, CaseClosure, CaseStatus
+from service.cases.models import STATUS_TITLES, Case, CaseStatus
 from service.documents.pipeline import IssueRequest
 from service.errors import NotFoundForUser
 from service.ledgers.models import ChildEntry, ReportVersion
@@ -76,6 +75,8 @@ NO_REASON = "原因未填写"
 #: it is due.
 TERM_DAYS = 15
 BREAKDOWNS = (("grades", "年级"), ("groups", "重点群体"))
+#: Signed reports this recent are checked against the data and flagged when it changed since.
+CORRECTION_WINDOW = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,9 @@ class Draft:
     parts: list[str]
     missing: list[str]
     previous: ReportVersion | None
+    #: Behind each figure: a school's children (masked names, class, the day of the event), or an
+    #: office's schools with their counts; what the signer checks before signing.
+    behind: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def kind(self) -> PeriodKind:
@@ -225,7 +229,11 @@ class Draft:
 
     @property
     def digest(self) -> str:
-        return digest({"figures": self.figures, "parts": self.parts})
+        who = {
+            k: [(c.get("case_id"), c.get("school"), c.get("day"), c.get("count")) for c in v]
+            for k, v in self.behind.items()
+        }
+        return digest({"figures": self.figures, "parts": self.parts, "behind": who})
 
 
 class Reports:
@@ -245,96 +253,114 @@ class Reports:
     def _utc(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(0), tzinfo=self.tz).astimezone(dt.UTC)
 
+    def _cases(self, session: Session, schools: list[int]) -> list[Case]:
+        return list(session.scalars(select(Case).where(Case.school_id.in_(schools)).order_by(Case.school_id, Case.id)))
+
     def count(self, session: Session, schools: Iterable[int], start: dt.date, end: dt.date) -> dict[str, Any]:
-        """A set of schools' figures for the days ``start``..``end`` (Beijing time), from the cases,
-        their recorded history (audit log), 销号 acts and 劝返 attempts."""
+        """A set of schools' figures for the days ``start``..``end`` (Beijing time)."""
+        return self.tally(session, schools, start, end)[0]
+
+    def tally(
+        self, session: Session, schools: Iterable[int], start: dt.date, end: dt.date
+    ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """A set of schools' figures for the days ``start``..``end``, and the children behind each
+        figure. Counted by the days of the events as people entered them (疑似辍学 from, 辍学 from,
+        each 劝返, 复学, 核销, 延缓), not by the day they were typed in: a case entered late lands in
+        the period it belongs to."""
         ids = list(schools)
         out = empty()
+        behind: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in ROWS}
         if not ids:
-            return out
-        case_ids = {str(i) for i in session.scalars(select(Case.id).where(Case.school_id.in_(ids)))}
-        lo, hi = self._utc(start), self._utc(end + dt.timedelta(days=1))
-        events = session.scalars(
-            select(AuditEvent).where(
-                AuditEvent.object_type == "case",
-                AuditEvent.action.in_(["case.create", "case.status"]),
-                AuditEvent.at >= lo,
-                AuditEvent.at < hi,
-            )
-        )
-        for e in events:
-            if e.object_id not in case_ids:
-                continue
-            d = e.detail or {}
-            if e.action == "case.create":
-                key = "new_suspected" if d.get("status") == CaseStatus.SUSPECTED else "new_dropped"
-                out[key] += 1
-            elif d.get("from") == CaseStatus.SUSPECTED and d.get("to") == CaseStatus.DROPPED:
-                out["new_dropped"] += 1
-        closures = session.execute(
-            select(CaseClosure.kind, func.count())
-            .join(Case, Case.id == CaseClosure.case_id)
-            .where(Case.school_id.in_(ids), CaseClosure.date >= start, CaseClosure.date <= end)
-            .group_by(CaseClosure.kind)
-        ).all()
-        for kind, n in closures:
-            out[kind] += n
-        out["attempts"] = int(
-            session.scalar(
-                select(func.count())
-                .select_from(Attempt)
-                .join(Case, Case.id == Attempt.case_id)
-                .where(Case.school_id.in_(ids), Attempt.date >= start, Attempt.date <= end)
-            )
-            or 0
-        )
+            return out, behind
         grades: Counter[str] = Counter()
         groups: Counter[str] = Counter()
-        for case in session.scalars(select(Case).where(Case.school_id.in_(ids), Case.created_at < hi)):
-            if case.closure is not None and case.closure.date <= end:
-                continue
-            out["open"] += 1
-            grades[case.grade] += 1
-            for g in case.key_groups or [NO_GROUP]:
-                groups[g] += 1
+        for case in self._cases(session, ids):
+
+            def child(day: dt.date, what: str = "", case: Case = case) -> dict[str, Any]:
+                return {
+                    "case_id": case.id,
+                    "school": case.school.name,
+                    "name": mask_name(case.student_name),
+                    "grade_class": case.grade_class,
+                    "day": day.isoformat(),
+                    "what": what,
+                }
+
+            if case.suspected_on is not None and start <= case.suspected_on <= end:
+                out["new_suspected"] += 1
+                behind["new_suspected"].append(child(case.suspected_on))
+            if case.dropped_on is not None and start <= case.dropped_on <= end:
+                out["new_dropped"] += 1
+                behind["new_dropped"].append(child(case.dropped_on))
+            closure = case.closure
+            if closure is not None and start <= closure.date <= end:
+                out[closure.kind] += 1
+                behind[closure.kind].append(child(closure.date))
+            for a in case.attempts:
+                if start <= a.date <= end:
+                    out["attempts"] += 1
+                    behind["attempts"].append(child(a.date, a.method))
+            if case.open_on(end):
+                out["open"] += 1
+                behind["open"].append(child(case.listed_on, STATUS_TITLES[case.status_on(end)]))
+                grades[case.grade] += 1
+                for g in case.key_groups or [NO_GROUP]:
+                    groups[g] += 1
         out["grades"], out["groups"] = dict(grades), dict(groups)
-        return out
+        return out, behind
 
     def count_term(self, session: Session, schools: Iterable[int], start: dt.date, end: dt.date) -> dict[str, Any]:
-        """The 信息报告's figures for a set of schools: the counts of :meth:`count` over the term's
+        """The 信息报告's figures for a set of schools: the counts of :meth:`tally` over the term's
         first days, the 入学 of the year's 适龄儿童 by ``end``, and each child 失学, 辍学 or 疑似辍学
         at ``end`` (open then, whatever became of the case since), with the reason and whereabouts."""
+        return self.tally_term(session, schools, start, end)[0]
+
+    def tally_term(
+        self, session: Session, schools: Iterable[int], start: dt.date, end: dt.date
+    ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
         ids = list(schools)
-        base = self.count(session, ids, start, end)
+        base, behind = self.tally(session, ids, start, end)
         out = empty(TERM)
         for k in out:
             if k in base:
                 out[k] = base[k]
         if not ids:
-            return out
+            return out, behind
         # the intake of the school year the term belongs to (an autumn term starts it)
         year = start.year if start.month >= 8 else start.year - 1
+        behind["children_missing"] = []
         for entry in session.scalars(select(ChildEntry).where(ChildEntry.school_id.in_(ids), ChildEntry.year == year)):
             out["children"] += 1
             if entry.reported_on is not None and entry.reported_on <= end:
                 out["children_reported"] += 1
+            else:
+                behind["children_missing"].append(
+                    {"school": entry.school.name, "name": mask_name(entry.student_name), "day": "", "what": "未报到"}
+                )
         out["children_missing"] = out["children"] - out["children_reported"]
         reasons: Counter[str] = Counter()
-        hi = self._utc(end + dt.timedelta(days=1))
-        cases = session.scalars(
-            select(Case).where(Case.school_id.in_(ids), Case.created_at < hi).order_by(Case.school_id, Case.id)
-        )
-        for case in cases:
-            if case.closure is not None and case.closure.date <= end:
+        for key in ("out_of_school", "dropped", "suspected"):
+            behind[key] = []
+        for case in self._cases(session, ids):
+            if not case.open_on(end):
                 continue
-            status = case.closure.from_status if case.closure is not None else case.status
             if case.never_enrolled:
                 category, key = "失学", "out_of_school"
-            elif status == CaseStatus.SUSPECTED:
+            elif case.status_on(end) == CaseStatus.SUSPECTED:
                 category, key = STATUS_TITLES[CaseStatus.SUSPECTED], "suspected"
             else:
                 category, key = STATUS_TITLES[CaseStatus.DROPPED], "dropped"
             out[key] += 1
+            behind[key].append(
+                {
+                    "case_id": case.id,
+                    "school": case.school.name,
+                    "name": mask_name(case.student_name),
+                    "grade_class": case.grade_class,
+                    "day": case.listed_on.isoformat(),
+                    "what": category,
+                }
+            )
             reason = case.dropout_reason or NO_REASON
             reasons[reason] += 1
             out["students"].append(
@@ -349,7 +375,7 @@ class Reports:
                 }
             )
         out["reasons"] = dict(reasons)
-        return out
+        return out, behind
 
     # --- versions ------------------------------------------------------------------------------
 
@@ -385,9 +411,11 @@ class Reports:
         kind = period_kind(period)
         previous = self.latest(session, unit.id, period)
         if unit.type == UnitType.SCHOOL:
-            counting = self.count_term if kind.lists_children else self.count
-            return Draft(unit, period, start, end, counting(session, [unit.id], start, end), [], [], previous)
+            tallying = self.tally_term if kind.lists_children else self.tally
+            figures, behind = tallying(session, [unit.id], start, end)
+            return Draft(unit, period, start, end, figures, [], [], previous, behind)
         total, parts, missing = empty(kind), [], []
+        by_school: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in kind.rows}
         for school in self._children(session, unit):
             signed = self.latest(session, school.id, period)
             if signed is None:
@@ -395,7 +423,10 @@ class Reports:
             else:
                 parts.append(school.name)
                 add(total, signed.figures)
-        return Draft(unit, period, start, end, total, parts, missing, previous)
+                for k in by_school:
+                    if n := int(signed.figures.get(k, 0)):
+                        by_school[k].append({"school": school.name, "count": n})
+        return Draft(unit, period, start, end, total, parts, missing, previous, by_school)
 
     def draft_of(self, session: Session, unit: Unit, kind: PeriodKind, period: str) -> Draft:
         """:meth:`draft` for a period named by a user: one of the kind's, or not found."""
@@ -416,6 +447,29 @@ class Reports:
         )
         return [(a, self.latest(session, unit.id, a.period)) for a in periods]
 
+    def corrections(self, session: Session, school: Unit) -> list[tuple[Assignment, list[str]]]:
+        """A school's reports signed in the last year whose figures the data no longer gives (a
+        case entered late, a date corrected): each period's assignment with what changed. They are
+        flagged for a new signed version, never rewritten."""
+        since = self.now() - CORRECTION_WINDOW
+        latest: dict[str, ReportVersion] = {}
+        for v in session.scalars(
+            select(ReportVersion)
+            .where(ReportVersion.unit_id == school.id, ReportVersion.created_at >= since)
+            .order_by(ReportVersion.period, ReportVersion.version)
+        ):
+            latest[v.period] = v
+        out = []
+        for period, version in sorted(latest.items()):
+            if version.version != (self.latest(session, school.id, period) or version).version:
+                continue  # a later version signed before the window: not this one's to flag
+            draft = self.draft(session, school, period)
+            if draft.changes:
+                assignment = session.get(Assignment, version.assignment_id) if version.assignment_id else None
+                if assignment is not None:
+                    out.append((assignment, draft.changes))
+        return out
+
     def _assignment(self, scope: Scope, assignment: Assignment) -> PeriodKind:
         kind = PERIOD_KINDS.get(assignment.kind, MONTHLY)
         scope.require(Role.SIGNER, Role.OFFICE, message=f"只有本单位负责人或教育办工作人员可以签章报送{kind.short}。")
@@ -433,7 +487,7 @@ class Reports:
         """Sign the figures the user reviewed (``reviewed`` is their digest) as the next version of
         the unit's report for the period, certified with the unit's key; the period's assignment
         counts as filed. Refused when the data changed since the review, and for a correction
-        that changes nothing. Call in a fresh transaction (the document is archived in it)."""
+        that changes nothing."""
         kind = self._assignment(scope, assignment)
         unit = assignment.unit
         draft = self.draft(session, unit, assignment.period)
@@ -491,13 +545,23 @@ class Reports:
                 old.status = DocumentStatus.SUPERSEDED
                 old.superseded_by_id = doc.id
         now = self.now()
-        if assignment.state in (AssignmentState.ISSUED, AssignmentState.VIEWED):
-            assignment.state = AssignmentState.SIGNED
-            assignment.signed_at = now
-            assignment.late = now > assignment.deadline
-            assignment.viewed_at = assignment.viewed_at or now
-        # The signed version is found through ReportVersion; the assignment's document_id stays
-        # empty (it names a document to sign, which a report is not).
-        assignment.report_name = f"{unit.name}{kind.short}第{version}版.pdf"[:128]
+        # The unit's report of a period is one, whichever campaign asks for it: two campaigns of the
+        # same kind (a term campaign made before the 开学日期 and another after) are both filed by
+        # it, or the other one's task would stay 待报送 with nothing left to sign.
+        for same in session.scalars(
+            select(Assignment).where(
+                Assignment.unit_id == unit.id,
+                Assignment.kind == assignment.kind,
+                Assignment.period == assignment.period,
+            )
+        ):
+            if same.state in (AssignmentState.ISSUED, AssignmentState.VIEWED):
+                same.state = AssignmentState.SIGNED
+                same.signed_at = now
+                same.late = now > same.deadline
+                same.viewed_at = same.viewed_at or now
+            # The signed version is found through ReportVersion; the assignment's document_id
+            # stays empty (it names a document to sign, which a report is not).
+            same.report_name = f"{unit.name}{kind.short}第{version}版.pdf"[:128]
         session.flush()
         return row

@@ -9,7 +9,7 @@ from typing import Any
 
 from service.campaigns.models import Assignment
 from service.campaigns.service import period_label, state_label
-from service.ledgers.district import RETENTION_TARGET, District, Figures
+from service.ledgers.district import District, Figures
 from service.ledgers.models import ReportVersion
 from service.ledgers.reports import Draft, PeriodKind, differences, period_text
 from service.ledgers.service import Change, Ledger
@@ -67,7 +67,8 @@ def district_view(district: District) -> dict[str, Any]:
     return {
         "unit": unit_brief(district.unit),
         "year": district.year,
-        "retention_target": RETENTION_TARGET,
+        "retention_target": district.target,
+        "retention_target_source": district.target_source,
         "total": _figures(district.total),
         "groups": [_figures(g) for g in district.offices],
         "weeks": [{"week_end": end, "open": n, "dropped": d} for end, n, d in district.weeks],
@@ -100,7 +101,9 @@ def draft_view(draft: Draft, versions: list[ReportVersion], tz: zoneinfo.ZoneInf
         "title": kind.title,
         "start": draft.start,
         "end": draft.end,
-        "rows": [{"key": k, "title": t, "count": draft.figures[k]} for k, t in kind.rows],
+        "rows": [
+            {"key": k, "title": t, "count": draft.figures[k], "behind": draft.behind.get(k, [])} for k, t in kind.rows
+        ],
         "figures": draft.figures,
         "parts": draft.parts,
         "missing": draft.missing,

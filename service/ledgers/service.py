@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
 from service.audit.models import AuditEvent
-from service.audit.service import record
+from service.audit.service import mask_id_number, mask_phone, record
 from service.campaigns.ledger import safe_cell
+from service.campaigns.models import TermStart
+from service.campaigns.service import Campaigns
 from service.cases.checks import check_id, parse_date
-from service.cases.errors import CaseInvalid, RosterInvalid
+from service.cases.errors import CaseInvalid
 from service.cases.models import (
     CLOSURE_KINDS,
     DEFERRAL_BASES,
@@ -40,13 +42,17 @@ from service.cases.models import (
     CaseClosure,
     CaseStatus,
 )
-from service.cases.service import CaseIn, Cases, DueItem, GuardianIn
+from service.cases.service import CaseIn, Cases, GuardianIn
 from service.errors import NotFoundForUser
+from service.ledgers.deadlines import Deadlines, DueItem
 from service.ledgers.district import District, DistrictFigures
+from service.ledgers.excel import fit_columns
 from service.ledgers.exchange import Exchange
 from service.ledgers.models import ChildEntry
-from service.ledgers.reports import Reports
-from service.ledgers.rules import Deadlines
+from service.ledgers.reports import Reports, period_kind, period_text
+from service.rosters.errors import RosterInvalid
+from service.rosters.models import Roster
+from service.rosters.sheet import RosterRow
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
 from service.units.models import Unit, UnitType
 from service.units.service import bureau_of, visible_unit_ids
@@ -170,19 +176,41 @@ def describe(event: AuditEvent) -> str:
         return f"{text}（{extra}）" if extra else text
     if event.action == "case.attempt":
         return f"劝返（{d.get('method', '')}，{d.get('date', '')}）{'，已复学' if d.get('succeeded') else ''}"
+    if event.action == "case.home_visit":
+        return f"送教上门（{d.get('date', '')}）"
     if event.action == "child.report":
         return "已报到"
-    return event.action
+    # an action this list does not know yet is named as an action, never as its code
+    return "其他操作"
+
+
+def _birth(id_number: str) -> dt.date | None:
+    from stdnum.cn import ric
+
+    try:
+        return ric.get_birth_date(id_number)
+    except ValueError:
+        return None
 
 
 class Ledgers:
-    def __init__(self, cases: Cases, tz: str, now: Callable[[], dt.datetime]) -> None:
+    def __init__(self, cases: Cases, campaigns: Campaigns, tz: str, now: Callable[[], dt.datetime]) -> None:
         self.cases = cases
+        self.campaigns = campaigns
         self.tz = zoneinfo.ZoneInfo(tz)
         self.now = now
         self.deadlines = Deadlines(now, self.today, self.tz)
         self.reports = Reports(cases.archive, self.tz, now)
-        self.district = DistrictFigures(self.due_units, now, self.today, self.tz)
+        self.district = DistrictFigures(
+            self.deadlines.items,
+            now,
+            self.today,
+            self.tz,
+            target=lambda session, bureau: (
+                self.deadlines.basis(session, bureau).target,
+                self.deadlines.target_source(session, bureau),
+            ),
+        )
         self.exchange = Exchange(cases, now)
 
     def today(self) -> dt.date:
@@ -190,20 +218,35 @@ class Ledgers:
 
     # --- what is due --------------------------------------------------------------------------
 
-    def due_units(self, session: Session, unit_ids: set[int], today: dt.date) -> list[DueItem]:
-        """Every item due for these schools: the cases' and the rules'."""
-        return self.cases.due_for_units(session, unit_ids, today) + self.deadlines.items(session, unit_ids, today)
-
     def due(self, session: Session, scope: Scope, today: dt.date | None = None) -> list[DueItem]:
-        """What the user's units owe: a school sees each item of its own from the day it applies,
-        an office and the bureau see the rule items of their schools once overdue (and the case
-        items as before)."""
-        today = today or self.today()
-        items = self.cases.due_for_units(session, scope.units, today)
-        rules = self.deadlines.items(session, scope.units, today)
-        if scope.unit.type != UnitType.SCHOOL:
-            rules = [i for i in rules if i.overdue]
-        return sorted(items + rules, key=lambda i: (not i.overdue, i.due, i.school, i.title))
+        """What the user's units owe (``Deadlines.due``: every due item comes from the one engine),
+        and for a school the signed reports its data no longer matches (a correction to sign)."""
+        items = self.deadlines.due(session, scope, today)
+        if scope.unit.type == UnitType.SCHOOL:
+            today = today or self.today()
+            for assignment, changes in self.reports.corrections(session, scope.unit):
+                kind = period_kind(assignment.period)
+                shown = "；".join(changes[:3]) + ("……" if len(changes) > 3 else "")
+                items.append(
+                    DueItem(
+                        "report_correction",
+                        f"{period_text(assignment.period).removesuffix('报送')}的{kind.title}已签章后数据有变化"
+                        f"（{shown}），应核对后签章更正",
+                        today,
+                        False,
+                        scope.unit.id,
+                        scope.unit.name,
+                        period=assignment.period,
+                    )
+                )
+        return items
+
+    def set_term(self, session: Session, scope: Scope, name: str, starts_on: dt.date | None) -> TermStart:
+        """The bureau enters a term's start date; a term campaign opens the term's period at once
+        if it has started (a later one opens on its day, by the ``campaigns.open_periods`` schedule)."""
+        term = self.deadlines.set_term(session, scope, name, starts_on)
+        self.campaigns.refresh_recurring(session)
+        return term
 
     # --- whose ledger --------------------------------------------------------------------------
 
@@ -366,6 +409,56 @@ class Ledgers:
             for e in entries
         ]
 
+    def children_from_roster(self, session: Session, scope: Scope, roster: Roster, rows: list[RosterRow]) -> int:
+        """A first-grade 入学通知书 roster feeds the schools' 适龄儿童台账 for the year of its report-by
+        date: the same children with the same columns (and 随迁子女 where the sheet marks it), so the
+        school imports them once. Rows of another grade (a middle school's 七年级) and children
+        already on the ledger are left alone. Returns how many were added."""
+        if roster.kind != "enrollment_notice":
+            return 0
+        year = roster.report_by.year  # the autumn intake the notices are for
+        now = self.now()
+        by_school: dict[int, list[RosterRow]] = {}
+        for r in rows:
+            grade = (r.values.get("grade") or "").strip()
+            if r.school is not None and (not grade or grade.startswith(("一", "1"))):
+                by_school.setdefault(r.school.id, []).append(r)
+        added = 0
+        for school_id, members in by_school.items():
+            existing = set(
+                session.scalars(
+                    select(ChildEntry.id_number).where(ChildEntry.school_id == school_id, ChildEntry.year == year)
+                )
+            )
+            for r in members:
+                v = r.values
+                if v["id_number"] in existing:
+                    continue
+                existing.add(v["id_number"])
+                session.add(
+                    ChildEntry(
+                        school_id=school_id,
+                        year=year,
+                        row=r.row,
+                        student_name=v["student_name"][:30],
+                        id_number=v["id_number"],
+                        sex=v.get("sex") or None,
+                        birth_date=parse_date(v.get("birth_date") or "") or _birth(v["id_number"]),
+                        migrant=(v.get("migrant") or "").strip() in YES,
+                        home_address=(v.get("home_address") or "")[:100] or None,
+                        guardian_name=(v.get("guardian_name") or "")[:30] or None,
+                        guardian_phone=(v.get("guardian_phone") or "")[:20] or None,
+                        created_at=now,
+                        updated_at=now,
+                        updated_by=scope.actor.label[:80],
+                    )
+                )
+                added += 1
+        if added:
+            session.flush()
+            record(session, scope.actor, "children.from_roster", "roster", roster.id, now, year=year, added=added)
+        return added
+
     def import_children(
         self, session: Session, scope: Scope, school: Unit, year: int, data: bytes, filename: str
     ) -> tuple[int, int]:
@@ -508,8 +601,10 @@ class Ledgers:
 
     # --- Excel ---------------------------------------------------------------------------------
 
-    def workbook(self, session: Session, ledger: Ledger) -> bytes:
-        """The ledger as the Excel file units used to keep by hand."""
+    def workbook(self, session: Session, ledger: Ledger, *, full: bool = False) -> bytes:
+        """The ledger as the Excel file units used to keep by hand; 身份证号 and phones masked
+        unless ``full`` (the face checks the role may have them)."""
+        ids, phones = (str, str) if full else (mask_id_number, mask_phone)
         wb = Workbook()
         ws = wb.active
         assert ws is not None
@@ -542,12 +637,12 @@ class Ledgers:
                             n,
                             c.school,
                             c.student_name,
-                            c.id_number,
+                            ids(c.id_number),
                             c.sex or "",
                             c.birth_date.isoformat() if c.birth_date else "",
                             "是" if c.migrant else "否",
                             c.guardian_name or "",
-                            c.guardian_phone or "",
+                            phones(c.guardian_phone) if c.guardian_phone else "",
                             c.reported_on.isoformat() if c.reported_on else "未报到",
                             c.case_id or "",
                             self._when(c.updated_at),
@@ -557,18 +652,20 @@ class Ledgers:
                 )
         else:
             ws.title = "在册"
-            self._sheet(ws, ledger, ledger.rows, when)
+            self._sheet(ws, ledger, ledger.rows, when, ids)
             closed = wb.create_sheet("已销号")
-            self._sheet(closed, ledger, ledger.closed, when)
+            self._sheet(closed, ledger, ledger.closed, when, ids)
         for sheet in wb.worksheets:
             sheet["A1"].font = Font(bold=True)
+            fit_columns(sheet)
         buf = io.BytesIO()
         wb.save(buf)
         return buf.getvalue()
 
-    def provincial_workbook(self, ledger: Ledger, mapping: dict[str, str]) -> bytes:
+    def provincial_workbook(self, ledger: Ledger, mapping: dict[str, str], *, full: bool = False) -> bytes:
         """The suspected or dropout ledger in the layout of the provincial 台账系统's import sheet:
-        the bureau's mapped headers, in their order, open entries then those written off."""
+        the bureau's mapped headers, in their order, open entries then those written off; 身份证号
+        masked unless ``full``."""
         if ledger.key == "children":
             raise NotFoundForUser("适龄儿童台账不报省台账系统。")
         wb = Workbook()
@@ -582,7 +679,7 @@ class Ledgers:
             values: dict[str, object] = {
                 "school": r.school,
                 "student_name": r.student_name,
-                "id_number": r.id_number,
+                "id_number": r.id_number if full else mask_id_number(r.id_number),
                 "sex": r.sex,
                 "grade_class": r.grade_class,
                 "key_groups": "、".join(r.key_groups),
@@ -596,6 +693,7 @@ class Ledgers:
                 "closure_reason": c.get("reason", ""),
             }
             ws.append([safe_cell(values.get(k, "")) for k in keys])
+        fit_columns(ws, skip_rows=0)
         buf = io.BytesIO()
         wb.save(buf)
         return buf.getvalue()
@@ -603,7 +701,9 @@ class Ledgers:
     def _when(self, at: dt.datetime) -> str:
         return at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
 
-    def _sheet(self, ws: Any, ledger: Ledger, rows: list[LedgerRow], when: str) -> None:
+    def _sheet(
+        self, ws: Any, ledger: Ledger, rows: list[LedgerRow], when: str, ids: Callable[[str], str] = str
+    ) -> None:
         ws.append([f"{ledger.unit.name}{ledger.title}", when])
         ws.append(
             [
@@ -640,7 +740,7 @@ class Ledgers:
                         r.case_id,
                         r.school,
                         r.student_name,
-                        r.id_number,
+                        ids(r.id_number),
                         r.sex,
                         r.grade_class,
                         "、".join(r.key_groups),

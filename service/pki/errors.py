@@ -66,3 +66,40 @@ class RevocationInvalid(DocsignError):
     code = "REVOCATION_INVALID"
     http_status = 422
     default_message = "吊销参数无效。"
+
+
+class RootKeyOffline(DocsignError):
+    code = "ROOT_KEY_OFFLINE"
+    http_status = 409
+    default_message = (
+        "根证书私钥已离线保存（docsign init --export-root-key 导出后已从本机删除），此操作需要它："
+        "请带上导出的根证书私钥文件，用 --root-key 文件 重新运行。"
+    )
+
+
+class RootKeyInvalid(InvalidInput):
+    code = "ROOT_KEY_INVALID"
+    default_message = "无法使用所给的根证书私钥文件：文件已损坏、口令不正确，或它不是本证书中心根证书的私钥。"
+
+
+class TokenNotConfigured(DocsignError):
+    code = "PKCS11_NOT_CONFIGURED"
+    http_status = 409
+    default_message = (
+        "未配置 PKCS#11 令牌：请设置 DOCSIGN_PKCS11_MODULE（模块路径）、DOCSIGN_PKCS11_TOKEN（令牌标签）"
+        "和 DOCSIGN_PKCS11_PIN 或 DOCSIGN_PKCS11_PIN_FILE（PIN）。"
+    )
+
+
+class TokenUnavailable(DocsignError):
+    code = "PKCS11_UNAVAILABLE"
+    http_status = 503
+    default_message = (
+        "无法使用 PKCS#11 令牌：令牌未插入、标签不对、PIN 不正确或已锁定。请检查令牌和 DOCSIGN_PKCS11_* 设置。"
+    )
+
+
+class TokenKeyNotExportable(DocsignError):
+    code = "PKCS11_KEY_NOT_EXPORTABLE"
+    http_status = 409
+    default_message = "该私钥保存在 PKCS#11 令牌中，不能导出，只能由令牌完成签名。"

@@ -11,21 +11,30 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import sheets
-from service.accounts.models import Role
-from service.audit.service import record, record_apart
+from service.audit.service import Actor, record, record_when_done
 from service.errors import DocsignError
 from service.sheets import Column, Kind
 from service.units.errors import SheetInvalid
 from service.units.models import Unit, UnitType
 
-if TYPE_CHECKING:
-    from service.accounts.scope import Scope
+
+class ActsForBureau(Protocol):
+    """Who imports a unit sheet, as this domain needs them (an ``accounts.scope.Scope`` is one):
+    how they appear in the audit log, and the bureau they act for as its staff."""
+
+    @property
+    def actor(self) -> Actor: ...
+
+    def bureau_staff(self) -> Unit:
+        """The bureau; refuses anyone who is not its staff."""
+        ...
+
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")
@@ -234,13 +243,15 @@ def bureau_of(unit: Unit) -> Unit:
     return node
 
 
-def import_units_sheet(session: Session, scope: Scope, data: bytes, filename: str, now: dt.datetime) -> ImportResult:
+def import_units_sheet(
+    session: Session, scope: ActsForBureau, data: bytes, filename: str, now: dt.datetime
+) -> ImportResult:
     """A bureau imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
     is written; otherwise the units are created or updated and the import is audited."""
-    scope.require(Role.BUREAU)
+    bureau = scope.bureau_staff()
     try:
         rows = read_sheet(data, filename)
-        result = import_units(session, rows, scope.bureau())
+        result = import_units(session, rows, bureau)
         if result.errors:
             raise SheetInvalid(
                 f"表格中有 {len(result.errors)} 处错误，未导入任何单位。请按逐行列出的原因修改后重新上传。",
@@ -248,7 +259,7 @@ def import_units_sheet(session: Session, scope: Scope, data: bytes, filename: st
             )
     except DocsignError as exc:  # a refused import is audited too (the caller rolls back)
         errors = exc.details.get("errors", []) if isinstance(exc.details, dict) else []
-        record_apart(
+        record_when_done(
             session,
             scope.actor,
             "unit.import_failed",

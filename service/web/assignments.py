@@ -8,16 +8,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from sqlalchemy import select
 
 from service.accounts.models import User
-from service.archive.models import Document
+from service.archive.schemas import download_name
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.models import Assignment
 from service.campaigns.schemas import assignment_row, local_time, report_row, signing_view
-from service.campaigns.service import REPORT_KINDS
-from service.documents.registry import get_kind
 from service.errors import DocsignError, NotFoundForUser, UploadInvalid
-from service.http.deps import AssignmentObj, DocumentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
+from service.http.deps import AssignmentObj, DocumentObj, ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.http.uploads import decode_image, read_upload
 from service.web.common import PageUser, flash_redirect, render, tz_of
 from service.web.views import page_png
@@ -27,10 +26,15 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/sign")
 def sign_list(
-    request: Request, user: PageUser, services: ServicesDep, session: SessionDep, filed: int | None = None
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    filed: int | None = None,
 ) -> Response:
     flash = {"tone": "ok", "text": "已报送本期报表。"} if filed is not None else None
-    return _sign_list(request, user, services, session, flash=flash)
+    return _sign_list(request, user, scope, services, session, flash=flash)
 
 
 @router.post("/reports/{assignment_id}")
@@ -56,36 +60,27 @@ async def report_upload(
         await run_in_threadpool(run)
     except DocsignError as exc:
         session.rollback()
-        return _sign_list(request, user, services, session, report_errors={assignment.id: exc.message})
+        return _sign_list(request, user, scope, services, session, report_errors={assignment.id: exc.message})
     return flash_redirect(f"/sign?filed={assignment.id}")
 
 
 def _sign_list(
     request: Request,
     user: User,
+    scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
     report_errors: dict[int, str] | None = None,
     flash: dict[str, str] | None = None,
 ) -> Response:
     tz, now = tz_of(services), services.clock.now()
-    refresh_periods(services, session)
     reports = [
         report_row(a, now, tz, (report_errors or {}).get(a.id, ""))
-        for a in session.scalars(
-            select(Assignment)
-            .where(Assignment.unit_id == user.unit_id, Assignment.kind.in_(REPORT_KINDS.values()))
-            .order_by(Assignment.deadline.desc(), Assignment.id.desc())
-            .limit(12)
-        )
+        for a in campaigns_repository.own_reports(session, scope)
     ]
     items = []
-    for a in session.scalars(
-        select(Assignment)
-        .where(Assignment.unit_id == user.unit_id, Assignment.document_id.is_not(None))
-        .order_by(Assignment.id.desc())
-    ):
-        row = assignment_row(a, session.get(Document, a.document_id), now, tz)
+    for a in campaigns_repository.own_documents(session, scope):
+        row = assignment_row(a, campaigns_repository.document(session, scope, a), now, tz)
         items.append(
             {
                 "id": a.id,
@@ -99,11 +94,15 @@ def _sign_list(
     return render(request, "sign_list.html", user, items=items, reports=reports, unit_name=user.unit.name, flash=flash)
 
 
-def _signing(a: Assignment, user: User, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
-    doc = session.get(Document, a.document_id)
+def _signing(a: Assignment, user: User, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    doc = campaigns_repository.document(session, scope, a)
     assert doc is not None
     pdf = services.archive.documents.get(doc.current_sha256)
     return signing_view(a, doc, pdf, user, services.clock.now(), tz_of(services))
+
+
+#: The strokes of a signature as the pad keeps them (JSON points): a long signature is ~30 KB.
+MAX_STROKES_CHARS = 400_000
 
 
 @router.get("/sign/{assignment_id}")
@@ -114,13 +113,25 @@ def sign_page(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    zoom: bool = False,
 ) -> Response:
+    if a.document_id is None:
+        raise NotFoundForUser("这项任务是上传报表，不需要在线签署。")
+    return render(request, "sign.html", user, zoom=zoom, **_signing(a, user, scope, services, session))
+
+
+@router.post("/sign/{assignment_id}/viewed")
+def sign_viewed(
+    a: AssignmentObj, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> Response:
+    """The signing page, once shown in a browser, says so (a GET only reads): the unit's own
+    assignment counts as viewed."""
     if a.document_id is None:
         raise NotFoundForUser("这项任务是上传报表，不需要在线签署。")
     if a.unit_id == user.unit_id:
         services.campaigns.viewed(session, scope, a)
         session.commit()
-    return render(request, "sign.html", user, **_signing(a, user, services, session))
+    return Response(status_code=204)
 
 
 @router.post("/sign/{assignment_id}")
@@ -132,6 +143,7 @@ def sign_submit(
     services: ServicesDep,
     session: SessionDep,
     signature_png: Annotated[str, Form()] = "",
+    signature_strokes: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     errors: dict[str, str] = {}
@@ -153,27 +165,44 @@ def sign_submit(
                 raise
             errors["signature"] = exc.message
     session.refresh(a)
-    context = _signing(a, user, services, session)
+    context = _signing(a, user, scope, services, session)
     context["errors"] = errors
+    # what was drawn and ticked comes back: a forgotten box does not cost the signature
+    if "signature" not in errors and len(signature_strokes) <= MAX_STROKES_CHARS:
+        context["strokes"] = signature_strokes
+    context["confirmed"] = confirm == "yes"
     return render(request, "sign.html", user, **context)
 
 
 @router.get("/documents/{document_id}/pages/{number}.png")
-def document_page(doc: DocumentObj, number: int, services: ServicesDep) -> Response:
+def document_page(doc: DocumentObj, number: int, services: ServicesDep, reads: ReadsDep) -> Response:
     if not 1 <= number <= doc.pages + 4:  # signatures never add pages; a little slack for old rows
         raise NotFoundForUser("没有这一页。")
     cache = services.settings.work_dir / "pages" / f"{doc.current_sha256}-{number}.png"
     if not cache.exists():
         with services.archive.documents.local_path(doc.current_sha256) as source:
             page_png(source, number, cache)
+    reads.document(doc, page=number)
     return FileResponse(cache, media_type="image/png")
 
 
-@router.get("/documents/{document_id}/download")
-def document_download(doc: DocumentObj, services: ServicesDep) -> Response:
-    name = f"{get_kind(doc.kind).title}-{doc.subject.name if doc.subject else doc.public.get('issuer', '')}.pdf"
+def _pdf(doc: DocumentObj, services: ServicesDep, disposition: str) -> Response:
+    name = download_name(doc)
     return StreamingResponse(
         services.archive.documents.stream(doc.current_sha256),
         media_type="application/pdf",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+        headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"},
     )
+
+
+@router.get("/documents/{document_id}/download")
+def document_download(doc: DocumentObj, services: ServicesDep, reads: ReadsDep) -> Response:
+    reads.document(doc)
+    return _pdf(doc, services, "attachment")
+
+
+@router.get("/documents/{document_id}/pdf")
+def document_pdf(doc: DocumentObj, services: ServicesDep, reads: ReadsDep) -> Response:
+    """The document to read in the browser's (or the phone's) own PDF viewer, where it zooms."""
+    reads.document(doc)
+    return _pdf(doc, services, "inline")

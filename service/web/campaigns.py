@@ -10,10 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from service.accounts.models import Role, User
-from service.archive.models import Document
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.models import Campaign
 from service.campaigns.schemas import (
     assignment_row,
@@ -40,10 +39,8 @@ from service.http.deps import (
     ScopeDep,
     ServicesDep,
     SessionDep,
-    campaign_visible,
-    refresh_periods,
 )
-from service.units.models import Unit, UnitType
+from service.units import repository as units_repository
 from service.web.common import PageUser, flash_redirect, fragment, render, tz_of
 from service.web.views import progress_chart
 
@@ -67,11 +64,9 @@ def dashboard(
     request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
     scope.require(Role.BUREAU)
-    refresh_periods(services, session)
     rows = [
         campaign_row(c, services.campaigns.status(session, c), tz_of(services))
-        for c in session.scalars(select(Campaign).order_by(Campaign.id.desc()))
-        if campaign_visible(session, c, scope)
+        for c in campaigns_repository.campaigns(session, scope)
     ]
     tz = tz_of(services)
     warnings = [
@@ -272,7 +267,6 @@ def campaign_page(
             else {"tone": "warn", "text": "没有新的可接收的文书或报表：各单位报送或教育办转交后再来确认接收。"}
         )
     tz, now = tz_of(services), services.clock.now()
-    refresh_periods(services, session)
     status = services.campaigns.status(session, campaign)
     items = services.campaigns.assignments(session, campaign, status["period"] if campaign.recurrence else None)
     planned = plan(session, campaign.bureau, campaign.kinds) if campaign.recurrence is None else []
@@ -300,6 +294,8 @@ def campaign_page(
         period=period_label(status["period"]) if campaign.recurrence else "",
         recurrence=recurrence_text(campaign.recurrence, campaign.due_day),
         countdown=countdown(campaign.deadline, now),
+        # a term campaign before any 开学日期: nothing is due yet, and the page says what it waits for
+        awaiting_term=campaign.recurrence == "term" and not status["period"],
         chart=progress_chart(items, campaign.deadline, now, tz, words),
         planned_units=len({u.id for u, _ in planned}),
         planned_total=len(planned),
@@ -348,18 +344,21 @@ def office_page(
     request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
     scope.require(Role.OFFICE)
-    return _office(request, user, services, session)
+    return _office(request, user, scope, services, session)
 
 
 def _office(
-    request: Request, user: User, services: ServicesDep, session: SessionDep, flash: dict[str, str] | None = None
+    request: Request,
+    user: User,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    flash: dict[str, str] | None = None,
 ) -> Response:
     tz, now = tz_of(services), services.clock.now()
-    school_ids = {
-        u.id for u in session.scalars(select(Unit).where(Unit.parent_id == user.unit_id, Unit.type == UnitType.SCHOOL))
-    }
+    school_ids = {u.id for u in units_repository.schools(session, scope, parent_id=user.unit_id)}
     campaigns = []
-    for c in session.scalars(select(Campaign).order_by(Campaign.id.desc())):
+    for c in campaigns_repository.campaigns(session, scope):
         items = [a for a in services.campaigns.assignments(session, c) if a.unit_id in school_ids and a.document_id]
         if not items:
             continue
@@ -368,10 +367,7 @@ def _office(
                 "id": c.id,
                 "name": c.name,
                 "deadline_local": local_time(c.deadline, tz),
-                "rows": [
-                    assignment_row(a, session.get(Document, a.document_id) if a.document_id else None, now, tz)
-                    for a in items
-                ],
+                "rows": [assignment_row(a, campaigns_repository.document(session, scope, a), now, tz) for a in items],
                 "ready": sum(1 for a in items if a.state == "signed"),
             }
         )
@@ -394,4 +390,4 @@ def office_forward(
     except DocsignError as exc:
         session.rollback()
         flash = {"tone": "warn", "text": exc.message}
-    return _office(request, user, services, session, flash=flash)
+    return _office(request, user, scope, services, session, flash=flash)

@@ -10,9 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from service.cases import repository as cases_repository
 from service.cases.checks import RELATIONS, parse_date
 from service.cases.models import (
     ATTEMPT_METHODS,
@@ -24,15 +24,17 @@ from service.cases.models import (
     WRITE_OFF_EVIDENCE,
     WRITE_OFF_REASONS,
     Case,
-    CaseFile,
     CaseStatus,
 )
-from service.cases.schemas import case_view
+from service.cases.schemas import attachment_type, case_view
 from service.cases.service import CaseIn, GuardianIn
 from service.errors import DocsignError, InvalidInput, NotFoundForUser, UploadInvalid
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.http.uploads import read_upload
-from service.units.models import Unit, UnitType
+from service.units import repository as units_repository
+from service.units.models import Unit
+from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, form_errors, render
 
 router = APIRouter(include_in_schema=False)
@@ -40,23 +42,22 @@ FILTERS = [("open", "未结案"), ("all", "全部"), *[(s.value, t) for s, t in 
 
 
 def _schools(session: SessionDep, scope: ScopeDep) -> list[Unit]:
-    return list(
-        session.scalars(select(Unit).where(Unit.id.in_(scope.units), Unit.type == UnitType.SCHOOL).order_by(Unit.id))
-    )
+    return list(units_repository.schools(session, scope))
 
 
 @router.get("/cases")
 def cases_page(
-    request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, status: str = "open"
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+    status: str = "open",
 ) -> Response:
-    query = select(Case).where(Case.school_id.in_(scope.units)).order_by(Case.id.desc())
-    if status == "open":
-        query = query.where(Case.status.in_([s.value for s in OPEN_STATUSES]))
-    elif status != "all":
-        query = query.where(Case.status == status)
-    cases = [case_view(session, services.cases, c, full=False) for c in session.scalars(query)]
+    cases = [case_view(session, services.cases, c, full=False) for c in cases_repository.cases(session, scope, status)]
     due = [d.to_dict() for d in services.ledgers.due(session, scope)]
-    session.commit()  # the bureau's default rules, made the first time they are read
+    reads.record("case_list", rows=len(cases), status=status, due=len(due))
     return render(
         request,
         "cases.html",
@@ -90,6 +91,7 @@ def _new_values() -> dict[str, Any]:
         "guardian_name": "",
         "guardian_relation": "",
         "guardian_phone": "",
+        "guardian_address": "",
         "confirmed": False,
     }
 
@@ -151,7 +153,14 @@ async def new_case(
             reason_detail=values["reason_detail"] or None,
             measures=values["measures"] or None,
             confirmed=values["confirmed"],
-            guardians=[GuardianIn(values["guardian_name"], values["guardian_relation"], values["guardian_phone"])],
+            guardians=[
+                GuardianIn(
+                    values["guardian_name"],
+                    values["guardian_relation"],
+                    values["guardian_phone"],
+                    values["guardian_address"][:100] or None,
+                )
+            ],
         )
         try:
             case = await run_in_threadpool(services.cases.create, session, scope, school_id, data)
@@ -205,12 +214,13 @@ def _case_page(
         "visit_date": today.isoformat(),
         "teachers": user.display_name,
         "content": "",
+        "on": today.isoformat(),
     }
     return render(
         request,
         "case.html",
         user,
-        case=case_view(session, services.cases, case),
+        case=case_view(session, services.cases, case, due=services.ledgers.deadlines.case_items(session, case)),
         errors=errors or {},
         values={**defaults, **(values or {})},
         methods=ATTEMPT_METHODS,
@@ -222,6 +232,10 @@ def _case_page(
         changes=services.ledgers.changes(session, [case.id])[case.id],
         tz=services.ledgers.tz,
         joint_attempts=sum(1 for a in case.attempts if a.method == "联合劝返"),
+        today=today.isoformat(),
+        visit_rule=next(
+            r for r in services.ledgers.deadlines.rules(session, bureau_of(case.school)) if r.key == "home_teaching"
+        ),
     )
 
 
@@ -231,10 +245,18 @@ DONE_MESSAGES = {"attempt": "已记录这次劝返。", "home_visit": "已记录
 
 @router.get("/cases/{case_id}")
 def case_page(
-    request: Request, case: CaseObj, user: PageUser, services: ServicesDep, session: SessionDep, done: str = ""
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+    done: str = "",
 ) -> Response:
     flash = {"tone": "ok", "text": DONE_MESSAGES[done]} if done in DONE_MESSAGES else None
-    return _case_page(request, user, case, services, session, flash=flash)
+    page = _case_page(request, user, case, services, session, flash=flash)
+    reads.case(case)
+    return page
 
 
 #: 劝返 material a page accepts with an attempt (photos of the visit, a signed 承诺书, a recording).
@@ -288,15 +310,19 @@ async def case_attempt(
 
 
 @router.get("/cases/{case_id}/files/{file_id}")
-def case_file(case: CaseObj, file_id: int, services: ServicesDep, session: SessionDep) -> Response:
+def case_file(
+    case: CaseObj, file_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep
+) -> Response:
     """An attachment of the case's 劝返 record, for the users who see the case."""
-    f = session.get(CaseFile, file_id)
-    if f is None or f.case_id != case.id:
+    f = cases_repository.case_file(session, scope, case, file_id)
+    if f is None:
         raise NotFoundForUser("没有这个附件。")
+    reads.case(case, file_id=f.id)
+    media_type, disposition = attachment_type(f.filename)
     return StreamingResponse(
         services.archive.stores["files"].stream(f.sha256),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.filename)}"},
+        media_type=media_type,
+        headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(f.filename)}"},
     )
 
 
@@ -321,9 +347,21 @@ def _action(
 
 @router.post("/cases/{case_id}/confirm")
 def case_confirm(
-    request: Request, case: CaseObj, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    on: Annotated[str, Form()] = "",
 ) -> Response:
-    return _action(request, case, user, services, session, lambda: services.cases.confirm(session, scope, case))
+    def run() -> None:
+        day = parse_date(on) if on.strip() else None
+        if on.strip() and day is None:
+            raise InvalidInput("核实日期应写成 年-月-日，例如 2026-11-20。")
+        services.cases.confirm(session, scope, case, day)
+
+    return _action(request, case, user, services, session, run, "confirm", {"on": on})
 
 
 @router.post("/cases/{case_id}/returned")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,10 +13,15 @@ from fastapi.templating import Jinja2Templates
 
 from service.accounts.errors import PasswordChangeRequired
 from service.accounts.models import User
+from service.accounts.scope import may_export_full
 from service.errors import DocsignError
 from service.http.deps import PASSWORD_CHANGE_PATHS, ServicesDep, optional_user
+from service.http.exports import PURPOSES
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# the export forms (_export.html): the purposes offered, and whether to offer full numbers
+templates.env.globals["export_purposes"] = PURPOSES
+templates.env.globals["may_export_full"] = may_export_full
 
 
 class LoginRequired(Exception):
@@ -40,7 +45,21 @@ def tz_of(services: ServicesDep) -> zoneinfo.ZoneInfo:
 
 
 def render(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("page_url", form_page_url(request))
     return templates.TemplateResponse(request, name, {"user": user, "flash": None, **context}, status_code=status_code)
+
+
+def form_page_url(request: Request) -> str | None:
+    """For a page rendered in answer to a POST (a refused form: a success redirects), the page the
+    form was on, which the page's script puts in the address bar: the form comes back as typed, and
+    the address is the form's own (not ``/cases/7/attempts``), so a reload or a shared link opens it
+    instead of resending the form. The form's page is the Referer, which the app sends same-origin."""
+    if request.method != "POST":
+        return None
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/") or referer.path == request.url.path:
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 def fragment(request: Request, name: str, **context: Any) -> HTMLResponse:

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from service.cases.checks import parse_date
-from service.errors import DocsignError
+from service.errors import DocsignError, InvalidInput
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
+from service.http.exports import ExportDep
+from service.http.reads import ReadsDep
+from service.ledgers.deadlines import ANCHORS, LEAD_ANCHORS
 from service.ledgers.excel import due_workbook
-from service.ledgers.rules import ANCHORS
 from service.units.models import UnitType
 from service.units.service import bureau_of
 from service.web.common import PageUser, flash_redirect, render
@@ -32,8 +34,8 @@ def _page(
     bureau = bureau_of(scope.unit)
     deadlines = services.ledgers.deadlines
     rules = deadlines.rules(session, bureau)
+    basis = deadlines.basis(session, bureau)
     due = [d.to_dict() for d in services.ledgers.due(session, scope)]
-    session.commit()  # the default rules, made the first time they are read
     return render(
         request,
         "deadlines.html",
@@ -41,7 +43,10 @@ def _page(
         due=due,
         rules=rules,
         anchors=ANCHORS,
+        leads=LEAD_ANCHORS,
         terms=deadlines.terms(session, bureau),
+        basis=basis,
+        target_source=deadlines.target_source(session, bureau),
         can_edit=scope.unit.type == UnitType.BUREAU and user.role == "bureau_staff",
         error=error,
         status_code=200,
@@ -50,15 +55,20 @@ def _page(
 
 @router.get("/deadlines")
 def deadlines_page(
-    request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep
 ) -> Response:
-    return _page(request, user, scope, services, session)
+    page = _page(request, user, scope, services, session)
+    reads.record("due_list")  # due items name the children of their cases
+    return page
 
 
 @router.get("/deadlines/export.xlsx")
-def deadlines_export(user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
+def deadlines_export(
+    user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep, export: ExportDep
+) -> Response:
+    """The due list names children (no 身份证号 or phones): its export asks a purpose."""
     items = services.ledgers.due(session, scope)
-    session.commit()
+    reads.record("due_list", rows=len(items), exported=export, export="xlsx")
     data = due_workbook(f"{scope.unit.name}到期事项（{services.ledgers.today().isoformat()}）", items)
     name = f"{scope.unit.name}到期事项.xlsx"
     return Response(
@@ -100,7 +110,7 @@ def deadline_term(
     starts_on: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        services.ledgers.deadlines.set_term(session, scope, name, parse_date(starts_on))
+        services.ledgers.set_term(session, scope, name, parse_date(starts_on))
         session.commit()
     except DocsignError as exc:
         session.rollback()
@@ -121,13 +131,45 @@ def deadline_rule(
     days: Annotated[int, Form()] = 0,
     lead_days: Annotated[int, Form()] = 0,
     active: Annotated[str, Form()] = "",
+    source: Annotated[str | None, Form()] = None,
 ) -> Response:
     try:
-        services.ledgers.deadlines.set_rule(session, scope, key, days=days, lead_days=lead_days, active=active == "yes")
+        services.ledgers.deadlines.set_rule(
+            session, scope, key, days=days, lead_days=lead_days, active=active == "yes", source=source
+        )
         session.commit()
     except DocsignError as exc:
         session.rollback()
         if exc.http_status in (403, 404):
+            raise
+        return _page(request, user, scope, services, session, exc.message)
+    return flash_redirect("/deadlines")
+
+
+@router.post("/deadlines/basis")
+def deadline_basis(
+    request: Request,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    region: Annotated[str, Form()] = "",
+    notice: Annotated[str, Form()] = "",
+    target: Annotated[str, Form()] = "",
+    target_source: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        try:
+            percent = float(target.strip().rstrip("%"))
+        except ValueError:
+            raise InvalidInput("巩固率目标应写成百分数，例如 99 或 100。") from None
+        services.ledgers.deadlines.set_basis(
+            session, scope, region=region, notice=notice, target=percent / 100, target_source=target_source
+        )
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        if exc.http_status == 403:
             raise
         return _page(request, user, scope, services, session, exc.message)
     return flash_redirect("/deadlines")

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from service.errors import DocsignError
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
-from service.ledgers.district import RETENTION_TARGET, weeks_chart
+from service.ledgers.district import weeks_chart
 from service.ledgers.excel import district_workbook
 from service.ledgers.service import school_year_start
 from service.units.service import bureau_of
@@ -34,7 +34,6 @@ def _page(
     district = ledgers.district_for(session, scope, unit)
     term = ledgers.deadlines.term_on(session, bureau_of(district.unit), ledgers.today())
     overdue = [d.to_dict() for d in ledgers.due(session, scope) if d.overdue]
-    session.commit()  # the bureau's default rules, made the first time they are read
     return render(
         request,
         "district.html",
@@ -43,7 +42,6 @@ def _page(
         chart=weeks_chart(district.weeks),
         term=term,
         overdue=overdue,
-        target=RETENTION_TARGET,
         can_set_roll=user.role in ("bureau_staff", "unit_signer"),
         error=error,
     )
@@ -66,7 +64,6 @@ def district_export(
     user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: int | None = None
 ) -> Response:
     district = services.ledgers.district_for(session, scope, unit)
-    session.commit()
     name = f"{district.unit.name}控辍保学总览.xlsx"
     return Response(
         district_workbook(district),

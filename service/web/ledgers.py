@@ -13,6 +13,8 @@ from fastapi.responses import Response
 from service.cases.checks import parse_date
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
+from service.http.exports import ExportDep
+from service.http.reads import Reads, ReadsDep
 from service.http.uploads import read_upload
 from service.ledgers.service import LEDGERS, school_year_start
 from service.units.models import UnitType
@@ -68,8 +70,11 @@ def _ledger_page(
     errors: list[dict[str, object]] | None = None,
     message: str | None = None,
     status_code: int = 200,
+    reads: Reads | None = None,
 ) -> Response:
     ledger = services.ledgers.ledger_for(session, scope, key, unit, _year(services, year))
+    if reads is not None:
+        reads.ledger(ledger, year=_year(services, year))
     units = services.ledgers.units_for(session, scope)
     return render(
         request,
@@ -96,10 +101,11 @@ def ledger_page(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
     unit: int | None = None,
     year: int | None = None,
 ) -> Response:
-    return _ledger_page(request, user, scope, services, session, key, unit, year)
+    return _ledger_page(request, user, scope, services, session, key, unit, year, reads=reads)
 
 
 @router.get("/ledgers/{key}/export.xlsx")
@@ -109,11 +115,14 @@ def ledger_export(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
+    export: ExportDep,
     unit: int | None = None,
     year: int | None = None,
 ) -> Response:
     ledger = services.ledgers.ledger_for(session, scope, key, unit, year)
-    data = services.ledgers.workbook(session, ledger)
+    data = services.ledgers.workbook(session, ledger, full=export.full)
+    reads.ledger(ledger, export, year=year, export="xlsx")
     name = f"{ledger.unit.name}{ledger.title}.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
@@ -122,13 +131,21 @@ def ledger_export(
 
 @router.get("/ledgers/{key}/provincial.xlsx")
 def ledger_provincial(
-    key: str, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, unit: int | None = None
+    key: str,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+    export: ExportDep,
+    unit: int | None = None,
 ) -> Response:
     """The ledger in the layout of the provincial 台账系统's import sheet, as the bureau mapped it."""
     target = services.ledgers.unit_for(session, scope, unit)
     ledger = services.ledgers.ledger(session, target, key)
     mapping = services.ledgers.exchange.mapping(session, bureau_of(target), "ledger_export")
-    data = services.ledgers.provincial_workbook(ledger, mapping)
+    data = services.ledgers.provincial_workbook(ledger, mapping, full=export.full)
+    reads.ledger(ledger, export, export="provincial")
     name = f"{target.name}{ledger.title}（省台账系统）.xlsx"
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}

@@ -10,12 +10,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
-from service.archive.service import TransactionNotFresh
+from service.campaigns import repository as campaigns_repository
 from service.campaigns.models import Assignment
 from service.errors import DocsignError
-from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep, refresh_periods
+from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep
+from service.http.exports import ExportDep
+from service.http.reads import ReadsDep
 from service.ledgers.excel import report_workbook
 from service.ledgers.reports import (
     MONTHLY,
@@ -25,6 +26,7 @@ from service.ledgers.reports import (
     differences,
     period_text,
 )
+from service.units.models import Unit
 from service.web.common import PageUser, flash_redirect, render
 from service.web.ledgers import XLSX
 
@@ -77,9 +79,15 @@ def _page(
     )
 
 
+def _report_export(target: Unit, kind: PeriodKind, period: str, data: bytes) -> Response:
+    name = f"{target.name}{kind.short}{period}.xlsx"
+    return Response(
+        data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+    )
+
+
 @router.get("/monthly-reports/export.xlsx")
 @router.get("/weekly-reports/export.xlsx")
-@router.get("/info-reports/export.xlsx")
 def monthly_export(
     request: Request,
     user: PageUser,
@@ -90,14 +98,32 @@ def monthly_export(
     unit: int | None = None,
 ) -> Response:
     """A unit's report for a period as Excel: a school's from its data, an office's or the bureau's
-    summed from the signed reports."""
+    summed from the signed reports. Figures only, no child named: no purpose asked."""
     target = services.ledgers.unit_for(session, scope, unit)
     kind = _kind_of(request)
-    data = report_workbook(services.ledgers.reports.draft_of(session, target, kind, period))
-    name = f"{target.name}{kind.short}{period}.xlsx"
-    return Response(
-        data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+    return _report_export(
+        target, kind, period, report_workbook(services.ledgers.reports.draft_of(session, target, kind, period))
     )
+
+
+@router.get("/info-reports/export.xlsx")
+def info_report_export(
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+    export: ExportDep,
+    period: str,
+    unit: int | None = None,
+) -> Response:
+    """The 学生失学辍学信息报告 names each child 失学, 辍学 or 疑似辍学 (no 身份证号 or phones):
+    its export asks a purpose and is recorded with the children it lists."""
+    target = services.ledgers.unit_for(session, scope, unit)
+    draft = services.ledgers.reports.draft_of(session, target, TERM, period)
+    data = report_workbook(draft)
+    reads.record("info_report", period, rows=len(draft.figures.get("students", [])), exported=export, unit=target.id)
+    return _report_export(target, TERM, period, data)
 
 
 @router.get("/monthly-reports/{assignment_id}")
@@ -127,11 +153,8 @@ def monthly_report_sign(
     reviewed: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        session.commit()  # the document is archived in a transaction of its own
         services.ledgers.reports.sign(session, scope, assignment, reviewed)
         session.commit()
-    except TransactionNotFresh:
-        raise
     except DocsignError as exc:
         session.rollback()
         if exc.http_status in (403, 404):
@@ -153,16 +176,8 @@ def monthly_summary(
     unit: int | None = None,
 ) -> Response:
     """A unit's report period by period: the sum of its schools' signed reports and who is missing."""
-    refresh_periods(services, session)
     kind = _kind_of(request)
-    periods = sorted(
-        set(
-            session.scalars(
-                select(Assignment.period).where(Assignment.kind == kind.assignment, Assignment.period != "")
-            )
-        ),
-        reverse=True,
-    )
+    periods = campaigns_repository.report_periods(session, scope, kind.assignment)
     target = services.ledgers.unit_for(session, scope, unit)
     period = period if period in periods else (periods[0] if periods else None)
     draft = services.ledgers.reports.draft(session, target, period) if period else None

@@ -9,16 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from service.cases.checks import parse_date
-from service.cases.models import Roster
-from service.cases.roster import schools_in
-from service.cases.schemas import roster_view
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import JobObj, RosterObj, ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.http.uploads import read_upload
-from service.jobs.models import Job
+from service.jobs import repository as jobs_repository
+from service.rosters import repository as rosters_repository
+from service.rosters.models import Roster
+from service.rosters.schemas import roster_view
+from service.rosters.sheet import schools_in
 from service.web.common import PageUser, flash_redirect, form_errors, fragment, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,13 +35,10 @@ def _rosters(
     import_errors: list[dict[str, Any]] | None = None,
     import_error: str = "",
 ) -> Response:
-    rosters = [
-        roster_view(session, r)
-        for r in session.scalars(select(Roster).where(Roster.issuer_id.in_(scope.units)).order_by(Roster.id.desc()))
-    ]
+    rosters = [roster_view(session, r) for r in rosters_repository.rosters(session, scope)]
     defaults = {
         "kind": "enrollment_notice",
-        "report_by": (services.cases.today() + dt.timedelta(days=14)).isoformat(),
+        "report_by": (services.rosters.today() + dt.timedelta(days=14)).isoformat(),
         "only_valid": False,
     }
     return render(
@@ -85,7 +83,7 @@ async def rosters_import(
         filename = file.filename
 
         def run() -> Roster:
-            roster, _ = services.cases.import_roster(
+            roster, _ = services.rosters.import_roster(
                 session, scope, data, filename, kind=kind, report_by=day, only_valid=only_valid == "true"
             )
             session.commit()
@@ -99,16 +97,20 @@ async def rosters_import(
 
 
 @router.get("/rosters/{roster_id}")
-def roster_page(request: Request, roster: RosterObj, user: PageUser, session: SessionDep) -> Response:
-    job = session.scalar(select(Job).where(Job.active_key == f"roster.issue:{roster.id}"))
-    return render(request, "roster.html", user, r=roster_view(session, roster), job=job)
+def roster_page(
+    request: Request, roster: RosterObj, user: PageUser, scope: ScopeDep, session: SessionDep, reads: ReadsDep
+) -> Response:
+    job = jobs_repository.by_active_key(session, scope, f"roster.issue:{roster.id}")
+    page = render(request, "roster.html", user, r=roster_view(session, roster), job=job)
+    reads.roster(roster)
+    return page
 
 
 @router.post("/rosters/{roster_id}/issue")
 def roster_issue(
     request: Request, roster: RosterObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> Response:
-    job, _ = services.cases.start_roster_issue(session, scope, roster, services.jobs)
+    job, _ = services.rosters.start_issue(session, scope, roster, services.jobs)
     session.commit()
     return fragment(request, "_roster_job.html", job=job, refresh=True)
 

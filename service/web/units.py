@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from service.accounts.models import Role, User
 from service.errors import DocsignError, UploadInvalid
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
 from service.http.uploads import read_upload
-from service.units.models import Unit
+from service.units import repository as units_repository
 from service.units.schemas import UnitOut
 from service.units.service import ImportResult, import_units_sheet
 from service.web.common import PageUser, form_errors, render
@@ -37,7 +36,7 @@ def _units(
     import_error: str = "",
     flash: dict[str, str] | None = None,
 ) -> Response:
-    units = [UnitOut.of(u) for u in session.scalars(select(Unit).where(Unit.id.in_(scope.units)).order_by(Unit.id))]
+    units = [UnitOut.of(u) for u in units_repository.listed(session, scope)]
     children: dict[int | None, list[Any]] = defaultdict(list)
     ids = {u.id for u in units}
     roots = []

@@ -3,7 +3,9 @@
 ``/v/{code}`` answers a browser with a page and a program (``Accept: application/json`` or
 ``?format=json``) with JSON. A scan reads the stored verdict and the public fields of one document,
 found by the code's hash (codes carry 140 random bits, so an unknown code costs the same lookup and
-tells a guesser nothing); nothing is parsed or written per scan. The page's own script reports a
+tells a guesser nothing); nothing is parsed or written per scan. A version the background check
+(``archive.check_pending``) has not reached yet shows 核验中: the page refreshes itself and offers
+立即核验 (``POST /v/{code}/verdict``), which checks it at once. The page's own script reports a
 real view (``/v/{code}/opened``, counted in memory and written in batches), so a link previewer
 that only fetches the URL is not counted. Each client is limited to ``verify_rate_per_minute``
 lookups and, separately, ``upload_rate_per_minute`` uploads.
@@ -27,6 +29,8 @@ from service.errors import DocsignError, UploadInvalid
 from service.http.deps import ServicesDep, SessionDep, client_address
 from service.http.uploads import read_upload
 from service.limits import RateLimiter
+from service.rosters import repository as rosters_repository
+from service.storage.base import sha256_hex
 from service.web.common import templates, tz_of
 
 router = APIRouter(tags=["公开验证"])
@@ -57,15 +61,12 @@ def _limit(request: Request, services: ServicesDep, limiter: RateLimiter, what: 
 
 
 def _described(services: ServicesDep, session: SessionDep, code: str) -> tuple[Verification, int | None]:
-    """The answer for a code, read from the record; the document's id, if there is one."""
+    """The answer for a code, read from the record (核验中 if not checked yet); the document's id."""
     archive = services.archive
     doc = archive.find(session, code)
     if doc is None:
         return Verification.not_found(), None
-    v = Verification.of_document(doc, lambda: archive.stored_verdict(session, doc), tz_of(services))
-    if has_writes(session):  # the first scan of a version the background check has not reached
-        session.commit()
-    return v, doc.id
+    return Verification.of_document(doc, lambda: archive.stored_verdict(session, doc), tz_of(services)), doc.id
 
 
 @router.get("/v", summary="验真页面：输入验证码或上传 PDF", response_class=Response)
@@ -97,6 +98,31 @@ def verify_code(code: str, request: Request, services: ServicesDep, session: Ses
     _limit(request, services, services.verify_limit, "verify")
     v, _ = _described(services, session, code)
     return _answer(request, v, code_value=code[:64])
+
+
+@router.post(
+    "/v/{code}/verdict", summary="立即核验：签章尚未核验（核验中）的文书现在核验并保存结论", response_class=Response
+)
+def check_now(code: str, request: Request, services: ServicesDep, session: SessionDep) -> Response:
+    _limit(request, services, services.verify_limit, "verify")
+    archive = services.archive
+    doc = archive.find(session, code)
+    if doc is None:
+        return _answer(request, Verification.not_found())
+
+    def check() -> None:
+        archive.verdict_now(session, doc)
+        if has_writes(session):
+            session.commit()
+
+    try:
+        check()
+    except VerifierBusy as exc:
+        return _answer(request, Verification.refused(exc.code, exc.message, exc.http_status))
+    if _wants_json(request):
+        v, _ = _described(services, session, code)
+        return _answer(request, v, code_value=code[:64])
+    return RedirectResponse(f"/v/{normalize_code(code) or code}", status_code=303)
 
 
 @router.post("/v/{code}/opened", status_code=204, summary="验真页面已在浏览器中打开（页面脚本发出，用于回执台账）")
@@ -146,10 +172,14 @@ async def verify_upload(
 
     def check() -> Verification:
         archive = services.archive
+        digest = sha256_hex(data)
+        bundle = rosters_repository.print_bundle_by_hash(session, digest)
+        if bundle is not None:
+            return Verification.print_bundle(digest, bundle.notices)
         result = archive.check_upload(session, data, services.upload_verifier)
         doc = result.version.document if result.version else None
         v = Verification.of_upload(
-            result, (lambda: archive.stored_verdict(session, doc)) if doc else (lambda: result.verdict), tz_of(services)
+            result, (lambda: archive.verdict_now(session, doc)) if doc else (lambda: result.verdict), tz_of(services)
         )
         if has_writes(session):
             session.commit()

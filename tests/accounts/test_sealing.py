@@ -12,7 +12,7 @@ from service.accounts.errors import AuthFailed
 from service.accounts.models import User
 from service.accounts.sealing import SecretBox, SecretUnreadable, is_sealed
 from service.container import Services
-from service.units.demo import DEMO_PASSWORD
+from service.demo import DEMO_PASSWORD
 from tests.district import load_district
 
 

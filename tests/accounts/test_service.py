@@ -9,7 +9,7 @@ from service.accounts.errors import AuthFailed, Forbidden, TooManyRequests
 from service.accounts.service import user_for_session, user_for_token
 from service.audit.models import AuditEvent
 from service.container import Services
-from service.units.demo import DEMO_PASSWORD
+from service.demo import DEMO_PASSWORD
 from tests.district import load_district, scope_of, unit
 
 
@@ -87,8 +87,11 @@ def test_tokens_and_new_accounts(services: Services) -> None:
         bureau = scope_of(s, "bureau")
         _, token = services.accounts.new_token(s, bureau.user, "学籍系统对接")  # type: ignore[arg-type]
         s.commit()
-        found = user_for_token(s, token, services.clock.now())
+        found = user_for_token(s, token, services.clock.now(), writes=False)
         assert found is not None and found.username == "bureau"
+        assert not s.dirty  # reading with a token records nothing
+        assert user_for_token(s, token, services.clock.now(), writes=True) is found
+        assert s.dirty  # a write with it records its last use
         user = services.accounts.add_user(
             s,
             bureau,

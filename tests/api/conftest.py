@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,13 @@ class Service:
         # as the pages' script does: every write carries the session's CSRF token
         self.client.headers["X-CSRF-Token"] = csrf_cookie(self.client)
 
+    def open_periods(self) -> None:
+        """What the ``campaigns.open_periods`` schedule does (every minute, on the wall clock): open
+        the recurring campaigns' periods due by the test's clock. Pages and GETs only read them."""
+        with self.state.db.session() as s:
+            self.state.campaigns.refresh_recurring(s)
+            s.commit()
+
     def wait_job(self, job_id: int, timeout: float = 300) -> dict[str, Any]:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -63,7 +70,9 @@ def csrf_cookie(client: TestClient) -> str:
 
 
 @contextmanager
-def running_service(tmp: Path, database_url: str = "", **overrides: Any) -> Iterator[Service]:
+def running_service(
+    tmp: Path, database_url: str = "", middleware: Sequence[type] = (), **overrides: Any
+) -> Iterator[Service]:
     settings = Settings(
         data_dir=tmp / "var",
         certs_dir=tmp / "certs",
@@ -77,7 +86,10 @@ def running_service(tmp: Path, database_url: str = "", **overrides: Any) -> Iter
         **overrides,
     )
     clock = Clock()
-    with TestClient(create_app(settings, clock)) as client:
+    app = create_app(settings, clock)
+    for m in middleware:  # outermost, around the app's own
+        app.add_middleware(m)
+    with TestClient(app) as client:
         yield Service(client, clock, settings)
 
 

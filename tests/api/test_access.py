@@ -73,8 +73,8 @@ def test_every_route_with_an_object_id_answers_404_outside_the_users_units(tmp_p
                 "guardians": [{"name": "李大", "phone": "13805310002"}],
             },
         ).json()["id"]
-        from tests.cases.roster_data import rows
-        from tests.cases.roster_data import xlsx as roster_xlsx
+        from tests.rosters.roster_data import rows
+        from tests.rosters.roster_data import xlsx as roster_xlsx
 
         roster = c.post(
             "/api/rosters",

@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from tests.api.conftest import running_service, setup_licheng
-from tests.cases.roster_data import resident_id
+from tests.rosters.roster_data import resident_id
 
 CASE = {
     "student_name": "王浩然",

@@ -106,7 +106,7 @@ def test_weekly_report_due_by_wednesday(tmp_path: Path) -> None:
         (shihe,) = [a for a in mine if a["unit_name"].endswith("石河小学")]
         assert shihe["kind_title"] == "周报"
         due = [d for d in c.get("/api/due").json() if d["kind"] == "weekly_report"]
-        assert [d["title"] for d in due] == [f"{iso.year}年第{iso.week}周控辍保学辍学周报告"]  # named once
+        assert [d["title"] for d in due] == [f"控辍保学辍学周报告（{iso.year}年第{iso.week}周）"]  # named once
         assert due[0]["due"] == first_deadline.date().isoformat() and due[0]["overdue"] is False
         r = c.post(f"/api/assignments/{shihe['id']}/report", files={"file": ("周报.xlsx", b"PK\x03\x04 report")})
         assert r.status_code == 200 and r.json()["late"] is False
@@ -120,6 +120,7 @@ def test_weekly_report_due_by_wednesday(tmp_path: Path) -> None:
         ]
         assert c.post(f"/api/assignments/{xd['id']}/report", files={"file": ("周报.pdf", b"%PDF-1.7")}).json()["late"]
         service.clock.advance(dt.timedelta(days=4))
+        service.open_periods()  # the schedule's next round; reading the status opens nothing
         nxt = (first_deadline + dt.timedelta(days=7)).isocalendar()
         service.login("bureau")
         status = c.get(f"/api/campaigns/{cid}/status").json()

@@ -8,16 +8,16 @@ import pytest
 from sqlalchemy import select
 
 from service.archive.models import Document, DocumentVersion, PendingWrite
-from service.archive.service import RecordAs, bundle_path, mask_name, public_info
-from service.archive.store import LocalArchive
+from service.archive.service import RecordAs, StoredVerdict, bundle_path, mask_name, public_info
 from service.audit.service import Actor
+from service.clock import wall_now
 from service.container import Services
 from service.documents.convert import Converter
 from service.documents.pipeline import IssueRequest
 from service.documents.registry import KINDS, example_fields
 from service.jobs.models import Job
-from service.jobs.runner import wall_now
 from service.settings import Settings
+from service.storage.local import LocalArchive
 from tests.conftest import built_services
 from tests.district import load_district, unit
 
@@ -77,7 +77,8 @@ def test_a_crash_between_archive_and_record_leaves_nothing_behind(services: Serv
         s.rollback()  # the process died before its transaction committed: the file is archived, no row
         store = services.archive.documents
         assert store.exists(issued.sha256)
-        assert [p.sha256 for p in s.scalars(select(PendingWrite))] == [issued.sha256]
+        # journaled apart from the transaction that never committed (the kept one's entry is gone)
+        assert [e.sha256 for e in services.archive.requests.entries()] == [issued.sha256]
         # a request's write is given time to commit before it counts as lost
         assert services.archive.sweep(s) == 0
         s.commit()
@@ -85,7 +86,7 @@ def test_a_crash_between_archive_and_record_leaves_nothing_behind(services: Serv
         assert services.archive.sweep(s) == 1
         s.commit()
         assert not store.exists(issued.sha256) and store.exists(kept.current_sha256)
-        assert s.scalars(select(PendingWrite)).all() == []
+        assert s.scalars(select(PendingWrite)).all() == [] and services.archive.requests.entries() == []
         assert sorted(store.keys()) == [kept.current_sha256]
 
 
@@ -121,20 +122,27 @@ def test_verdicts_are_stored_once_and_checked_again_on_schedule(services: Servic
             s, _request(services), RecordAs(issuer=unit(s, "LCJT")), Actor(None, "测试")
         )
         s.commit()
+        assert services.archive.stored_verdict(s, doc) is None  # a scan before the check: 核验中
+        assert not s.dirty and not s.new  # ... and the scan wrote nothing
         assert services.archive.check_pending(s) == 1 and services.archive.check_pending(s) == 0
         s.commit()
-        assert services.archive.stored_verdict(s, doc).genuine
+        assert _genuine(services.archive.stored_verdict(s, doc))
         # the archived file changes behind the service's back (a disk fault, a hand edit)
         store = services.archive.documents
         assert isinstance(store, LocalArchive)
         path = store.path_for(issued.sha256)
         path.chmod(0o644)
         path.write_bytes(issued.pdf.replace(b"%%EOF", b"%%EOX", 1))
-        assert services.archive.stored_verdict(s, doc).genuine  # a scan reads the record ...
+        assert _genuine(services.archive.stored_verdict(s, doc))  # a scan reads the record ...
         assert list(services.archive.recheck(s)) == [1]  # ... until the scheduled check runs again
         s.commit()
         stored = services.archive.stored_verdict(s, doc)
-        assert not stored.genuine and stored.codes == ["ARCHIVE_CORRUPT"]
+        assert stored is not None and not stored.genuine and stored.codes == ["ARCHIVE_CORRUPT"]
+
+
+def _genuine(stored: StoredVerdict | None) -> bool:
+    assert stored is not None, "not checked yet"
+    return stored.genuine
 
 
 def _run_long_term_jobs(services: Services) -> list[str]:
@@ -188,7 +196,7 @@ def test_a_notice_stays_genuine_for_twelve_years_through_the_scheduled_jobs(own_
         ).all()
         assert [v.event for v in versions] == ["issued", *["timestamped"] * len(stamped_at)]
         assert all(v.sha256 != versions[0].sha256 for v in versions[1:])  # written once, never over
-        assert services.archive.stored_verdict(s, versions[-1].document).genuine
+        assert _genuine(services.archive.stored_verdict(s, versions[-1].document))
         assert versions[-1].protected_until is not None and versions[-1].protected_until > services.clock.now()
     # without the jobs, the same notice at +12 years is not a forgery: it needs an archive timestamp
     untouched = services.engine.verify(original)

@@ -11,9 +11,9 @@ from service.archive.models import Document, DocumentVersion
 from service.audit.models import AuditEvent
 from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.campaigns.service import CampaignSpec
+from service.clock import wall_now
 from service.container import Services
 from service.documents.errors import AlreadySigned, ImageInvalid, SignatureTooSmall
-from service.jobs.runner import wall_now
 from tests.district import load_district, scope_of
 from tests.documents.test_seal import pad_png
 from tests.documents.test_sign import handwriting

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from tests.api.conftest import Service, running_service, setup_licheng
-from tests.cases.roster_data import HEADER, resident_id, rows, xlsx
+from tests.rosters.roster_data import HEADER, resident_id, rows, xlsx
 
 COL = {name: i for i, name in enumerate(HEADER)}
 

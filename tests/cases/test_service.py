@@ -1,32 +1,16 @@
-"""Case and roster use cases without HTTP: a case's notices and 一生一表, a roster imported and issued
-as a named job, dates in Beijing time whatever the hour."""
+"""Case use cases without HTTP: a case's notices and its 一生一表 in versions, the register's blanks."""
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from service.archive.models import Document, DocumentStatus, DocumentVersion
-from service.archive.service import TransactionNotFresh
+from service.archive.models import DocumentStatus, DocumentVersion
 from service.audit.models import AuditEvent
-from service.cases.models import PrintBundle, RosterEntry
 from service.cases.service import CaseIn, GuardianIn
 from service.container import Services
-from service.errors import UploadInvalid
-from tests.cases.roster_data import rows, xlsx
 from tests.district import load_district, scope_of, unit
-
-SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-def at_beijing(services: Services, day: dt.date, hour: int) -> None:
-    """Move the service's clock to ``hour`` o'clock Beijing time on ``day``."""
-    target = dt.datetime.combine(day, dt.time(hour), tzinfo=SHANGHAI)
-    if target > services.clock.now():
-        services.clock.advance(target - services.clock.now())
 
 
 def test_a_case_gets_notices_and_its_register_in_versions(services: Services) -> None:
@@ -51,9 +35,7 @@ def test_a_case_gets_notices_and_its_register_in_versions(services: Services) ->
         s.commit()
         report_by = services.cases.today() + dt.timedelta(days=7)
         notice = services.cases.issue_notice(s, school, case, "return_notice", report_by)
-        with pytest.raises(TransactionNotFresh):  # each document is archived in a transaction of its own
-            services.cases.register(s, school, case)
-        s.commit()
+        # two documents archived in one transaction: their journal is kept apart, nothing waits
         first = services.cases.register(s, school, case)
         s.commit()
         second = services.cases.register(s, school, case)
@@ -67,39 +49,6 @@ def test_a_case_gets_notices_and_its_register_in_versions(services: Services) ->
             assert versions == ["issued"]
         audit = s.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "document")).all()
         assert audit == ["document.issue", "case.register", "case.register"]
-
-
-def test_a_roster_is_dated_in_beijing_time_and_issued_by_its_job(services: Services) -> None:
-    load_district(services)
-    # 01:00 in Beijing is 17:00 of the day before in UTC: the notices carry the Beijing date.
-    day = (services.clock.now() + dt.timedelta(days=2)).astimezone(SHANGHAI).date()
-    at_beijing(services, day, 1)
-    assert services.clock.now().astimezone(dt.UTC).date() == day - dt.timedelta(days=1)
-    sheet = xlsx(rows(30, ["WSR-SH", "WSR-XD"]))
-    with services.db.session() as s:
-        school_office = scope_of(s, "bureau")
-        with pytest.raises(UploadInvalid, match="晚于今天"):
-            services.cases.import_roster(s, school_office, sheet, "名单.xlsx", kind="enrollment_notice", report_by=day)
-        roster, skipped = services.cases.import_roster(
-            s, school_office, sheet, "名单.xlsx", kind="enrollment_notice", report_by=day + dt.timedelta(days=30)
-        )
-        s.commit()
-        assert skipped == [] and roster.issue_date == day and roster.rows == 30
-        job, _ = services.cases.start_roster_issue(s, school_office, roster, services.jobs)
-        s.commit()
-        ended = services.jobs.run_here(job.id)
-        assert ended.status == "done", ended.error_message
-        issued = s.scalars(
-            select(Document)
-            .join(RosterEntry, RosterEntry.document_id == Document.id)
-            .where(RosterEntry.roster_id == roster.id)
-        ).all()
-        assert len(issued) == 30 and {d.fields["issue_date"] for d in issued} == {day.isoformat()}
-        bundles = s.scalars(select(PrintBundle).where(PrintBundle.roster_id == roster.id)).all()
-        assert sorted(b.notices for b in bundles) == [15, 15]
-        for b in bundles:
-            assert services.archive.documents.exists(b.sha256)
-        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "roster.import")) == 1
 
 
 def test_the_register_of_a_suspected_case_prints_dashes_not_guesses(services: Services) -> None:
@@ -131,3 +80,56 @@ def test_the_register_of_a_suspected_case_prints_dashes_not_guesses(services: Se
         assert "—" in line and "其他" not in line, line
         address = next(x for x in text.splitlines() if "家庭住址" in x)
         assert "—" in address and "未登记" not in text, address
+
+
+def test_the_register_fills_every_block_from_the_case(services: Services) -> None:
+    """The 一生一表 of a child deferred and taught at home: the guardian's 工作单位或务工地, the
+    whole 当前状态, the 销号 block, every 送教上门 visit, and the principal at 校长签字."""
+    from tests import checks
+    from tests.ledgers.term import goto, new_case
+
+    load_district(services)
+    year = services.clock.now().year + 1
+    goto(services.clock, dt.date(year, 9, 2))
+    with services.db.session() as s:
+        head = scope_of(s, "wsr-sh-head")
+        case = new_case(services, s, "wsr-sh-head", "WSR-SH", 75, "秦在家", key_groups=("残疾儿童",))
+        case.guardians[0].address = "浙江省宁波市务工"
+        goto(services.clock, dt.date(year, 9, 3))
+        services.cases.defer(
+            s,
+            head,
+            case,
+            basis="disability_assessment",
+            authority="历城区残疾人联合会",
+            approved_on=dt.date(year, 9, 3),
+            approval=[("评估意见.pdf", b"%PDF-1.4 approval")],
+            home_teaching=True,
+        )
+        s.commit()
+        goto(services.clock, dt.date(year, 9, 12))
+        for day, content in (
+            (dt.date(year, 9, 10), "语文识字、康复训练"),
+            (dt.date(year, 9, 11), "数学认数、生活技能"),
+        ):
+            services.cases.add_home_visit(
+                s, head, case, date=day, teachers="资源教师 李红", content=content, evidence=[("记录.pdf", b"%PDF-1.4")]
+            )
+        s.commit()
+        doc = services.cases.register(s, head, case)
+        s.commit()
+        text = checks.pdftotext(services.archive.documents.get(doc.current_sha256))
+        flat = "".join(text.split())
+    assert "浙江省宁波市务工" in flat  # 工作单位或务工地
+    assert "当前状态延缓入学" in flat  # whole, on one line with its label
+    assert "延缓入学/休学" in flat and "经残疾人教育专家委员会评估不具备学习条件" in flat  # 销号
+    assert "历城区残疾人联合会" in flat
+    assert "送教上门记录" in flat and "语文识字、康复训练" in flat and "数学认数、生活技能" in flat
+    assert f"{year}年9月10日" in flat and f"{year}年9月11日" in flat
+    head_name = unit_head(services, "WSR-SH")
+    assert f"校长签字：{head_name}" in flat, flat[-200:]
+
+
+def unit_head(services: Services, code: str) -> str:
+    with services.db.session() as s:
+        return str(unit(s, code).head_name)

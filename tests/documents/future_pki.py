@@ -1,7 +1,7 @@
 """What the local PKI will publish in years to come, built for tests from its files and keys.
 
 The PKI's own lifecycle (publishing CRLs, renewing unit certificates, rolling the TSA over) is
-``service/pki/store.py``'s business, on the real clock. Long-term validation tests need its output
+``service/pki/``'s business, on the real clock. Long-term validation tests need its output
 at other times: the CRLs as published on a day years from now (with revocations, dates and reasons
 of the test's choosing) and a TSA rolled over to a new CA with a stronger key.
 """

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from docx import Document
 
-from service.archive.store import LocalArchive
 from service.documents.convert import Converter, ConverterConfig
 from service.documents.errors import (
     ConversionTimeout,
@@ -24,6 +23,7 @@ from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
 from service.errors import DocsignError
 from service.settings import PROJECT_ROOT, Settings
+from service.storage.local import LocalArchive
 
 
 def archived(archive: LocalArchive) -> list[str]:

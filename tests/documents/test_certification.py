@@ -23,17 +23,19 @@ from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-from service.archive.store import LocalArchive
 from service.documents.certification import MARGIN_HEX_DIGITS, certify_dressed
 from service.documents.convert import Converter
 from service.documents.errors import NotSignable, PdfInvalid, TimestampUnavailable
 from service.documents.pipeline import DocumentEngine, IssueRequest, unit_key_for
 from service.documents.registry import KINDS, example_fields
 from service.documents.sign import LocalTimeStamper, _asn1_cert
-from service.pki.store import Pki, _name
+from service.pki.certificates import build, subject_name
+from service.pki.store import Pki
 from service.settings import Settings
+from service.storage.local import LocalArchive
 from tests import checks
 from tests.conftest import PASSPHRASE
+from tests.validators import all_validators
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +223,9 @@ def test_certifies_with_a_tsa_over_http(
         sig = _signature(doc.pdf, "Issuer")
         token = sig.signer_info["unsigned_attrs"][0]["values"][0]  # type: ignore[attr-defined]
         assert len(token["content"]["certificates"]) == token_certs
+        # the HTTP TSA's tokens, judged by Bouncy Castle and OpenSSL too
+        judged = all_validators(doc.pdf, tmp_path / doc.sha256[:8], pki.trust_roots(), pki.issuing_certificates())
+        assert judged == {"bouncy_castle": 2, "openssl": 2, "der": 2}
     engine.close()
 
 
@@ -244,19 +249,19 @@ def test_a_unit_with_an_ecdsa_key_certifies(settings: Settings, converter: Conve
     an ECDSA signature, and the room for it is the longest an ECDSA signature can be."""
     pki = Pki(tmp_path / "certs", PASSPHRASE, settings.pki_organization, settings.public_base_url)
     pki.init()
-    issuing, issuing_key = pki._current_ca()
+    issuing, issuing_key = pki.authority.current()
     ec_key = ec.generate_private_key(ec.SECP256R1())
     fields = example_fields(KINDS["enrollment_notice"], settings.schemas_dir)
     name = fields["issuer_name"]
-    cert = pki._build(
-        _name(name, name, "电子签章"),
+    cert = build(
+        subject_name(name, name, "电子签章"),
         ec_key.public_key(),
         issuing,
         issuing_key,
         dt.timedelta(days=365),
         at=dt.datetime.now(dt.UTC),
         ca=False,
-        crl=pki._crl_url(pki._issuing_name()),
+        crl=pki.authority.crl_url(pki.authority.issuing_name()),
         leaf=True,
     )
     p12 = pkcs12.serialize_key_and_certificates(
@@ -282,6 +287,9 @@ def test_a_unit_with_an_ecdsa_key_certifies(settings: Settings, converter: Conve
         assert report.genuine, report.to_dict()
         pdfsig = checks.pdfsig(doc.pdf, nss)
         assert "Signature is Valid." in pdfsig and "Certificate is Trusted." in pdfsig, pdfsig
+    # an ECDSA signature, judged by Bouncy Castle and OpenSSL too
+    judged = all_validators(docs[0].pdf, tmp_path / "judged", pki.trust_roots(), pki.issuing_certificates())
+    assert judged == {"bouncy_castle": 2, "openssl": 2, "der": 2}
     engine.close()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from service.archive.store import LocalArchive
 from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
 from service.documents.registry import KINDS, example_fields
 from service.settings import Settings
+from service.storage.local import LocalArchive
 from tests import checks
 
 

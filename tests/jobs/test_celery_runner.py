@@ -24,25 +24,25 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from devtools.scaleout import CeleryWorkers
 from service.accounts.scope import Scope
 from service.archive.models import Document, DocumentVersion
-from service.archive.store import RETRYING_MESSAGE
 from service.campaigns.models import Assignment
-from service.cases.models import PrintBundle, Roster, RosterEntry
 from service.container import Services
+from service.demo import load_demo
 from service.jobs.celery_runner import STAGE_STORE_RETRY, CeleryRunner
 from service.jobs.models import Job, JobSlice
 from service.pki.store import Pki
-from service.scaleout import CeleryWorkers
+from service.rosters.models import PrintBundle, Roster, RosterEntry
 from service.settings import Settings
-from service.units.demo import load_demo
+from service.storage.base import RETRYING_MESSAGE
 from service.units.models import Unit
 from tests import checks
-from tests.cases.roster_data import rows, xlsx
 from tests.databases import postgres_database
+from tests.rosters.roster_data import rows, xlsx
 
 if TYPE_CHECKING:
-    from service.archive.seaweedfs import SeaweedFS
+    from devtools.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.scaleout
 
@@ -64,7 +64,7 @@ class Profile:
             bureau = s.scalar(select(Unit).where(Unit.code == "LCJT"))
             assert bureau is not None
             scope = Scope.operator(s, bureau, "test")
-            roster, errors = self.services.cases.import_roster(
+            roster, errors = self.services.rosters.import_roster(
                 s,
                 scope,
                 xlsx(rows(count, SCHOOLS, seed=seed)),
@@ -81,7 +81,7 @@ class Profile:
             roster = s.get(Roster, roster_id)
             assert roster is not None
             scope = Scope.operator(s, roster.issuer, "test")
-            job, new = self.services.cases.start_roster_issue(s, scope, roster, self.services.jobs)
+            job, new = self.services.rosters.start_issue(s, scope, roster, self.services.jobs)
             assert new
             s.commit()  # the task is sent now
             return job.id
@@ -109,8 +109,8 @@ class Profile:
 def profile(
     tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, settings: Settings, pki: Pki
 ) -> Iterator[Profile]:
-    """One profile for the module's tests (starting workers costs their LibreOffice); the test that
-    kills the whole worker runs last."""
+    """One profile for the module's tests (starting workers costs their LibreOffice), in any order:
+    the test that kills the whole worker leaves its replacement as the profile's workers."""
     tmp_path = tmp_path_factory.mktemp("scaleout")
     bucket = f"scaleout-{uuid.uuid4().hex[:12]}"
     seaweedfs.create_bucket(bucket)
@@ -149,10 +149,11 @@ def profile(
             s.commit()
         workers = CeleryWorkers(env, tmp_path / "worker.log", concurrency=2, cwd=tmp_path)
         workers.start()
+        profile = Profile(services, workers, scale, env)
         try:
-            yield Profile(services, workers, scale, env)
+            yield profile
         finally:
-            workers.stop()
+            profile.workers.stop()  # the replacement, if the whole-worker test ran
             services.close()
 
 
@@ -343,8 +344,8 @@ def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile
     assert profile.issued(roster_id) < count, "the batch finished before the worker could be killed"
     # Today's maintenance has run (else beat's first tick starts the daily recheck of every
     # document in this database, which would hold both pool processes for minutes).
+    from service.clock import wall_now
     from service.container import SCHEDULES
-    from service.jobs.runner import wall_now
 
     with profile.services.db.session() as s:
         for sched in SCHEDULES:
@@ -352,9 +353,7 @@ def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile
         s.commit()
     replacement = CeleryWorkers(profile.env, tmp_path / "worker-2.log", concurrency=2, beat=True, cwd=tmp_path)
     replacement.start()
-    try:
-        job = _wait(profile, job_id, 240, replacement)
-        assert job.status == "done", (job.error_code, job.error_message, replacement.log_tail(60))
-    finally:
-        replacement.stop()
+    profile.workers = replacement  # the module's later tests run on it (the fixture stops it)
+    job = _wait(profile, job_id, 240)
+    assert job.status == "done", (job.error_code, job.error_message, replacement.log_tail(60))
     _check_roster(profile, roster_id, count, nss_db="", samples=0)

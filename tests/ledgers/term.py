@@ -13,8 +13,8 @@ from service.cases.models import Case
 from service.cases.service import CaseIn, GuardianIn
 from service.clock import Clock
 from service.container import Services
-from tests.cases.roster_data import resident_id
 from tests.district import scope_of, unit
+from tests.rosters.roster_data import resident_id
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 #: The autumn term of the tests: a year ahead of any real clock the tests run on, so that the

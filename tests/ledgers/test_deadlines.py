@@ -1,18 +1,24 @@
 """The statutory deadlines over an autumn term: each item appears on its school's list on the right
-day, on its office's and the bureau's only once overdue, and clears when what it asks is recorded."""
+day, on its office's and the bureau's only once overdue, and clears when what it asks is recorded; a
+case's steps follow its bureau's rules like the others."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.accounts.errors import Forbidden
 from service.cases.errors import CaseInvalid
+from service.cases.models import Case
 from service.container import Services
 from service.errors import NotFoundForUser
+from service.ledgers.deadlines import DEFAULT_RULES
+from service.ledgers.models import DeadlineRule
 from tests.district import load_district, scope_of, unit
+from tests.ledgers.events import recurring
 from tests.ledgers.term import TERM_START, YEAR, goto, new_case
 
 
@@ -74,7 +80,11 @@ def test_term_deadlines_appear_and_clear_on_the_right_day(services: Services) ->
             for i in services.ledgers.due(s, office)
             if i.kind == "unregistered" and i.school_id == unit(s, "WSR-SH").id
         ]
-        assert item.source == "谯城区通知 五" and item.title == "未报到学生登记造册并逐一核实原因（2027年秋季学期）"
+        # the demo bureau's own notice says nothing of it: the default's notice, marked as another place's
+        assert (
+            item.source == "参考安徽省亳州市：谯城区通知 五（非本局文件，请填写本局依据）"
+            and item.title == "未报到学生登记造册并逐一核实原因（2027年秋季学期）"
+        )
         s.commit()
         services.ledgers.deadlines.mark_done(s, school, unit(s, "WSR-SH").id, "unregistered", item.period or "")
         s.commit()
@@ -114,7 +124,7 @@ def test_monthly_and_quarterly_items_and_their_names(services: Services) -> None
         goto(services.clock, D(9, 20))
         items = {i.kind: i for i in services.ledgers.due(s, school)}
         monthly = items["monthly_report"]
-        assert (monthly.due, monthly.overdue, monthly.source) == (D(9, 20), False, "睢阳区通知 四")
+        assert (monthly.due, monthly.overdue, monthly.source) == (D(9, 20), False, "历城区通知 三")
         assert monthly.title == "控辍保学动态管理月报表（2027年9月）"
         for item in items.values():  # no item says the same words twice
             head = item.title.split("（")[0]
@@ -179,3 +189,182 @@ def test_persuasion_monthly_and_home_teaching_weekly(services: Services) -> None
         s.commit()
         goto(services.clock, D(11, 10))
         assert set(case_items()) == {"home_teaching:冯在家", "persuasion:冯在家"}
+
+
+def test_a_bureau_sets_the_days_of_a_cases_steps(services: Services) -> None:
+    """A case's steps are rules like the others: the notices' defaults (3 days to confirm a 疑似辍学,
+    7 to send the 复学通知书, 联合劝返 after 3 failed 劝返) until the bureau changes them, with their
+    source; reading them writes nothing, and a change stores that rule only."""
+    load_district(services)
+    goto(services.clock, D(9, 1))
+    with services.db.session() as s:
+        bureau, head, office = scope_of(s, "bureau"), scope_of(s, "wsr-sh-head"), scope_of(s, "wsr-staff")
+        deadlines = services.ledgers.deadlines
+        suspect = new_case(services, s, "wsr-sh-head", "WSR-SH", 51, "韩疑似", confirmed=False)
+        dropped = new_case(services, s, "wsr-sh-head", "WSR-SH", 53, "杨辍学", dropout_date=D(8, 30))
+
+        def steps(case: Case) -> dict[str, tuple[dt.date, bool, str | None]]:
+            return {i.kind: (i.due, i.overdue, i.source) for i in deadlines.case_items(s, case)}
+
+        assert steps(suspect) == {"confirm": (D(9, 4), False, "历城区通知 二.(一)")}
+        assert steps(dropped) == {"return_notice": (D(9, 6), False, "历城区通知 二.(二)")}
+        # no term entered: the case steps count all the same, for the office too and before they are overdue
+        assert {(i.kind, i.student, i.due) for i in services.ledgers.due(s, office)} == {
+            ("confirm", "韩疑似", D(9, 4)),
+            ("return_notice", "杨辍学", D(9, 6)),
+        }
+        rules = deadlines.rules(s, unit(s, "LCJT"))
+        assert [r.key for r in rules][4:9] == [
+            "confirm",
+            "return_notice",
+            "joint_persuasion",
+            "deadline_notice",
+            "judicial",
+        ]
+        # reading wrote nothing: the rows are the demo bureau's own (the rules its notice sets)
+        assert s.scalar(select(func.count()).select_from(DeadlineRule)) == 3
+        s.rollback()
+
+        with pytest.raises(Forbidden):
+            deadlines.set_rule(s, head, "confirm", days=5, lead_days=0, active=True)
+        with pytest.raises(CaseInvalid, match="未成功的劝返次数应在 1 到 20 之间"):
+            deadlines.set_rule(s, bureau, "joint_persuasion", days=0, lead_days=0, active=True)
+        s.rollback()
+        deadlines.set_rule(s, bureau, "confirm", days=5, lead_days=0, active=True)
+        deadlines.set_rule(s, bureau, "return_notice", days=14, lead_days=0, active=True)
+        deadlines.set_rule(s, bureau, "joint_persuasion", days=2, lead_days=0, active=True)
+        s.commit()
+        stored = s.scalars(select(DeadlineRule.key).order_by(DeadlineRule.key)).all()
+        assert stored == [
+            "confirm",
+            "joint_persuasion",
+            "monthly_report",
+            "return_notice",
+        ]  # the changed (and the demo's)
+        assert steps(suspect) == {"confirm": (D(9, 6), False, "历城区通知 二.(一)")}
+        assert steps(dropped) == {"return_notice": (D(9, 13), False, "历城区通知 二.(二)")}
+        goto(services.clock, D(9, 7))
+        assert steps(suspect)["confirm"][1] is True
+        assert seen(services, s, "bureau")["confirm:韩疑似"] is True
+
+        # this bureau asks for 联合劝返 after two failed 劝返
+        for method in ("电话", "家访"):
+            services.cases.add_attempt(s, head, dropped, date=D(9, 7), staff="班主任", method=method, result="仍未到校")
+            s.commit()
+        assert steps(dropped)["joint_persuasion"] == (
+            D(9, 7),
+            False,
+            "参考河南省商丘市：睢阳区通知 三（非本局文件，请填写本局依据）",
+        )
+        # a rule turned off gives no items
+        deadlines.set_rule(s, bureau, "return_notice", days=14, lead_days=0, active=False)
+        s.commit()
+        assert set(steps(dropped)) == {"joint_persuasion"}
+
+
+def test_rules_stored_before_the_case_steps_keep_working(services: Services) -> None:
+    """A database whose bureau stored the earlier rules (one of them changed) keeps them, and
+    follows the defaults for the rules added since; two bureau staff changing the same default at
+    once both land on one row."""
+    load_district(services)
+    goto(services.clock, D(8, 20))
+    with services.db.session() as s:
+        bureau_unit = unit(s, "LCJT")
+        for d in DEFAULT_RULES:
+            if d.key in ("survey", "info_report", "unregistered", "work_plan", "persuasion", "home_teaching"):
+                s.add(
+                    DeadlineRule(
+                        bureau_id=bureau_unit.id,
+                        key=d.key,
+                        title=d.title,
+                        source=d.source,
+                        anchor=d.anchor,
+                        days=40 if d.key == "work_plan" else d.days,
+                        lead_days=d.lead_days,
+                        active=True,
+                        updated_at=services.clock.now(),
+                        updated_by="系统（通知默认）",
+                    )
+                )
+        s.commit()
+        rules = {r.key: r for r in services.ledgers.deadlines.rules(s, bureau_unit)}
+        assert list(rules) == [d.key for d in DEFAULT_RULES]
+        assert rules["work_plan"].days == 40 and rules["judicial"].days == 1 and rules["judicial"].id is None
+        services.ledgers.deadlines.set_term(s, scope_of(s, "bureau"), "2027年秋季学期", TERM_START)
+        s.commit()
+        goto(services.clock, D(9, 2))
+        suspect = new_case(services, s, "wsr-sh-head", "WSR-SH", 55, "钱疑似", confirmed=False)
+        items = {i.kind: i.due for i in services.ledgers.due(s, scope_of(s, "wsr-sh-head"))}
+        assert items["work_plan"] == D(10, 11) and items["confirm"] == D(9, 5) and suspect.id
+        s.rollback()
+
+    # two requests read the default; the first stores its change; the second, storing the row a
+    # moment later, finds it there and changes that one
+    with services.db.session() as first, services.db.session() as second:
+        late = next(r for r in services.ledgers.deadlines.rules(second, unit(second, "LCJT")) if r.key == "judicial")
+        services.ledgers.deadlines.set_rule(
+            first, scope_of(first, "bureau"), "judicial", days=4, lead_days=0, active=True
+        )
+        first.commit()
+        row = services.ledgers.deadlines._stored(second, late)
+        assert row is not late and row.days == 4
+        row.days = 6
+        second.commit()
+    with services.db.session() as s:
+        (row,) = s.scalars(select(DeadlineRule).where(DeadlineRule.key == "judicial")).all()
+        assert row.days == 6
+
+
+def test_a_report_campaigns_item_names_the_period_apart_from_a_name_with_its_own_year(services: Services) -> None:
+    """A campaign called 「2027年控辍保学动态管理月报」 gives 「2027年控辍保学动态管理月报（2027年9月）」, never
+    「2027年9月2027年控辍保学动态管理月报」."""
+    load_district(services)
+    goto(services.clock, D(8, 25))
+    with services.db.session() as s:
+        recurring(services, s, f"{YEAR}年控辍保学动态管理月报", "monthly", 20)
+        goto(services.clock, D(9, 2))
+        services.campaigns.refresh_recurring(s)  # the schedule opens September's period
+        s.commit()
+        titles = [i.title for i in services.ledgers.due(s, scope_of(s, "wsr-sh-head")) if i.kind == "monthly_report"]
+        assert titles == [f"{YEAR}年控辍保学动态管理月报（{YEAR}年9月）"]
+
+
+def test_a_term_entered_mid_term_does_not_flood_the_list(services: Services) -> None:
+    load_district(services)
+    goto(services.clock, D(12, 7))  # a Tuesday, three months into the term, when the bureau enters its start
+    with services.db.session() as s:
+        bureau, school = scope_of(s, "bureau"), scope_of(s, "wsr-sh-head")
+        services.ledgers.deadlines.set_term(s, bureau, "2027年秋季学期", TERM_START)
+        s.commit()
+        # nothing of any school is 已逾期 on the day it was entered (it was 56 items, all overdue)
+        assert services.ledgers.due(s, bureau) == []
+        assert services.ledgers.due(s, scope_of(s, "wsr-staff")) == []
+        own = {i.kind: i for i in services.ledgers.due(s, school)}
+        assert not any(i.overdue for i in own.values())
+        # the term's duties get their days from the day it was entered
+        assert own["unregistered"].due == D(12, 14) and own["survey"].due == D(12, 17)
+        assert own["weekly_report"].title == "辍学周报告（2027年第49周）"  # this week's, not last week's
+        assert "quarterly_review" not in own  # the third quarter's review was due before the entry
+
+        # a week on, what is late shows to the bureau, one line per duty and school
+        goto(services.clock, D(12, 16))
+        late = [i for i in services.ledgers.due(s, bureau) if i.overdue]
+        assert {i.kind for i in late} == {"unregistered", "weekly_report"}
+        assert len(late) == 2 * 8  # eight schools
+        assert {i.title for i in late if i.kind == "weekly_report"} == {
+            "辍学周报告（2027年第50周）（此前另有 1 期未完成）"
+        }
+
+        # this week's, not yet due, is listed apart from the late ones
+        goto(services.clock, D(12, 21))
+        weekly = [(i.title, i.overdue) for i in services.ledgers.due(s, school) if i.kind == "weekly_report"]
+        assert weekly == [("辍学周报告（2027年第50周）", True), ("辍学周报告（2027年第51周）", False)]
+
+        # two weeks missed: one line, the latest week, counting the one before
+        goto(services.clock, D(12, 23))
+        weekly = [i for i in services.ledgers.due(s, school) if i.kind == "weekly_report"]
+        assert [(i.title, i.overdue) for i in weekly] == [("辍学周报告（2027年第51周）（此前另有 1 期未完成）", True)]
+        services.ledgers.deadlines.mark_done(s, school, unit(s, "WSR-SH").id, "weekly_report", "2027-W51")
+        s.commit()
+        weekly = [i for i in services.ledgers.due(s, school) if i.kind == "weekly_report"]
+        assert [i.title for i in weekly] == ["辍学周报告（2027年第50周）"]  # the earlier one is still owed

@@ -32,6 +32,10 @@ def test_district_figures_per_school_and_office(services: Services) -> None:
     with services.db.session() as s:
         bureau = scope_of(s, "bureau")
         services.ledgers.deadlines.set_term(s, bureau, "2027年秋季学期", TERM_START)
+        # the demo district aims at 零流失; this test follows a 99 % target (谯城区's)
+        services.ledgers.deadlines.set_basis(
+            s, bureau, region="山东省济南市", notice="历城区通知", target=0.99, target_source="谯城区通知 一"
+        )
         for rule in ("survey", "info_report", "unregistered", "work_plan", "weekly_report", "quarterly_review"):
             services.ledgers.deadlines.set_rule(s, bureau, rule, days=1, lead_days=0, active=False)
         campaign = services.campaigns.create(

@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import func, select
 
 from service.accounts.errors import Forbidden
-from service.cases.errors import RosterInvalid
 from service.cases.models import Case, CaseStatus
 from service.container import Services
 from service.ledgers.exchange import MappingInvalid
-from tests.cases.roster_data import resident_id
+from service.rosters.errors import RosterInvalid
 from tests.district import load_district, scope_of
 from tests.ledgers.term import TERM_START, goto, new_case, sheet_rows, xlsx
+from tests.rosters.roster_data import resident_id
 
 PLATFORM = {
     "school": "学校名称",
@@ -169,7 +169,9 @@ def test_a_ledger_exports_in_the_provincial_layout_the_bureau_mapped(services: S
         s.commit()
         mapping = services.ledgers.exchange.mapping(s, bureau.unit, "ledger_export")
         ledger = services.ledgers.ledger(s, bureau.unit, "dropouts")
-        rows = sheet_rows(services.ledgers.provincial_workbook(ledger, mapping))
+        masked = sheet_rows(services.ledgers.provincial_workbook(ledger, mapping))
+        assert masked[1][1] == open_case.id_number[:6] + "********" + open_case.id_number[-4:]
+        rows = sheet_rows(services.ledgers.provincial_workbook(ledger, mapping, full=True))
         assert rows == [
             ["学生姓名", "身份证件号码", "控辍状态", "销号类型"],
             ["许在册", open_case.id_number, "辍学", None],

@@ -56,7 +56,7 @@ def test_home_teaching_weekly_after_a_deferral(services: Services) -> None:
             approval=[("评估意见.pdf", SCAN)],
             home_teaching=True,
         )
-        s.commit()  # each upload is archived in a transaction of its own
+        s.commit()
         services.cases.defer(
             s,
             head,
@@ -72,7 +72,8 @@ def test_home_teaching_weekly_after_a_deferral(services: Services) -> None:
         goto(services.clock, D(9, 7))
         assert home_items(services, s, "wsr-sh-head") == {}
         goto(services.clock, D(9, 8))  # the week from the approval is due on the 10th, shown two days ahead
-        source = "县实施方案 二.(三).4"
+        # the demo bureau cites no notice of its own for 送教上门: the seed passage shows as a reference
+        source = "参考外地：县实施方案 二.(三).4（非本局文件，请填写本局依据）"
         assert home_items(services, s, "wsr-sh-head") == {"秦在家": (False, source)}  # never 尤休学
         assert home_items(services, s, "wsr-staff") == {} and home_items(services, s, "bureau") == {}
         goto(services.clock, D(9, 11))
@@ -114,6 +115,8 @@ def test_home_teaching_weekly_after_a_deferral(services: Services) -> None:
             len(PHOTO),
         )
         assert services.stores["files"].get(v.evidence_sha256) == PHOTO
+        # the case's change log says what happened, in words
+        assert "送教上门（2027-09-11）" in [c.what for c in services.ledgers.changes(s, [home.id])[home.id]]
         assert home_items(services, s, "wsr-sh-head") == {} and home_items(services, s, "bureau") == {}
 
         # A week from the visit: due the 18th, shown from the 16th, overdue upward from the 19th.

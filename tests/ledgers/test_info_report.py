@@ -24,10 +24,10 @@ from service.container import Services
 from service.ledgers.models import ChildEntry
 from service.ledgers.reports import TERM, add, covered, empty, period_kind, period_text
 from tests import checks
-from tests.cases.roster_data import resident_id
 from tests.district import load_district, scope_of, unit
 from tests.ledgers.events import Events, assignments, recurring
 from tests.ledgers.term import SHANGHAI, TERM_START, YEAR, goto, xlsx
+from tests.rosters.roster_data import resident_id
 
 PERIOD = TERM_START.isoformat()
 START, END = TERM_START, dt.date(YEAR, 9, 15)
@@ -138,7 +138,7 @@ def test_info_report_from_the_data_signed_summed_and_corrected(services: Service
         goto(services.clock, D(9, 12))
         items = [i for i in services.ledgers.due(s, scope_of(s, "wsr-sh-head")) if i.kind == "info_report"]
         assert [(i.title, i.overdue, i.due) for i in items] == [
-            ("2027年9月1日开学学生失学辍学信息报告", False, D(9, 16))
+            ("学生失学辍学信息报告（2027年9月1日开学）", False, D(9, 16))
         ]
         s.commit()
 

@@ -8,13 +8,14 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from service.cases.errors import CaseClosed, CaseInvalid, RosterInvalid
+from service.cases.errors import CaseClosed, CaseInvalid
 from service.cases.models import Case, CaseClosure, CaseFile, CaseStatus
 from service.container import Services
 from service.ledgers.models import ChildEntry
-from tests.cases.roster_data import resident_id
+from service.rosters.errors import RosterInvalid
 from tests.district import load_district, scope_of, unit
 from tests.ledgers.term import TERM_START, YEAR, goto, new_case, sheet_rows, xlsx
+from tests.rosters.roster_data import resident_id
 
 SCAN = b"%PDF-1.4 scan of a paper"
 
@@ -213,7 +214,15 @@ def test_the_childrens_ledger_from_a_first_grade_roster(services: Services) -> N
         assert services.ledgers.ledger(s, unit(s, "HJL"), "children", year=YEAR).children == []
         (missing,) = services.ledgers.ledger(s, school, "suspected").rows
         assert missing.student_name == "黄三" and missing.status_title == "失学"
-        data = services.ledgers.workbook(s, services.ledgers.ledger(s, school, "children", year=YEAR))
+        children = services.ledgers.ledger(s, school, "children", year=YEAR)
+        # 身份证号 and phones masked unless asked for in full
+        masked = sheet_rows(services.ledgers.workbook(s, children))[2:]
+        assert [(r[3], r[8]) for r in masked] == [
+            (k[2][:6] + "********" + k[2][-4:], k[7][:3] + "****" + k[7][-4:]) for k in kids
+        ]
+        full = sheet_rows(services.ledgers.workbook(s, children, full=True))[2:]
+        assert [(r[3], r[8]) for r in full] == [(k[2], k[7]) for k in kids]
+        data = services.ledgers.workbook(s, children)
         assert [(r[2], r[6], r[9], r[10]) for r in sheet_rows(data)[2:]] == [
             ("陈一", "否", TERM_START.isoformat(), None),
             ("林二", "是", TERM_START.isoformat(), None),

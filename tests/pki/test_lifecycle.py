@@ -23,14 +23,16 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from service.archive.store import LocalArchive
 from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
+from service.pki.crls import CRL_DAYS
 from service.pki.errors import CertificateNotRenewable, CertificateRevoked, RevocationInvalid
-from service.pki.store import CRL_DAYS, Pki
+from service.pki.store import Pki
 from service.settings import Settings
+from service.storage.local import LocalArchive
 from tests import checks
+from tests.conftest import TEST_KDF_ROUNDS
 
 UTC = dt.UTC
 PASSPHRASE = "lifecycle-passphrase"
@@ -54,7 +56,14 @@ class Clock:
 
 
 def make_pki(folder: Path, clock: Clock) -> Pki:
-    return Pki(folder / "certs", PASSPHRASE, "测试证书中心", "https://kcbx.example.edu.cn", now=clock)
+    return Pki(
+        folder / "certs",
+        PASSPHRASE,
+        "测试证书中心",
+        "https://kcbx.example.edu.cn",
+        now=clock,
+        kdf_rounds=TEST_KDF_ROUNDS,
+    )
 
 
 def bureau_name(settings: Settings) -> str:
@@ -285,7 +294,7 @@ def test_maintain_clears_every_warning_and_a_second_run_does_nothing(tmp_path: P
 MAINTAIN_ELSEWHERE = """
 import datetime as dt, json, sys, time
 from service.pki.store import Pki
-pki = Pki(sys.argv[1], sys.argv[2], "测试证书中心", "https://kcbx.example.edu.cn")
+pki = Pki(sys.argv[1], sys.argv[2], "测试证书中心", "https://kcbx.example.edu.cn", kdf_rounds=10_000)
 time.sleep(max(0.0, float(sys.argv[4]) - time.time()))  # both start together
 report = pki.maintain(dt.datetime.fromisoformat(sys.argv[3]))
 print(json.dumps({"renewed": [r.key for r in report.renewed], "tsa": report.tsa is not None,

@@ -16,14 +16,17 @@ from service.pki.errors import (
     Pkcs12Invalid,
     PkiNotInitialized,
     PkiPassphraseWrong,
+    RootKeyInvalid,
+    RootKeyOffline,
     UnitKeyInvalid,
     UnitNameMismatch,
 )
 from service.pki.store import Pki
+from tests.conftest import TEST_KDF_ROUNDS
 
 
 def make(tmp_path: Path, passphrase: str = "secret") -> Pki:
-    return Pki(tmp_path / "certs", passphrase, "测试证书中心", "https://x.cn")
+    return Pki(tmp_path / "certs", passphrase, "测试证书中心", "https://x.cn", kdf_rounds=TEST_KDF_ROUNDS)
 
 
 def test_init_creates_the_chain_once(tmp_path: Path) -> None:
@@ -103,3 +106,56 @@ def test_import_pkcs12(tmp_path: Path) -> None:
         pki.import_pkcs12("school-x", _p12(b"p12pass"), "wrong")
     with pytest.raises(Pkcs12Invalid):
         pki.import_pkcs12("school-y", b"garbage", None)
+
+
+def test_with_the_root_key_offline_everything_but_a_rollover_and_the_root_crl_goes_on(tmp_path: Path) -> None:
+    import datetime as dt
+
+    pki = make(tmp_path)
+    pki.init()
+    exported = tmp_path / "safe" / "root.key"
+    exported.parent.mkdir()
+    pki.export_root_key(exported, "kept-in-the-safe")
+    assert not (tmp_path / "certs" / "root" / "ca.key").exists()
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    with pytest.raises(RootKeyOffline):
+        pki.export_root_key(tmp_path / "again.key", "kept-in-the-safe")
+    root_crl = pki.crl("root")
+    assert root_crl is not None and root_crl.next_update_utc is not None
+    assert root_crl.next_update_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=364)  # re-signed at export
+
+    # another process: issues, revokes (the issuing CA's CRL), timestamps, all without the root key
+    service = make(tmp_path)
+    creds = service.issue_unit("school-1", "历城区实验小学")
+    serial = service.revoke_unit("school-1")
+    issuing_crl = service.crl("issuing")
+    assert issuing_crl is not None and issuing_crl.get_revoked_certificate_by_serial_number(int(serial)) is not None
+    assert service.tsa()[0].issuer == service.issuing_certificate().subject
+    assert creds.certificate.issuer == service.issuing_certificate().subject
+    assert "离线" in next(i.key_location for i in service.status().items if i.kind == "root")
+
+    with pytest.raises(RootKeyOffline) as offline:
+        service.rollover_issuing(force=True)
+    assert offline.value.code == "ROOT_KEY_OFFLINE" and "--root-key" in offline.value.message
+    # the daily upkeep, years later: the rollover due and the root's CRL are left to a person
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8 * 365)
+    report = service.maintain(later)
+    assert report.issuing is None
+    rollover_due, root_crl_due = sorted(report.attention, key=lambda line: "吊销列表需要" in line)
+    assert rollover_due.startswith("签发中心证书已到更换时间，未更换") and "--root-key" in rollover_due
+    assert root_crl_due.startswith("根证书的吊销列表需要重新发布") and "docsign pki refresh --root-key" in root_crl_due
+    assert all(c.which != "root" for c in report.crls)
+
+    with pytest.raises(RootKeyInvalid):
+        service.unlock_root(exported.read_bytes(), "not-the-passphrase")
+    other = Pki(tmp_path / "other", "secret", "别的证书中心", "https://x.cn")
+    other.init()
+    other.export_root_key(tmp_path / "other.key", "kept-in-the-safe")
+    with pytest.raises(RootKeyInvalid):
+        service.unlock_root((tmp_path / "other.key").read_bytes(), "kept-in-the-safe")
+
+    service.unlock_root(exported.read_bytes(), "kept-in-the-safe")
+    handed = service.maintain(later)
+    assert handed.issuing is not None and handed.issuing.new_name == "issuing-2"
+    assert any(c.which == "root" for c in handed.crls) and not handed.attention
+    assert not (tmp_path / "certs" / "root" / "ca.key").exists()

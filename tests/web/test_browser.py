@@ -162,6 +162,131 @@ def test_principal_signs_on_a_phone(browser: Browser, server: Server, campaign_i
     ctx.close()
 
 
+INK = """() => { const c = document.getElementById("pad"), g = c.getContext("2d");
+                   const d = g.getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+
+
+def _own_assignment(page: Page, server: Server, campaign_id: int) -> int:
+    mine = [a for a in page.request.get(f"{server.url}/api/assignments").json() if a["campaign_id"] == campaign_id]
+    assert len(mine) == 1, mine
+    return int(mine[0]["id"])
+
+
+def test_a_forgotten_box_keeps_the_drawn_signature_on_a_phone(
+    browser: Browser, server: Server, campaign_id: int
+) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-zx-head")  # a school no other test signs for
+    page.goto(f"{server.url}/sign/{_own_assignment(page, server, campaign_id)}")
+    page.wait_for_function("() => window.SignaturePad !== undefined")
+    page.wait_for_load_state("networkidle")
+
+    # drawn, box not ticked: asked on the page, nothing sent, the drawing stays
+    draw_signature(page)
+    drawn = page.evaluate(INK)
+    assert drawn > 500
+    page.click("#sign-submit")
+    error = page.locator("#signing .field.checks.invalid .error")
+    error.wait_for()
+    assert error.inner_text() == "请勾选确认后再签署。"
+    assert in_viewport(page, "#signing .field.checks.invalid .error")
+    assert page.evaluate(INK) == drawn
+    assert "待签署" in page.inner_text("#state")
+    page.check("input[name=confirm]")
+    assert page.locator("#signing .field.checks.invalid").count() == 0
+    page.uncheck("input[name=confirm]")
+
+    # the same form sent without the page's check (an old page, no script): the server refuses it
+    # and the page it sends back draws the signature again
+    page.evaluate("""() => HTMLFormElement.prototype.submit.call(document.getElementById("sign-form"))""")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".field.checks.invalid .error").inner_text() == "请勾选确认后再签署。"
+    page.wait_for_function("() => window.SignaturePad !== undefined")
+    page.wait_for_function(INK.replace("return n; }", "return n > 500; }"))
+    shot(page, "sign-box-forgotten-phone")
+
+    # ticked now: the signature given back is the one signed
+    page.check("input[name=confirm]")
+    page.click("#sign-submit")
+    page.wait_for_selector("#download")
+    assert "按时" in page.inner_text("#state")
+    watch.clean()
+    ctx.close()
+
+
+def test_the_document_reads_larger_on_a_phone(browser: Browser, server: Server, campaign_id: int) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "hjl-bx-head")
+    page.goto(f"{server.url}/sign/{_own_assignment(page, server, campaign_id)}")
+    page.wait_for_selector(".page img")
+    page.wait_for_load_state("networkidle")
+    small = page.evaluate("() => document.querySelector('.page img').getBoundingClientRect().width")
+    assert small < 380  # the whole A4 width in a phone's: body text ~9 px
+
+    # 放大查看: the pages at twice and more the width, scrolled in their own box, not the page
+    page.click("#zoom-in")
+    page.wait_for_selector(".pages.zoomed .page img")
+    page.wait_for_load_state("networkidle")
+    large = page.evaluate("() => document.querySelector('.page img').getBoundingClientRect().width")
+    assert large >= 2.3 * small, (small, large)
+    assert page.evaluate(
+        "() => document.querySelector('.pages').scrollWidth > document.querySelector('.pages').clientWidth"
+    )
+    no_horizontal_scroll(page)
+    no_small_targets(page)
+    assert page.locator("#pad").count() == 1  # still the signing page
+    shot(page, "sign-zoomed-phone")
+    page.click("#zoom-out")
+    page.wait_for_selector(".pages:not(.zoomed) .page img")
+
+    # 打开 PDF: the document itself, shown in the browser's (the phone's) own viewer
+    href = page.get_attribute("#open-pdf", "href")
+    assert href is not None
+    pdf = page.request.get(server.url + href)
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"].startswith("inline;")
+    assert "控辍保学承诺书" in checks.pdftotext(pdf.body())
+    watch.clean()
+    ctx.close()
+
+
+def test_the_preview_box_goes_once_issued_on_a_phone(browser: Browser, server: Server) -> None:
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "bureau")
+    # its own campaign, to the two offices only (no school's list of pledges changes)
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    made = page.request.post(
+        f"{server.url}/api/campaigns",
+        data={
+            "name": "教育办控辍保学目标责任书（预览测试）",
+            "year": 2026,
+            "kinds": ["responsibility_office"],
+            "deadline": deadline.replace(tzinfo=None, microsecond=0).isoformat(),
+        },
+        headers=csrf_headers(page),
+    )
+    assert made.ok, made.text()
+    page.goto(f"{server.url}/campaigns/{made.json()['id']}")
+    assert page.locator("#issue-preview h2").inner_text() == "下发前预览"
+    page.click("#job-slot button[type=submit]")
+    page.wait_for_selector("text=已下发 2 份文书", timeout=180_000)
+    page.wait_for_selector("#counts")
+    assert page.locator("#issue-preview").count() == 0 and "下发前预览" not in page.inner_text("main")
+    assert "预览一份" not in page.inner_text("main")
+    no_horizontal_scroll(page)
+    shot(page, "campaign-issued-phone")
+    watch.clean()
+    ctx.close()
+
+
 SMALL_TARGETS = """() => {
   const small = [];
   const seen = new Set();
@@ -232,13 +357,14 @@ def test_a_tap_is_not_a_signature_and_errors_come_into_view_on_a_phone(
     assert "待签署" in page.inner_text("#state")  # nothing was sent
 
     # the same tap sent without the page's check (an old page, a script): the server refuses it
-    page.evaluate(
-        """() => { const c = document.createElement("canvas"); c.width = 686; c.height = 360;
-                   const g = c.getContext("2d"); g.beginPath(); g.arc(300, 180, 4.4, 0, 7); g.fill();
-                   const f = document.getElementById("sign-form");
-                   f.querySelector("[name=signature_png]").value = c.toDataURL("image/png");
-                   HTMLFormElement.prototype.submit.call(f); }"""
-    )
+    with page.expect_navigation():  # wait for the page the server sends back, not the one sending
+        page.evaluate(
+            """() => { const c = document.createElement("canvas"); c.width = 686; c.height = 360;
+                       const g = c.getContext("2d"); g.beginPath(); g.arc(300, 180, 4.4, 0, 7); g.fill();
+                       const f = document.getElementById("sign-form");
+                       f.querySelector("[name=signature_png]").value = c.toDataURL("image/png");
+                       HTMLFormElement.prototype.submit.call(f); }"""
+        )
     page.wait_for_load_state("networkidle")
     assert "签名太短" in page.locator(".field.invalid .error").first.inner_text()
     assert in_viewport(page, ".field.invalid .error")
@@ -313,11 +439,12 @@ def _ensure_signed(browser: Browser, server: Server, campaign_id: int, username:
 
 
 def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, campaign_id: int) -> None:
-    _ensure_signed(browser, server, campaign_id, "wsr-sh-head")
+    # its own office and school: the phone tests sign in 王舍人, in any order
+    _ensure_signed(browser, server, campaign_id, "hjl-xx-head")
     ctx = context(browser, DESKTOP)
     watch = Watch()
     page = watch.attach(ctx.new_page())
-    login(page, server, "wsr-staff")
+    login(page, server, "hjl-staff")
     assert page.url.endswith("/office")
     card = page.locator(f"[data-campaign='{campaign_id}']")
     card.locator("button[type=submit]").click()
@@ -330,20 +457,27 @@ def test_office_forwards_and_dashboard_counts(browser: Browser, server: Server, 
     watch = Watch()
     page = watch.attach(ctx.new_page())
     login(page, server, "bureau")
+    signed = [
+        a
+        for a in page.request.get(f"{server.url}/api/campaigns/{campaign_id}/assignments").json()
+        if a["state"] not in ("issued", "viewed")
+    ]
     stats = page.locator(f"[data-campaign='{campaign_id}'] .stats").inner_text()
-    assert "已签 1 / 12" in stats, stats
+    assert f"已签 {len(signed)} / 12" in stats, stats
     page.goto(f"{server.url}/campaigns/{campaign_id}?filter=signed")
     rows = page.locator("table.list tbody tr")
-    assert rows.count() == 1 and "已转交（按时）" in rows.first.inner_text()
+    assert rows.count() == len(signed)
+    row = rows.filter(has_text="历城区洪家楼小学")
+    assert "已转交（按时）" in row.inner_text()
     assert page.locator(".chart svg").count() == 1
     shot(page, "campaign-status-desktop")
     # before taking it in, the bureau opens the forwarded pledge from its row
-    rows.first.locator("a", has_text="控辍保学承诺书").click()
+    row.locator("a", has_text="控辍保学承诺书").click()
     page.wait_for_url(re.compile(r".*/sign/\d+$"))
     page.wait_for_selector(".page img")
     page.wait_for_load_state("networkidle")
     assert page.evaluate("() => document.querySelector('.page img').naturalWidth") > 0
-    assert "历城区王舍人街道石河小学" in page.inner_text("main") and page.locator("#pad").count() == 0
+    assert "历城区洪家楼小学" in page.inner_text("main") and page.locator("#pad").count() == 0
     watch.clean()
     ctx.close()
 
@@ -378,6 +512,10 @@ def test_parent_scans_a_notice_and_a_tampered_copy_fails(browser: Browser, serve
     watch = Watch()
     page = watch.attach(ctx.new_page())
     page.goto(url)
+    # recorded a moment ago, before the background check: the page says so and checks on request
+    assert page.locator(".verdict .big").inner_text() == "核验中"
+    page.click("#check-now")
+    page.wait_for_load_state("networkidle")
     verdict = page.locator(".verdict .big").inner_text()
     assert verdict == "真实有效"
     main = page.inner_text("main")

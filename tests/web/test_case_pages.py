@@ -49,6 +49,7 @@ def test_registration_keeps_no_silent_default_and_saves_the_official_fields(tmp_
         full = {
             **form,
             "guardian_relation": "母亲",
+            "guardian_address": "浙江省宁波市务工",  # 工作单位或务工地, printed on the 一生一表
             "ethnicity": "回族",
             "student_number": "G370112201203070013",
             "key_groups": ["留守儿童", "家庭经济困难"],
@@ -60,6 +61,7 @@ def test_registration_keeps_no_silent_default_and_saves_the_official_fields(tmp_
         case = c.get(r.headers["location"].replace("/cases/", "/api/cases/")).json()
         assert case["status"] == "suspected" and case["dropout_reason"] is None  # saved empty, not 厌学
         assert case["guardians"][0]["relation"] == "母亲"
+        assert case["guardians"][0]["address"] == "浙江省宁波市务工"
         assert case["ethnicity"] == "回族" and case["student_number"] == "G370112201203070013"
         assert case["key_groups"] == ["留守儿童", "家庭经济困难"]
         assert case["reason_detail"].startswith("父母在外务工") and case["measures"].startswith("班主任每周家访")
@@ -113,6 +115,9 @@ def test_notice_date_errors_attempt_material_and_beijing_dates(tmp_path: Path) -
         assert link is not None
         got = c.get(link.group(1))
         assert got.status_code == 200 and got.content == photo
+        # a photo opens in place as an image, never sniffed as anything else
+        assert got.headers["content-type"] == "image/jpeg" and got.headers["x-content-type-options"] == "nosniff"
+        assert got.headers["content-disposition"].startswith("inline;")
         # six files at once is more than an attempt takes: nothing is recorded
         r = c.post(
             f"/cases/{case_id}/attempts",
@@ -123,3 +128,23 @@ def test_notice_date_errors_attempt_material_and_beijing_dates(tmp_path: Path) -
 
         service.login("wsr-sh-head")  # another school's attachment answers 404
         assert c.get(link.group(1)).status_code == 404
+
+
+def test_the_case_page_says_which_step_is_overdue_and_on_what_basis(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        service.login("wsr-xd-head")
+        c = service.client
+        left = (service.clock.now() + dt.timedelta(hours=8)).date() - dt.timedelta(days=21)
+        form = {
+            **FORM,
+            "school_id": str(units["WSR-XD"]),
+            "guardian_relation": "父亲",
+            "confirmed": "yes",
+            "dropout_date": left.isoformat(),
+        }
+        location = c.post("/cases/new", data=form, follow_redirects=False).headers["location"]
+        page = c.get(location).text
+        # a week from the day the child left, the 复学通知书 is three weeks late
+        assert re.search(r'class="notice bad"[^>]*><strong>已逾期</strong>：应向监护人送达《义务教育复学通知书》', page)
+        assert "依据：" in page

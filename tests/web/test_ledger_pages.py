@@ -4,8 +4,13 @@ downloads, and that another school's case or ledger stays out of reach."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from tests.api.conftest import running_service, setup_licheng
 from tests.district import scope_of
@@ -64,11 +69,13 @@ def test_a_school_closes_a_case_on_its_page_and_the_ledger_shows_it(tmp_path: Pa
         ledger = c.get("/ledgers/dropouts").text
         assert '本学年已销号 <span class="muted">1 人' in ledger and "核销" in ledger
         service.login("wsr-staff")  # the office sees its school's ledger and exports it
-        r = c.get(f"/ledgers/dropouts/export.xlsx?unit={units['WSR']}")
+        r = c.get(f"/ledgers/dropouts/export.xlsx?unit={units['WSR']}&purpose=存档")
         assert r.status_code == 200
         assert [row[3] for row in sheet_rows(r.content, "已销号")[2:]] == ["王浩然"]
         assert sheet_rows(r.content, "在册")[2:] == []
-        r = c.get(f"/ledgers/dropouts/provincial.xlsx?unit={units['WSR']}")  # the default layout: every column
+        r = c.get(
+            f"/ledgers/dropouts/provincial.xlsx?unit={units['WSR']}&purpose=存档"
+        )  # the default layout: every column
         assert sheet_rows(r.content)[0][:3] == ["学校", "姓名", "身份证号"] and sheet_rows(r.content)[1][1] == "王浩然"
         assert c.get(f"/ledgers/dropouts?unit={units['HJL']}").status_code == 404
         service.login("bureau")
@@ -231,6 +238,7 @@ def test_the_exchange_page_saves_a_mapping_and_imports_a_platform_list(tmp_path:
         sheet = xlsx([HEADER, platform_row(91, "历城区王舍人街道石河小学", "杨新一")])
         r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
         assert "新登记疑似辍学 1 人" in r.text
+        assert re.search(r'<a href="/cases/\d+">杨新一</a>', r.text)  # the child named, not 个案 4
         r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
         assert "新登记疑似辍学 0 人；已有未结案个案、未重复登记 1 人（第 2 行 杨新一）" in r.text
         roster = xlsx([("姓名", "身份证号"), ("甲", "370112202003010011")])
@@ -254,36 +262,38 @@ def test_the_bureau_sets_the_term_and_a_rule_and_a_school_clears_an_item_on_its_
         assert r.status_code == 303
         r = c.post(
             "/deadlines/rules",
-            data={"key": "survey", "days": "12", "lead_days": "0", "active": "yes"},
+            data={"key": "survey", "days": "12", "lead_days": "0", "active": "yes", "source": "历城区通知 二.(三).2"},
             follow_redirects=False,
         )
         assert r.status_code == 303
         page = c.get("/deadlines").text
-        assert "本学期：" in page and 'name="days" type="number" value="12"' in page and "县实施方案 二.(三).2" in page
+        assert "本学期：" in page and 'name="days" type="number" value="12"' in page and "历城区通知 二.(三).2" in page
+        # a rule the bureau gave no source of its own shows the seed notice as another place's reference
+        assert "参考外地：县实施方案 二.(三).4（非本局文件，请填写本局依据）" in page
 
         service.login("wsr-sh-head")
         page = c.get("/cases").text
-        assert "开学排查（入学、变动、辍学及学籍变化）（本学期）" in page and "依据：县实施方案 二.(三).2" in page
+        assert "开学排查（入学、变动、辍学及学籍变化）（本学期）" in page and "依据：历城区通知 二.(三).2" in page
         items = [d for d in c.get("/api/due").json() if d["kind"] == "survey"]
         assert [(d["due"], d["overdue"]) for d in items] == [((today + dt.timedelta(days=12)).isoformat(), False)]
         form = {"unit_id": str(units["WSR-SH"]), "key": "survey", "period": items[0]["period"]}
         service.login("hjl-xx-head")  # another school cannot clear it
         assert c.post("/deadlines/done", data=form).status_code == 404
         service.login("wsr-sh-head")
-        rows = sheet_rows(c.get("/deadlines/export.xlsx").content)
+        rows = sheet_rows(c.get("/deadlines/export.xlsx?purpose=存档").content)
         assert rows[1] == ["状态", "事项", "依据", "学校", "学生", "个案编号", "期限"]
-        assert ["待办", "开学排查（入学、变动、辍学及学籍变化）（本学期）", "县实施方案 二.(三).2"] in [
+        assert ["待办", "开学排查（入学、变动、辍学及学籍变化）（本学期）", "历城区通知 二.(三).2"] in [
             r[:3] for r in rows[2:]
         ]
         assert c.post("/deadlines/done", data=form, follow_redirects=False).status_code == 303
         assert not [d for d in c.get("/api/due").json() if d["kind"] == "survey"]
-        rows = sheet_rows(c.get("/deadlines/export.xlsx").content)
+        rows = sheet_rows(c.get("/deadlines/export.xlsx?purpose=存档").content)
         assert "开学排查（入学、变动、辍学及学籍变化）（本学期）" not in [r[1] for r in rows[2:]]
 
 
 def test_a_school_imports_its_first_grade_roster_and_marks_who_reported(tmp_path: Path) -> None:
-    from tests.cases.roster_data import resident_id
     from tests.ledgers.term import xlsx
+    from tests.rosters.roster_data import resident_id
 
     with running_service(tmp_path) as service:
         units = setup_licheng(service)
@@ -371,12 +381,14 @@ def test_a_school_reviews_and_signs_its_info_report_on_its_page(tmp_path: Path) 
         service.login("wsr-xd-head")
         assert c.get(f"/info-reports/{mine['id']}").status_code == 404
         assert [i["title"] for i in c.get("/api/due").json() if i["kind"] == "info_report"] == [
-            f"{today.year}年{today.month}月{today.day}日开学学生失学辍学信息报告"
+            f"学生失学辍学信息报告（{today.year}年{today.month}月{today.day}日开学）"
         ]
         service.login("wsr-staff")
         page = c.get(f"/info-reports?unit={units['WSR']}").text
         assert "信息报告汇总" in page and "已报送：历城区王舍人街道石河小学" in page and "王浩然" in page
-        rows = sheet_rows(c.get(f"/info-reports/export.xlsx?period={today.isoformat()}&unit={units['WSR']}").content)
+        rows = sheet_rows(
+            c.get(f"/info-reports/export.xlsx?period={today.isoformat()}&unit={units['WSR']}&purpose=存档").content
+        )
         assert ["辍学（含劝返中）", 1] in [r[:2] for r in rows]
         assert ["历城区王舍人街道石河小学", "王浩然", "六年级", "辍学", "非重点群体", "厌学", "随父母外出"] in rows
 
@@ -419,3 +431,39 @@ def test_a_school_records_home_teaching_for_a_deferred_child_on_its_page(tmp_pat
         assert [v["teachers"] for v in c.get(f"/api/cases/{cid}").json()["home_visits"]] == ["资源教师 李红"]
         service.login("wsr-xd-head")  # another school's case stays out of reach
         assert c.post(f"/cases/{cid}/home-visits", data=visit).status_code == 404
+
+
+def test_ledger_exports_open_readable_with_the_retention_as_a_percentage(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        assert c.post("/api/cases", json={**CASE, "school_id": units["WSR-SH"]}).status_code == 201
+        service.login("bureau")
+        c.post("/district/rolls", data={"school_id": units["WSR-SH"], "students": "500"})
+
+        def sheet(url: str, name: str | None = None) -> Any:
+            r = c.get(url)
+            assert r.status_code == 200, r.text
+            book = load_workbook(io.BytesIO(r.content))
+            return book[name] if name else book.active
+
+        district = sheet("/district/export.xlsx")
+        header = [cell.value for cell in district[2]]
+        column = header.index("巩固率") + 1
+        (row,) = [r for r in district.iter_rows(min_row=3) if r[0].value == "历城区王舍人街道石河小学"]
+        retention = row[column - 1]
+        assert retention.value == 0.998 and retention.number_format == "0.00%"  # Excel shows 99.80%
+        assert district.column_dimensions["A"].width >= 2 * len("历城区王舍人街道石河小学")
+        for url, name in (
+            ("/district/export.xlsx", None),
+            (f"/ledgers/dropouts/export.xlsx?unit={units['WSR']}&purpose=存档", "在册"),
+            (f"/ledgers/dropouts/provincial.xlsx?unit={units['WSR']}&purpose=存档", None),
+            ("/deadlines/export.xlsx?purpose=存档", None),
+        ):
+            ws = sheet(url, name)
+            for col in range(1, ws.max_column + 1):  # every column set, none left at Excel's default
+                letter = get_column_letter(col)
+                longest = max(len(str(ws.cell(r, col).value or "")) for r in range(2, ws.max_row + 1))
+                if longest:
+                    assert ws.column_dimensions[letter].width >= min(50, longest), (url, letter)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
+import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.rosters.roster_data import resident_id
 from tests.web.conftest import (
     DESKTOP,
     PHONE,
@@ -21,6 +24,7 @@ from tests.web.conftest import (
     shot,
 )
 from tests.web.test_browser import both_widths
+from tests.web.test_cases_browser import register_case
 
 
 def test_a_school_closes_a_case_on_a_phone_and_it_leaves_the_ledger(browser: Browser, server: Server) -> None:
@@ -62,6 +66,7 @@ def test_a_school_closes_a_case_on_a_phone_and_it_leaves_the_ledger(browser: Bro
     assert "韩晓东" not in sections.nth(0).inner_text() and "韩晓东" in sections.nth(1).inner_text()
     no_horizontal_scroll(page)
     shot(page, "ledger-dropouts-phone")
+    page.select_option("form.export select[name=purpose]", "家访核查")  # an export says what it is for
     with page.expect_download() as download:
         page.click("text=导出 Excel")
     assert download.value.suggested_filename.endswith("辍学学生台账.xlsx")
@@ -186,3 +191,67 @@ def test_the_bureau_dashboard_shows_the_districts_figures_and_overdue_list(brows
     watch.clean()
     ctx.close()
     both_widths(browser, server, "bureau", "/district", "district")
+
+
+def test_a_monthly_report_counts_late_entered_cases_by_their_days_on_a_phone(browser: Browser, server: Server) -> None:
+    """Three children entered today: two whose events fall in last month (the month this month's
+    report counts) and one who left today. The review lists the children behind each figure, and
+    each figure is the number of its children, counted by the days of the events, not of the typing."""
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    if today.day > 28:
+        pytest.skip("a monthly campaign made after its due day (28) opens its first report next month")
+    month_end = today.replace(day=1) - dt.timedelta(days=1)  # the month this month's report counts
+    day = month_end.replace
+    recurring_campaign(browser, server, "控辍保学动态管理月报", "monthly", 28)
+    ctx = context(browser, PHONE)
+    watch = Watch()
+    page = watch.attach(ctx.new_page())
+    login(page, server, "wsr-zx-head")  # a school no other browser test registers a case for
+    # 卫小燕: 疑似辍学 since the 10th of last month, still open at its end
+    register_case(page, server, "卫小燕", resident_id(234, born="20130923"), dropout_date=day(day=10), confirmed=False)
+    # 沈小军: 辍学 since the 12th, a 家访 on the 20th, back at school on the 25th
+    returned_url = register_case(page, server, "沈小军", resident_id(235, born="20130923"), dropout_date=day(day=12))
+    page.fill("#date", day(day=20).isoformat())
+    page.fill("#result", "家长同意送返")
+    page.click("form[action$='/attempts'] button[type=submit]")
+    page.wait_for_url(returned_url + "?done=attempt")
+    page.click("summary:text-is('已复学')")
+    page.fill("#back_on", day(day=25).isoformat())
+    page.click("form[action$='/returned'] button[type=submit]")
+    page.wait_for_url(returned_url)
+    assert "销号：已复学" in page.inner_text("main")
+    # 韦小山: left today, entered today: not last month's
+    register_case(page, server, "韦小山", resident_id(237, born="20130923"))
+
+    page.goto(server.url + "/sign")
+    page.click("text=核对数据生成的月报表并签章")
+    page.wait_for_url(re.compile(r".*/monthly-reports/\d+$"))
+    main = page.inner_text("main")
+    assert f"统计 {day(day=1)} 至 {month_end}" in main
+    figures = page.evaluate(
+        """() => [...document.querySelectorAll("dl.figures dd")].map(dd => ({
+            title: dd.previousElementSibling.textContent.trim(),
+            count: parseInt(dd.firstChild.textContent, 10),
+            children: [...dd.querySelectorAll("details.behind li")].map(li => li.textContent.trim()),
+        }))"""
+    )
+    for f in figures:
+        assert f["count"] == len(f["children"]), f
+    behind = {f["title"]: [c.split("　")[0] + " " + c.split("　")[2] for c in f["children"]] for f in figures}
+    assert behind == {
+        "新增疑似辍学（含失学）": [f"卫*燕 {day(day=10)}"],
+        "新增辍学（核实确认）": [f"沈*军 {day(day=12)}"],
+        "劝返复学": [f"沈*军 {day(day=25)}"],
+        "核销": [],
+        "延缓入学/休学": [],
+        "劝返次数": [f"沈*军 {day(day=20)}"],
+        "月末未销号个案": [f"卫*燕 {day(day=10)}"],
+    }, behind
+    assert "韦*山" not in page.content()
+    # the list opens under its figure, on screen at 375 px
+    page.click("details[data-figure=attempts] summary")
+    assert page.locator("details[data-figure=attempts] li").first.is_visible()
+    no_horizontal_scroll(page)
+    shot(page, "monthly-report-late-entries-phone")
+    watch.clean()
+    ctx.close()

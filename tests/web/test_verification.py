@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 import zoneinfo
@@ -22,6 +23,7 @@ from service.documents.sign import LocalTimeStamper
 from service.units.models import Unit
 from tests import checks
 from tests.api.conftest import Service, bootstrap_bureau, running_service, setup_licheng
+from tests.rosters.roster_data import rows, xlsx
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
@@ -47,9 +49,17 @@ def test_a_real_code_shows_the_masked_page(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         bootstrap_bureau(service)
         code, _, _ = issue_notice(service)
+        # before the background check reaches it: 核验中, the page refreshing and offering 立即核验
+        pending = service.client.get(f"/v/{code}")
+        assert pending.status_code == 200 and "核验中" in pending.text and "真实有效" not in pending.text
+        assert 'http-equiv="refresh"' in pending.text and f'action="/v/{code}/verdict"' in pending.text
+        assert service.client.get(f"/v/{code}?format=json").json()["pending"] is True
+        checked = service.client.post(f"/v/{code}/verdict", follow_redirects=False)
+        assert checked.status_code == 303 and checked.headers["location"] == f"/v/{code}"
         page = service.client.get(f"/v/{code}")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         html = page.text
+        assert "核验中" not in html and 'http-equiv="refresh"' not in html
         for text in (
             "真实有效",
             "义务教育入学通知书",
@@ -152,6 +162,44 @@ def test_uploaded_pdf_is_checked_against_the_archive(tmp_path: Path) -> None:
             headers={"accept": "application/json"},
         ).json()
         assert appended["genuine"] is False and any("末尾" in p for p in appended["problems"])
+
+
+def test_a_schools_print_bundle_is_named_as_one_not_listed_as_forgeries(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        setup_licheng(service)
+        c = service.client
+        service.login("wsr-sh-head")
+        report_by = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+        r = c.post(
+            "/api/rosters",
+            files={"file": ("名单.xlsx", xlsx(rows(4, ["WSR-SH"], seed=3)))},
+            data={"kind": "enrollment_notice", "report_by": report_by},
+        )
+        assert r.status_code == 201, r.text
+        roster_id = r.json()["id"]
+        assert service.wait_job(c.post(f"/api/rosters/{roster_id}/issue").json()["id"])["status"] == "done"
+        roster_page = c.get(f"/rosters/{roster_id}").text
+        href = re.search(r'formaction="(/api/rosters/\d+/print/\d+\.pdf)"', roster_page)
+        assert href is not None
+        bundle = c.get(href.group(1), params={"purpose": "存档"}).content
+        assert bundle.startswith(b"%PDF")
+
+        c.cookies.clear()  # a parent, not signed in
+        answer = c.post(
+            "/v/check", files={"file": ("打印.pdf", bundle, "application/pdf")}, headers={"accept": "application/json"}
+        ).json()
+        assert answer["verdict"] == "打印合订本" and answer["genuine"] is False
+        assert answer["problems"] == [] and answer["code"] == "PRINT_BUNDLE"
+        page = c.post("/v/check", files={"file": ("打印.pdf", bundle, "application/pdf")}).text
+        assert "打印合订本" in page and "4 份通知书" in page and "二维码" in page
+        assert "不是真实有效的文书" not in page and "原因" not in page
+
+        # changed by one byte it is no longer the school's file: judged as any other upload
+        changed = bundle + b"\n%extra\n"
+        other = c.post(
+            "/v/check", files={"file": ("打印.pdf", changed, "application/pdf")}, headers={"accept": "application/json"}
+        ).json()
+        assert other["verdict"] == "不是真实有效的文书"
 
 
 def test_verify_page_and_pki_downloads(tmp_path: Path) -> None:
@@ -293,8 +341,9 @@ def test_hostile_uploads_are_refused_in_chinese_while_lookups_go_on(tmp_path: Pa
         crls = [c.public_bytes(serialization.Encoding.DER) for c in pki.crls()]
 
         def stamped(pdf: bytes) -> bytes:
+            stamper = LocalTimeStamper(pki)  # its key loaded once
             for _ in range(80):  # genuine structure, but its check costs seconds of CPU, even on a fast machine
-                pdf = add_archive_timestamp(pdf, timestamper=LocalTimeStamper(pki), crls=crls)
+                pdf = add_archive_timestamp(pdf, timestamper=stamper, crls=crls)
             return pdf
 
         heavy = checks.off_loop(stamped, pdf)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from service.db.models import Base
+from service.tables import Base
 
 config = context.config
 engine: Engine | None = config.attributes.get("engine")

@@ -51,6 +51,16 @@
     };
   }
 
+  // A refused form comes back at the address it was sent to (/cases/7/attempts): the server names
+  // the form's own page, and the address bar shows it, so a reload opens the page instead of
+  // sending the form again.
+  var pageUrl = document.querySelector("meta[name=docsign-page-url]");
+  if (pageUrl && window.history && history.replaceState) {
+    var target = pageUrl.getAttribute("content");
+    if (target && target.charAt(0) === "/" && target.charAt(1) !== "/" && target !== location.pathname + location.search)
+      history.replaceState(null, "", target + location.hash);
+  }
+
   // A form marked data-once submits once: a double click does not send it twice.
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -99,9 +109,16 @@
       pad.fromData(data);
     }
     window.addEventListener("resize", resize);
+    var strokes = document.getElementById("signature_strokes");
+    // the page came back with an error (the box was not ticked): the drawing comes back with it
+    if (strokes && strokes.value) {
+      try { pad.fromData(JSON.parse(strokes.value)); } catch (e) { pad.clear(); }
+    }
     resize();
     var field = canvas.closest(".field");
-    function padError(text) {
+    var confirmBox = document.getElementById("confirm");
+    var confirmField = confirmBox && confirmBox.closest(".field");
+    function fieldError(field, text) {
       var p = field.querySelector(".error");
       if (!text) {
         if (p) p.remove();
@@ -118,10 +135,13 @@
       field.classList.add("invalid");
       field.scrollIntoView({ block: "center" });
     }
+    function padError(text) { fieldError(field, text); }
     document.getElementById("pad-clear").addEventListener("click", function () { pad.clear(); padError(""); });
     pad.addEventListener("beginStroke", function () { if (field.classList.contains("invalid")) padError(""); });
+    if (confirmBox) confirmBox.addEventListener("change", function () { if (confirmBox.checked) fieldError(confirmField, ""); });
     document.getElementById("sign-form").addEventListener("submit", function (event) {
       var input = document.getElementById("signature_png");
+      if (strokes) strokes.value = pad.isEmpty() ? "" : JSON.stringify(pad.toData());
       if (pad.isEmpty()) { input.value = ""; return; }
       var m = ink(pad.toData());
       if (m.length < MIN_STROKE || m.span < MIN_SPAN) {
@@ -131,6 +151,11 @@
         return;
       }
       input.value = pad.toDataURL("image/png");
+      // a signature without the box ticked: asked here, the drawing stays on the pad
+      if (confirmBox && !confirmBox.checked) {
+        event.preventDefault();
+        fieldError(confirmField, "请勾选确认后再签署。");
+      }
     }, true);
   }
   window.addEventListener("load", setupPad);

@@ -1,0 +1,49 @@
+"""Settings are read once, and their paths made absolute where they are read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.settings import PROJECT_ROOT, Settings
+
+DOCSIGN = str(Path(sys.executable).with_name("docsign"))
+
+
+def test_relative_paths_are_made_absolute_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(environment="development", secret_key_file=Path("keys/secret"), archive_url="file:archive")
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.certs_dir == tmp_path / "certs"
+    assert settings.secret_key_file == tmp_path / "keys" / "secret"
+    assert settings.archive_url == f"file://{tmp_path}/archive"
+    assert settings.database == f"sqlite:///{tmp_path}/var/docsign.sqlite3"
+    assert settings.templates_dir == PROJECT_ROOT / "templates"  # absolute ones are kept as they are
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert settings.data_dir == tmp_path / "var"  # read once: moving on changes nothing
+
+
+def test_the_command_line_issues_with_the_default_relative_folders(tmp_path: Path) -> None:
+    """The default data folder is the relative ``var/``: soffice once aborted at start-up (status 134)
+    on the relative profile path it made, so nothing could be issued from a fresh checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSIGN_")}
+    env["DOCSIGN_ENVIRONMENT"] = "development"
+
+    def docsign(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([DOCSIGN, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    docsign("init")
+    fields = docsign("templates", "--example", "enrollment_notice").stdout
+    (tmp_path / "fields.json").write_text(fields, encoding="utf-8")
+    issued = docsign("issue", "enrollment_notice", "--data", "fields.json", "--out", "notice.pdf")
+    assert "已签发" in issued.stdout
+    assert "真实有效" in docsign("verify", "notice.pdf").stdout
+    assert (tmp_path / "var" / "docsign.sqlite3").is_file() and (tmp_path / "certs").is_dir()
