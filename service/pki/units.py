@@ -386,7 +386,11 @@ class Units:
             crl=self.authority.crl_url(self.authority.issuing_name()),
             leaf=True,
         )
-        if cert.not_valid_after_utc <= current.not_valid_after_utc and not force:
+        # Refused when it gains nothing: no longer valid than the current one, from the same issuing CA
+        # (cut short by that CA's end). One moved to a new issuing CA is renewed even if, made within
+        # the second the current one was, both end at the same second.
+        same_ca = _key_id(current) == _key_id(cert)
+        if same_ca and cert.not_valid_after_utc <= current.not_valid_after_utc and not force:
             raise IssuingCaExpiring(
                 f"签发中心证书将于 {shown(issuing.not_valid_after_utc)} 到期，单位「{meta['name']}」的新证书"
                 "不能比现有证书有效更久，未续期。请联系系统管理员更换签发中心证书。"
@@ -431,3 +435,11 @@ class Units:
                     self._discard(new_key)
                     attention.append(exc.message)
         return renewed, attention
+
+
+def _key_id(cert: x509.Certificate) -> bytes | None:
+    """The authority key identifier: which issuing CA's key signed ``cert``."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from service.documents.engines import PyHankoEngine, TokenSigner
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
+from service.pki.certificates import BACKDATE
 from service.pki.errors import TokenNotConfigured
 from service.pki.store import Pki
 from service.pki.token import TokenKey, TokenSettings
@@ -154,7 +155,10 @@ def test_a_rollover_moves_the_issuing_ca_key_into_the_token_and_the_retired_ones
     [second_id] = token_key_ids(softhsm)
     crl2 = pki.crl("issuing-2")
     assert crl2 is not None and crl2.is_signature_valid(second.public_key())  # type: ignore[arg-type]
-    unit = pki.renew_unit("bureau").new_serial
+    # renewed at the very second the first was made (as a fast run does): the new certificate ends
+    # when the old one does, and is still made, since it moves the unit to the new issuing CA
+    made_at = first_unit.not_valid_before_utc + BACKDATE
+    unit = pki.renew_unit("bureau", now=made_at).new_serial
     renewed = pki.unit("bureau").certificate
     assert renewed.serial_number == unit
     renewed.verify_directly_issued_by(second)
