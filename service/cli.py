@@ -30,6 +30,7 @@ from service.documents.codes import display_code
 from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest, read_fields_file
 from service.documents.registry import KINDS, example_fields, get_kind, load_schema
 from service.errors import DocsignError, InvalidInput
+from service.retention.service import RULE_TITLES
 from service.settings import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="控辍保学文书服务：填充、签章、验真。")
@@ -776,6 +777,41 @@ def access_verify() -> None:
     where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
     out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
     raise typer.Exit(1)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="个人信息的保存期限：按期删除学生与监护人的个人信息。")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("retention")
+def data_retention(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出到期应删除的记录，不做任何改动")] = False,
+) -> None:
+    """按保存期限删除到期的个人信息（与每天的定时任务相同），并列出删除了什么；--dry-run 只列出。"""
+    with _errors(), _services() as services, services.db.session() as session:
+        retention = services.retention
+        plan = retention.plan(session)
+        table = Table("规则", "记录", "到期日", title=f"{plan.today:%Y年%-m月%-d日} 到期的记录", title_justify="left")
+        for item in plan.items:
+            table.add_row(RULE_TITLES[item.rule], item.label, f"{item.due_on:%Y-%m-%d}")
+        if plan.page_images:
+            table.add_row(RULE_TITLES["page_cache"], f"{len(plan.page_images)} 个页面预览图", "")
+        counts = plan.counts()
+        summary = "，".join(f"{RULE_TITLES[rule]} {n} 项" for rule, n in counts.items())
+        if not plan.items and not plan.page_images:
+            out.print("没有到期应删除的个人信息。")
+            return
+        out.print(table)
+        if dry_run:
+            out.print(f"（仅列出，未删除）{summary}。去掉 --dry-run 即按上表删除。")
+            return
+        done = retention.apply(session, plan, Actor(None, OPERATOR), checkpoint=session.commit)
+        session.commit()
+        out.print(
+            "已删除："
+            + "，".join(f"{RULE_TITLES[rule]} {n} 项" for rule, n in done.items())
+            + "；已记入保存期限台账与审计日志。"
+        )
 
 
 @app.command("add-user")

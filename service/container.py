@@ -38,6 +38,9 @@ from service.jobs.runner import EmbeddedRunner, Schedule
 from service.ledgers.service import Ledgers
 from service.limits import RateLimiter, rate_limiter
 from service.pki.store import Pki
+from service.retention import tasks as retention_tasks
+from service.retention.rules import RetentionRules
+from service.retention.service import Retention
 from service.rosters import tasks as roster_tasks
 from service.rosters.models import PrintBundle
 from service.rosters.service import Rosters
@@ -64,6 +67,8 @@ SCHEDULES = (
     # timestamps before theirs stop protecting them.
     Schedule(archive_tasks.MaintainPki(), dt.timedelta(days=1)),
     Schedule(archive_tasks.TimestampArchive(), dt.timedelta(days=1)),
+    # Personal data no longer needed (the retention rules in the settings) is removed each day.
+    Schedule(retention_tasks.ApplyRetention(), dt.timedelta(days=1)),
 )
 #: The columns of other domains that name archived files, by store (recovery keeps what they name).
 FILE_COLUMNS = {
@@ -90,6 +95,7 @@ class Services:
     cases: Cases
     rosters: Rosters
     ledgers: Ledgers
+    retention: Retention
     #: The embedded runner, or the Celery runner when a broker is configured.
     jobs: EmbeddedRunner | CeleryRunner
     verify_limit: RateLimiter
@@ -165,6 +171,18 @@ class Services:
             cases=cases,
             rosters=rosters,
             ledgers=ledgers,
+            retention=Retention(
+                archive,
+                RetentionRules(
+                    case_years=settings.retention_case_years,
+                    roster_days=settings.retention_roster_days,
+                    children_years=settings.retention_children_years,
+                    page_cache_days=settings.retention_page_cache_days,
+                ),
+                settings.timezone,
+                clock.now,
+                page_cache=settings.page_cache_dir,
+            ),
             jobs=runner,
             verify_limit=rate_limiter(settings, "verify", settings.verify_rate_per_minute),
             login_limit=login_limit,
@@ -187,9 +205,11 @@ class Services:
     def job_context(self, session: Session, job_id: int | None = None) -> JobContext[Services]:
         return JobContext(services=self, session=session, job_id=job_id)
 
-    def _serves_every_job(self) -> tuple[archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs]:
+    def _serves_every_job(
+        self,
+    ) -> tuple[archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs, retention_tasks.Needs]:
         """What each domain's jobs need of the services, checked by the type checker (never called)."""
-        return self, self, self
+        return self, self, self, self
 
     def prepare(self) -> None:
         """What every process does before serving: the schema up to date, the PKI in place (key

@@ -174,6 +174,22 @@ class Settings(BaseSettings):
     #: Seconds between two looks for queued work (a new job is started at once anyway).
     job_poll_seconds: float = Field(default=2.0, gt=0)
 
+    # Retention (个人信息保护法 art. 19 and 47: kept no longer than the purpose needs). A daily job
+    # anonymises what is due and records it (``docsign data retention --dry-run`` shows what would go).
+    #: A closed case's personal data (and its files and signed documents) is removed this many years
+    #: after the later of its closing and the end of the child's compulsory-education age (8月31日 of
+    #: the year the child turns 16): long enough for the next years' checks (四查三比对, 督导).
+    retention_case_years: int = Field(default=3, ge=1, le=30)
+    #: A roster's entries, their receipts, notices and print files are removed this many days after
+    #: the school year of the roster's issue date ends (8月31日): the receipts serve that year's
+    #: 报到 checks and the next term's comparison.
+    retention_roster_days: int = Field(default=365, ge=30, le=3650)
+    #: A row of the 适龄儿童台账 is anonymised this many years after the child's compulsory-education
+    #: age ends (the intake year plus nine years when the birth date is unknown).
+    retention_children_years: int = Field(default=3, ge=1, le=30)
+    #: Cached page images of documents (the signing page's previews) are deleted after this many days.
+    retention_page_cache_days: int = Field(default=7, ge=1, le=365)
+
     # The scale-out profile.
     #: A Celery broker, e.g. ``redis://127.0.0.1:6379/0``: background jobs then run in Celery
     #: workers (``docsign worker``) instead of this process's threads, and rate limits are kept in
@@ -298,6 +314,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def page_cache_dir(self) -> Path:
+        """Page images of documents rendered for the signing page (removed by the retention job)."""
+        return self.work_dir / "pages"
 
     @property
     def temp_dir(self) -> Path:

@@ -28,6 +28,7 @@ from service.ledgers.models import (
     RuleDone,
     SchoolRoll,
 )
+from service.retention.models import RetentionRecord
 from service.rosters.models import PrintBundle, Roster, RosterEntry
 from service.units.models import Unit
 
@@ -60,6 +61,7 @@ __all__ = [
     "LoginSession",
     "PrintBundle",
     "ReportVersion",
+    "RetentionRecord",
     "Roster",
     "RosterEntry",
     "RuleDone",

@@ -632,3 +632,66 @@ def test_a_unit_key_made_in_a_token_from_the_command_line_signs_a_notice(home: P
         for name in token_env:
             os.environ.pop(name)
     assert run(home, "verify", "n.pdf").returncode == 0
+
+
+def test_data_retention_dry_run_lists_what_the_run_then_removes(tmp_path: Path) -> None:
+    """``docsign data retention --dry-run`` years on (faketime) lists the closed case that is due and
+    changes nothing; the same command without it removes exactly that, logged."""
+    from service.cases.models import Case
+    from service.cases.service import CaseIn, GuardianIn
+    from service.retention.models import RetentionRecord
+    from tests.district import load_district, scope_of, unit
+
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        certs_dir=tmp_path / "certs",
+        public_base_url="https://kcbx.example.edu.cn",
+        pki_passphrase="cli-test-passphrase",  # type: ignore[arg-type]
+    )
+    services = Services.build(settings)
+    try:
+        services.prepare()
+        load_district(services)
+        with services.db.session() as s:
+            school = scope_of(s, "wsr-sh-head")
+            made = []
+            for name, id_number in (("李明远", "370112200805010013"), ("张小军", "370112201001010012")):
+                case = services.cases.create(
+                    s,
+                    school,
+                    unit(s, "WSR-SH").id,
+                    CaseIn(
+                        student_name=name,
+                        id_number=id_number,
+                        sex="男",
+                        birth_date=dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14])),
+                        grade="八年级",
+                        confirmed=True,
+                        guardians=[GuardianIn("李德福", "父亲", "13805310001")],
+                    ),
+                )
+                made.append(case.id)
+            services.cases.returned(s, school, s.get_one(Case, made[0]), services.cases.today())
+            s.commit()
+    finally:
+        services.close()
+    later = f"{dt.datetime.now(dt.UTC) + dt.timedelta(days=round(365.25 * 3) + 2):%Y-%m-%d %H:%M:%S}"
+    listed = _cli(settings, "data", "retention", "--dry-run", faketime=later)
+    assert listed.returncode == 0, listed.stderr
+    assert f"个案 #{made[0]}" in listed.stdout and f"个案 #{made[1]}" not in listed.stdout
+    assert "未删除" in listed.stdout and "李明远" not in listed.stdout
+    now = _cli(settings, "data", "retention")  # not yet due today
+    assert now.returncode == 0 and "没有到期" in now.stdout, now.stdout + now.stderr
+    done = _cli(settings, "data", "retention", faketime=later)
+    assert done.returncode == 0, done.stderr
+    assert f"个案 #{made[0]}" in done.stdout and "结案个案保存期满 1 项" in done.stdout
+    services = Services.build(settings)
+    try:
+        with services.db.session() as s:
+            assert s.get_one(Case, made[0]).erased_at is not None
+            assert s.get_one(Case, made[1]).student_name == "张小军"
+            assert [(r.rule, r.subject_id, r.actor) for r in s.scalars(select(RetentionRecord))] == [
+                ("case", made[0], "命令行")
+            ]
+    finally:
+        services.close()

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.archive.schemas import document_brief
 from service.cases import repository as cases_repository
 from service.cases.models import Case
-from service.cases.schemas import AttemptBody, CaseBody, ConfirmBody, NoticeBody, ReturnedBody, case_view
+from service.cases.schemas import AttemptBody, CaseBody, ConfirmBody, ErasureBody, NoticeBody, ReturnedBody, case_view
 from service.cases.service import CaseIn, GuardianIn
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
 from service.http.reads import ReadsDep
@@ -172,6 +172,18 @@ async def write_off(
         return _view(session, services, case)
 
     return await run_in_threadpool(run)
+
+
+@router.post(
+    "/cases/{case_id}/erasure",
+    summary="依监护人申请删除已结案个案的个人信息（教体局办理，写明依据；不能恢复，个案仍计入当时的统计）",
+)
+def erase_case(
+    case: CaseObj, body: ErasureBody, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> dict[str, Any]:
+    entry = services.retention.erase_case_on_request(session, scope, case, body.reason)
+    session.commit()
+    return {"case": _view(session, services, case), "removed": entry.removed, "reason": entry.reason}
 
 
 @router.post("/cases/{case_id}/notices", status_code=201, summary="为个案发出复学通知书或限期复学通知书")

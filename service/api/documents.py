@@ -9,6 +9,7 @@ from fastapi.responses import Response, StreamingResponse
 from service.accounts.models import Role
 from service.archive import repository as archive_repository
 from service.archive.schemas import DocumentOut, RevokeIn, download_name
+from service.archive.service import stored_pdf
 from service.errors import NotFoundForUser
 from service.http.deps import DocumentObj, JobObj, ScopeDep, ServicesDep, SessionDep
 from service.http.reads import ReadsDep
@@ -43,7 +44,7 @@ def document_pdf(doc: DocumentObj, services: ServicesDep, reads: ReadsDep) -> Re
     """Reading writes nothing while answering: a unit says it has read its document with
     ``POST /api/assignments/{assignment_id}/viewed`` (a child's document is noted for the access log)."""
     reads.document(doc)
-    return _pdf(services, doc.current_sha256, download_name(doc))
+    return _pdf(services, stored_pdf(doc), download_name(doc))
 
 
 @router.get(
@@ -59,7 +60,7 @@ def version_pdf(
     if version is None:
         raise NotFoundForUser("该文书没有这个版本。")
     reads.document(doc, version=number)
-    return _pdf(services, version.sha256, download_name(doc, number))
+    return _pdf(services, stored_pdf(doc, version.sha256), download_name(doc, number))
 
 
 @router.post("/documents/{document_id}/revoke", response_model=DocumentOut, summary="撤回文书（验证页面将显示已撤回）")

@@ -15,9 +15,17 @@ class DocumentStatus(StrEnum):
     VALID = "valid"
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
+    #: Removed when its record's retention ended (or at a guardian's request): the PDF and its
+    #: versions are gone, the row says what it was and when it went.
+    ERASED = "erased"
 
 
-STATUS_TITLES = {DocumentStatus.VALID: "有效", DocumentStatus.REVOKED: "已撤回", DocumentStatus.SUPERSEDED: "已被替代"}
+STATUS_TITLES = {
+    DocumentStatus.VALID: "有效",
+    DocumentStatus.REVOKED: "已撤回",
+    DocumentStatus.SUPERSEDED: "已被替代",
+    DocumentStatus.ERASED: "已按期删除",
+}
 
 
 class Document(Base):

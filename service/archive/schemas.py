@@ -203,6 +203,12 @@ class Verification:
         elif status == DocumentStatus.SUPERSEDED:
             verdict_text, tone, genuine = "已被替代", "warn", False
             summary = "这份文书已由发文单位重新签发的新文书替代，请以新文书为准。"
+        elif status == DocumentStatus.ERASED:
+            verdict_text, tone, genuine = "已按期删除", "warn", False
+            summary = (
+                "这份文书确由发文单位签发，但其保存期限已满（或依申请），文书及其中的个人信息已按规定删除，"
+                "不能再核对内容。如有疑问，请联系发文单位。"
+            )
         else:
             assert stored is not None
             genuine = stored.genuine

@@ -55,6 +55,20 @@ class DocumentAlreadyRevoked(InvalidInput):
     default_message = "该文书已经撤回。"
 
 
+class DocumentErased(ArchivedFileMissing):
+    code = "DOCUMENT_ERASED"
+    http_status = 410
+    default_message = "这份文书的保存期限已满（或依申请），文书已按规定删除，不能再下载或查看。"
+
+
+def stored_pdf(doc: Document, sha256: str | None = None) -> str:
+    """The archive key of ``doc``'s current PDF (or of its version ``sha256``), refused with a
+    clear message for a document removed at the end of its retention."""
+    if doc.status == DocumentStatus.ERASED:
+        raise DocumentErased()
+    return sha256 or doc.current_sha256
+
+
 if TYPE_CHECKING:
     from service.accounts.scope import Scope
     from service.db.session import Database
@@ -725,7 +739,11 @@ class Archive:
     def check_pending(self, session: Session, limit: int = 500) -> int:
         """The background check: verify versions that have no verdict yet; returns how many."""
         pending = session.scalars(
-            select(DocumentVersion).where(DocumentVersion.verdict.is_(None)).order_by(DocumentVersion.id).limit(limit)
+            select(DocumentVersion)
+            .join(Document, Document.id == DocumentVersion.document_id)
+            .where(DocumentVersion.verdict.is_(None), Document.status != DocumentStatus.ERASED)
+            .order_by(DocumentVersion.id)
+            .limit(limit)
         ).all()
         for version in pending:
             self.check_version(session, version)
@@ -736,7 +754,7 @@ class Archive:
         schedule): the current versions, or those a unit signed or issued; yields how many so far
         after each batch so the job can commit."""
         query = select(DocumentVersion).join(Document, Document.id == DocumentVersion.document_id)
-        query = query.where(DocumentVersion.sha256 == Document.current_sha256)
+        query = query.where(DocumentVersion.sha256 == Document.current_sha256, Document.status != DocumentStatus.ERASED)
         if signer_unit_id is not None:
             query = query.where(
                 or_(Document.issuer_unit_id == signer_unit_id, Document.subject_unit_id == signer_unit_id)
@@ -783,6 +801,7 @@ class Archive:
             .join(Document, Document.id == DocumentVersion.document_id)
             .where(
                 DocumentVersion.sha256 == Document.current_sha256,
+                Document.status != DocumentStatus.ERASED,  # its files went with its retention
                 or_(DocumentVersion.protected_until.is_(None), DocumentVersion.protected_until <= horizon),
             )
             .order_by(DocumentVersion.id)

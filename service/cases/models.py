@@ -94,6 +94,9 @@ class Case(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
+    #: When its personal data was removed (retention, or a guardian's request): the row then keeps
+    #: only what the figures count (school, sex, grade, birth year, status, dates, reasons).
+    erased_at: Mapped[dt.datetime | None]
 
     school: Mapped[Unit] = relationship(lazy="joined")
     closure: Mapped[CaseClosure | None] = relationship(lazy="selectin", uselist=False)

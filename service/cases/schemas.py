@@ -77,6 +77,10 @@ class ConfirmBody(BaseModel):
     on: dt.date | None = Field(default=None, title="核实确认为辍学的日期（默认今天）")
 
 
+class ErasureBody(BaseModel):
+    reason: str = Field(min_length=4, max_length=200, title="删除依据（如监护人的书面申请及其日期）")
+
+
 class ReturnedBody(BaseModel):
     back_on: dt.date | None = Field(default=None, title="返校日期（默认今天）")
     note: str | None = Field(default=None, max_length=200, title="备注")
@@ -101,6 +105,7 @@ def case_view(
         "dropped_on": case.dropped_on,
         "key_groups": case.key_groups,
         "attempts": len(case.attempts),
+        "erased_at": case.erased_at,
     }
     if full:
         docs = session.scalars(select(Document).where(Document.case_id == case.id).order_by(Document.issued_at))

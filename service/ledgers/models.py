@@ -38,6 +38,8 @@ class ChildEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(80))
+    #: When its personal data was removed (retention): it still counts in that year's figures.
+    erased_at: Mapped[dt.datetime | None]
 
     school: Mapped[Unit] = relationship(lazy="joined")
 

@@ -34,6 +34,8 @@ class Roster(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     issued_at: Mapped[dt.datetime | None]
+    #: When its entries' personal data, notices and print files were removed (retention).
+    erased_at: Mapped[dt.datetime | None]
 
     issuer: Mapped[Unit] = relationship(lazy="joined")
 

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from service.accounts.models import User
 from service.archive.schemas import download_name
+from service.archive.service import stored_pdf
 from service.campaigns import repository as campaigns_repository
 from service.campaigns.models import Assignment
 from service.campaigns.schemas import assignment_row, local_time, report_row, signing_view
@@ -178,9 +179,10 @@ def sign_submit(
 def document_page(doc: DocumentObj, number: int, services: ServicesDep, reads: ReadsDep) -> Response:
     if not 1 <= number <= doc.pages + 4:  # signatures never add pages; a little slack for old rows
         raise NotFoundForUser("没有这一页。")
-    cache = services.settings.work_dir / "pages" / f"{doc.current_sha256}-{number}.png"
+    key = stored_pdf(doc)
+    cache = services.settings.page_cache_dir / f"{key}-{number}.png"
     if not cache.exists():
-        with services.archive.documents.local_path(doc.current_sha256) as source:
+        with services.archive.documents.local_path(key) as source:
             page_png(source, number, cache)
     reads.document(doc, page=number)
     return FileResponse(cache, media_type="image/png")
@@ -189,7 +191,7 @@ def document_page(doc: DocumentObj, number: int, services: ServicesDep, reads: R
 def _pdf(doc: DocumentObj, services: ServicesDep, disposition: str) -> Response:
     name = download_name(doc)
     return StreamingResponse(
-        services.archive.documents.stream(doc.current_sha256),
+        services.archive.documents.stream(stored_pdf(doc)),
         media_type="application/pdf",
         headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"},
     )

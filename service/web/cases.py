@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from service.accounts.models import Role
 from service.cases import repository as cases_repository
 from service.cases.checks import RELATIONS, parse_date
 from service.cases.models import (
@@ -215,6 +216,7 @@ def _case_page(
         "teachers": user.display_name,
         "content": "",
         "on": today.isoformat(),
+        "erase_reason": "",
     }
     return render(
         request,
@@ -225,6 +227,9 @@ def _case_page(
         values={**defaults, **(values or {})},
         methods=ATTEMPT_METHODS,
         open=CaseStatus(case.status) in OPEN_STATUSES,
+        may_erase=user.role == Role.BUREAU.value
+        and case.erased_at is None
+        and CaseStatus(case.status) not in OPEN_STATUSES,
         flash=flash,
         max_attachments=MAX_ATTACHMENTS,
         write_off_reasons=[(k, v, WRITE_OFF_EVIDENCE[k]) for k, v in WRITE_OFF_REASONS.items()],
@@ -411,6 +416,29 @@ async def _act_with_files(
         return _case_page(request, user, case, services, session, {where: exc.message}, values)
     return await run_in_threadpool(
         _action, request, case, user, services, session, lambda: act(uploaded), where, values
+    )
+
+
+@router.post("/cases/{case_id}/erasure")
+def case_erasure(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """A guardian's request to delete a closed case's personal data, done by bureau staff."""
+    return _action(
+        request,
+        case,
+        user,
+        services,
+        session,
+        lambda: services.retention.erase_case_on_request(session, scope, case, reason),
+        "erase",
+        {"erase_reason": reason[:200]},
     )
 
 

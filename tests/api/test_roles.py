@@ -145,6 +145,7 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
         },
         "AttemptBody": {"date": today, "staff": "班主任", "method": "电话", "result": "未到校"},
         "ReasonBody": {"reason": "休学，批准文件 2024-1 号"},
+        "ErasureBody": {"reason": "监护人书面申请删除"},
         "NoticeBody": {"kind": "return_notice", "report_by": _future(service, 7), "issuer": "school"},
     }
 
@@ -180,6 +181,7 @@ def page_forms(service: Service) -> dict[str, dict[str, str]]:
         "/sign/{assignment_id}": {"signature_png": signature_data_url(), "confirm": "yes"},
         "/cases/{case_id}/attempts": {"date": today, "method": "电话", "staff": "班主任", "result": "未到校"},
         "/cases/{case_id}/notice": {"kind": "return_notice", "report_by": _future(service, 7)},
+        "/cases/{case_id}/erasure": {"reason": "监护人书面申请删除"},
         "/cases/new": {
             "school_id": "0",  # replaced below
             "student_name": "张三",

@@ -148,3 +148,36 @@ def test_the_case_page_says_which_step_is_overdue_and_on_what_basis(tmp_path: Pa
         # a week from the day the child left, the 复学通知书 is three weeks late
         assert re.search(r'class="notice bad"[^>]*><strong>已逾期</strong>：应向监护人送达《义务教育复学通知书》', page)
         assert "依据：" in page
+
+
+def test_a_guardians_erasure_request_is_done_by_the_bureau_from_the_case_page(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        service.login("wsr-xd-head")
+        form = {**FORM, "school_id": str(units["WSR-XD"]), "guardian_relation": "父亲", "confirmed": "yes"}
+        case_id = int(c.post("/cases/new", data=form, follow_redirects=False).headers["location"].rsplit("/", 1)[1])
+        # the school cannot erase, and an open case cannot be erased by anyone
+        r = c.post(f"/api/cases/{case_id}/erasure", json={"reason": "监护人书面申请"})
+        assert r.status_code == 403
+        service.login("bureau")
+        assert "删除个人信息" not in c.get(f"/cases/{case_id}").text  # open: no such form
+        r = c.post(f"/api/cases/{case_id}/erasure", json={"reason": "监护人书面申请"})
+        assert r.status_code == 409 and r.json()["code"] == "CASE_STILL_OPEN"
+        service.login("wsr-xd-head")
+        assert c.post(f"/api/cases/{case_id}/returned", json={}).json()["status"] == "returned"
+        service.login("bureau")
+        page = c.get(f"/cases/{case_id}").text
+        assert "删除个人信息" in page and f'action="/cases/{case_id}/erasure"' in page
+        # no reason: the error stays on the form, nothing is removed
+        r = c.post(f"/cases/{case_id}/erasure", data={"reason": " "})
+        assert r.status_code == 200 and "请填写删除的依据" in r.text
+        assert c.get(f"/api/cases/{case_id}").json()["student_name"] == "孙小明"
+        r = c.post(f"/cases/{case_id}/erasure", data={"reason": "监护人孙大明 书面申请"}, follow_redirects=False)
+        assert r.status_code == 303
+        case = c.get(f"/api/cases/{case_id}").json()
+        assert case["student_name"] == "（已删除）" and case["id_number"] == "" and case["erased_at"]
+        assert case["guardians"][0]["phone"] == ""
+        assert "个人信息已删除" in c.get(f"/cases/{case_id}").text
+        r = c.post(f"/api/cases/{case_id}/erasure", json={"reason": "监护人书面申请"})
+        assert r.status_code == 409 and r.json()["code"] == "ALREADY_ERASED"
