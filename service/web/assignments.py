@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from service.accounts.models import User
 from service.archive.schemas import download_name
@@ -178,12 +178,14 @@ def sign_submit(
 def document_page(doc: DocumentObj, number: int, services: ServicesDep, reads: ReadsDep) -> Response:
     if not 1 <= number <= doc.pages + 4:  # signatures never add pages; a little slack for old rows
         raise NotFoundForUser("没有这一页。")
-    cache = services.settings.work_dir / "pages" / f"{doc.current_sha256}-{number}.png"
-    if not cache.exists():
+    name = f"{doc.current_sha256}-{number}.png"
+    png = services.page_images.get(name)
+    if png is None:
         with services.archive.documents.local_path(doc.current_sha256) as source:
-            page_png(source, number, cache)
+            png = page_png(source, number, services.settings.temp_dir)
+        services.page_images.put(name, png)
     reads.document(doc, page=number)
-    return FileResponse(cache, media_type="image/png")
+    return Response(png, media_type="image/png")
 
 
 def _pdf(doc: DocumentObj, services: ServicesDep, disposition: str) -> Response:
