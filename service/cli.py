@@ -19,7 +19,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from service.archive.models import Document
@@ -788,9 +796,11 @@ def keys_encrypt_archive() -> None:
                 continue
             with _bar() as bar:
                 task = bar.add_task(f"加密 {name}", total=None)
-                sealed += store.seal_existing(
-                    lambda done, total, task=task: bar.update(task, completed=done, total=total)
-                )
+
+                def shown(done: int, total: int, bar: Progress = bar, task: TaskID = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                sealed += store.seal_existing(shown)
         dropped = DerivedFiles(settings.work_dir / "pages", keyring_for(settings)).drop_plain()
     out.print(f"已加密 {sealed} 个归档文件，删除了 {dropped} 个未加密的页面图片缓存。")
 
