@@ -9,7 +9,8 @@ Every sealed blob starts with a 28-byte header, authenticated with the content::
     16 12  nonce      random; a stream uses its first 7 bytes as the prefix of every chunk's nonce
 
 Format 1 is the header then ``ciphertext || tag``. Format 2 cuts the plaintext into chunks of
-:data:`CHUNK` bytes (the last one shorter, possibly empty) and seals each with the nonce
+:data:`CHUNK` bytes, the last one always shorter (possibly empty, so a reader knows it is the last
+without reading ahead), and seals each with the nonce
 ``prefix(7) || chunk number(4, big-endian) || last(1)`` (the STREAM construction): chunks cannot be
 reordered, dropped or the file cut short without a chunk failing. The associated data of every
 seal is the header followed by the caller's associated data (a row's identity, an object's digest),
@@ -140,8 +141,8 @@ def seal_stream(key: bytes, key_id: bytes, cipher: CipherName, blocks: Iterable[
     number = 0
     for block in blocks:
         pending += block
-        # keep at least one byte back: the last chunk is only known at the end
-        while len(pending) > CHUNK:
+        # a full chunk is never the last one: the last is shorter, empty if need be
+        while len(pending) >= CHUNK:
             yield _seal(cipher, key, _chunk_nonce(prefix, number, False), bytes(pending[:CHUNK]), full_aad)
             del pending[:CHUNK]
             number += 1
@@ -185,16 +186,12 @@ def _pieces(body: bytes) -> Iterator[bytes]:
 
 def _open_chunks(header: Header, head: bytes, key: bytes, pieces: Iterator[bytes], aad: bytes) -> Iterator[bytes]:
     full_aad = _aad(head, aad)
-    current = next(pieces, b"")
-    number = 0
-    while True:
-        following = next(pieces, b"")
-        last = not following
+    for number, piece in enumerate(pieces):
+        last = len(piece) < CHUNK + TAG
         try:
-            yield _open(header.cipher, key, _chunk_nonce(header.nonce, number, last), current, full_aad)
+            yield _open(header.cipher, key, _chunk_nonce(header.nonce, number, last), piece, full_aad)
         except InvalidTag:
             raise DecryptionFailed() from None
         if last:
             return
-        current = following
-        number += 1
+    raise DecryptionFailed()  # cut short after a full chunk: the last one is missing

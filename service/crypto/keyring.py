@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from service.crypto import envelope
-from service.crypto.envelope import CipherName
+from service.crypto.envelope import CipherName, DecryptionFailed
 from service.errors import ConfigurationError, DocsignError
 from service.settings import private_dir
 
@@ -48,6 +48,10 @@ KEYRING = "keyring.json"
 class KeysMissing(DocsignError):
     code = "KEYS_MISSING"
     default_message = "加密密钥缺失：找不到主密钥或数据密钥，已加密的数据无法读取。请从备份恢复密钥目录。"
+
+
+class UnknownDataKey(DecryptionFailed):
+    code = "UNKNOWN_DATA_KEY"
 
 
 class KeyFileExposed(ConfigurationError):
@@ -242,7 +246,10 @@ class Keyring:
             try:
                 return self._keys[key_id]
             except KeyError:
-                raise KeysMissing(f"密钥环中没有数据密钥 {key_id.hex()}：请从备份恢复密钥目录。") from None
+                raise UnknownDataKey(
+                    f"加密数据所用的数据密钥 {key_id.hex()} 不在密钥环中：数据可能已被改动，"
+                    "或密钥目录不是写入时的那一份（请从备份恢复）。"
+                ) from None
 
     def _cipher_key(self, key_id: bytes, cipher: CipherName) -> bytes:
         derived = self._derived.get((key_id, cipher))
