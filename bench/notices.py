@@ -47,7 +47,9 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))  # the roster generator lives with the tests
 
 
-def _setup(home: Path, count: int, signing_engine: str = "fast") -> tuple[Any, Any, bytes]:
+def _setup(
+    home: Path, count: int, signing_engine: str = "fast", archive_encryption: bool = True
+) -> tuple[Any, Any, bytes]:
     from service.db.session import Database
     from service.demo import load_demo
     from service.settings import Settings
@@ -60,6 +62,7 @@ def _setup(home: Path, count: int, signing_engine: str = "fast") -> tuple[Any, A
         public_base_url="https://kcbx.example.edu.cn",
         environment="development",
         signing_engine=signing_engine,
+        archive_encryption=archive_encryption,
     )
     db = Database(settings)
     db.migrate()
@@ -100,7 +103,7 @@ def _bytes_per_document(settings: Any, hashes: list[str] | None = None) -> float
     return sum(f.stat().st_size for f in files) / max(len(files), 1)
 
 
-def run_batch(home: Path, count: int, signing_engine: str = "fast") -> dict[str, Any]:
+def run_batch(home: Path, count: int, signing_engine: str = "fast", archive_encryption: bool = True) -> dict[str, Any]:
     """The roster through the service's own use cases: import, then the roster.issue job."""
     import datetime as dt
 
@@ -112,7 +115,7 @@ def run_batch(home: Path, count: int, signing_engine: str = "fast") -> dict[str,
     from service.rosters.models import RosterEntry
     from service.units.models import Unit
 
-    settings, db, sheet = _setup(home, count, signing_engine)
+    settings, db, sheet = _setup(home, count, signing_engine, archive_encryption)
     db.dispose()
     cpu0 = _cpu_seconds()
     services = Services.build(settings)
@@ -168,7 +171,9 @@ def run_batch(home: Path, count: int, signing_engine: str = "fast") -> dict[str,
     }
 
 
-def run_one_by_one(home: Path, count: int, signing_engine: str = "fast") -> dict[str, Any]:
+def run_one_by_one(
+    home: Path, count: int, signing_engine: str = "fast", archive_encryption: bool = True
+) -> dict[str, Any]:
     """Each notice through the single-document issue-and-record path, as a case's notice is issued."""
     import datetime as dt
 
@@ -181,7 +186,7 @@ def run_one_by_one(home: Path, count: int, signing_engine: str = "fast") -> dict
     from service.units.models import Unit
     from tests.rosters.roster_data import rows
 
-    settings, db, _ = _setup(home, 1, signing_engine)
+    settings, db, _ = _setup(home, 1, signing_engine, archive_encryption)
     db.dispose()
     data = rows(count, ["WSR-SH"])
     services = Services.build(settings)
@@ -456,8 +461,18 @@ def run_one_by_one_reference(home: Path, count: int) -> dict[str, Any]:
     return run_one_by_one(home, count, "pyhanko")
 
 
+def run_batch_plain(home: Path, count: int) -> dict[str, Any]:
+    return run_batch(home, count, archive_encryption=False)
+
+
+def run_one_by_one_plain(home: Path, count: int) -> dict[str, Any]:
+    return run_one_by_one(home, count, archive_encryption=False)
+
+
 RUNS = {
     "batch": run_batch,
+    "batch-plain": run_batch_plain,
+    "one-plain": run_one_by_one_plain,
     "batch-pyhanko": run_batch_reference,
     "one": run_one_by_one,
     "one-pyhanko": run_one_by_one_reference,
@@ -509,6 +524,40 @@ def scale_out(count: int) -> int:
     return 0
 
 
+def at_rest(counts: list[int], single: int) -> int:
+    """The archive sealed at rest (``DOCSIGN_ARCHIVE_ENCRYPTION``, on by default) beside in the
+    clear, each run in its own process, alternated so a slower minute of the machine hits both."""
+    console = Console(width=150)
+    console.print(f"[bold]docsign notices benchmark: archive at rest[/] ({os.cpu_count()} CPU cores)")
+    pairs = [("one by one", spawn("one-plain", single, console), spawn("one", single, console))]
+    pairs += [(f"batch {n}", spawn("batch-plain", n, console), spawn("batch", n, console)) for n in counts]
+    table = Table(title="入学通知书：归档加密（开）与不加密（关）", title_justify="left")
+    for col in (
+        "run",
+        "notices",
+        "s off",
+        "s on",
+        "notices/s off",
+        "notices/s on",
+        "on / off (time)",
+        "CPU ms on / off",
+    ):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for name, off, on in pairs:
+        table.add_row(
+            name,
+            str(on["count"]),
+            f"{off['seconds']:.1f}",
+            f"{on['seconds']:.1f}",
+            f"{off['count'] / off['seconds']:.1f}",
+            f"{on['count'] / on['seconds']:.1f}",
+            f"{on['seconds'] / off['seconds']:.3f}",
+            f"{on['cpu_ms']:.1f} / {off['cpu_ms']:.1f}" if "cpu_ms" in on and "cpu_ms" in off else "",
+        )
+    console.print(table)
+    return 0
+
+
 def child(kind: str, count: int) -> None:
     import logging
 
@@ -542,6 +591,11 @@ def main() -> int:
         "--profile", choices=("embedded", "scale-out"), default="embedded", help="scale-out: embedded vs Celery workers"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--at-rest",
+        action="store_true",
+        help="only the archive sealed at rest (the default) beside in the clear, batch and one by one",
+    )
     parser.add_argument("--child", choices=sorted(RUNS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = sorted(set(args.count or [2000, 5000]))
@@ -550,6 +604,8 @@ def main() -> int:
         return 0
     if args.profile == "scale-out":
         return scale_out(args.count[0] if args.count else 1000)
+    if args.at_rest:
+        return at_rest(counts, args.single)
 
     console = Console(width=150)
     console.print(f"[bold]docsign notices benchmark[/] ({os.cpu_count()} CPU cores, {ROOT})")

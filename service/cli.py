@@ -19,19 +19,32 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from service.archive.models import Document
 from service.archive.tasks import Recheck, TimestampArchive
 from service.audit.service import Actor, record
 from service.container import Services
+from service.crypto import keyring_for
 from service.documents.codes import display_code
 from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest, read_fields_file
 from service.documents.registry import KINDS, example_fields, get_kind, load_schema
 from service.errors import DocsignError, InvalidInput
 from service.retention.service import RULE_TITLES
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, private_dir
+from service.storage import open_store
+from service.storage.base import STORE_NAMES
+from service.storage.derived import DerivedFiles
+from service.storage.local import LocalArchive
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="控辍保学文书服务：填充、签章、验真。")
 pki_app = typer.Typer(no_args_is_help=True, help="证书管理：签发、导入、吊销单位签章证书。")
@@ -204,13 +217,15 @@ def init(
             if export_root_key.exists():
                 raise InvalidInput(f"文件 {export_root_key} 已存在，未导出。请换一个文件名。")
             engine.pki.export_root_key(export_root_key, _root_key_passphrase(root_key_passphrase, new=True))
-        settings.archive_dir.mkdir(parents=True, exist_ok=True)
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (settings.data_dir, settings.archive_dir, settings.work_dir):
+            private_dir(folder)
+        keys_made = keyring_for(settings).ensure()
         verb = "已创建" if report.created else "已存在，未改动"
         out.print(f"本地证书中心{verb}：{report.certs_dir}")
         out.print(f"根证书：{report.root_subject}")
         out.print(f"根证书 SHA-256 指纹：{report.root_fingerprint}", soft_wrap=True)
         out.print(f"归档目录：{settings.archive_dir}")
+        out.print(f"加密密钥{'已创建' if keys_made else '已存在，未改动'}：{settings.keys_folder}（请与数据分开备份）")
         for name in rewrapped:
             out.print(f"已按新的口令派生强度重新加密私钥文件：{name}", highlight=False)
         if export_root_key is not None:
@@ -714,6 +729,81 @@ def demo() -> None:
     with _errors():
         settings = _settings(demo=True)
         _prepare_database(settings, demo=True)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="加密密钥：查看、轮换、停用主密钥；加密旧的归档文件。")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """列出主密钥和数据密钥：哪个主密钥在用、各封装了几个数据密钥。"""
+    with _errors():
+        settings = _settings()
+        status = keyring_for(settings).status()
+    if not status.masters:
+        out.print(f"还没有加密密钥（{status.folder}）：请运行 docsign init。")
+        raise typer.Exit(1)
+    out.print(f"密钥目录：{status.folder}    新数据的加密算法：{status.cipher}", highlight=False)
+    table = Table("主密钥", "创建时间", "状态", "封装的数据密钥")
+    for master in status.masters:
+        state = "在用" if master.current else ("待停用" if master.wraps == 0 else "轮换未完成")
+        table.add_row(master.id, master.created, state, str(master.wraps))
+    out.print(table)
+    table = Table("数据密钥", "用途", "封装它的主密钥", "创建时间")
+    for key in status.data_keys:
+        use = "加密新数据" if key.active else ("盲索引" if key.index else "只解密旧数据")
+        table.add_row(key.id, use, key.master, key.created)
+    out.print(table)
+    if status.rotation_unfinished:
+        out.print("[bold red]上次轮换未完成[/]：请再次运行 docsign keys rotate。", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """生成新的主密钥，并用它重新封装全部数据密钥（已加密的数据不必重写；中断后再运行会接着完成）。
+    运行中的服务不必停止。完成后可用 docsign keys retire 停用旧主密钥。"""
+    with _errors():
+        keyring = keyring_for(_settings())
+        with _bar() as bar:
+            task = bar.add_task("重新封装数据密钥", total=None)
+            master, count = keyring.rotate(progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(f"已轮换：新主密钥 {master}，重新封装了 {count} 个数据密钥。旧主密钥可用 docsign keys retire 停用。")
+
+
+@keys_app.command("retire")
+def keys_retire() -> None:
+    """删除不再封装任何数据密钥的旧主密钥（先覆写再删除）。请先确认备份里已有新主密钥。"""
+    with _errors():
+        retired = keyring_for(_settings()).retire()
+    if retired:
+        out.print(f"已停用并删除旧主密钥：{'、'.join(retired)}。")
+    else:
+        out.print("没有可停用的旧主密钥。")
+
+
+@keys_app.command("encrypt-archive")
+def keys_encrypt_archive() -> None:
+    """加密启用归档加密之前写入的归档文件（逐个原子替换，中断后再运行会接着完成），并删除未加密的页面图片缓存。"""
+    with _errors():
+        settings = _settings()
+        if not settings.archive_encryption:
+            raise InvalidInput("DOCSIGN_ARCHIVE_ENCRYPTION 已关闭：请先开启归档加密。")
+        sealed = 0
+        for name in STORE_NAMES:
+            store = open_store(settings, name)
+            if not isinstance(store, LocalArchive):
+                out.print(f"{name}：对象存储，由存储端加密（DOCSIGN_S3_SERVER_SIDE_ENCRYPTION），跳过。")
+                continue
+            with _bar() as bar:
+                task = bar.add_task(f"加密 {name}", total=None)
+
+                def shown(done: int, total: int, bar: Progress = bar, task: TaskID = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                sealed += store.seal_existing(shown)
+        dropped = DerivedFiles(settings.work_dir / "pages", keyring_for(settings)).drop_plain()
+    out.print(f"已加密 {sealed} 个归档文件，删除了 {dropped} 个未加密的页面图片缓存。")
 
 
 db_app = typer.Typer(no_args_is_help=True, help="数据库维护。")

@@ -29,6 +29,7 @@ from service.cases.models import CaseFile
 from service.cases.service import Cases
 from service.children import spawn_without_interrupts
 from service.clock import SYSTEM_CLOCK, Clock
+from service.crypto import keyring_for
 from service.db.session import Database
 from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine
@@ -47,6 +48,7 @@ from service.rosters.service import Rosters
 from service.settings import Settings
 from service.storage import open_store
 from service.storage.base import STORE_NAMES, ArchiveStore
+from service.storage.derived import DerivedFiles
 from service.workdir import clean_dead
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ class Services:
     pki: Pki
     engine: DocumentEngine
     stores: dict[str, ArchiveStore]
+    #: Page images of documents shown on the signing page, kept sealed under the work folder.
+    page_images: DerivedFiles
     archive: Archive
     accounts: Accounts
     campaigns: Campaigns
@@ -155,6 +159,9 @@ class Services:
             pki=pki,
             engine=engine,
             stores=stores,
+            page_images=DerivedFiles(
+                settings.page_cache_dir, keyring_for(settings) if settings.archive_encryption else None
+            ),
             archive=archive,
             accounts=Accounts(
                 db,

@@ -7,6 +7,7 @@ PKI, in-process workers) work with no configuration at all. Environment variable
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -125,6 +126,24 @@ class Settings(BaseSettings):
     #: Seconds the archive keeps retrying while the object store cannot be reached (a restart, a
     #: failover) before the work stops with ARCHIVE_UNAVAILABLE.
     s3_retry_seconds: float = Field(default=60.0, gt=0)
+    #: Ask the object store to encrypt every object it keeps (``ServerSideEncryption: AES256``,
+    #: SSE-S3: the store holds the key). SeaweedFS, MinIO (with a KMS) and every cloud S3 do; turn
+    #: it off only for a store that refuses the header.
+    s3_server_side_encryption: bool = True
+
+    # Encryption at rest (``service/crypto``).
+    #: Where the master keys and the wrapped data keys live (``keyring.json``, ``master-*.key``, an
+    #: owner-only folder made by ``docsign init``); empty for ``{data_dir}/keys``. Point it at a
+    #: volume other than the database's and the archive's so a copy of one is not a copy of both.
+    #: Production accepts the generated keys: they are random, created 0600 in a 0700 folder, and
+    #: refused if the mode is ever widened (KEY_FILE_EXPOSED); back the folder up apart.
+    keys_dir: Path | None = None
+    #: The cipher new values and files are sealed with; both stay readable whatever is chosen later.
+    #: ``sm4-gcm`` (GB/T 32907) for a system assessed under GB/T 39786 (密评).
+    cipher: Literal["aes-256-gcm", "sm4-gcm"] = "aes-256-gcm"
+    #: Seal the files of a local archive (signed documents, reports, case files) and the cached page
+    #: images; files written before stay readable (``docsign keys encrypt-archive`` seals them).
+    archive_encryption: bool = True
 
     # Database: SQLite in data_dir by default; PostgreSQL by URL, e.g.
     # postgresql+psycopg://user:password@host/dbname
@@ -208,7 +227,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _tidy(self) -> Settings:
         self.public_base_url = self.public_base_url.rstrip("/")
-        for name in ("data_dir", "certs_dir", "templates_dir", "schemas_dir", "secret_key_file"):
+        for name in ("data_dir", "certs_dir", "templates_dir", "schemas_dir", "secret_key_file", "keys_dir"):
             if (path := getattr(self, name)) is not None:
                 setattr(self, name, _absolute(path))
         if self.archive_url.startswith("file:"):
@@ -292,7 +311,7 @@ class Settings(BaseSettings):
             raise ConfigurationError("生产环境必须设置 DOCSIGN_SECRET_KEY 或 DOCSIGN_SECRET_KEY_FILE。")
         path = self.data_dir / "secret.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
@@ -312,6 +331,11 @@ class Settings(BaseSettings):
         return self.data_dir / "archive"
 
     @property
+    def keys_folder(self) -> Path:
+        """The owner-only folder of the master keys and the keyring (``service.crypto``)."""
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
 
@@ -324,6 +348,17 @@ class Settings(BaseSettings):
     def temp_dir(self) -> Path:
         """Temporary folders of running processes (removed at the next start if a process died)."""
         return self.work_dir / "tmp"
+
+
+def private_dir(path: Path) -> Path:
+    """The data folder (or one under it), created owner-only (0700), or made so: it holds the
+    database of minors' personal data, the archive and the keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        os.chmod(path, 0o700)
+    return path
 
 
 def _absolute(path: Path) -> Path:

@@ -10,11 +10,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from service.settings import private_dir
+
 
 def make_temp_dir(root: Path | None, purpose: str) -> Path:
     """A new folder ``{root}/{pid}-{purpose}-XXXX`` (the system's temporary folder if ``root`` is None)."""
     if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # decrypted copies of archived files pass through here
     # absolute: tools started in other folders (soffice takes its profile as a file URL) must find it
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{purpose}-", dir=root)).absolute()
 

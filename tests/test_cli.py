@@ -67,13 +67,15 @@ def test_init_issue_verify(home: Path) -> None:
     pdf = (home / "notice.pdf").read_bytes()
     assert checks.qr_codes(pdf) == [url]
     archived = list((home / "var" / "archive").rglob("*.pdf"))
-    assert len(archived) == 1 and archived[0].read_bytes() == pdf
+    assert len(archived) == 1 and b"%PDF" not in archived[0].read_bytes()  # sealed at rest
 
     # the issued notice is recorded, so its QR code verifies on the service's page
     from service.archive.service import find_by_code
     from service.db.session import Database
     from service.settings import Settings
+    from service.storage import open_store
 
+    assert open_store(Settings(data_dir=home / "var"), "documents").get(archived[0].stem) == pdf
     db = Database(Settings(data_dir=home / "var"))
     with db.session() as s:
         doc = find_by_code(s, url.rsplit("/", 1)[1])
@@ -695,3 +697,39 @@ def test_data_retention_dry_run_lists_what_the_run_then_removes(tmp_path: Path) 
             ]
     finally:
         services.close()
+
+
+def test_init_makes_the_data_folder_and_every_key_owner_only(home: Path) -> None:
+    """Minors' data and the keys to it: folders 0700, key files 0600, after ``docsign init`` and
+    after the service has written (the database, its journal, the archive)."""
+    init = run(home, "init")
+    assert init.returncode == 0, init.stderr
+    assert "加密密钥已创建" in init.stdout
+    var = home / "var"
+
+    def mode(path: Path) -> int:
+        return path.stat().st_mode & 0o777
+
+    assert all(mode(p) == 0o700 for p in (var, var / "archive", var / "work", var / "keys"))
+    key_files = [*(var / "keys").glob("*.key"), var / "keys" / "keyring.json", *(home / "certs").rglob("*.key")]
+    assert len(key_files) >= 4 and all(mode(p) == 0o600 for p in key_files), {str(p): oct(mode(p)) for p in key_files}
+    status = run(home, "keys", "status")
+    assert status.returncode == 0 and "在用" in status.stdout and "盲索引" in status.stdout
+
+    issued = run(home, "issue", "enrollment_notice", "--data", str(_example(home)), "--out", "notice.pdf")
+    assert issued.returncode == 0, issued.stderr
+    written = [p for p in var.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert any(p.suffix == ".sqlite3" for p in written) and any(p.suffix == ".pdf" for p in written)
+    assert all(mode(p) & 0o077 == 0 for p in written), {str(p): oct(mode(p)) for p in written}
+    assert all(mode(p) == 0o700 for p in var.rglob("*") if p.is_dir())
+    rotated = run(home, "keys", "rotate")
+    assert rotated.returncode == 0 and "重新封装了 2 个数据密钥" in rotated.stdout
+    assert "已停用并删除旧主密钥" in run(home, "keys", "retire").stdout
+    verified = run(home, "verify", "notice.pdf")
+    assert verified.returncode == 0 and "真实有效" in verified.stdout
+
+
+def _example(home: Path) -> Path:
+    path = home / "fields.json"
+    path.write_text(run(home, "templates", "--example", "enrollment_notice").stdout, encoding="utf-8")
+    return path

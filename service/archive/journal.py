@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from service.archive.models import PendingWrite
+from service.db.session import private_sqlite_file
 
 #: The journal file's table (SQLite): the request entries of ``archive_pending``, without a job.
 _SIDE = Table(
@@ -66,7 +67,7 @@ class RequestJournal:
     def __init__(self, main: Engine, side_path: Path | None = None) -> None:
         if main.dialect.name == "sqlite":
             path = side_path or Path(str(main.url.database)).with_name("archive-journal.sqlite3")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)
             self.engine = create_engine(f"sqlite:///{path.as_posix()}", connect_args={"timeout": 30})
 
             @event.listens_for(self.engine, "connect")

@@ -6,6 +6,8 @@ server and the job threads share it; PostgreSQL needs nothing special.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.settings import Settings
+from service.settings import Settings, private_dir
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -25,7 +27,7 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.database
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(url.removeprefix("sqlite:///")))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -41,6 +43,16 @@ def make_engine(settings: Settings) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database file created owner-only (0600) in an owner-only folder before SQLite opens it:
+    SQLite gives its -wal and -shm files the database file's mode."""
+    private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    if path.stat().st_mode & 0o777 != 0o600:
+        os.chmod(path, 0o600)
 
 
 def alembic_config(engine: Engine, audit_key: bytes | None = None) -> Config:

@@ -47,8 +47,8 @@ from service.documents.stamp import StampMark, split_and_stamp
 from service.documents.verify import VerificationReport, verify_pdf
 from service.pki.store import Pki
 from service.settings import Settings
+from service.storage import open_store
 from service.storage.base import ArchiveStore
-from service.storage.local import LocalArchive
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -129,7 +129,7 @@ class DocumentEngine:
         # the signing workers leave Ctrl-C to this process, which stops them in order
         spawn_without_interrupts(settings.temp_dir)
         self.pki = pki or Pki.from_settings(settings)
-        self.archive: ArchiveStore = archive or LocalArchive(settings.archive_dir)
+        self.archive: ArchiveStore = archive or open_store(settings, "documents")
         self._converter = converter
         self._own_converter = converter is None
         self.signatory = Signatory(self.pki, settings.tsa_url, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -108,11 +108,22 @@ def check_key(sha256: str) -> str:
     return sha256
 
 
-def checked_blocks(stream: BinaryIO, sha256: str, name: str) -> Iterator[bytes]:
-    digest = hashlib.sha256()
+def read_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """``stream`` in blocks of :data:`BLOCK`, closed at the end."""
     with stream:
         while block := stream.read(BLOCK):
-            digest.update(block)
             yield block
+
+
+def checked(blocks: Iterable[bytes], sha256: str, name: str) -> Iterator[bytes]:
+    """``blocks`` handed on, then ArchiveCorrupt if together they do not match ``sha256``."""
+    digest = hashlib.sha256()
+    for block in blocks:
+        digest.update(block)
+        yield block
     if digest.hexdigest() != sha256:
         raise ArchiveCorrupt(f"归档文件 {name} 与其摘要不符，可能已被改动。")
+
+
+def checked_blocks(stream: BinaryIO, sha256: str, name: str) -> Iterator[bytes]:
+    return checked(read_blocks(stream), sha256, name)

@@ -30,8 +30,6 @@ import functools
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +62,7 @@ from service.storage.base import (
     check_key,
     sha256_hex,
 )
+from service.workdir import temp_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -235,6 +234,7 @@ class S3Archive:
         on_retry: OnRetry | None = None,
         now: Callable[[], dt.datetime] = SYSTEM_CLOCK.now,
         tmp_dir: Path | None = None,
+        server_side_encryption: bool = True,
     ) -> None:
         self._shared = connect if isinstance(connect, SharedClient) else SharedClient(connect)
         self.bucket = bucket
@@ -244,6 +244,8 @@ class S3Archive:
         self.on_retry = on_retry
         self.now = now
         self.tmp_dir = tmp_dir
+        #: Ask the store to encrypt each object it keeps (SSE-S3, ``AES256``) on every write.
+        self.server_side_encryption = server_side_encryption
         self.list_page = LIST_PAGE
 
     @classmethod
@@ -257,6 +259,8 @@ class S3Archive:
             suffix=".pdf" if name == "documents" else "",
             patience=settings.s3_retry_seconds,
             on_retry=on_retry,
+            tmp_dir=settings.temp_dir,
+            server_side_encryption=settings.s3_server_side_encryption,
         )
 
     def with_on_retry(self, on_retry: OnRetry | None) -> S3Archive:
@@ -270,7 +274,13 @@ class S3Archive:
             on_retry=on_retry,
             now=self.now,
             tmp_dir=self.tmp_dir,
+            server_side_encryption=self.server_side_encryption,
         )
+
+    @property
+    def _encryption(self) -> dict[str, Any]:
+        """The header of every write (object or multipart upload) asking for SSE-S3."""
+        return {"ServerSideEncryption": "AES256"} if self.server_side_encryption else {}
 
     @property
     def client(self) -> S3Client:
@@ -363,6 +373,7 @@ class S3Archive:
                 IfNoneMatch="*",
                 ChecksumSHA256=checksum,
                 ContentType=self._content_type,
+                **self._encryption,
             )
 
         # only the expected 412: the key exists, so these bytes are stored (also when a retried
@@ -386,7 +397,11 @@ class S3Archive:
         key = self.key_for(sha256)
         created = self._call(
             lambda: self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", ContentType=self._content_type
+                Bucket=self.bucket,
+                Key=key,
+                ChecksumAlgorithm="SHA256",
+                ContentType=self._content_type,
+                **self._encryption,
             )
         )
         upload_id = created["UploadId"]
@@ -510,15 +525,13 @@ class S3Archive:
     @contextlib.contextmanager
     def local_path(self, sha256: str) -> Iterator[Path]:
         blocks = self.stream(sha256)
-        folder = tempfile.mkdtemp(prefix="docsign-archive-", dir=self.tmp_dir)
-        try:
-            path = Path(folder) / f"{sha256}{self.suffix}"
+        # a folder of this process (0700), removed on exit or by the next start if it dies first
+        with temp_dir(self.tmp_dir, "archive") as folder:
+            path = folder / f"{sha256}{self.suffix}"
             with open(path, "wb") as out:
                 for block in blocks:
                     out.write(block)
             yield path
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def exists(self, sha256: str) -> bool:
         key = self.key_for(sha256)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from service.accounts.models import User
 from service.archive.schemas import download_name
@@ -180,12 +180,14 @@ def document_page(doc: DocumentObj, number: int, services: ServicesDep, reads: R
     if not 1 <= number <= doc.pages + 4:  # signatures never add pages; a little slack for old rows
         raise NotFoundForUser("没有这一页。")
     key = stored_pdf(doc)
-    cache = services.settings.page_cache_dir / f"{key}-{number}.png"
-    if not cache.exists():
+    name = f"{key}-{number}.png"
+    png = services.page_images.get(name)
+    if png is None:
         with services.archive.documents.local_path(key) as source:
-            page_png(source, number, cache)
+            png = page_png(source, number, services.settings.temp_dir)
+        services.page_images.put(name, png)
     reads.document(doc, page=number)
-    return FileResponse(cache, media_type="image/png")
+    return Response(png, media_type="image/png")
 
 
 def _pdf(doc: DocumentObj, services: ServicesDep, disposition: str) -> Response:

@@ -11,6 +11,7 @@ from pathlib import Path
 from service.campaigns.models import Assignment
 from service.campaigns.schemas import local_time
 from service.documents.errors import ConversionError
+from service.workdir import temp_dir
 
 
 def progress_chart(
@@ -65,10 +66,35 @@ def progress_chart(
     return "".join(parts)
 
 
-def page_png(pdf: Path, page: int, out: Path, width: int = 900) -> Path:
-    """One page of a PDF rendered to PNG (poppler), cached next to the other previews."""
-    if out.exists():
-        return out
+def page_png(pdf: Path, page: int, temp_root: Path | None, width: int = 900) -> bytes:
+    """One page of a PDF rendered to PNG (poppler) in a temporary folder of this process; the
+    caller keeps it (sealed) in the page cache."""
+    with temp_dir(temp_root, "page") as tmp:
+        out = tmp / "page"
+        try:
+            subprocess.run(
+                [
+                    "pdftoppm",
+                    "-png",
+                    "-singlefile",
+                    "-f",
+                    str(page),
+                    "-l",
+                    str(page),
+                    "-scale-to-x",
+                    str(width),
+                    "-scale-to-y",
+                    "-1",
+                    str(pdf),
+                    str(out),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ConversionError("无法生成文书页面的图片，请直接下载 PDF 阅读。") from exc
+        return Path(str(out) + ".png").read_bytes()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     try:

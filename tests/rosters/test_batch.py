@@ -20,7 +20,7 @@ from service.archive.models import Document
 from service.db.session import Database
 from service.rosters.models import PrintBundle, RosterEntry
 from service.settings import Settings
-from service.storage.local import LocalArchive
+from service.storage import open_store
 from tests import checks
 from tests.rosters.roster_data import rows, xlsx
 
@@ -95,30 +95,34 @@ def test_killed_batch_resumes_without_duplicates(tmp_path: Path) -> None:
         assert len({d.code_hash for d in docs.values()}) == COUNT
         # issued entries keep only the hash of their code, the same the document keeps
         assert {e.code for e in entries} == {d.code_hash for d in docs.values()}
-        archive = LocalArchive(settings.archive_dir)
-        paths = [archive.path_for(docs[e.document_id].current_sha256) for e in entries]  # type: ignore[index]
+        archive = open_store(settings, "documents")  # sealed at rest: read through the store
+        hashes = [docs[e.document_id].current_sha256 for e in entries]  # type: ignore[index]
         order = {}
         for e in sorted(entries, key=lambda e: (e.school_id, e.class_order)):
             order.setdefault(e.school_id, []).append(e.fields["student_name"])
-        bundle_files = {b.school_id: (archive.path_for(b.sha256), b.notices, b.pages) for b in bundles}
+        bundle_files = {b.school_id: (b.sha256, b.notices, b.pages) for b in bundles}
     db.dispose()
 
     nss = _nss(tmp_path)
 
-    def valid(path: Path) -> bool:
-        out = subprocess.run(["pdfsig", "-nssdir", nss, str(path)], capture_output=True, text=True, timeout=60).stdout
+    def valid(sha256: str) -> bool:
+        with archive.local_path(sha256) as path:
+            out = subprocess.run(
+                ["pdfsig", "-nssdir", nss, str(path)], capture_output=True, text=True, timeout=60
+            ).stdout
         return "Signature is Valid." in out and "Certificate is Trusted." in out
 
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(valid, paths))
+        results = list(pool.map(valid, hashes))
     assert all(results), f"{results.count(False)} PDFs failed pdfsig"
 
     assert set(bundle_files) == set(order) and len(bundle_files) == len(SCHOOLS)
-    for school_id, (path, notices, pages) in bundle_files.items():
+    for school_id, (sha256, notices, pages) in bundle_files.items():
         assert notices == pages == len(order[school_id])
-        text = subprocess.run(
-            ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True, timeout=300
-        ).stdout
+        with archive.local_path(sha256) as path:
+            text = subprocess.run(
+                ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True, timeout=300
+            ).stdout
         pages_text = text.split("\f")
         names = order[school_id]
         for i in sorted(rnd.sample(range(len(names)), 25)):

@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from service.clock import Clock
+from service.crypto import Keyring
 from service.errors import ConfigurationError
 from service.settings import Settings
 from service.storage import open_store
@@ -80,8 +81,10 @@ class Backend:
     age: Callable[[dt.timedelta], None]  # make what interrupted writes left behind older
 
 
-def local_backend(tmp_path: Path) -> Backend:
-    archive = LocalArchive(tmp_path / "archive")
+def local_backend(tmp_path: Path, *, sealed: bool = False) -> Backend:
+    """The folder, its files in the clear, or sealed at rest (``tests/storage/test_encrypted.py``)."""
+    keyring = Keyring(tmp_path / "keys") if sealed else None
+    archive = LocalArchive(tmp_path / "archive", keyring=keyring, temp_root=tmp_path / "work")
 
     def tamper(digest: str, data: bytes) -> None:
         path = archive.path_for(digest)
@@ -128,10 +131,10 @@ def s3_backend(seaweedfs: SeaweedFS) -> Backend:
     return Backend(store, tamper, interrupt_write, clock.advance)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "sealed", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "local":
-        return local_backend(tmp_path)
+    if request.param in ("local", "sealed"):
+        return local_backend(tmp_path, sealed=request.param == "sealed")
     return s3_backend(request.getfixturevalue("seaweedfs"))
 
 
