@@ -142,7 +142,8 @@ def _libpq(settings: Settings) -> tuple[str, dict[str, str]]:
 
 
 def _major(version: str) -> int:
-    found = re.search(r"(\d+)(?:\.\d+)?", version)
+    """``pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`` -> 15."""
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", version)
     return int(found.group(1)) if found else 0
 
 
@@ -154,7 +155,7 @@ def _pg_tool(name: str, server_major: int) -> str:
             f"（Debian/Ubuntu：apt install postgresql-client-{server_major}）。"
         )
     found = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
-    if _major(found.rsplit(")", 1)[-1]) < server_major:
+    if _major(found) < server_major:
         raise BackupToolMissing(
             f"本机的 {name} 是 {found.strip()}，比数据库服务器（PostgreSQL {server_major}）旧，不能使用。"
             f"请安装 PostgreSQL {server_major} 或更新版本的客户端。"

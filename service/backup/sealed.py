@@ -196,7 +196,7 @@ class SealedReader(io.RawIOBase):
             self._pos = 0
         except InvalidTag:
             raise BackupTampered(
-                f"备份文件 {self._file} 的第 {self._counter + 1} 块未通过校验：文件已被改动或损坏。"
+                f"备份文件 {self._file} 的第 {self._counter + 1} 块未通过校验：文件已被改动或损坏；没有恢复任何内容。"
             ) from None
         self._counter += 1
         self._done = last
