@@ -904,6 +904,119 @@ def data_retention(
         )
 
 
+backup_app = typer.Typer(no_args_is_help=True, help="备份与恢复：数据库、归档文件、证书与私钥、服务密钥，加密保存。")
+app.add_typer(backup_app, name="backup")
+
+#: The backup's passphrase: an option, its environment variable, or asked for.
+BackupPassphrase = Annotated[
+    str | None,
+    typer.Option(
+        "--passphrase",
+        envvar="DOCSIGN_BACKUP_PASSPHRASE",
+        help="备份口令（也可用环境变量 DOCSIGN_BACKUP_PASSPHRASE；不给口令也不给密钥文件时提示输入）",
+        show_default=False,
+    ),
+]
+BackupKeyFile = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="用密钥文件（至少 32 字节的随机内容）代替口令", show_default=False),
+]
+#: The shortest passphrase and key file a new backup accepts.
+BACKUP_PASSPHRASE_MIN = 12
+BACKUP_KEY_FILE_MIN = 32
+
+
+def _backup_secret(passphrase: str | None, key_file: Path | None, *, new: bool) -> bytes:
+    if passphrase and key_file is not None:
+        raise InvalidInput("口令和密钥文件只能给一个。")
+    if key_file is not None:
+        secret = _read_file(key_file).strip()
+        if new and len(secret) < BACKUP_KEY_FILE_MIN:
+            raise InvalidInput(
+                f"密钥文件至少要有 {BACKUP_KEY_FILE_MIN} 字节（例如 head -c 48 /dev/urandom | base64 > 文件）。"
+            )
+        return secret
+    given: str = passphrase or typer.prompt("备份口令", hide_input=True, confirmation_prompt=new)
+    if new and len(given) < BACKUP_PASSPHRASE_MIN:
+        raise InvalidInput(f"备份口令至少 {BACKUP_PASSPHRASE_MIN} 位。")
+    return given.encode()
+
+
+class _Steps:
+    """One progress line per step of a backup or a restore."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step not in self.tasks:
+            for task in self.tasks.values():
+                self.bar.update(task, visible=False)
+            self.tasks[step] = self.bar.add_task(step, total=total or None)
+        self.bar.update(self.tasks[step], completed=done, total=total or None)
+
+
+@backup_app.command("create")
+def backup_create(
+    folder: Annotated[Path, typer.Argument(help="写入备份的新目录（不存在或为空）")],
+    passphrase: BackupPassphrase = None,
+    key_file: BackupKeyFile = None,
+) -> None:
+    """在服务运行时创建一致的加密备份：数据库、归档文件（对象存储时为文件清单）、证书与私钥（仍由私钥口令加密）、服务密钥。"""
+    from service.backup import create_backup
+
+    with _errors():
+        settings = _settings()
+        secret = _backup_secret(passphrase, key_file, new=True)
+        with _bar() as bar:
+            report = create_backup(settings, folder, secret, progress=_Steps(bar))
+        rows = sum(report.counts.values())
+        files = sum(report.objects.values())
+        out.print(f"已创建备份：{report.folder}（{report.size / 1024 / 1024:.1f} MB）", highlight=False)
+        out.print(f"数据库：{rows} 行（结构版本 {report.revision}）；时间：{report.created_at}", highlight=False)
+        if report.objects_included:
+            out.print(f"归档文件：{files} 个，已逐个核对 SHA-256 后加密写入。", highlight=False)
+        else:
+            out.print(
+                f"归档文件：{files} 个保存在对象存储 {settings.archive_url}，备份中只有清单；请另行保护该存储桶（版本控制或复制）。",
+                highlight=False,
+            )
+        out.print("请把备份和口令（或密钥文件）分开保管：没有口令，任何人（包括您）都打不开这份备份。", highlight=False)
+
+
+@backup_app.command("restore")
+def backup_restore(
+    folder: Annotated[Path, typer.Argument(help="docsign backup create 写出的备份目录")],
+    passphrase: BackupPassphrase = None,
+    key_file: BackupKeyFile = None,
+) -> None:
+    """把备份恢复到全新的空安装（空数据库、空归档、空证书目录）；任何一步失败都撤销已写入的内容。"""
+    from service.backup import restore_backup
+
+    with _errors():
+        # a restore may bring the service key production needs: it is checked once restored
+        settings = _settings(check=False)
+        secret = _backup_secret(passphrase, key_file, new=False)
+        with _bar() as bar:
+            report = restore_backup(settings, folder, secret, progress=_Steps(bar))
+        out.print(f"已恢复 {report.created_at} 的备份（数据库结构版本 {report.revision}）。", highlight=False)
+        out.print(
+            f"数据库 {sum(report.counts.values())} 行与清单一致；归档文件 {sum(report.objects.values())} 个；"
+            f"审计日志 {report.audit.events} 条、访问日志 {report.access.events} 条，哈希链已核对。",
+            highlight=False,
+        )
+        if report.secret_written is not None:
+            out.print(f"服务密钥已写入 {report.secret_written}（权限 0600）。", highlight=False)
+            if settings.production and settings.secret_key_file is None:
+                out.print(
+                    f"生产环境请设置 DOCSIGN_SECRET_KEY_FILE={report.secret_written} 后再启动服务。", highlight=False
+                )
+        for warning in report.warnings:
+            out.print(f"[bold yellow]注意[/] {warning}", highlight=False)
+        out.print("启动服务（docsign serve）时会把数据库结构升级到本机版本。", highlight=False)
+
+
 @app.command("add-user")
 def add_user(
     username: Annotated[str, typer.Argument(help="用户名")],

@@ -25,7 +25,7 @@ from service.audit.access import AccessLog
 from service.campaigns import tasks as campaign_tasks
 from service.campaigns.models import Assignment
 from service.campaigns.service import Campaigns
-from service.cases.models import CaseFile
+from service.cases.models import CaseFile, HomeVisit
 from service.cases.service import Cases
 from service.children import spawn_without_interrupts
 from service.clock import SYSTEM_CLOCK, Clock
@@ -76,7 +76,7 @@ SCHEDULES = (
 FILE_COLUMNS = {
     "documents": (PrintBundle.sha256,),
     "reports": (Assignment.report_sha256,),
-    "files": (CaseFile.sha256,),
+    "files": (CaseFile.sha256, HomeVisit.evidence_sha256),
 }
 #: Scans of notices' pages and reads of children's data are written to the database this often
 #: (they are kept in memory until then).

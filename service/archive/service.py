@@ -436,6 +436,15 @@ class RecordAs:
     receipt_digest: str | None = None
 
 
+def merge_file_columns(others: Mapping[str, Sequence[Any]] | None) -> dict[str, list[Any]]:
+    """Every column that names an archived file, by store: the archive's own and ``others`` (the
+    other domains', which the composition root knows)."""
+    merged: dict[str, list[Any]] = {"documents": [DocumentVersion.sha256]}
+    for store, columns in (others or {}).items():
+        merged.setdefault(store, []).extend(c for c in columns if c not in merged[store])
+    return merged
+
+
 class Archive:
     """Issue-and-record, sign-and-record, journaled writes and their recovery."""
 
@@ -454,9 +463,7 @@ class Archive:
         self.requests = RequestJournal(db.engine)
         #: Every column that names an archived file, by store: recovery deletes only a file that none
         #: of them names. The archive knows its own; the composition root adds the other domains'.
-        self.file_columns: dict[str, list[Any]] = {"documents": [DocumentVersion.sha256]}
-        for store, columns in (file_columns or {}).items():
-            self.file_columns.setdefault(store, []).extend(c for c in columns if c not in self.file_columns[store])
+        self.file_columns = merge_file_columns(file_columns)
         #: Scans of notices' pages, written in batches.
         self.opens = opens
         self.engine = engine
