@@ -5,6 +5,7 @@ client kept in the database, so every server process counts the same failures.""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -34,8 +35,15 @@ from service.limits import RateLimiter
 from service.units.models import Unit, UnitType
 
 _hasher = PasswordHasher()
-#: A hash verified against when the username is unknown, so both failures cost the same time.
-_DUMMY_HASH = _hasher.hash("docsign-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash verified against when the username is unknown, so both failures cost the same time
+    (made at the first login, not at every process start: an Argon2 hash takes ~0.1 s)."""
+    return _hasher.hash("docsign-dummy-password")
+
+
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
 #: Roles that must use the second factor when ``require_staff_totp`` is on.
 STAFF_ROLES = {Role.BUREAU.value, Role.OFFICE.value}
@@ -87,7 +95,7 @@ def create_user(session: Session, *, username: str, password: str, display_name:
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthFailed() from None
     if user is None or not user.active:
