@@ -740,13 +740,25 @@ class CeleryRunner(RunnerBase):
         return sent
 
     def _queue_empty(self) -> bool:
+        """Whether no message waits in the broker's queue. A queue the broker does not know is
+        empty: Redis deletes a list once its last item is taken (and a restart without persistence
+        loses it), which kombu answers with NOT_FOUND."""
         try:
             with self.app.connection_or_acquire() as conn:
                 declared = conn.default_channel.queue_declare(QUEUE, passive=True)
                 return int(declared.message_count) == 0
-        except Exception as exc:  # not known: send nothing twice
-            log.warning("reading the queue's length: %s", exc)
+        except Exception as exc:
+            if _not_found(exc):
+                return True
+            log.warning("reading the queue's length: %s", exc)  # not known: send nothing twice
             return False
+
+
+def _not_found(exc: BaseException) -> bool:
+    """A passive declare of a queue that does not exist: kombu's virtual transports (Redis) raise
+    ``ChannelError('NOT_FOUND - no queue …', …, '404')`` (reply code '404'), AMQP a ``NotFound``
+    with reply code 404."""
+    return str(getattr(exc, "reply_code", "")) == "404"
 
 
 def _size(part: dict[str, Any]) -> int:

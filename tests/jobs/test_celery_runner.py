@@ -296,6 +296,37 @@ def test_an_object_store_outage_mid_batch_is_reported_and_loses_nothing(
     _check_roster(profile, roster_id, count, nss_db, samples=10)
 
 
+def test_slices_whose_messages_the_broker_lost_are_sent_again_when_the_queue_is_gone(tmp_path: Path) -> None:
+    """Redis deletes a queue's list once its last message is taken, and a restart without
+    persistence loses it: the tick must take "no such queue" for an empty queue and send the queued
+    slices of a running job again (it took it for an error and sent nothing, for ever). A runner of
+    its own, on its own Redis DB, with no worker to take the messages."""
+    from service.db.session import Database
+    from service.jobs.celery_runner import QUEUE, celery_app
+
+    url = BROKER.rsplit("/", 1)[0] + "/8"
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    settings = Settings(data_dir=tmp_path / "var", broker_url=url, environment="development")
+    db = Database(settings)
+    try:
+        db.migrate()
+        runner = CeleryRunner(db, celery_app(settings), lease=dt.timedelta(seconds=30), poll=dt.timedelta(seconds=1))
+        assert broker.exists(QUEUE) == 0 and runner._queue_empty()  # no list at all: empty, not unknown
+        with db.session() as s:
+            job = Job(kind="roster.issue", params={"roster_id": 1}, status="running")
+            s.add(job)
+            s.flush()
+            s.add_all(JobSlice(job_id=job.id, number=n, params={"entries": [n]}, total=1) for n in (1, 2))
+            s.commit()
+        assert runner.resend_lost() == 2
+        assert broker.llen(QUEUE) == 2 and not runner._queue_empty()  # two messages wait now
+        assert runner.resend_lost() == 0  # and are not sent twice while they wait
+    finally:
+        db.dispose()
+        broker.flushdb()
+
+
 def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None:
     """The Licheng campaign's 12 documents as slices of the Celery runner, marked issued once."""
     from service.audit.models import AuditEvent
