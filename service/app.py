@@ -27,6 +27,7 @@ from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, To
 from service.clock import SYSTEM_CLOCK, Clock
 from service.container import Services
 from service.errors import DocsignError, InvalidInput, NotFoundForUser
+from service.http import ops
 from service.http.csrf import csrf_protect
 from service.settings import Settings, get_settings
 from service.web.common import LoginRequired, error_page, login_redirect
@@ -140,10 +141,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             status_code=500,
         )
 
-    for router in (*api.ROUTERS, *web.ROUTERS):
+    for router in (*api.ROUTERS, *web.ROUTERS, ops.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.add_middleware(SecurityHeaders, hsts=settings.cookies_secure)
+    app.add_middleware(ops.RequestMetrics)  # outermost: every answer counted, refusals included
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["运维"], summary="服务是否在运行")
@@ -259,7 +261,7 @@ class BodyLimit:
 def _is_page(request: Request) -> bool:
     """A browser asking for a page (not the JSON API, not a program)."""
     path = request.url.path
-    if path.startswith(("/api/", "/static/", "/pki/")) or path in ("/openapi.json", "/healthz"):
+    if path.startswith(("/api/", "/static/", "/pki/")) or path in ("/openapi.json", "/healthz", "/readyz", "/metrics"):
         return False
     return "text/html" in request.headers.get("accept", "")
 

@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     #: Seconds between two looks for queued work (a new job is started at once anyway).
     job_poll_seconds: float = Field(default=2.0, gt=0)
 
+    #: The bearer token a monitoring system shows to read ``/metrics``; empty: only from this machine.
+    metrics_token: SecretStr = SecretStr("")
+
     # Retention (个人信息保护法 art. 19 and 47: kept no longer than the purpose needs). A daily job
     # anonymises what is due and records it (``docsign data retention --dry-run`` shows what would go).
     #: A closed case's personal data (and its files and signed documents) is removed this many years

@@ -204,6 +204,7 @@ REDIS_FILES = (
     "tests/api/test_licheng_flow.py",
     "tests/test_scaleout.py",
     "tests/test_limits.py",
+    "tests/http/test_ops.py",
 )
 
 

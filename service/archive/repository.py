@@ -7,7 +7,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
-from service.archive.models import Document, DocumentVersion
+from service.archive.models import Document, DocumentStatus, DocumentVersion
 from service.db.scoping import valid_id
 
 
@@ -49,5 +49,16 @@ def timestamped_after(session: Session, after: int) -> int:
     """How many archive timestamps were added as versions after version ``after``."""
     query = select(func.count(DocumentVersion.id)).where(
         DocumentVersion.id > after, DocumentVersion.event == "timestamped"
+    )
+    return session.scalar(query) or 0
+
+
+def verification_backlog(session: Session) -> int:
+    """Archived versions the background check has not verified yet (erased documents aside)."""
+    query = (
+        select(func.count())
+        .select_from(DocumentVersion)
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .where(DocumentVersion.verdict.is_(None), Document.status != DocumentStatus.ERASED)
     )
     return session.scalar(query) or 0

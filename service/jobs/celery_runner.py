@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: The one queue of the service's tasks.
 QUEUE = "docsign"
+#: The Redis key where a worker notes when it last ran beat's tick (its heartbeat for /readyz).
+TICK_KEY = "docsign:last-tick"
 #: A queued job whose task has not started after this long is sent again (its message was lost).
 RESEND_AFTER = dt.timedelta(minutes=2)
 #: Retries of a slice that stopped because the object store stayed away, with growing pauses.
@@ -199,6 +201,7 @@ def _register_tasks(app: Celery) -> None:
     @app.task(name="docsign.tick")  # type: ignore[untyped-decorator]
     def tick() -> None:
         runner = _runner()
+        runner.mark_tick()
         runner.enqueue_due()
         runner.resend_lost()
 
@@ -738,6 +741,45 @@ class CeleryRunner(RunnerBase):
                 self.send("docsign.finish", job_id)
                 sent += 1
         return sent
+
+    # --- what /readyz and /metrics ask -----------------------------------------------------------
+
+    def _redis(self) -> Any:
+        """The broker's Redis (the one broker this profile runs on)."""
+        import redis
+
+        return redis.Redis.from_url(self.app.conf.broker_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def mark_tick(self) -> None:
+        """A worker ran beat's tick now: what readiness reads as "a worker is alive"."""
+        self._redis().set(TICK_KEY, str(time.time()))
+
+    def broker_problem(self) -> str | None:
+        try:
+            self._redis().ping()
+        except Exception as exc:
+            return f"无法连接消息队列（{type(exc).__name__}）：请检查 Redis 是否在运行、DOCSIGN_BROKER_URL 是否正确。"
+        return None
+
+    def worker_problem(self) -> str | None:
+        """None if a worker ran beat's tick lately (the tick comes every ``celery_tick_seconds``)."""
+        try:
+            last = self._redis().get(TICK_KEY)
+        except Exception:
+            return "无法读取后台工作进程的状态（消息队列不可用）。"
+        age = time.time() - float(last) if last else None
+        limit = max(3 * float(self.app.conf.beat_schedule["docsign.tick"]["schedule"]), 60.0)
+        if age is None or age > limit:
+            when = f"最近一次在 {age:.0f} 秒前" if age is not None else "从未运行"
+            return f"没有后台工作进程在运行（定时任务{when}）：请启动 docsign worker（集群中一个进程带 --beat）。"
+        return None
+
+    def queue_depth(self) -> int | None:
+        """Messages waiting in the broker's queue (None if it cannot be read)."""
+        try:
+            return int(self._redis().llen(QUEUE))
+        except Exception:
+            return None
 
     def _queue_empty(self) -> bool:
         """Whether no message waits in the broker's queue. A queue the broker does not know is

@@ -118,6 +118,12 @@ class RunnerBase:
     is announced (to this process's pool, or to the broker) once the caller commits."""
 
     _context: Callable[[Session, int], JobContext[Any]] | None = None
+
+    def queue_depth(self) -> int | None:
+        """Messages waiting in a broker's queue; None where there is no broker (the embedded runner
+        takes jobs from the database)."""
+        return None
+
     _on_takeover: Callable[[Session, int], object] | None = None
 
     def bind(

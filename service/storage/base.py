@@ -89,7 +89,11 @@ class ArchiveStore(Protocol):
     def exists(self, sha256: str) -> bool: ...
 
     def delete(self, sha256: str) -> None:
-        """Remove a file. Only recovery calls this, for a write that no committed row points to."""
+        """Remove a file: recovery, for a write that no committed row points to, and retention,
+        once the removal of what named it has committed."""
+
+    def check_ready(self) -> str | None:
+        """None when the store can be read and written now, or what is wrong (Chinese, for /readyz)."""
 
     def keys(self) -> Iterator[str]: ...
 

@@ -19,6 +19,7 @@ import ctypes.util
 import datetime as dt
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,10 @@ def stat_mode(path: Path) -> int:
 
 #: Told after each file :meth:`LocalArchive.seal_existing` looks at: ``progress(done, total)``.
 Progress = Callable[[int, int], None]
+
+
+#: Less free disk than this under the archive and the service is not ready (a batch would fail).
+READY_FREE_BYTES = 200 * 1024 * 1024
 
 
 class LocalArchive:
@@ -301,6 +306,21 @@ class LocalArchive:
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+    def check_ready(self) -> str | None:
+        """The folder (or, before the first file, the nearest folder above it) can be written,
+        with room left."""
+        folder = self.root
+        if folder.exists() and not folder.is_dir():
+            return f"归档位置 {folder} 不是文件夹。"
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            return f"不能写入归档文件夹 {folder}：请检查它的所有者与权限。"
+        free = shutil.disk_usage(folder).free
+        if free < READY_FREE_BYTES:
+            return f"归档所在磁盘只剩 {free // (1024 * 1024)} MB，请清理或扩容。"
+        return None
 
     def delete(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):

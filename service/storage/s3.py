@@ -533,6 +533,16 @@ class S3Archive:
                     out.write(block)
             yield path
 
+    def check_ready(self) -> str | None:
+        """The bucket answers (one call, with botocore's few quick retries and none of ours)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return f"对象存储拒绝访问存储桶 {self.bucket}（{_code(exc)}）：请检查存储桶与访问密钥。"
+        except Exception as exc:  # connection refused, timeout, DNS
+            return f"无法连接对象存储（{type(exc).__name__}）：请检查对象存储是否在运行。"
+        return None
+
     def exists(self, sha256: str) -> bool:
         key = self.key_for(sha256)
         try:

@@ -27,6 +27,7 @@ from service.documents.errors import VerifierBusy
 from service.documents.registry import GUARDIAN_NOTICES
 from service.errors import DocsignError, UploadInvalid
 from service.http.deps import ServicesDep, SessionDep, client_address
+from service.http.ops import UPLOADS, VERIFY, verify_outcome
 from service.http.uploads import read_upload
 from service.limits import RateLimiter
 from service.rosters import repository as rosters_repository
@@ -41,6 +42,12 @@ def _wants_json(request: Request) -> bool:
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
+
+
+def _outcome(v: Verification) -> str:
+    if v.status_code >= 400 and v.found is False and v.data.get("code"):
+        return "refused"
+    return verify_outcome(v.found, v.data.get("status"), v.genuine, v.pending)
 
 
 def _answer(request: Request, v: Verification, code_value: str = "", code_error: str = "") -> Response:
@@ -97,6 +104,7 @@ def verify_form(request: Request, code: str = Form("")) -> Response:
 def verify_code(code: str, request: Request, services: ServicesDep, session: SessionDep) -> Response:
     _limit(request, services, services.verify_limit, "verify")
     v, _ = _described(services, session, code)
+    VERIFY.labels(_outcome(v)).inc()
     return _answer(request, v, code_value=code[:64])
 
 
@@ -186,6 +194,8 @@ async def verify_upload(
         return v
 
     try:
-        return _answer(request, await run_in_threadpool(check))
+        v = await run_in_threadpool(check)
     except VerifierBusy as exc:
-        return _answer(request, Verification.refused(exc.code, exc.message, exc.http_status))
+        v = Verification.refused(exc.code, exc.message, exc.http_status)
+    UPLOADS.labels(_outcome(v)).inc()
+    return _answer(request, v)
