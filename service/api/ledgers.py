@@ -83,9 +83,14 @@ def report(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
     unit: UnitQuery = None,
 ) -> dict[str, Any]:
     target = services.ledgers.unit_for(session, scope, unit)
     reports = services.ledgers.reports
     draft = reports.draft_of(session, target, KINDS[kind], period)
-    return draft_view(draft, reports.versions(session, target.id, period), services.ledgers.tz)
+    view = draft_view(draft, reports.versions(session, target.id, period), services.ledgers.tz)
+    students = draft.figures.get("students") if KINDS[kind].lists_children else None
+    if students:  # the 信息报告 names its children: a read of them
+        reads.record("report_summary", target.id, rows=len(students), kind=KINDS[kind].assignment, period=period)
+    return view

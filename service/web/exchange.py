@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from service.errors import DocsignError, InvalidInput
 from service.http.deps import ScopeDep, ServicesDep, SessionDep
+from service.http.reads import ReadsDep
 from service.http.uploads import read_upload
 from service.ledgers.exchange import LEDGER_FIELDS, SUSPECTED_FIELDS
 from service.units.service import bureau_of
@@ -88,6 +89,7 @@ async def exchange_suspected(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
     file: Annotated[UploadFile | None, File()] = None,
     only_valid: Annotated[str, Form()] = "",
 ) -> Response:
@@ -106,6 +108,8 @@ async def exchange_suspected(
     except DocsignError as exc:
         session.rollback()
         return _page(request, user, scope, services, session, errors=form_errors(exc), message=exc.message)
+    # the answer names the students of the cases made and of the rows skipped
+    reads.record("exchange_import", rows=len(result.created) + len(result.skipped), file=name[:60])
     return _page(request, user, scope, services, session, result=result, errors=result.errors)
 
 
@@ -116,6 +120,7 @@ async def exchange_compare(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
     roster: Annotated[UploadFile | None, File()] = None,
     xueji: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -127,4 +132,6 @@ async def exchange_compare(
         comparison = await run_in_threadpool(services.ledgers.exchange.compare, ours, theirs)
     except DocsignError as exc:
         return _page(request, user, scope, services, session, errors=form_errors(exc), message=exc.message)
+    # the answer lists the children found in one list and not in the other
+    reads.record("exchange_compare", rows=len(comparison.only_roster) + len(comparison.only_register))
     return _page(request, user, scope, services, session, comparison=comparison)

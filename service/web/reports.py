@@ -5,7 +5,7 @@ units' signed reports, with the versions and corrections."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -16,12 +16,13 @@ from service.campaigns.models import Assignment
 from service.errors import DocsignError
 from service.http.deps import AssignmentObj, ScopeDep, ServicesDep, SessionDep
 from service.http.exports import ExportDep
-from service.http.reads import ReadsDep
+from service.http.reads import Reads, ReadsDep
 from service.ledgers.excel import report_workbook
 from service.ledgers.reports import (
     MONTHLY,
     TERM,
     WEEKLY,
+    Draft,
     PeriodKind,
     differences,
     period_text,
@@ -48,10 +49,13 @@ def _page(
     session: SessionDep,
     assignment: Assignment,
     error: str | None = None,
+    reads: Reads | None = None,
 ) -> Response:
     reports = services.ledgers.reports
     draft = reports.review(session, scope, assignment)
     kind = draft.kind
+    if reads is not None:
+        _children_read(reads, kind, draft, "report", assignment.id, period=assignment.period)
     versions = reports.versions(session, assignment.unit_id, assignment.period)
     history = []
     for i, v in enumerate(versions):
@@ -77,6 +81,14 @@ def _page(
         history=history,
         error=error,
     )
+
+
+def _children_read(reads: Reads, kind: PeriodKind, draft: Draft, subject: str, subject_id: int, **filter: Any) -> None:
+    """A report that names children (the 学生失学辍学信息报告) is a read of them: one entry with
+    its row count. The figures-only reports name nobody and are not recorded."""
+    students = draft.figures.get("students") if kind.lists_children else None
+    if students:
+        reads.record(subject, subject_id, rows=len(students), kind=kind.assignment, **filter)
 
 
 def _report_export(target: Unit, kind: PeriodKind, period: str, data: bytes) -> Response:
@@ -136,8 +148,9 @@ def monthly_report_page(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
 ) -> Response:
-    return _page(request, user, scope, services, session, assignment)
+    return _page(request, user, scope, services, session, assignment, reads=reads)
 
 
 @router.post("/monthly-reports/{assignment_id}/sign")
@@ -172,6 +185,7 @@ def monthly_summary(
     scope: ScopeDep,
     services: ServicesDep,
     session: SessionDep,
+    reads: ReadsDep,
     period: str | None = None,
     unit: int | None = None,
 ) -> Response:
@@ -181,6 +195,8 @@ def monthly_summary(
     target = services.ledgers.unit_for(session, scope, unit)
     period = period if period in periods else (periods[0] if periods else None)
     draft = services.ledgers.reports.draft(session, target, period) if period else None
+    if draft is not None:
+        _children_read(reads, kind, draft, "report_summary", target.id, period=period)
     return render(
         request,
         "monthly_summary.html",

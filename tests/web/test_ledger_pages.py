@@ -238,6 +238,7 @@ def test_the_exchange_page_saves_a_mapping_and_imports_a_platform_list(tmp_path:
         sheet = xlsx([HEADER, platform_row(91, "历城区王舍人街道石河小学", "杨新一")])
         r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
         assert "新登记疑似辍学 1 人" in r.text
+        assert _last_read(service) == ("exchange_import", "", 1, "wsr-sh-head")  # the answer names the child
         assert re.search(r'<a href="/cases/\d+">杨新一</a>', r.text)  # the child named, not 个案 4
         r = c.post("/exchange/suspected", files={"file": ("疑似辍学.xlsx", sheet)})
         assert "新登记疑似辍学 0 人；已有未结案个案、未重复登记 1 人（第 2 行 杨新一）" in r.text
@@ -245,6 +246,19 @@ def test_the_exchange_page_saves_a_mapping_and_imports_a_platform_list(tmp_path:
         register = xlsx([("姓名", "学籍号"), ("乙", "L1")])
         r = c.post("/exchange/compare", files={"roster": ("名单.xlsx", roster), "xueji": ("学籍.xlsx", register)})
         assert "在名单、不在学籍系统：1 人" in r.text and "在学籍系统、不在名单（在籍不在校，需核实）：1 人" in r.text
+        assert _last_read(service) == ("exchange_compare", "", 2, "wsr-sh-head")
+
+
+def _last_read(service: Any) -> tuple[str, str, int | None, str]:
+    """The newest access-log entry: what was read, and by whom."""
+    from sqlalchemy import select
+
+    from service.audit.models import AccessEntry
+
+    service.state.access.flush()
+    with service.state.db.session() as s:
+        e = s.scalars(select(AccessEntry).order_by(AccessEntry.id.desc()).limit(1)).one()
+        return (e.subject, e.subject_id, e.rows, e.username)
 
 
 def test_the_bureau_sets_the_term_and_a_rule_and_a_school_clears_an_item_on_its_list(tmp_path: Path) -> None:
@@ -370,6 +384,7 @@ def test_a_school_reviews_and_signs_its_info_report_on_its_page(tmp_path: Path) 
         assert f'href="/info-reports/{mine["id"]}"' in page and "核对数据生成的失学辍学信息报告并签章" in page
         page = c.get(f"/info-reports/{mine['id']}").text
         assert "<h1>学生失学辍学信息报告</h1>" in page and "失学辍学学生名单" in page
+        assert _last_read(service) == ("report", str(mine["id"]), 1, "wsr-sh-head")  # it names a child: recorded
         assert "王浩然" in page and "随父母外出" in page and "报告时未销号（按辍学原因）" in page
         reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', page)
         assert reviewed is not None
@@ -386,6 +401,10 @@ def test_a_school_reviews_and_signs_its_info_report_on_its_page(tmp_path: Path) 
         service.login("wsr-staff")
         page = c.get(f"/info-reports?unit={units['WSR']}").text
         assert "信息报告汇总" in page and "已报送：历城区王舍人街道石河小学" in page and "王浩然" in page
+        assert _last_read(service) == ("report_summary", str(units["WSR"]), 1, "wsr-staff")
+        summary = c.get(f"/api/reports/term/{today.isoformat()}?unit={units['WSR']}")
+        assert summary.status_code == 200, summary.text
+        assert _last_read(service) == ("report_summary", str(units["WSR"]), 1, "wsr-staff")
         rows = sheet_rows(
             c.get(f"/info-reports/export.xlsx?period={today.isoformat()}&unit={units['WSR']}&purpose=存档").content
         )
