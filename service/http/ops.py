@@ -139,6 +139,29 @@ class WorkCollector(Collector):
             queue = GaugeMetricFamily("docsign_queue_depth", "Messages waiting in the broker's queue.")
             queue.add_metric([], depth)
             yield queue
+        tick = self.services.jobs.last_tick_age()
+        if tick is not None:
+            age = GaugeMetricFamily(
+                "docsign_worker_tick_age_seconds", "Seconds since a worker last ran beat's tick (scale-out)."
+            )
+            age.add_metric([], tick)
+            yield age
+        stores = GaugeMetricFamily(
+            "docsign_store_ready",
+            "Whether each archive store can be read and written now (1) or not (0).",
+            labels=["store"],
+        )
+        for name, store in self.services.stores.items():
+            stores.add_metric([name], 1 if _check(name, store.check_ready)["ok"] else 0)
+        yield stores
+        expiry = GaugeMetricFamily(
+            "docsign_certificate_expiry_timestamp_seconds",
+            "When each certificate of the local PKI expires, and each CRL's next update is due (Unix time).",
+            labels=["kind", "name"],
+        )
+        for item in self.services.pki.status().items:
+            expiry.add_metric([item.kind, item.key or item.name], item.expires.timestamp())
+        yield expiry
 
 
 def _loopback(request: Request) -> bool:

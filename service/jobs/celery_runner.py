@@ -761,13 +761,21 @@ class CeleryRunner(RunnerBase):
             return f"无法连接消息队列（{type(exc).__name__}）：请检查 Redis 是否在运行、DOCSIGN_BROKER_URL 是否正确。"
         return None
 
-    def worker_problem(self) -> str | None:
-        """None if a worker ran beat's tick lately (the tick comes every ``celery_tick_seconds``)."""
+    def last_tick_age(self) -> float | None:
+        """Seconds since a worker last ran beat's tick (infinite if never); None if unreadable."""
         try:
             last = self._redis().get(TICK_KEY)
         except Exception:
+            return None
+        return time.time() - float(last) if last else float("inf")
+
+    def worker_problem(self) -> str | None:
+        """None if a worker ran beat's tick lately (the tick comes every ``celery_tick_seconds``)."""
+        age = self.last_tick_age()
+        if age is None:
             return "无法读取后台工作进程的状态（消息队列不可用）。"
-        age = time.time() - float(last) if last else None
+        if age == float("inf"):
+            age = None
         limit = max(3 * float(self.app.conf.beat_schedule["docsign.tick"]["schedule"]), 60.0)
         if age is None or age > limit:
             when = f"最近一次在 {age:.0f} 秒前" if age is not None else "从未运行"

@@ -124,6 +124,10 @@ class RunnerBase:
         takes jobs from the database)."""
         return None
 
+    def last_tick_age(self) -> float | None:
+        """Seconds since a worker last ran beat's tick; None where there are no workers apart."""
+        return None
+
     _on_takeover: Callable[[Session, int], object] | None = None
 
     def bind(
