@@ -103,3 +103,18 @@ class VerifierBusy(DocsignError):
     code = "VERIFIER_BUSY"
     http_status = 503
     default_message = "在线验证的人数较多，请稍后再试。"
+
+
+class VerifierFull(VerifierBusy):
+    """Every place in the upload checks' line is taken: answered at once, with when to try again."""
+
+    code = "UPLOADS_BUSY"
+    http_status = 429
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, int(retry_after))
+        super().__init__(
+            f"正在核对的上传文件较多，请 {seconds} 秒后再上传；扫码和输入验证码查询不受影响。",
+            details={"retry_after": seconds},
+        )
+        self.retry_after = seconds

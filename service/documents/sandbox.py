@@ -34,7 +34,7 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 
-from service.documents.errors import VerifierBusy
+from service.documents.errors import VerifierBusy, VerifierFull
 from service.documents.structure import rough_counts
 from service.documents.verify import Problem, VerificationReport, too_complex, verify_pdf
 
@@ -198,11 +198,18 @@ _WHY = {
 class UploadVerifier:
     """Verifies untrusted uploads in a few warm worker processes, each killed past its limits."""
 
-    def __init__(self, limits: UploadLimits | None = None, workers: int = 1) -> None:
+    def __init__(self, limits: UploadLimits | None = None, workers: int = 1, waiting: int | None = None) -> None:
         self.limits = limits or UploadLimits()
         self._context = multiprocessing.get_context("spawn")
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(workers)
+        #: Uploads admitted at once: one checked by each worker and ``waiting`` more in line (one per
+        #: worker by default). The rest are answered at once (:class:`VerifierFull`): an upload never
+        #: holds a server thread that a scan needs for longer than its own check and one before it.
+        self.line = workers + (workers if waiting is None else waiting)
+        self._admitted = threading.BoundedSemaphore(self.line)
+        self._in_line = 0
+        self._count = threading.Lock()
         self._closed = False
         for _ in range(workers):
             self._idle.put(self._spawn())
@@ -220,7 +227,8 @@ class UploadVerifier:
     ) -> VerificationReport:
         """Check an upload like :func:`~service.documents.verify.verify_pdf`, within the limits.
 
-        Raises :class:`VerifierBusy` when every worker stays busy for the wall-clock limit.
+        Raises :class:`VerifierFull` at once when the line is full (the workers busy and as many
+        waiting), :class:`VerifierBusy` when every worker stays busy for the wall-clock limit.
         """
         now = now or dt.datetime.now(dt.UTC)
         limits = self.limits
@@ -229,12 +237,26 @@ class UploadVerifier:
             return _refused(pdf, refused, now)
         if self._closed:
             raise VerifierBusy("验证服务正在关闭，请稍后重试。")
-        if not self._slots.acquire(timeout=limits.wall_seconds):
-            raise VerifierBusy()
+        if not self._admitted.acquire(blocking=False):
+            raise VerifierFull(retry_after=limits.wall_seconds)
+        with self._count:
+            self._in_line += 1
         try:
-            return self._run(pdf, _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits))
+            if not self._slots.acquire(timeout=limits.wall_seconds):
+                raise VerifierBusy()
+            try:
+                return self._run(pdf, _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits))
+            finally:
+                self._slots.release()
         finally:
-            self._slots.release()
+            with self._count:
+                self._in_line -= 1
+            self._admitted.release()
+
+    @property
+    def in_line(self) -> int:
+        """Uploads being checked or waiting for a worker now."""
+        return self._in_line
 
     def _run(self, pdf: bytes, job: _Job) -> VerificationReport:
         limits = job.limits

@@ -50,14 +50,18 @@ def _outcome(v: Verification) -> str:
     return verify_outcome(v.found, v.data.get("status"), v.genuine, v.pending)
 
 
-def _answer(request: Request, v: Verification, code_value: str = "", code_error: str = "") -> Response:
+def _answer(
+    request: Request, v: Verification, code_value: str = "", code_error: str = "", retry_after: int | None = None
+) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
     if _wants_json(request):
-        return JSONResponse(v.as_json(), status_code=v.status_code)
+        return JSONResponse(v.as_json(), status_code=v.status_code, headers=headers)
     return templates.TemplateResponse(
         request,
         "verify.html",
         {"page_title": v.verdict, "result": v, "code_value": code_value, "code_error": code_error},
         status_code=v.status_code,
+        headers=headers,
     )
 
 
@@ -197,5 +201,7 @@ async def verify_upload(
         v = await run_in_threadpool(check)
     except VerifierBusy as exc:
         v = Verification.refused(exc.code, exc.message, exc.http_status)
+        UPLOADS.labels("busy").inc()
+        return _answer(request, v, retry_after=getattr(exc, "retry_after", None))
     UPLOADS.labels(_outcome(v)).inc()
     return _answer(request, v)

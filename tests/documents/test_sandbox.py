@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from service.documents.errors import VerifierFull
 from service.documents.ltv import add_archive_timestamp
 from service.documents.pipeline import DocumentEngine, IssueRequest
 from service.documents.registry import KINDS, example_fields
@@ -143,3 +144,29 @@ def test_verify_untrusted_shares_a_worker(notice: bytes, trust: tuple) -> None:
     assert report.genuine
     damaged = verify_untrusted(notice[: len(notice) // 2], trust[0], trust[1])  # type: ignore[arg-type]
     assert not damaged.genuine and damaged.codes & {"PDF_DAMAGED", "TRAILING_DATA", "SIGNATURE_UNREADABLE"}
+
+
+def test_a_full_line_of_uploads_is_answered_at_once_with_when_to_retry(notice: bytes, trust: tuple) -> None:
+    """One worker and one place in line: a third upload does not wait (holding a server thread a
+    scan needs) but is refused at once with 429 and when to try again; the two admitted finish."""
+    verifier = UploadVerifier(UploadLimits(wall_seconds=30), workers=1, waiting=1)
+    try:
+        check(verifier, notice, trust)  # the worker started
+        verifier._slots.acquire()  # the worker busy with someone's long check, held here
+        done: list[VerificationReport] = []
+        threads = [threading.Thread(target=lambda: done.append(check(verifier, notice, trust)[0])) for _ in range(2)]
+        for t in threads:
+            t.start()
+        while verifier.in_line < 2:
+            time.sleep(0.01)
+        with pytest.raises(VerifierFull) as full:
+            verifier.verify(notice, trust[0], trust[1])
+        assert full.value.http_status == 429 and full.value.code == "UPLOADS_BUSY" and full.value.retry_after == 30
+        assert "扫码" in full.value.message and all(t.is_alive() for t in threads)
+        verifier._slots.release()  # the long check ends: both in line are checked
+        for t in threads:
+            t.join()
+        assert [r.genuine for r in done] == [True, True] and verifier.in_line == 0
+        assert check(verifier, notice, trust)[0].genuine  # and the line is open again
+    finally:
+        verifier.close()
