@@ -145,7 +145,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.add_middleware(SecurityHeaders, hsts=settings.cookies_secure)
-    app.add_middleware(ops.RequestMetrics)  # outermost: every answer counted, refusals included
+    app.add_middleware(ops.RequestMetrics)  # every answer counted, refusals included
+    app.add_middleware(ops.RequestIds)  # outermost: every log line of a request carries its id
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["运维"], summary="服务是否在运行")

@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from service import logs
 from service.archive.models import Document
 from service.archive.tasks import Recheck, TimestampArchive
 from service.audit.service import Actor, record
@@ -73,12 +74,9 @@ STAGE_TEXT = {"render": "填充模板", "convert": "转换为 PDF", "sign": "盖
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # pyHanko logs expected findings (a tampered file, no online revocation fetching) as warnings
-    # and tracebacks; the verification report says the same thing in words.
-    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
-    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    """One-shot commands: short text lines for the person at the terminal (redacted as the
+    services' JSON lines are: ``service.logs``)."""
+    logs.configure(json_lines=False, level=logging.WARNING)
 
 
 def _fail(exc: DocsignError, *, list_errors: bool = True) -> typer.Exit:
@@ -651,8 +649,14 @@ def serve(
         out.print(
             f"服务地址：http://{host}:{port}/　验真页面：http://{host}:{port}/v　接口文档：http://{host}:{port}/docs"
         )
+        logs.configure(json_lines=True)  # JSON lines with request ids, no codes, tokens, ID or phone numbers
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_level="info", proxy_headers=settings.trust_proxy_headers
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,  # ours, above: uvicorn's loggers go through the same redacting handler
+            proxy_headers=settings.trust_proxy_headers,
         )
 
 
@@ -693,6 +697,7 @@ def worker(
             argv.append("--beat")
         # each pool process builds its own services after the fork, on its first task
         serve_with(lambda: Services.build(worker_settings(settings)))
+        logs.configure(json_lines=True, level=getattr(logging, loglevel.upper(), logging.INFO))
         celery_app(settings).worker_main(argv)
 
 

@@ -199,10 +199,24 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
             assert json.loads(r.read())["unit_name"] == "济南市历城区教育和体育局"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v", timeout=10) as r:
             assert "文书验真" in r.read().decode()
+        # a scan of a code, a request id from the proxy: the log has the id and not the code
+        scan = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v/QWER-TYUP-ASDF?phone=13805310001", headers={"x-request-id": "proxy-req-0001"}
+        )
+        try:
+            urllib.request.urlopen(scan, timeout=10)
+        except urllib.error.HTTPError as missing:  # not found, and still logged
+            assert missing.code == 404 and missing.headers["x-request-id"] == "proxy-req-0001"
     finally:
         proc.terminate()
         output = proc.communicate(timeout=60)[0]
     assert "已载入演示区县" in output and "bureau" in output and "wsr-sh-head" in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [e for e in lines if e["logger"] == "uvicorn.access"]
+    assert access and all({"time", "level", "message"} <= e.keys() for e in lines)
+    (scanned,) = [e for e in access if e.get("request_id") == "proxy-req-0001"]
+    assert "/v/{code}" in scanned["message"] and "[手机号]" in scanned["message"]
+    assert "QWER-TYUP-ASDF" not in output and "13805310001" not in output
     env_audit = {"DOCSIGN_DATA_DIR": str(home / "serve-var")}
     audit = subprocess.run(
         [DOCSIGN, "audit", "verify"],

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import logs
 from service.accounts.errors import Forbidden
 from service.archive import repository as archive_repository
 from service.archive.models import DocumentStatus
@@ -103,6 +106,37 @@ class RequestMetrics:
             route = getattr(scope.get("route"), "path", None) or "other"
             REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+#: An incoming request id is kept if it looks like one (a proxy's), else a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+class RequestIds:
+    """Every request gets an id (``X-Request-ID`` from the proxy, or a new one), answered in the same
+    header and carried by every log line written while it is served (``service.logs``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+        token = logs.request_id.set(rid)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            logs.request_id.reset(token)
 
 
 class WorkCollector(Collector):

@@ -39,6 +39,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import CursorResult, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.clock import wall_now
 from service.db.session import Database
 from service.errors import DocsignError
@@ -384,6 +385,7 @@ class CeleryRunner(RunnerBase):
 
     def _context_for(self, s: Session, job_id: int) -> JobContext[Any]:
         assert self._context is not None, "runner not bound to the services"
+        logs.job_id.set(job_id)  # this task's log lines name the job
         return self._context(s, job_id)
 
     # --- the worker's side --------------------------------------------------------------------

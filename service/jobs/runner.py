@@ -28,6 +28,7 @@ from sqlalchemy import CursorResult, and_, event, false, func, or_, select, upda
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.clock import wall_now
 from service.db.session import Database
 from service.errors import DocsignError
@@ -362,6 +363,7 @@ class EmbeddedRunner(RunnerBase):
                 if job.attempts > 1 and self._on_takeover is not None:
                     self._on_takeover(s, job_id)  # what the run that died had half done
                 s.commit()
+                logs.job_id.set(job_id)  # this thread's log lines name the job from here on
                 ctx = self._context(s, job_id)
                 ctx.report = lambda done, total, stage: self._report(job_id, done, total, stage)
                 ctx.heartbeat = lambda: self._heartbeat(job_id)
