@@ -72,6 +72,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            try:
+                services.write_checkpoint()  # the logs' heads as the server stops
+            except Exception as exc:  # never keep a stopping server from closing
+                log.warning("no audit checkpoint at shutdown: %s", type(exc).__name__)
             services.close()
 
     app = FastAPI(

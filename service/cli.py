@@ -829,23 +829,48 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """逐条核对审计日志的哈希链；有记录被改动或删除时退出码为 1。"""
+    """逐条核对审计日志的哈希链，并与归档中最近的检查点比对（末尾的记录被整段删除时也能发现）；有问题时退出码为 1。"""
     from service.audit.service import verify_chain
     from service.db.session import Database
 
     with _errors():
-        db = Database(_settings())
+        settings = _settings()
+        db = Database(settings)
         try:
             db.migrate()  # a database never served has no tables yet (and no entries)
             with db.session() as session:
                 report = verify_chain(session)
+                checked = _checkpoint_report(settings, session)
         finally:
             db.dispose()
+    ok = report.ok and checked.ok
     if report.ok:
-        out.print(f"审计日志完整：共 {report.events} 条记录，哈希链无断点。")
-        raise typer.Exit(0)
-    out.print(f"[bold red]审计日志被改动[/]：第 {report.first_bad_id} 号记录{report.reason}。", highlight=False)
-    raise typer.Exit(1)
+        out.print(f"审计日志的哈希链完整：共 {report.events} 条记录，无断点。")
+    else:
+        where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
+        out.print(f"[bold red]审计日志被改动[/]：{where}{report.reason}。", highlight=False)
+    _print_checkpoint(checked)
+    if ok:
+        out.print("审计日志完整。")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _checkpoint_report(settings: Settings, session: Any) -> Any:
+    from service.audit.checkpoints import check
+    from service.pki.store import Pki
+
+    return check(session, open_store(settings, "checkpoints"), Pki.from_settings(settings))
+
+
+def _print_checkpoint(checked: Any) -> None:
+    if checked.checkpoint is not None:
+        at = checked.checkpoint.at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+        stamped = checked.checkpoint.stamped_at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+        out.print(f"最近的检查点：{at:%Y-%m-%d %H:%M}（时间戳 {stamped:%Y-%m-%d %H:%M:%S}）。", highlight=False)
+    else:
+        out.print("归档中还没有检查点（服务每天及停止时写入一个）。")
+    for problem in checked.problems:
+        out.print(f"[bold red]检查点[/]：{problem}。", highlight=False)
 
 
 access_app = typer.Typer(no_args_is_help=True, help="访问日志：每一次查看学生信息的记录。")
@@ -859,19 +884,25 @@ def access_verify() -> None:
     from service.db.session import Database
 
     with _errors():
-        db = Database(_settings())
+        settings = _settings()
+        db = Database(settings)
         try:
             db.migrate()
             with db.session() as session:
                 report = verify_access_chain(session)
+                checked = _checkpoint_report(settings, session)
         finally:
             db.dispose()
+    ok = report.ok and checked.ok
     if report.ok:
-        out.print(f"访问日志完整：共 {report.events} 条记录，哈希链无断点。")
-        raise typer.Exit(0)
-    where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
-    out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
-    raise typer.Exit(1)
+        out.print(f"访问日志的哈希链完整：共 {report.events} 条记录，无断点。")
+    else:
+        where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
+        out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
+    _print_checkpoint(checked)
+    if ok:
+        out.print("访问日志完整。")
+    raise typer.Exit(0 if ok else 1)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="个人信息的保存期限：按期删除学生与监护人的个人信息。")

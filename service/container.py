@@ -22,6 +22,7 @@ from service.accounts.service import Accounts
 from service.archive import tasks as archive_tasks
 from service.archive.service import Archive, OpenCounter
 from service.audit.access import AccessLog
+from service.audit.checkpoints import write_checkpoint
 from service.campaigns import tasks as campaign_tasks
 from service.campaigns.models import Assignment
 from service.campaigns.service import Campaigns
@@ -69,6 +70,8 @@ SCHEDULES = (
     # timestamps before theirs stop protecting them.
     Schedule(archive_tasks.MaintainPki(), dt.timedelta(days=1)),
     Schedule(archive_tasks.TimestampArchive(), dt.timedelta(days=1)),
+    # The logs' heads written down outside the database, so a cut tail is found.
+    Schedule(archive_tasks.AuditCheckpoint(), dt.timedelta(days=1)),
     # Personal data no longer needed (the retention rules in the settings) is removed each day.
     Schedule(retention_tasks.ApplyRetention(), dt.timedelta(days=1)),
 )
@@ -91,6 +94,8 @@ class Services:
     pki: Pki
     engine: DocumentEngine
     stores: dict[str, ArchiveStore]
+    #: The audit checkpoints (``service.audit.checkpoints``), apart from the stores rows name.
+    checkpoints: ArchiveStore
     #: Page images of documents shown on the signing page, kept sealed under the work folder.
     page_images: DerivedFiles
     archive: Archive
@@ -159,6 +164,7 @@ class Services:
             pki=pki,
             engine=engine,
             stores=stores,
+            checkpoints=open_store(settings, "checkpoints", on_retry=report_outage),
             page_images=DerivedFiles(
                 settings.page_cache_dir, keyring_for(settings) if settings.archive_encryption else None
             ),
@@ -252,6 +258,11 @@ class Services:
             self.access.flush()
         except Exception:  # likewise: the reads stay in memory, in order, for the next round
             log.exception("writing the access log")
+
+    def write_checkpoint(self) -> str:
+        """An audit checkpoint of both logs now (daily, and when the server stops)."""
+        with self.db.session() as session:
+            return write_checkpoint(session, self.checkpoints, self.engine.signing.timestamp_token, self.clock.now())
 
     def close(self) -> None:
         if (stopping := getattr(self, "_stopping", None)) is not None:

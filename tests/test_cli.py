@@ -227,6 +227,7 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
         timeout=60,
     )
     assert audit.returncode == 0 and "审计日志完整" in audit.stdout
+    assert "最近的检查点" in audit.stdout  # the server wrote one as it stopped
 
 
 # --- the command line and the API do the same thing the same way --------------------------------

@@ -45,6 +45,8 @@ class Needs(Protocol):
     @property
     def jobs(self) -> Enqueues: ...
 
+    def write_checkpoint(self) -> str: ...
+
 
 class SweepArchive(JobParams):
     kind: ClassVar[str] = "archive.sweep"
@@ -66,6 +68,10 @@ class TimestampArchive(JobParams):
 
 class MaintainPki(JobParams):
     kind: ClassVar[str] = "pki.maintain"
+
+
+class AuditCheckpoint(JobParams):
+    kind: ClassVar[str] = "audit.checkpoint"
 
 
 @job(SweepArchive)
@@ -137,3 +143,9 @@ def maintain_pki_job(ctx: JobContext[Needs], params: MaintainPki) -> None:
     the issuing CA rolled over; each change is recorded in the audit log, and the documents' stored
     verdicts are checked again when a key changed."""
     maintain_pki(ctx.session, ctx.services)
+
+
+@job(AuditCheckpoint)
+def audit_checkpoint(ctx: JobContext[Needs], params: AuditCheckpoint) -> None:
+    """The audit and access logs' heads, signed, timestamped and kept in the archive (daily)."""
+    ctx.services.write_checkpoint()

@@ -22,7 +22,8 @@ _HEX = frozenset("0123456789abcdef")
 #: Read and write block: large enough to stream at disk speed, small enough to keep memory flat.
 BLOCK = 1 << 20
 #: The stores the service keeps: signed documents, filed reports, case files (evidence, attachments).
-StoreName = Literal["documents", "reports", "files"]
+#: (``checkpoints`` holds the audit checkpoints: written once, read by ``docsign audit verify``; no row names them.)
+StoreName = Literal["documents", "reports", "files", "checkpoints"]
 STORE_NAMES: tuple[StoreName, ...] = ("documents", "reports", "files")
 
 
