@@ -17,6 +17,11 @@ fast one the service runs by default, and pyHanko's own API, the reference it is
     .venv/bin/python bench/notices.py                   # N = 2,000 and 5,000
     .venv/bin/python bench/notices.py --count 300 --count 600 --single 20 --naive 10   # a quick run
 
+``--fields REF`` runs the batch and one-by-one runs of this checkout (personal fields sealed in the
+database) beside those of the commit REF, checked out for the run (e.g. the one before them)::
+
+    .venv/bin/python bench/notices.py --fields 007c668 --count 1000 --single 30
+
 ``--profile scale-out`` compares, in one run and on the same PostgreSQL and SeaweedFS, the roster
 issued by the embedded runner (signing in worker processes, and signing in the job's own process)
 with the scale-out profile's Celery workers (1 and 2 pool processes, Redis broker); the difference
@@ -568,16 +573,52 @@ def child(kind: str, count: int) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def spawn(kind: str, count: int, console: Console) -> dict[str, Any]:
-    console.print(f"  {kind} {count} …")
+def spawn(kind: str, count: int, console: Console, root: Path = ROOT) -> dict[str, Any]:
+    """One run in a process of its own, of the code in ``root`` (a checkout of another commit for
+    ``--fields``)."""
+    console.print(f"  {kind} {count} {'' if root == ROOT else f'({root.name})'}…")
     proc = subprocess.run(
-        [sys.executable, str(HERE), "--child", kind, "--count", str(count)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(root / "bench" / HERE.name), "--child", kind, "--count", str(count)],
+        capture_output=True,
+        text=True,
+        cwd=root,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{kind} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(lines[-1][7:])
     return result
+
+
+def sealed_fields(counts: list[int], single: int, baseline: str) -> int:
+    """The database's personal fields sealed (this checkout) beside the code of ``baseline`` (a
+    commit before they were), each run in its own process, alternated; the archive is sealed in
+    both (the default)."""
+    console = Console(width=150)
+    console.print(f"[bold]docsign notices benchmark: sealed database fields[/] ({os.cpu_count()} CPU cores)")
+    with tempfile.TemporaryDirectory(prefix="docsign-baseline-") as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), baseline], check=True)
+        try:
+            pairs = [("one by one", spawn("one", single, console, base), spawn("one", single, console))]
+            pairs += [(f"batch {n}", spawn("batch", n, console, base), spawn("batch", n, console)) for n in counts]
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=True)
+    table = Table(title=f"入学通知书：数据库字段加密（开）与 {baseline}（未加密字段）", title_justify="left")
+    for col in ("run", "notices", "s before", "s sealed", "notices/s before", "notices/s sealed", "sealed / before"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for name, off, on in pairs:
+        table.add_row(
+            name,
+            str(on["count"]),
+            f"{off['seconds']:.1f}",
+            f"{on['seconds']:.1f}",
+            f"{off['count'] / off['seconds']:.1f}",
+            f"{on['count'] / on['seconds']:.1f}",
+            f"{on['seconds'] / off['seconds']:.3f}",
+        )
+    console.print(table)
+    return 0
 
 
 def main() -> int:
@@ -596,6 +637,11 @@ def main() -> int:
         action="store_true",
         help="only the archive sealed at rest (the default) beside in the clear, batch and one by one",
     )
+    parser.add_argument(
+        "--fields",
+        metavar="REF",
+        help="only the database's sealed fields (this checkout) beside the commit REF, batch and one by one",
+    )
     parser.add_argument("--child", choices=sorted(RUNS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = sorted(set(args.count or [2000, 5000]))
@@ -606,6 +652,8 @@ def main() -> int:
         return scale_out(args.count[0] if args.count else 1000)
     if args.at_rest:
         return at_rest(counts, args.single)
+    if args.fields:
+        return sealed_fields(counts, args.single, args.fields)
 
     console = Console(width=150)
     console.print(f"[bold]docsign notices benchmark[/] ({os.cpu_count()} CPU cores, {ROOT})")

@@ -4,6 +4,7 @@ an installation that is not empty, another service key), each leaving the target
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from service.audit.service import Actor, record
 from service.backup import create_backup, restore_backup
 from service.backup.errors import BackupIncompatible, BackupPassphraseWrong, BackupTampered, BackupTargetNotEmpty
 from service.backup.layout import FILES, unlock
+from service.cases.models import Case
+from service.cases.service import CaseIn, GuardianIn
 from service.clock import Clock
 from service.container import Services
 from service.db.session import Database
@@ -36,7 +39,7 @@ from service.storage import open_store
 from service.storage.base import STORE_NAMES
 from tests.conftest import TEST_KDF_ROUNDS
 from tests.databases import postgres_database
-from tests.district import load_district, unit
+from tests.district import load_district, scope_of, unit
 from tests.rosters.roster_data import rows, xlsx
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
@@ -45,6 +48,7 @@ SCHOOLS = ["WSR-SH", "WSR-XD", "HJL-XX", "SYXX"]
 #: More than one commit's worth (``COMMIT_EVERY``, 25): the backup is taken once the first commit
 #: is in, while the rest are still being converted.
 COUNT = 45
+CASE_ID = "370112201203070013"
 
 
 def _documents_verify(settings: Settings) -> int:
@@ -71,6 +75,7 @@ def _is_empty(settings: Settings) -> None:
     """What a refused or undone restore must leave: no database, PKI, archived file or key."""
     assert not (settings.data_dir / "docsign.sqlite3").exists()
     assert not (settings.data_dir / "secret.key").exists()
+    assert not (settings.keys_folder / "keyring.json").exists()
     assert not settings.certs_dir.exists() or not [p for p in settings.certs_dir.iterdir() if p.name != ".lock"]
     for name in STORE_NAMES:
         assert list(open_store(settings, name).keys()) == []
@@ -178,11 +183,33 @@ def test_a_backup_taken_while_a_batch_is_issued_restores_every_document_row_and_
     finally:
         restored_db.dispose()
     assert _documents_verify(target_settings) == taken["documents"]
+    # the keyring came back owner-only, and the sealed fields open with it as they did at the source
+    keys = target_settings.keys_folder
+    assert keys.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in keys.iterdir() if not p.name.startswith(".")}
+    made = sorted(p.name for p in source_settings.keys_folder.iterdir() if not p.name.startswith("."))
+    assert sorted(modes) == made and set(modes.values()) == {0o600} and "keyring.json" in made
+    values = _sealed_values(target_settings)
+    assert values == _sealed_values(source_settings) and len(values) == COUNT
     audit = docsign(target, "audit", "verify")
     assert audit.returncode == 0 and "审计日志完整" in audit.stdout, audit.stdout + audit.stderr
     assert f"共 {taken['audit_events']} 条" in audit.stdout
     access = docsign(target, "access", "verify")
     assert access.returncode == 0 and "访问日志完整" in access.stdout, access.stdout + access.stderr
+
+
+def _sealed_values(settings: Settings) -> list[tuple[object, ...]]:
+    """Every sealed field of the roster entries and cases, opened: what a restore must give back."""
+    db = Database(settings)
+    try:
+        with db.session() as s:
+            entries = s.scalars(select(RosterEntry).order_by(RosterEntry.id)).all()
+            cases = s.scalars(select(Case).order_by(Case.id)).all()
+            return [(e.fields["student_id_number"], e.fields["guardian_name"]) for e in entries] + [
+                (c.id_number, c.home_address, [(g.phone, g.address) for g in c.guardians]) for c in cases
+            ]
+    finally:
+        db.dispose()
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
@@ -206,6 +233,22 @@ def _fill(own: Settings, converter: Converter, documents: int = 2) -> None:
         actor = Actor(None, "测试")
         with services.db.session() as s:
             bureau = unit(s, "LCJT")
+            if documents == 2:  # the PostgreSQL installation: a case with its sealed fields
+                services.cases.create(
+                    s,
+                    scope_of(s, "wsr-sh-head"),
+                    unit(s, "WSR-SH").id,
+                    CaseIn(
+                        student_name="王小明",
+                        id_number=CASE_ID,
+                        sex="男",
+                        birth_date=dt.date(2012, 3, 7),
+                        grade="六年级",
+                        home_address="历城区王舍人街道石河村88号",
+                        confirmed=True,
+                        guardians=[GuardianIn("王德福", "父亲", "13805310001")],
+                    ),
+                )
             for _ in range(documents):
                 request = IssueRequest("enrollment_notice", fields, issuer_key="unit-lcjt")
                 row, issued = services.archive.issue(s, request, RecordAs(issuer=bureau), actor)
@@ -238,6 +281,11 @@ def test_a_postgresql_installation_is_restored_from_its_pg_dump(
         assert report.access.ok and report.access.events == 1
         assert report.secret_written is None  # the key configured here is the backup's
         assert _documents_verify(target) == 2
+        assert (
+            _sealed_values(target)
+            == _sealed_values(source)
+            == [(CASE_ID, "历城区王舍人街道石河村88号", [("13805310001", None)])]
+        )
         # the restored installation starts as the service starts it (migrations, PKI) and issues on
         _fill(target, converter, documents=1)
         assert _documents_verify(target) == 3

@@ -4,10 +4,11 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
+from service.db.sealed import Sealed, SealedRow
 from service.units.models import Unit
 
 
@@ -28,9 +29,10 @@ STATUS_TITLES = {
 }
 
 
-class Document(Base):
+class Document(SealedRow, Base):
     """An issued document. Its verification code is kept only as a SHA-256: a copy of the database
-    does not give away the codes that open verification pages."""
+    does not give away the codes that open verification pages. Its fields (what was filled in,
+    names and 身份证号 included) are sealed whole; ``public`` is masked and stays readable."""
 
     __tablename__ = "documents"
 
@@ -42,7 +44,8 @@ class Document(Base):
     issuer_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     #: The unit the document is addressed to (a school for its pledge); None for guardian notices.
     subject_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
-    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fields = Sealed[dict[str, Any]](json=True)
+    fields_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: What the public verification page may show (already masked).
     public: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.VALID)

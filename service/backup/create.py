@@ -4,7 +4,8 @@ The database is snapshotted first (``database.py``); the archived files copied a
 the snapshot's rows name, each checked against its SHA-256 on the way (files written after the
 snapshot belong to rows the backup does not hold). With an object store the backup keeps a
 pointer (the bucket's address) and the list of keys instead of the files. The PKI is copied under
-its folder's lock, its keys as they are (encrypted with ``DOCSIGN_PKI_PASSPHRASE``).
+its folder's lock, its keys as they are (encrypted with ``DOCSIGN_PKI_PASSPHRASE``); the keyring
+(``DOCSIGN_KEYS_DIR``) under its own lock, sealed inside the backup like the service key.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from service.backup.layout import (
     DATABASE,
     FILES,
     FORMAT,
+    KEYS_PREFIX,
     MANIFEST,
     OBJECTS_PREFIX,
     SECRET_MEMBER,
@@ -41,6 +43,7 @@ from service.backup.layout import (
     write_header,
 )
 from service.backup.sealed import BackupKey, Kdf, SealedWriter, seal_bytes
+from service.crypto import keyring_for
 from service.pki.files import CertsFolder
 from service.settings import Settings
 from service.storage import open_store
@@ -158,6 +161,7 @@ def _write(settings: Settings, folder: Path, secret: bytes, now: dt.datetime, pr
             _add_bytes(tar, SECRET_MEMBER, service_key, 0o600)
             files[SECRET_MEMBER] = {"sha256": hashlib.sha256(service_key).hexdigest(), "size": len(service_key)}
             files.update(_add_certs(tar, settings.certs_dir, progress))
+            files.update(_add_keys(tar, settings, progress))
             if local:
                 _add_objects(tar, settings, snapshot.objects, progress)
     except BaseException:
@@ -229,6 +233,17 @@ def _add_certs(tar: tarfile.TarFile, certs: Path, progress: Progress) -> dict[st
             name = CERTS_PREFIX + relative.as_posix()
             _add_bytes(tar, name, data, path.stat().st_mode & 0o777)
             listed[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    return listed
+
+
+def _add_keys(tar: tarfile.TarFile, settings: Settings, progress: Progress) -> dict[str, dict[str, Any]]:
+    """The keyring (master keys and ``keyring.json``), read under its lock: without it the sealed
+    fields of the database and the sealed archive cannot be read."""
+    progress("备份加密密钥", 0, 0)
+    listed: dict[str, dict[str, Any]] = {}
+    for name, data in keyring_for(settings).files().items():
+        _add_bytes(tar, KEYS_PREFIX + name, data, 0o600)
+        listed[KEYS_PREFIX + name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     return listed
 
 

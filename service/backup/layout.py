@@ -7,7 +7,9 @@
                       every file's SHA-256 and every archived file's key
     database.sealed   the database: a SQLite file, or pg_dump's custom format
     files.sealed      a tar stream: secrets/ (the service key), certs/ (the PKI as it is, keys
-                      still encrypted with DOCSIGN_PKI_PASSPHRASE), objects/<store>/<sha256>
+                      still encrypted with DOCSIGN_PKI_PASSPHRASE), keys/ (the keyring: master
+                      keys and keyring.json, which the sealed database fields and archived files
+                      need), objects/<store>/<sha256>
 
 ``backup.json`` is written last: a folder without it is an unfinished backup.
 """
@@ -35,6 +37,8 @@ FILES = "files.sealed"
 #: The service's key (audit and access chains, CSRF tokens, sealed TOTP secrets) inside ``files``.
 SECRET_MEMBER = "secrets/secret.key"
 CERTS_PREFIX = "certs/"
+#: The keyring's folder (``DOCSIGN_KEYS_DIR``), before the objects so a restore has it first.
+KEYS_PREFIX = "keys/"
 OBJECTS_PREFIX = "objects/"
 #: Files of ``certs/`` that belong to the running machine, not to the PKI.
 CERTS_LOCAL = frozenset({".lock", "README.md"})

@@ -37,6 +37,7 @@ from service.backup.layout import (
     CERTS_PREFIX,
     DATABASE,
     FILES,
+    KEYS_PREFIX,
     OBJECTS_PREFIX,
     SECRET_MEMBER,
     Progress,
@@ -45,9 +46,10 @@ from service.backup.layout import (
     unlock,
 )
 from service.backup.sealed import BackupKey, SealedReader
+from service.crypto.keyring import KEYRING, write_private
 from service.errors import DocsignError
 from service.pki.keys import FileKeyStore
-from service.settings import Settings
+from service.settings import Settings, private_dir
 from service.storage import open_store
 from service.storage.base import BLOCK, STORE_NAMES, ArchiveStore, sha256_hex
 from service.workdir import temp_dir
@@ -95,6 +97,7 @@ def restore_backup(
     database.check_empty(settings, db_entry["dialect"])
     stores = _check_archive(settings, archive, progress)
     _check_certs_empty(settings.certs_dir)
+    _check_keys_empty(settings.keys_folder)
     secret_path = _check_service_key(settings, manifest["files"][SECRET_MEMBER]["sha256"])
 
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -105,7 +108,9 @@ def restore_backup(
             staged_db = work / "database"
             _decrypt_to(key, folder / DATABASE, DATABASE, staged_db, db_entry)
             staged_certs = work / "certs"
-            service_key = _unpack_files(key, folder, manifest, staged_certs, stores, undo, progress)
+            service_key = _unpack_files(
+                key, folder, manifest, staged_certs, settings.keys_folder, stores, undo, progress
+            )
             progress("写入证书、密钥与数据库", 0, 0)
             _put_certs(staged_certs, settings.certs_dir, undo)
             if secret_path is not None:
@@ -185,6 +190,13 @@ def _check_certs_empty(certs: Path) -> None:
         )
 
 
+def _check_keys_empty(keys: Path) -> None:
+    if (keys / KEYRING).exists() or any(keys.glob("master-*.key")):
+        raise BackupTargetNotEmpty(
+            f"{keys} 中已有加密密钥（另一个安装的）：只能恢复到全新的空安装中，没有恢复任何内容。"
+        )
+
+
 def _configured_key(settings: Settings) -> bytes | None:
     if settings.secret_key.get_secret_value():
         return settings.secret_key.get_secret_value().encode()
@@ -231,12 +243,14 @@ def _unpack_files(
     folder: Path,
     manifest: dict[str, Any],
     certs: Path,
+    keys: Path,
     stores: dict[str, ArchiveStore],
     undo: _Undo,
     progress: Progress,
 ) -> bytes:
-    """The service key (returned), the PKI (into ``certs``) and the archived files (into the
-    stores, each checked against its key, each new one noted for the undo)."""
+    """The service key (returned), the PKI (into ``certs``), the keyring (straight into ``keys``,
+    0700 and 0600: it comes before the archived files, which a sealed store seals with it) and the
+    archived files (into the stores, each checked against its key, each new one noted for the undo)."""
     listed: dict[str, dict[str, Any]] = manifest["files"]
     wanted = {(store, sha) for store, keys in manifest["archive"]["objects"].items() for sha in keys}
     expect_objects = manifest["archive"]["included"]
@@ -294,6 +308,8 @@ def _unpack_files(
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, member.mode & 0o777)
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
+            elif member.name.startswith(KEYS_PREFIX):
+                _put_key(keys, member.name.removeprefix(KEYS_PREFIX), data, undo)
             else:
                 raise BackupTampered(f"备份中有意外的条目 {member.name}；没有恢复任何内容。")
         while counted.read(BLOCK):  # the rest of the stream (the tar's padding) is checked too
@@ -363,6 +379,15 @@ def _put_certs(staged: Path, certs: Path, undo: _Undo) -> None:
             continue
         shutil.move(entry, target)
         undo.steps.append(functools.partial(_remove, target))
+
+
+def _put_key(keys: Path, name: str, data: bytes, undo: _Undo) -> None:
+    if name != KEYRING and not (name.startswith("master-") and name.endswith(".key") and "/" not in name):
+        raise BackupTampered(f"备份中的密钥文件 {name[:60]} 无效；没有恢复任何内容。")
+    private_dir(keys)
+    target = keys / name
+    write_private(target, data, exclusive=True)
+    undo.steps.append(functools.partial(_remove, target))
 
 
 def _remove(path: Path) -> None:

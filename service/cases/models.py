@@ -3,10 +3,11 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
+from service.db.sealed import Sealed, SealedRow
 from service.units.models import Unit
 
 
@@ -62,22 +63,26 @@ JOINT = "联合劝返"
 KEY_GROUPS = ("留守儿童", "随迁子女", "残疾儿童", "家庭经济困难", "建档立卡", "孤儿或事实无人抚养")
 
 
-class Case(Base):
-    """One student's dropout case: who, where, why, and where it stands."""
+class Case(SealedRow, Base):
+    """One student's dropout case: who, where, why, and where it stands. The 身份证号 and the home
+    address are sealed (``service.db.sealed``); the ID number is found by its blind index."""
 
     __tablename__ = "cases"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     student_name: Mapped[str] = mapped_column(String(30))
-    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    id_number = Sealed[str](index="id_number")
+    id_number_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
     student_number: Mapped[str | None] = mapped_column(String(24))
     sex: Mapped[str] = mapped_column(String(2))
     ethnicity: Mapped[str | None] = mapped_column(String(10))
     birth_date: Mapped[dt.date]
     grade: Mapped[str] = mapped_column(String(16))
     class_name: Mapped[str | None] = mapped_column(String(16))
-    home_address: Mapped[str | None] = mapped_column(String(100))
+    home_address = Sealed[str | None]()
+    home_address_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     key_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     dropout_date: Mapped[dt.date | None]
     #: The day the child became 疑似辍学 and the day 辍学 (as entered: a case entered late still
@@ -184,15 +189,19 @@ class HomeVisit(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Guardian(Base):
+class Guardian(SealedRow, Base):
+    """A child's guardian; the phone and the address are sealed."""
+
     __tablename__ = "guardians"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     name: Mapped[str] = mapped_column(String(30))
     relation: Mapped[str] = mapped_column(String(10))
-    phone: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str | None] = mapped_column(String(100))
+    phone = Sealed[str]()
+    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    address = Sealed[str | None]()
+    address_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Attempt(Base):

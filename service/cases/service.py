@@ -45,6 +45,7 @@ from service.cases.models import (
     HomeVisit,
 )
 from service.cases.notices import notice_fields, sent_notices
+from service.db.sealed import index_of
 from service.documents.pipeline import IssueRequest
 from service.errors import NotFoundForUser
 from service.units.models import Unit, UnitType
@@ -148,7 +149,7 @@ class Cases:
         # not this user's to learn.
         existing = session.scalar(
             select(Case).where(
-                Case.id_number == id_number,
+                Case.id_number_bidx == index_of(session, id_number, "id_number"),
                 Case.status.in_([s.value for s in OPEN_STATUSES]),
                 Case.school_id.in_(scope.units),
             )

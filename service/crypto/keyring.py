@@ -304,6 +304,19 @@ class Keyring:
                 self._derived[cache] = key
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
+    def files(self) -> dict[str, bytes]:
+        """The keyring's files (``keyring.json`` and every master key it names), read under its
+        lock so no rotation is half-copied: what a backup carries. Empty while there are no keys."""
+        with self._exclusive():
+            ring = self._read()
+            if ring is None:
+                return {}
+            out = {KEYRING: read_private(self.path)}
+            for master_id in ring["masters"]:
+                path = self._master_path(master_id)
+                out[path.name] = read_private(path)
+            return out
+
     # --- rotation -----------------------------------------------------------------------------
 
     def rotate(self, progress: Progress | None = None) -> tuple[str, int]:

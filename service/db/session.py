@@ -18,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.crypto import Keyring, keyring_for
+from service.db.sealed import KEYRING
 from service.settings import Settings, private_dir
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -55,18 +57,20 @@ def private_sqlite_file(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-def alembic_config(engine: Engine, audit_key: bytes | None = None) -> Config:
+def alembic_config(engine: Engine, audit_key: bytes | None = None, keyring: Keyring | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     #: for the migration that keys the audit chain (0007): it re-hashes an existing plain chain
     cfg.attributes["audit_key"] = audit_key
+    #: for the migration that seals personal fields (0019)
+    cfg.attributes["keyring"] = keyring
     return cfg
 
 
-def migrate(engine: Engine, audit_key: bytes | None = None) -> None:
+def migrate(engine: Engine, audit_key: bytes | None = None, keyring: Keyring | None = None) -> None:
     """Bring the schema to the newest migration (run at every start)."""
-    command.upgrade(alembic_config(engine, audit_key), "head")
+    command.upgrade(alembic_config(engine, audit_key, keyring), "head")
 
 
 def has_writes(session: Session) -> bool:
@@ -82,7 +86,11 @@ class Database:
         #: The audit chain's HMAC key travels with every session (``service.audit.service.record``);
         #: it comes from the settings, never from the database.
         self.audit_key = settings.secret()
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": self.audit_key})
+        #: Personal fields are sealed with the keyring the session carries (``service.db.sealed``).
+        self.keyring = keyring_for(settings)
+        self.sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={"audit_key": self.audit_key, KEYRING: self.keyring}
+        )
 
         @event.listens_for(self.sessions, "after_flush")
         def _wrote(session: Session, _context: Any) -> None:
@@ -94,7 +102,7 @@ class Database:
                 session.info.pop("wrote", None)
 
     def migrate(self) -> None:
-        migrate(self.engine, self.audit_key)
+        migrate(self.engine, self.audit_key, self.keyring)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -23,6 +23,7 @@ from service.audit.service import record
 from service.cases.checks import check_id, parse_date
 from service.cases.models import OPEN_STATUSES, Case
 from service.cases.service import CaseIn, Cases, GuardianIn
+from service.db.sealed import index_of
 from service.errors import InvalidInput
 from service.ledgers.models import ColumnMapping
 from service.rosters.errors import RosterInvalid
@@ -203,7 +204,7 @@ class Exchange:
         # open cases of the user's own schools only: another bureau's children are not its to learn about
         open_ids = set(
             session.scalars(
-                select(Case.id_number).where(
+                select(Case.id_number_bidx).where(
                     Case.status.in_([s.value for s in OPEN_STATUSES]), Case.school_id.in_(scope.units)
                 )
             )
@@ -239,7 +240,7 @@ class Exchange:
             for key in ("student_name", "grade", "guardian_name", "guardian_phone", "birth_date"):
                 if not v[key]:
                     bad(key, "必须填写")
-            if v["id_number"] in open_ids:
+            if index_of(session, v["id_number"], "id_number") in open_ids:
                 result.skipped.append((line.number, v["student_name"]))
                 continue
             if v["id_number"] in seen:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
+from service.db.sealed import Sealed, SealedRow
 from service.units.models import Unit
 
 
-class ChildEntry(Base):
+class ChildEntry(SealedRow, Base):
     """One child the school must enrol this year (适龄儿童台账, Suiyang 二): from its first-grade
-    roster, with its 报到 and 随迁子女 marked. A child who never reports becomes a 失学 case."""
+    roster, with its 报到 and 随迁子女 marked. A child who never reports becomes a 失学 case. The
+    身份证号, address and guardian's phone are sealed; a child is unique in its school and year by
+    the ID number's blind index."""
 
     __tablename__ = "child_entries"
-    __table_args__ = (UniqueConstraint("school_id", "year", "id_number", name="uq_child_entry"),)
+    __table_args__ = (UniqueConstraint("school_id", "year", "id_number_bidx", name="uq_child_entry"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     school_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
@@ -25,13 +28,17 @@ class ChildEntry(Base):
     year: Mapped[int]
     row: Mapped[int]
     student_name: Mapped[str] = mapped_column(String(30))
-    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    id_number = Sealed[str](index="id_number")
+    id_number_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
     sex: Mapped[str | None] = mapped_column(String(2))
     birth_date: Mapped[dt.date | None]
     migrant: Mapped[bool] = mapped_column(default=False)
-    home_address: Mapped[str | None] = mapped_column(String(100))
+    home_address = Sealed[str | None]()
+    home_address_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     guardian_name: Mapped[str | None] = mapped_column(String(30))
-    guardian_phone: Mapped[str | None] = mapped_column(String(20))
+    guardian_phone = Sealed[str | None]()
+    guardian_phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     reported_on: Mapped[dt.date | None]
     #: The 失学 case opened for a child who did not report.
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

@@ -43,6 +43,7 @@ from service.cases.models import (
     CaseStatus,
 )
 from service.cases.service import CaseIn, Cases, GuardianIn
+from service.db.sealed import index_of
 from service.errors import NotFoundForUser
 from service.ledgers.deadlines import Deadlines, DueItem
 from service.ledgers.district import District, DistrictFigures
@@ -425,16 +426,18 @@ class Ledgers:
                 by_school.setdefault(r.school.id, []).append(r)
         added = 0
         for school_id, members in by_school.items():
+            # children already on the ledger, by the blind index of their 身份证号
             existing = set(
                 session.scalars(
-                    select(ChildEntry.id_number).where(ChildEntry.school_id == school_id, ChildEntry.year == year)
+                    select(ChildEntry.id_number_bidx).where(ChildEntry.school_id == school_id, ChildEntry.year == year)
                 )
             )
             for r in members:
                 v = r.values
-                if v["id_number"] in existing:
+                bidx = index_of(session, v["id_number"], "id_number")
+                if bidx in existing:
                     continue
-                existing.add(v["id_number"])
+                existing.add(bidx)
                 session.add(
                     ChildEntry(
                         school_id=school_id,
@@ -510,13 +513,13 @@ class Ledgers:
             )
         existing = set(
             session.scalars(
-                select(ChildEntry.id_number).where(ChildEntry.school_id == school.id, ChildEntry.year == year)
+                select(ChildEntry.id_number_bidx).where(ChildEntry.school_id == school.id, ChildEntry.year == year)
             )
         )
         now = self.now()
         added = 0
         for number, v, birth, sex in good:
-            if v["id_number"] in existing:
+            if index_of(session, v["id_number"], "id_number") in existing:
                 continue
             session.add(
                 ChildEntry(

@@ -345,7 +345,9 @@ class Retention:
 
     def _erase_child(self, child: ChildEntry, removed: Removed) -> None:
         child.student_name = ERASED_TEXT
-        child.id_number = f"erased-{child.id}"  # the row stays unique in its school and year
+        # empty, sealed like any value, and without a blind index: the row no longer matches a
+        # child and stays unique in its school and year (NULL indexes never collide)
+        child.id_number = ""
         child.home_address = None
         child.guardian_name = None
         child.guardian_phone = None

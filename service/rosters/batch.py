@@ -29,6 +29,7 @@ from service.audit.service import Actor, record
 from service.cases.checks import parse_date
 from service.cases.models import Case, CaseStatus, Guardian
 from service.cases.notices import notice_fields
+from service.db.sealed import session_keyring
 from service.documents.codes import new_code
 from service.documents.errors import ConversionError
 from service.documents.pipeline import IssuedDocument, IssueRequest
@@ -189,6 +190,7 @@ def issue_roster(
     archive.engine.pki.ensure_unit(issuer.cert_key, issuer.name)
     #: request -> roster entry id, for the requests handed to the engine
     entries: dict[int, int] = {}
+    keyring = session_keyring(session)
 
     def items() -> Iterator[tuple[IssueRequest, RecordAs]]:
         """The rows without a document, in class order, a window at a time."""
@@ -198,7 +200,8 @@ def issue_roster(
                 select(
                     RosterEntry.id,
                     RosterEntry.class_order,
-                    RosterEntry.fields,
+                    RosterEntry.fields_sealed,
+                    RosterEntry.row_key,
                     RosterEntry.code,
                     RosterEntry.case_id,
                     RosterEntry.receipt_digest,
@@ -213,7 +216,8 @@ def issue_roster(
             ).all()
             if not rows:
                 return
-            for entry_id, _, fields, code, case_id, digest in rows:
+            for entry_id, _, sealed, row_key, code, case_id, digest in rows:
+                fields = RosterEntry.fields.open(keyring, sealed, row_key)
                 request = IssueRequest(roster.kind, fields, issuer_key=issuer.cert_key, code=code)
                 entries[id(request)] = entry_id
                 yield request, RecordAs(issuer=issuer, case_id=case_id, receipt_digest=digest)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, utcnow
+from service.db.sealed import Sealed, SealedRow
 from service.units.models import Unit
 
 #: The notices a roster issues in bulk.
@@ -40,9 +41,10 @@ class Roster(Base):
     issuer: Mapped[Unit] = relationship(lazy="joined")
 
 
-class RosterEntry(Base):
+class RosterEntry(SealedRow, Base):
     """One notice to issue. Its verification code is reserved at import, so a batch that is killed
-    and run again issues the same code, never a second one."""
+    and run again issues the same code, never a second one. Its fields (the notice's names, 身份证号
+    and the like) are sealed whole."""
 
     __tablename__ = "roster_entries"
     __table_args__ = (UniqueConstraint("roster_id", "row", name="uq_roster_entry_row"),)
@@ -55,7 +57,8 @@ class RosterEntry(Base):
     class_order: Mapped[str] = mapped_column(String(40))
     #: 年级班级 as the sheet gave it (an enrollment notice does not print it; the receipts ledger does).
     grade_class: Mapped[str | None] = mapped_column(String(30))
-    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fields = Sealed[dict[str, Any]](json=True)
+    fields_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The reserved verification code until the notice is issued, then its SHA-256 (``code_hash``).
     code: Mapped[str] = mapped_column(String(64), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from service import sheets
 from service.cases.checks import check_guardian, check_id, parse_date
 from service.cases.models import OPEN_STATUSES, REASONS, Case
+from service.db.sealed import index_of
 from service.rosters.errors import RosterInvalid
 from service.sheets import Column, Kind, row_error
 from service.units.models import Unit, UnitType
@@ -145,7 +146,7 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
         # children have a case anywhere else.
         open_ids = set(
             session.scalars(
-                select(Case.id_number).where(
+                select(Case.id_number_bidx).where(
                     Case.status.in_([s.value for s in OPEN_STATUSES]), Case.school_id.in_([s.id for s in schools])
                 )
             )
@@ -185,7 +186,7 @@ def check_roster(session: Session, data: bytes, filename: str, kind: str, school
                 row.error(TITLES["id_number"], f"与第 {first_seen[id_number]} 行是同一名学生（身份证号重复）")
             else:
                 first_seen[id_number] = n
-            if id_number in open_ids:
+            if index_of(session, id_number, "id_number") in open_ids:
                 row.error(TITLES["id_number"], "该学生已有未结案的辍学个案，请在个案中发通知书")
         for column, message in check_guardian(
             {

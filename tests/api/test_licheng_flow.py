@@ -82,6 +82,8 @@ def test_licheng_campaign_on_the_scale_out_profile(tmp_path: Path, seaweedfs: Se
             "DOCSIGN_RATE_LIMIT_URL": limits,
             "DOCSIGN_DATA_DIR": str(tmp_path / "worker-var"),
             "DOCSIGN_CERTS_DIR": str(settings.certs_dir),
+            # the sealed database fields open only with the service's keyring
+            "DOCSIGN_KEYS_DIR": str(settings.keys_folder),
             "DOCSIGN_PKI_PASSPHRASE": settings.pki_passphrase.get_secret_value(),
             "DOCSIGN_PUBLIC_BASE_URL": settings.public_base_url,
         }

@@ -10,10 +10,12 @@ from service.tables import Base
 config = context.config
 engine: Engine | None = config.attributes.get("engine")
 if engine is None:  # `alembic` run by hand: use the configured settings
+    from service.crypto import keyring_for
     from service.db.session import make_engine
     from service.settings import get_settings
 
     engine = make_engine(get_settings())
+    config.attributes["keyring"] = keyring_for(get_settings())
 
 with engine.connect() as connection:
     context.configure(
