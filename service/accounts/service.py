@@ -471,6 +471,11 @@ class Accounts:
             raise
         if self.needs_totp(user):
             if user.totp_enabled_at is None:
+                if user.role == Role.SIGNER.value:  # only its holder enrols it, by activation
+                    raise TotpNotEnrolled(
+                        "您的账号须使用动态口令登录，但尚未开通。请联系教体局重置您的账号，"
+                        "用交给您本人的激活链接设置密码并开通动态口令。"
+                    )
                 raise TotpNotEnrolled()
             if not otp:
                 raise TotpRequired()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from service.accounts.errors import UserInvalid
 from service.accounts.models import ApiToken, LoginSession, User
 from service.accounts.scope import Scope
-from service.accounts.service import Accounts, token_hash
+from service.accounts.service import Accounts, create_user, token_hash
 from service.audit.models import AuditEvent
 from service.limits import MemoryRateLimiter
 from tests.api.conftest import PASSWORD, Service, bootstrap_bureau, csrf_cookie, running_service
@@ -128,6 +128,14 @@ def test_everyone_needs_a_second_factor_and_a_code_works_once(tmp_path: Path) ->
         assert me["status"] == 200 and me["totp_enabled"] is True
         assert [n for n in me["notes"] if "1 次登录失败" in n], me["notes"]  # the replay, told to the holder
         assert c.get("/api/auth/me").json()["username"] == "sh-head"
+
+        # a signer from before (a password, no second factor) is sent to the bureau for a reset
+        with service.state.db.session() as s:
+            unit = s.scalars(select(User).where(User.username == "sh-head")).one().unit
+            create_user(s, username="old-head", password=PASSWORD, display_name="钱红", role="unit_signer", unit=unit)
+            s.commit()
+        r = _login(service, "old-head")
+        assert r["code"] == "TOTP_NOT_ENROLLED" and "重置" in r["message"] and "激活链接" in r["message"]
 
 
 def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> None:
