@@ -1,8 +1,8 @@
 """Accounts: activation links, single-use TOTP codes, resets and failed logins shown to the holder,
 idle session timeout, read-only API tokens
 
-Revision ID: 0018_accounts_activation
-Revises: 0017_retention
+Revision ID: 0020_accounts_activation
+Revises: 0019_seal_fields
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 import service.db.base
 
-revision = "0018_accounts_activation"
-down_revision = "0017_retention"
+revision = "0020_accounts_activation"
+down_revision = "0019_seal_fields"
 branch_labels = None
 depends_on = None
 
