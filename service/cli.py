@@ -1060,18 +1060,26 @@ def add_user(
     role: Annotated[str, typer.Option("--role", help="bureau_staff、office_staff 或 unit_signer")] = "bureau_staff",
     name: Annotated[str, typer.Option("--name", help="姓名")] = "",
     password: Annotated[
-        str, typer.Option("--password", prompt=True, hide_input=True, help="初始密码（至少10位，不能太常见）")
-    ] = "",
+        str | None,
+        typer.Option(
+            "--password",
+            help="工作人员账号的初始密码（至少10位，不能太常见；不给出时提示输入）。签署人账号不设密码，打印激活链接",
+        ),
+    ] = None,
 ) -> None:
-    """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。"""
+    """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。签署人账号得到交给本人的一次性激活链接。"""
+    from service.accounts.models import Role
     from service.accounts.scope import Scope
     from service.units import repository as units_repository
 
+    signer = role == Role.SIGNER.value
+    if not signer and password is None:
+        password = typer.prompt("初始密码", hide_input=True)
     with _errors(), _services() as services, services.db.session() as session:
         unit = units_repository.by_code(session, unit_code)
         if unit is None:
             raise InvalidInput(f"没有代码为「{unit_code}」的单位，请先导入单位。")
-        user = services.accounts.add_user(
+        user, link = services.accounts.add_user(
             session,
             Scope.operator(session, unit, OPERATOR),
             username=username,
@@ -1080,12 +1088,25 @@ def add_user(
             role=role,
             unit=unit,
         )
-        if services.accounts.needs_totp(user):
+        enrolled = link is None and services.accounts.needs_totp(user)
+        if enrolled:
             uri, codes = services.accounts.enroll_totp(session, Scope.operator(session, unit, OPERATOR), user)
         session.commit()
         out.print(f"已创建账号 {user.username}（{unit.name}）。")
-        if services.accounts.needs_totp(user):
+        if link is not None:
+            _print_activation(link.url, link.expires_at, services.settings.timezone)
+        elif enrolled:
             _print_totp(uri, codes)
+
+
+def _print_activation(url: str, expires_at: dt.datetime, timezone: str) -> None:
+    local = expires_at.astimezone(zoneinfo.ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+    out.print(
+        f"该账号还没有密码。请把下面的激活链接交给本人（只显示这一次，只能使用一次，{local} 前有效），"
+        "由本人设置密码并开通动态口令；请勿自己打开：",
+        highlight=False,
+    )
+    out.print(url, soft_wrap=True, highlight=False)
 
 
 def _print_totp(uri: str, codes: list[str]) -> None:

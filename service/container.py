@@ -174,10 +174,15 @@ class Services:
                 login_limit,
                 settings.session_hours,
                 clock.now,
-                require_staff_totp=settings.staff_totp_required,
-                failures_per_account=settings.login_failures_per_account,
+                require_totp=settings.totp_required,
+                session_idle_minutes=settings.session_idle_minutes,
+                failures_before_backoff=settings.login_failures_before_backoff,
+                backoff_max_minutes=settings.login_backoff_max_minutes,
                 failures_per_client=settings.login_failures_per_client,
                 lockout_minutes=settings.login_lockout_minutes,
+                activation_hours=settings.activation_hours,
+                public_base_url=settings.public_base_url,
+                timezone=settings.timezone,
                 secrets=SecretBox(settings.secret()),
             ),
             campaigns=campaigns,
@@ -249,7 +254,11 @@ class Services:
             self.flush_batches()
 
     def flush_batches(self) -> None:
-        """Write the scans counted and the reads noted since the last flush."""
+        """Write the scans counted, the reads and the sessions' uses noted since the last flush."""
+        try:
+            self.accounts.activity.flush()
+        except Exception:  # likewise: the uses stay in memory (and count there) for the next round
+            log.exception("writing the sessions' last use")
         try:
             self.opens.flush()
         except Exception:  # a busy database: the counts stay in memory for the next round
@@ -270,6 +279,7 @@ class Services:
             self._flusher.join(timeout=OPENS_FLUSH_SECONDS + 5)
         self.opens.flush()
         self.access.flush()
+        self.accounts.activity.flush()
         self.jobs.shutdown()
         self.upload_verifier.close()
         self.engine.close()

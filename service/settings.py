@@ -152,8 +152,14 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
 
     # Web and API.
-    #: Sessions last this long after the last login.
+    #: A browser session ends this long after its login, however busy (the absolute lifetime);
+    #: production accepts at most 12.
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: A browser session ends after this many minutes without a request (the idle timeout, enforced
+    #: on the server); production accepts at most 60.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: An activation link (a new account, or one an administrator reset) works this many hours.
+    activation_hours: int = Field(default=72, ge=1, le=24 * 14)
     #: Mark the session cookie Secure and name it with the ``__Host-`` prefix. Empty: on in
     #: production when ``public_base_url`` is https, off otherwise.
     secure_cookies: bool | None = None
@@ -161,12 +167,19 @@ class Settings(BaseSettings):
     verify_rate_per_minute: int = Field(default=60, ge=1)
     #: Login attempts allowed per client per minute (in this process).
     login_rate_per_minute: int = Field(default=20, ge=1)
-    #: Failed logins (wrong password or code) after which an account is locked for the window below,
-    #: and after which a client is; counted in the database, so shared by every server process.
-    login_failures_per_account: int = Field(default=5, ge=1)
+    #: Failed logins (wrong password or code) of one account from one client before each further
+    #: try waits, 2 seconds after the next failure, doubling with each one up to the maximum below.
+    #: Only that client waits: the account's holder elsewhere is never locked out.
+    login_failures_before_backoff: int = Field(default=3, ge=1, le=100)
+    login_backoff_max_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: Failed logins from one client (against any accounts) after which it waits the window below;
+    #: counted in the database, so shared by every server process.
     login_failures_per_client: int = Field(default=30, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    #: Bureau and office staff must sign in with a TOTP code as well. Empty: on in production.
+    #: Every account (bureau and office staff, unit signers) must sign in with a TOTP code as well.
+    #: Empty: on in production, where it cannot be switched off; off in development (the demo).
+    require_totp: bool | None = None
+    #: The older name of ``require_totp`` (it covered staff only); still read, and held to the same rule.
     require_staff_totp: bool | None = None
     #: PDF uploads to the public verify page allowed per client per minute (each may be parsed).
     upload_rate_per_minute: int = Field(default=10, ge=1)
@@ -248,8 +261,12 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     @property
-    def staff_totp_required(self) -> bool:
-        return self.production if self.require_staff_totp is None else self.require_staff_totp
+    def totp_required(self) -> bool:
+        """Whether every account signs in with a second factor."""
+        for chosen in (self.require_totp, self.require_staff_totp):
+            if chosen is not None:
+                return chosen
+        return self.production
 
     @property
     def cookies_secure(self) -> bool:
@@ -280,6 +297,13 @@ class Settings(BaseSettings):
             problems.append("DOCSIGN_PUBLIC_BASE_URL（二维码中的验真网址）应以 https:// 开头")
         if self.secure_cookies is False:
             problems.append("DOCSIGN_SECURE_COOKIES 在生产环境不能为 false（须通过 HTTPS 提供服务）")
+        if not self.totp_required:
+            name = "DOCSIGN_REQUIRE_TOTP" if self.require_totp is not None else "DOCSIGN_REQUIRE_STAFF_TOTP"
+            problems.append(f"{name}（所有账号登录须用动态口令）在生产环境不能关闭")
+        if self.session_hours > 12:
+            problems.append("DOCSIGN_SESSION_HOURS（登录会话的最长时间）在生产环境不能超过 12 小时")
+        if self.session_idle_minutes > 60:
+            problems.append("DOCSIGN_SESSION_IDLE_MINUTES（无操作自动退出的时间）在生产环境不能超过 60 分钟")
         if self.s3_secret_access_key.get_secret_value() and _placeholder(self.s3_secret_access_key.get_secret_value()):
             problems.append("DOCSIGN_S3_SECRET_ACCESS_KEY 是示例值")
         return problems

@@ -5,7 +5,7 @@ foreign keys, and some name a table of a domain above them (``documents.case_id`
 The composition root imports this module; ``service/db`` knows no domain.
 """
 
-from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, User
+from service.accounts.models import Activation, ApiToken, Delegation, LoginFailure, LoginSession, User
 from service.archive.models import Document, DocumentVersion
 from service.audit.models import AccessEntry, AccessHead, AuditEvent, AuditHead
 from service.campaigns.models import Assignment, Campaign, ForwardBatch, TermStart
@@ -35,6 +35,7 @@ from service.units.models import Unit
 __all__ = [
     "AccessEntry",
     "AccessHead",
+    "Activation",
     "ApiToken",
     "Assignment",
     "Attempt",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import zoneinfo
@@ -748,3 +749,33 @@ def _example(home: Path) -> Path:
     path = home / "fields.json"
     path.write_text(run(home, "templates", "--example", "enrollment_notice").stdout, encoding="utf-8")
     return path
+
+
+def test_add_user_gives_a_signer_an_activation_link_and_no_password(home: Path) -> None:
+    """`docsign add-user --role unit_signer` asks for no password and prints a one-time link for the
+    principal; the operator cannot enrol a signer's second factor; a staff account gets its password."""
+    assert run(home, "init").returncode == 0
+    assert run(home, "demo").returncode == 0
+    made = run(home, "add-user", "wsr-sh-vice", "WSR-SH", "--role", "unit_signer", "--name", "副校长")
+    assert made.returncode == 0, made.stderr
+    link = re.search(r"https://kcbx\.example\.edu\.cn/activate/[\w-]+", made.stdout)
+    assert link is not None and "激活链接" in made.stdout and "请勿自己打开" in made.stdout
+    refused = run(home, "add-user", "wsr-sh-other", "WSR-SH", "--role", "unit_signer", "--password", "chosen-pw-17")
+    assert refused.returncode == 2 and "激活链接" in refused.stderr
+    totp = run(home, "user", "totp", "wsr-sh-vice")
+    assert totp.returncode == 2 and "本人" in totp.stderr and "otpauth://" not in totp.stdout
+    staff = subprocess.run(
+        [DOCSIGN, "add-user", "clerk-2", "LCJT", "--role", "bureau_staff"],
+        cwd=home,
+        env={
+            **os.environ,
+            "DOCSIGN_DATA_DIR": str(home / "var"),
+            "DOCSIGN_CERTS_DIR": str(home / "certs"),
+            "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
+        },
+        input="clerk-own-secret-5\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert staff.returncode == 0 and "已创建账号 clerk-2" in staff.stdout and "/activate/" not in staff.stdout

@@ -47,3 +47,34 @@ def test_the_command_line_issues_with_the_default_relative_folders(tmp_path: Pat
     assert "已签发" in issued.stdout
     assert "真实有效" in docsign("verify", "notice.pdf").stdout
     assert (tmp_path / "var" / "docsign.sqlite3").is_file() and (tmp_path / "certs").is_dir()
+
+
+def test_production_refuses_to_run_without_a_second_factor_or_with_long_sessions(tmp_path: Path) -> None:
+    """Every account signs in with a TOTP code in production: switching it off (by its name or its
+    older, staff-only name) keeps the service from starting, as do sessions longer than a working day."""
+    from service.errors import ConfigurationError
+
+    ready = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        data_dir=tmp_path,
+        pki_passphrase="a-real-passphrase-0f-the-bureau",  # type: ignore[arg-type]
+        secret_key="k" * 8 + "9f2c4e1a7b3d5f6081a2c3d4e5f60718",  # type: ignore[arg-type]
+        public_base_url="https://kcbx.lcjt.gov.cn",
+    )
+    assert ready.totp_required and ready.production_problems() == []
+    assert not ready.model_copy(update={"environment": "development"}).totp_required  # the demo's accounts
+    for update, name in (
+        ({"require_totp": False}, "DOCSIGN_REQUIRE_TOTP"),
+        ({"require_staff_totp": False}, "DOCSIGN_REQUIRE_STAFF_TOTP"),
+        ({"session_hours": 24}, "DOCSIGN_SESSION_HOURS"),
+        ({"session_idle_minutes": 120}, "DOCSIGN_SESSION_IDLE_MINUTES"),
+    ):
+        settings = ready.model_copy(update=update)
+        with pytest.raises(ConfigurationError) as refused:
+            settings.check_ready()
+        assert name in refused.value.message and name in refused.value.details["settings"], refused.value.message
+    off = ready.model_copy(update={"require_totp": False}).production_problems()
+    assert off == ["DOCSIGN_REQUIRE_TOTP（所有账号登录须用动态口令）在生产环境不能关闭"]
+    # the new name decides when both are given
+    assert ready.model_copy(update={"require_totp": True, "require_staff_totp": False}).production_problems() == []

@@ -54,3 +54,36 @@ class PasswordChangeRequired(DocsignError):
     code = "PASSWORD_CHANGE_REQUIRED"
     http_status = 403
     default_message = "管理员已重置您的密码：请先修改密码（页面 /password，接口 POST /api/auth/password）。"
+
+
+class TotpReplayed(DocsignError):
+    code = "TOTP_REPLAYED"
+    http_status = 401
+    default_message = (
+        "这个动态口令已经用过（每个 6 位数字只能使用一次）。请等手机验证器显示下一个数字后再输入；"
+        "如非本人刚刚登录，请立即联系管理员。"
+    )
+
+
+class ActivationInvalid(DocsignError):
+    code = "ACTIVATION_INVALID"
+    http_status = 404
+    default_message = "激活链接无效或已经用过。请向教体局索取新的激活链接。"
+
+
+class ActivationExpired(DocsignError):
+    code = "ACTIVATION_EXPIRED"
+    http_status = 410
+    default_message = "激活链接已过期。请向教体局索取新的激活链接。"
+
+
+class ActivationSignedIn(DocsignError):
+    code = "ACTIVATION_SIGNED_IN"
+    http_status = 409
+    default_message = "激活链接须由账号本人打开：请先退出当前登录的账号，或在本人的手机或电脑上打开激活链接。"
+
+
+class TokenReadOnly(DocsignError):
+    code = "TOKEN_READ_ONLY"
+    http_status = 403
+    default_message = "这个 API 令牌只能读取（access=read），不能提交修改。"

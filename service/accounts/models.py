@@ -42,8 +42,46 @@ class User(Base):
     #: Set by an administrator's reset: the user must choose a new password before anything else.
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     password_changed_at: Mapped[dt.datetime | None]
+    #: The TOTP time step (30-second window number) of the last code accepted: a code of that step
+    #: or an earlier one is a replay and refused.
+    totp_last_step: Mapped[int | None]
+    #: An administrator's reset: when, and who (name and unit), shown to the holder at the next login.
+    reset_at: Mapped[dt.datetime | None]
+    reset_by: Mapped[str | None] = mapped_column(String(160))
+    #: The last successful login; failures since then are counted for the holder to see.
+    last_login_at: Mapped[dt.datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_failed_login_at: Mapped[dt.datetime | None]
+    last_failed_login_client: Mapped[str | None] = mapped_column(String(64))
 
     unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+#: A password hash no password matches: an account waiting for activation has no usable password.
+NO_PASSWORD = "!activation-pending"
+
+
+class Activation(Base):
+    """A one-time link with which an account's holder sets their password and enrols the second
+    factor (a new account, or one an administrator reset). Only the token's SHA-256 is stored; the
+    password and TOTP secret chosen in the first step wait here until the code confirms them."""
+
+    __tablename__ = "account_activations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: ``create`` (a new account) or ``reset`` (an administrator's reset).
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(160))
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    #: Step one's choices, kept until the first code confirms them (the secret sealed to the account).
+    pending_password_hash: Mapped[str | None] = mapped_column(String(255))
+    pending_totp_secret: Mapped[str | None] = mapped_column(String(128))
+
+    user: Mapped[User] = relationship(lazy="joined")
 
 
 class ApiToken(Base):
@@ -60,6 +98,8 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None]
     #: A token stops working at this time (None: a token made before expiry existed; refused too).
     expires_at: Mapped[dt.datetime | None]
+    #: ``write`` (any request) or ``read`` (GET, HEAD and OPTIONS only).
+    access: Mapped[str] = mapped_column(String(8), default="write", server_default="write")
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -72,7 +112,11 @@ class LoginSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The absolute end (``created_at`` plus ``session_hours``).
     expires_at: Mapped[dt.datetime]
+    #: The last request seen with the session, as written by the batch flush (requests note it in
+    #: memory: a GET writes nothing); the session ends after ``session_idle_minutes`` without one.
+    last_seen_at: Mapped[dt.datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
 

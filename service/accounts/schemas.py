@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.accounts.models import ROLE_TITLES, ApiToken, Delegation, Role, User
+from service.accounts.models import NO_PASSWORD, ROLE_TITLES, ApiToken, Delegation, Role, User
 
 
 class LoginIn(BaseModel):
@@ -24,6 +25,8 @@ class UserOut(BaseModel):
     unit_type: str
     totp_enabled: bool = False
     must_change_password: bool = False
+    #: Waiting for its holder to activate it (no usable password yet).
+    activation_pending: bool = False
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -38,20 +41,49 @@ class UserOut(BaseModel):
             unit_type=user.unit.type,
             totp_enabled=user.totp_enabled_at is not None,
             must_change_password=user.must_change_password,
+            activation_pending=user.password_hash == NO_PASSWORD,
         )
+
+
+class LoginOut(UserOut):
+    #: What the holder should know: a reset of the account, failed logins since the last login.
+    notes: list[str] = Field(default_factory=list, description="登录提醒：账号被重置、上次登录以来的失败次数")
+
+    @classmethod
+    def signed_in(cls, user: User, notes: list[str]) -> LoginOut:
+        return cls(**UserOut.of(user).model_dump(), notes=notes)
 
 
 class UserIn(BaseModel):
     username: str = Field(min_length=3, max_length=64, title="用户名")
-    password: str = Field(min_length=1, max_length=256, title="初始密码（至少 10 位，不能太常见）")
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        title="初始密码（仅限工作人员账号，至少 10 位；不填则得到激活链接。签署人账号不能填写）",
+    )
     display_name: str = Field(min_length=1, max_length=64, title="姓名")
     role: str = Field(title="角色：bureau_staff、office_staff 或 unit_signer")
     unit_id: int = Field(title="所属单位")
 
 
+class ActivationLinkOut(BaseModel):
+    activation_url: str
+    expires_at: dt.datetime
+    note: str = (
+        "激活链接只显示这一次，只能使用一次：请当面或通过本人的手机交给账号本人，由本人设置密码并开通动态口令。"
+        "请勿自己打开；链接过期或丢失时可重置账号以取得新的链接。"
+    )
+
+
+class NewUserOut(UserOut):
+    activation: ActivationLinkOut | None = None
+
+
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, title="令牌用途，例如 学籍系统对接")
     days: int = Field(default=90, ge=1, le=365, title="有效天数（1 到 365）")
+    access: Literal["read", "write"] = Field(default="write", title="权限：read（只读）或 write（读写）")
 
 
 class TokenOut(BaseModel):
@@ -59,6 +91,7 @@ class TokenOut(BaseModel):
     token: str
     name: str
     expires_at: dt.datetime
+    access: str = "write"
     note: str = "令牌只显示这一次，请妥善保存。调用接口时放在请求头 Authorization: Bearer <令牌>。"
 
 
@@ -70,12 +103,14 @@ class TokenInfo(BaseModel):
     #: The last request that changed something with the token (reading with it is not recorded).
     last_used_at: dt.datetime | None = Field(description="最近一次用该令牌提交修改的时间（只读请求不记录）")
     revoked_at: dt.datetime | None
+    access: str = "write"
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenInfo:
         return cls(
             id=t.id,
             name=t.name,
+            access=t.access,
             created_at=t.created_at,
             expires_at=t.expires_at,
             last_used_at=t.last_used_at,
@@ -137,6 +172,29 @@ class DelegationOut(BaseModel):
         )
 
 
-class ResetOut(BaseModel):
-    temporary_password: str
-    note: str = "一次性密码只显示这一次；对方用它登录后必须立即修改密码。"
+class ActivationInfo(BaseModel):
+    username: str
+    display_name: str
+    unit_name: str
+    role_title: str
+    expires_at: dt.datetime
+    #: ``create`` (a new account) or ``reset`` (an administrator reset it).
+    reason: str
+    totp_required: bool
+    #: Step one done, the authenticator's address waiting for its first code.
+    otpauth_uri: str | None = None
+
+
+class ActivateIn(BaseModel):
+    password: str = Field(min_length=1, max_length=256, title="新密码（至少 10 位，不能太常见，不能包含用户名）")
+
+
+class ActivateOut(BaseModel):
+    #: Whether the account is active now (otherwise confirm the second factor with its first code).
+    active: bool
+    otpauth_uri: str | None = None
+    note: str
+
+
+class ActivateConfirmIn(BaseModel):
+    code: str = Field(min_length=6, max_length=8, title="手机验证器显示的 6 位数字")

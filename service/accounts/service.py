@@ -1,34 +1,58 @@
-"""Accounts: argon2 password hashes, a TOTP second factor with recovery codes, browser sessions and
-API tokens (both stored as SHA-256, tokens with an expiry), and login throttling per account and per
-client kept in the database, so every server process counts the same failures."""
+"""Accounts: argon2 password hashes, a TOTP second factor (single-use codes) with recovery codes,
+activation links (a new account's holder, or one an administrator reset, sets their own password
+and second factor: nobody else ever holds a usable login), browser sessions with an idle timeout and
+an absolute lifetime, API tokens (both stored as SHA-256, tokens with an expiry and revoked with
+their owner's credentials), and login throttling kept in the database: an exponential back-off per
+account and client, and a cap per client, so every server process counts the same failures and
+nobody can lock an account holder out from elsewhere."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import hashlib
+import hmac
+import math
 import re
 import secrets
+import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from service.accounts.activity import SessionActivity
 from service.accounts.errors import (
+    ActivationExpired,
+    ActivationInvalid,
+    ActivationSignedIn,
     AuthFailed,
     TooManyRequests,
     TotpNotEnrolled,
+    TotpReplayed,
     TotpRequired,
     UserInvalid,
 )
-from service.accounts.models import ApiToken, Delegation, LoginFailure, LoginSession, Role, User
+from service.accounts.models import (
+    NO_PASSWORD,
+    Activation,
+    ApiToken,
+    Delegation,
+    LoginFailure,
+    LoginSession,
+    Role,
+    User,
+)
 from service.accounts.passwords import password_problem
 from service.accounts.scope import Scope
 from service.accounts.sealing import SecretBox, is_sealed
-from service.audit.service import Actor, record
+from service.audit.service import Actor, record, record_when_done
 from service.db.session import Database
 from service.errors import NotFoundForUser
 from service.limits import RateLimiter
@@ -45,10 +69,14 @@ def _dummy_hash() -> str:
 
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
-#: Roles that must use the second factor when ``require_staff_totp`` is on.
-STAFF_ROLES = {Role.BUREAU.value, Role.OFFICE.value}
 RECOVERY_CODES = 10
 TOTP_ISSUER = "控辍保学文书服务"
+#: Codes of the previous and the next 30-second step are accepted too (a phone's clock drifts).
+TOTP_WINDOW = 1
+#: Failed logins of one account from one client count towards its back-off for this long.
+PAIR_WINDOW = dt.timedelta(hours=24)
+#: Where an activation link points, under the service's public address.
+ACTIVATION_PATH = "/activate/"
 
 #: Which unit types a role may belong to.
 ROLE_UNITS = {
@@ -66,11 +94,13 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(session: Session, *, username: str, password: str, display_name: str, role: str, unit: Unit) -> User:
+def create_user(
+    session: Session, *, username: str, password: str | None, display_name: str, role: str, unit: Unit
+) -> User:
+    """A new account; without ``password`` it has no usable one until its holder activates it."""
     if not USERNAME.match(username):
         raise UserInvalid("用户名须为3到64位字母、数字、点、下划线或短横线，且以字母或数字开头。")
-    problem = password_problem(password, username)
-    if problem:
+    if password is not None and (problem := password_problem(password, username)):
         raise UserInvalid(problem)
     try:
         role_enum = Role(role)
@@ -82,7 +112,7 @@ def create_user(session: Session, *, username: str, password: str, display_name:
         raise UserInvalid(f"用户名「{username}」已被使用。")
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=NO_PASSWORD if password is None else hash_password(password),
         display_name=display_name.strip() or username,
         role=role_enum.value,
         unit_id=unit.id,
@@ -94,11 +124,12 @@ def create_user(session: Session, *, username: str, password: str, display_name:
 
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
+    stored = user.password_hash if user is not None and user.password_hash != NO_PASSWORD else _dummy_hash()
     try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+        _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthFailed() from None
-    if user is None or not user.active:
+    if user is None or not user.active or user.password_hash == NO_PASSWORD:
         raise AuthFailed()
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -110,7 +141,11 @@ def start_session(session: Session, user: User, now: dt.datetime, hours: int) ->
     session.execute(delete(LoginSession).where(LoginSession.expires_at < now))
     session.add(
         LoginSession(
-            token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + dt.timedelta(hours=hours)
+            token_hash=token_hash(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=hours),
+            last_seen_at=now,
         )
     )
     session.flush()
@@ -126,19 +161,47 @@ def end_all_sessions(session: Session, user: User) -> None:
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
 
 
-def user_for_session(session: Session, token: str, now: dt.datetime) -> User | None:
+def revoke_all_tokens(session: Session, user: User, now: dt.datetime) -> int:
+    """Every live API token of the user stops working (new credentials, a reset); how many did."""
+    result = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def user_for_session(
+    session: Session,
+    token: str,
+    now: dt.datetime,
+    *,
+    idle: dt.timedelta | None = None,
+    seen: dt.datetime | None = None,
+) -> User | None:
+    """The user of a live session: before its absolute end, and (given ``idle``) used within that
+    long, by the last use written (``last_seen_at``) or ``seen`` (noted in memory, not yet written)."""
     row = session.get(LoginSession, token_hash(token))
-    if row is None or row.expires_at < now or not row.user.active:
+    if row is None or row.expires_at <= now or not row.user.active:
         return None
+    if idle is not None:
+        last = max(t for t in (row.created_at, row.last_seen_at, seen) if t is not None)
+        if now - last > idle:
+            return None
     return row.user
 
 
-def create_token(session: Session, user: User, name: str, now: dt.datetime, days: int = 90) -> tuple[ApiToken, str]:
+TOKEN_ACCESS = ("read", "write")
+
+
+def create_token(
+    session: Session, user: User, name: str, now: dt.datetime, days: int = 90, access: str = "write"
+) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name or len(name) > 64:
         raise UserInvalid("令牌名称不能为空，且不超过64个字符。")
     if not 1 <= days <= 365:
         raise UserInvalid("令牌有效期应为 1 到 365 天。")
+    if access not in TOKEN_ACCESS:
+        raise UserInvalid("令牌权限应为 read（只读）或 write（读写）。")
     token = "dst_" + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
@@ -146,24 +209,30 @@ def create_token(session: Session, user: User, name: str, now: dt.datetime, days
         token_hash=token_hash(token),
         created_at=now,
         expires_at=now + dt.timedelta(days=days),
+        access=access,
     )
     session.add(row)
     session.flush()
     return row, token
 
 
-def user_for_token(session: Session, token: str, now: dt.datetime, *, writes: bool) -> User | None:
-    """The user of a live token: not revoked, not expired (a token without an expiry is refused),
-    its user active and not waiting to change a reset password. A request that ``writes`` records
-    the token's last use; a read leaves the token as it was (a GET never writes)."""
+def token_for(session: Session, token: str, now: dt.datetime, *, writes: bool) -> ApiToken | None:
+    """A live token: not revoked, not expired (a token without an expiry is refused), its user
+    active, holding a usable password and not waiting to change a reset one. A request that
+    ``writes`` records the token's last use; a read leaves the token as it was (a GET never writes)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
-    if row is None or row.revoked_at is not None or not row.user.active:
+    if row is None or row.revoked_at is not None or not row.user.active or row.user.password_hash == NO_PASSWORD:
         return None
     if row.expires_at is None or row.expires_at <= now:
         return None
     if writes:
         row.last_used_at = now
-    return row.user
+    return row
+
+
+def user_for_token(session: Session, token: str, now: dt.datetime, *, writes: bool) -> User | None:
+    row = token_for(session, token, now, writes=writes)
+    return None if row is None else row.user
 
 
 def _recovery_hash(code: str) -> str:
@@ -174,8 +243,44 @@ def new_recovery_codes() -> list[str]:
     return [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
 
 
+def matching_step(totp: pyotp.TOTP, code: str, now: dt.datetime) -> int | None:
+    """The 30-second step whose code ``code`` is (within the window around ``now``), or None."""
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    current = totp.timecode(now)
+    for offset in range(-TOTP_WINDOW, TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(current + offset), code):
+            return current + offset
+    return None
+
+
+class SignedIn(NamedTuple):
+    user: User
+    token: str
+    #: What the holder should know (a reset of their account, failed logins since the last one).
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ActivationLink:
+    """A link handed to an account's holder: shown once, only its token's SHA-256 is stored."""
+
+    url: str
+    expires_at: dt.datetime
+
+
+@dataclass
+class ActivationStep:
+    """Step one of an activation done: the authenticator's address to confirm (None: no second
+    factor is asked for here, and the account is active)."""
+
+    otpauth_uri: str | None
+    recovery_codes: list[str] = field(default_factory=list)
+
+
 class Accounts:
-    """The account use cases: signing in and out with a password and (for staff) a second factor,
+    """The account use cases: signing in and out with a password and a second factor, activation,
     password changes and resets, API tokens, new accounts."""
 
     def __init__(
@@ -185,21 +290,35 @@ class Accounts:
         session_hours: int,
         now: Callable[[], dt.datetime],
         *,
-        require_staff_totp: bool = False,
-        failures_per_account: int = 5,
+        require_totp: bool = False,
+        session_idle_minutes: int = 30,
+        failures_before_backoff: int = 3,
+        backoff_max_minutes: int = 15,
         failures_per_client: int = 30,
         lockout_minutes: int = 15,
+        activation_hours: int = 72,
+        public_base_url: str = "",
+        timezone: str = "Asia/Shanghai",
         secrets: SecretBox,
     ) -> None:
         self.db = db
         self.secrets = secrets
         self.login_limit = login_limit
         self.session_hours = session_hours
+        self.idle = dt.timedelta(minutes=session_idle_minutes)
         self.now = now
-        self.require_staff_totp = require_staff_totp
-        self.failures_per_account = failures_per_account
+        self.require_totp = require_totp
+        self.failures_before_backoff = failures_before_backoff
+        self.backoff_max = dt.timedelta(minutes=backoff_max_minutes)
         self.failures_per_client = failures_per_client
         self.lockout = dt.timedelta(minutes=lockout_minutes)
+        self.activation_ttl = dt.timedelta(hours=activation_hours)
+        self.public_base_url = public_base_url.rstrip("/")
+        self.tz = zoneinfo.ZoneInfo(timezone)
+        self.activity = SessionActivity(db)
+
+    def _local(self, at: dt.datetime) -> str:
+        return at.astimezone(self.tz).strftime("%Y年%m月%d日 %H:%M")
 
     def _totp(self, user: User) -> pyotp.TOTP | None:
         return None if user.totp_secret is None else pyotp.TOTP(self.secrets.open(user.id, user.totp_secret))
@@ -211,52 +330,128 @@ class Accounts:
         return pyotp.TOTP(secret)
 
     def needs_totp(self, user: User) -> bool:
-        """Bureau and office staff when the setting asks for it; anyone who turned it on."""
-        return user.totp_enabled_at is not None or (self.require_staff_totp and user.role in STAFF_ROLES)
+        """Everyone when the setting asks for it (production: always); anyone who turned it on."""
+        return user.totp_enabled_at is not None or self.require_totp
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def session_user(self, session: Session, token: str) -> User | None:
+        """The user of a browser session still alive (absolute end and idle timeout); its use is
+        noted in memory (written in batches: a GET writes nothing)."""
+        now = self.now()
+        digest = token_hash(token)
+        user = user_for_session(session, token, now, idle=self.idle, seen=self.activity.last(digest))
+        if user is not None:
+            self.activity.note(digest, now)
+        return user
+
+    # --- throttling ---------------------------------------------------------------------------
 
     def _throttle(self, session: Session, client: str, username: str, now: dt.datetime) -> None:
-        """Too many failures for this account, or from this client, within the lockout window."""
-        since = now - self.lockout
-        minutes = int(self.lockout.total_seconds() // 60)
-        by_account = session.scalar(
-            select(func.count()).where(LoginFailure.username == username[:64], LoginFailure.at > since)
-        )
-        if (by_account or 0) >= self.failures_per_account:
-            raise TooManyRequests(
-                int(self.lockout.total_seconds()),
-                f"该账号登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试；如非本人操作，请联系管理员。",
+        """An exponential back-off for this account from this client (other clients, the holder's
+        own among them, are not held up), and a cap on failures from this client."""
+        failures, last = session.execute(
+            select(func.count(), func.max(LoginFailure.at)).where(
+                LoginFailure.username == username[:64],
+                LoginFailure.client == client[:64],
+                LoginFailure.at > now - PAIR_WINDOW,
             )
+        ).one()
+        if failures and last is not None and failures >= self.failures_before_backoff:
+            wait = min(self.backoff_max, dt.timedelta(seconds=2 ** (failures - self.failures_before_backoff + 1)))
+            if now < last + wait:
+                seconds = math.ceil((last + wait - now).total_seconds())
+                raise TooManyRequests(
+                    seconds,
+                    f"该账号在本机登录失败 {failures} 次，请 {seconds} 秒后再试（每多错一次，等待时间加倍）。"
+                    "在其他设备上登录不受影响。",
+                )
         by_client = session.scalar(
-            select(func.count()).where(LoginFailure.client == client[:64], LoginFailure.at > since)
+            select(func.count()).where(LoginFailure.client == client[:64], LoginFailure.at > now - self.lockout)
         )
         if (by_client or 0) >= self.failures_per_client:
+            minutes = int(self.lockout.total_seconds() // 60)
             raise TooManyRequests(int(self.lockout.total_seconds()), f"本机登录失败次数过多，请 {minutes} 分钟后再试。")
 
     def _failed(self, client: str, username: str, now: dt.datetime, action: str = "auth.login_failed") -> None:
-        with self.db.session() as apart:  # the failure is kept whatever the caller does next
+        """A failure, kept whatever the caller does next: counted for the back-off, and for the
+        account's holder to see at their next login, and audited."""
+        with self.db.session() as apart:
             apart.add(LoginFailure(at=now, username=username[:64], client=client[:64]))
-            apart.execute(delete(LoginFailure).where(LoginFailure.at < now - 4 * self.lockout))
+            apart.execute(delete(LoginFailure).where(LoginFailure.at < now - max(PAIR_WINDOW, 4 * self.lockout)))
+            apart.execute(
+                update(User)
+                .where(User.username == username[:64])
+                .values(
+                    failed_logins=User.failed_logins + 1, last_failed_login_at=now, last_failed_login_client=client[:64]
+                )
+            )
             record(apart, Actor(None, username[:64], None, client), action, "user", username[:64], now)
             apart.commit()
 
-    def _second_factor(self, session: Session, user: User, otp: str | None) -> bool:
-        """Whether ``otp`` is the user's current TOTP code or an unused recovery code (used up)."""
+    # --- the second factor --------------------------------------------------------------------
+
+    def _use_step(self, session: Session, user: User, step: int) -> bool:
+        """Take the TOTP step for the account, once: False if it (or a later one) was used already.
+        One conditional update, so two requests racing with the same code cannot both pass."""
+        result = session.execute(
+            update(User)
+            .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        taken = isinstance(result, CursorResult) and result.rowcount == 1
+        if taken:
+            set_committed_value(user, "totp_last_step", step)
+        return taken
+
+    def _second_factor(self, session: Session, client: str, user: User, otp: str) -> None:
+        """``otp`` is the user's TOTP code of a step not used before, or an unused recovery code
+        (used up); otherwise the failure is recorded and refused."""
         totp = self._totp(user)
-        if not otp or totp is None:
-            return False
+        now = self.now()
         code = otp.strip().replace(" ", "")
-        if code.isdigit() and len(code) == 6:
-            good = totp.verify(code, for_time=self.now(), valid_window=1)
-            if good and user.totp_secret is not None and not is_sealed(user.totp_secret):
-                user.totp_secret = self.secrets.seal(user.id, totp.secret)  # kept in clear by an older version
-            return good
-        digest = _recovery_hash(code)
-        remaining = list(user.recovery_codes or [])
-        if digest in remaining:
-            remaining.remove(digest)
-            user.recovery_codes = remaining
-            return True
-        return False
+        if totp is not None and code.isdigit() and len(code) == 6:
+            step = matching_step(totp, code, now)
+            if step is not None:
+                if user.totp_last_step is not None and step <= user.totp_last_step:
+                    self._failed(client, user.username, now, "auth.totp_replay")
+                    raise TotpReplayed()
+                if not self._use_step(session, user, step):
+                    raise TotpReplayed()  # the same code, accepted a moment ago by another request
+                if user.totp_secret is not None and not is_sealed(user.totp_secret):
+                    user.totp_secret = self.secrets.seal(user.id, totp.secret)  # kept in clear by an older version
+                return
+        elif totp is not None:
+            digest = _recovery_hash(code)
+            remaining = list(user.recovery_codes or [])
+            if digest in remaining:
+                remaining.remove(digest)
+                user.recovery_codes = remaining
+                return
+        self._failed(client, user.username, now, "auth.totp_failed")
+        raise AuthFailed("动态口令或恢复码不正确。")
+
+    # --- signing in ---------------------------------------------------------------------------
+
+    def _notes(self, user: User) -> list[str]:
+        notes = []
+        if user.reset_at is not None and (user.last_login_at is None or user.reset_at > user.last_login_at):
+            notes.append(
+                f"您的账号于 {self._local(user.reset_at)} 被 {user.reset_by or '管理员'} 重置（密码与动态口令已清除，"
+                "原有会话和 API 令牌已作废），之后由持激活链接的人重新激活。如非您本人申请，请立即联系教体局并修改密码。"
+            )
+        if user.failed_logins:
+            last = (
+                f"，最近一次在 {self._local(user.last_failed_login_at)}，来自 {user.last_failed_login_client}"
+                if user.last_failed_login_at is not None
+                else ""
+            )
+            notes.append(
+                f"自上次登录以来，您的账号有 {user.failed_logins} 次登录失败（密码或动态口令错误{last}）。"
+                "如非本人操作，请修改密码。"
+            )
+        return notes
 
     def sign_in(
         self,
@@ -266,12 +461,12 @@ class Accounts:
         password: str,
         previous: str | None = None,
         otp: str | None = None,
-    ) -> tuple[User, str]:
-        """Check a password login from ``client`` and open a session; returns the user and the
-        session token. The browser's ``previous`` session, if any, ends: a login always starts a
-        fresh session (no fixation). A failure is recorded in the audit log (in a transaction of its own, so it
-        stays even though the caller's work is rolled back) before AuthFailed is raised; a client
-        over the login rate limit gets TooManyRequests."""
+    ) -> SignedIn:
+        """Check a password login from ``client`` and open a session; returns the user, the session
+        token and what the holder should be told. The browser's ``previous`` session, if any, ends:
+        a login always starts a fresh session (no fixation). A failure is recorded in the audit log
+        (in a transaction of its own, so it stays even though the caller's work is rolled back)
+        before AuthFailed is raised; a client over the login rate limit gets TooManyRequests."""
         wait = self.login_limit.hit("login:" + client)
         if wait:
             raise TooManyRequests(wait, f"登录尝试过于频繁，请 {wait} 秒后再试。")
@@ -284,24 +479,39 @@ class Accounts:
             raise
         if self.needs_totp(user):
             if user.totp_enabled_at is None:
+                if user.role == Role.SIGNER.value:  # only its holder enrols it, by activation
+                    raise TotpNotEnrolled(
+                        "您的账号须使用动态口令登录，但尚未开通。请联系教体局重置您的账号，"
+                        "用交给您本人的激活链接设置密码并开通动态口令。"
+                    )
                 raise TotpNotEnrolled()
             if not otp:
                 raise TotpRequired()
-            if not self._second_factor(session, user, otp):
-                self._failed(client, username, now, "auth.totp_failed")
-                raise AuthFailed("动态口令或恢复码不正确。")
+            self._second_factor(session, client, user, otp)
         if previous:
             end_session(session, previous)
         token = start_session(session, user, now, self.session_hours)
+        session.refresh(user, ["failed_logins", "last_failed_login_at", "last_failed_login_client"])
+        notes = self._notes(user)
+        user.last_login_at = now
+        user.failed_logins = 0
+        session.execute(
+            delete(LoginFailure).where(LoginFailure.username == user.username, LoginFailure.client == client[:64])
+        )
         record(session, Actor(user.id, user.display_name, user.unit_id, client), "auth.login", "user", user.id, now)
-        return user, token
+        return SignedIn(user, token, notes)
 
     def sign_out(self, session: Session, token: str) -> None:
+        self.activity.forget(token_hash(token))
         end_session(session, token)
 
-    def new_token(self, session: Session, user: User, name: str, days: int = 90) -> tuple[ApiToken, str]:
+    # --- API tokens ---------------------------------------------------------------------------
+
+    def new_token(
+        self, session: Session, user: User, name: str, days: int = 90, access: str = "write"
+    ) -> tuple[ApiToken, str]:
         now = self.now()
-        row, token = create_token(session, user, name, now, days)
+        row, token = create_token(session, user, name, now, days, access)
         record(
             session,
             Actor(user.id, user.display_name, user.unit_id),
@@ -311,6 +521,7 @@ class Accounts:
             now,
             name=name,
             days=days,
+            access=access,
         )
         return row, token
 
@@ -324,9 +535,11 @@ class Accounts:
             record(session, scope.actor, "auth.token_revoke", "api_token", token.id, self.now(), name=token.name)
         session.flush()
 
+    # --- passwords, resets, activation ----------------------------------------------------------
+
     def change_password(self, session: Session, user: User, current: str, new: str) -> str:
-        """The user changes their password (giving the current one); every other session ends and a
-        new one starts, whose token is returned."""
+        """The user changes their password (giving the current one); every other session ends, their
+        API tokens are revoked, and a new session starts, whose token is returned."""
         try:
             _hasher.verify(user.password_hash, current)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -341,23 +554,187 @@ class Accounts:
         user.must_change_password = False
         user.password_changed_at = now
         end_all_sessions(session, user)
-        record(session, Actor(user.id, user.display_name, user.unit_id), "auth.password_change", "user", user.id, now)
+        revoked = revoke_all_tokens(session, user, now)
+        record(
+            session,
+            Actor(user.id, user.display_name, user.unit_id),
+            "auth.password_change",
+            "user",
+            user.id,
+            now,
+            tokens_revoked=revoked,
+        )
         return start_session(session, user, now, self.session_hours)
 
-    def reset_password(self, session: Session, scope: Scope, user: User) -> str:
-        """Bureau staff reset an account of their district: a one-time password is returned, the
-        account's sessions end, and the user must choose a new password at the next login."""
+    def _activation_link(self, session: Session, user: User, reason: str, by: str) -> ActivationLink:
+        """A new one-time link for the account (an earlier unused one stops working)."""
+        now = self.now()
+        session.execute(delete(Activation).where(Activation.user_id == user.id, Activation.used_at.is_(None)))
+        token = secrets.token_urlsafe(32)
+        row = Activation(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            reason=reason,
+            created_at=now,
+            created_by=by[:160],
+            expires_at=now + self.activation_ttl,
+        )
+        session.add(row)
+        session.flush()
+        return ActivationLink(f"{self.public_base_url}{ACTIVATION_PATH}{token}", row.expires_at)
+
+    @staticmethod
+    def _by(scope: Scope) -> str:
+        """Who acts, as the holder will read it: a name with its unit, or the command line's operator."""
+        return scope.actor.label
+
+    def reset_password(self, session: Session, scope: Scope, user: User) -> ActivationLink:
+        """Bureau staff reset an account of their district: its password and second factor are
+        cleared, its sessions end and its API tokens are revoked, and its holder activates it again
+        with the link returned (to hand over). The bureau never holds a password of the account;
+        the holder is told of the reset (when, by whom) at their next login."""
         scope.require(Role.BUREAU)
         if user.unit_id not in scope.units:
             raise NotFoundForUser("未找到该账号。")
         if scope.user is not None and user.id == scope.user.id:
-            raise scope.refuse("不能重置自己的密码，请使用修改密码。")
-        temporary = secrets.token_urlsafe(12)
-        user.password_hash = hash_password(temporary)
-        user.must_change_password = True
+            raise scope.refuse("不能重置自己的账号，请使用修改密码。")
+        now = self.now()
+        user.password_hash = NO_PASSWORD
+        user.totp_secret = None
+        user.totp_enabled_at = None
+        user.totp_last_step = None
+        user.recovery_codes = None
+        user.must_change_password = False
+        user.reset_at = now
+        user.reset_by = self._by(scope)[:160]
         end_all_sessions(session, user)
-        record(session, scope.actor, "user.password_reset", "user", user.id, self.now(), username=user.username)
-        return temporary
+        revoked = revoke_all_tokens(session, user, now)
+        link = self._activation_link(session, user, "reset", self._by(scope))
+        record(
+            session,
+            scope.actor,
+            "user.password_reset",
+            "user",
+            user.id,
+            now,
+            username=user.username,
+            tokens_revoked=revoked,
+            activation_expires_at=link.expires_at.isoformat(),
+        )
+        return link
+
+    def _live_activation(self, session: Session, token: str) -> Activation:
+        row = session.scalar(select(Activation).where(Activation.token_hash == token_hash(token)))
+        if row is None or row.used_at is not None or not row.user.active:
+            raise ActivationInvalid()
+        if row.expires_at <= self.now():
+            raise ActivationExpired()
+        return row
+
+    def activation(self, session: Session, token: str) -> Activation:
+        """The live activation of a link (reading it changes nothing)."""
+        return self._live_activation(session, token)
+
+    def activate(
+        self, session: Session, client: str, token: str, password: str, signed_in: User | None = None
+    ) -> ActivationStep:
+        """Step one: the holder chooses a password. Where a second factor is required, a new TOTP
+        secret is returned to enrol and the password waits for its first code; otherwise the
+        account is active now. Refused in a browser signed in to an account (the link is for its
+        holder, not for the staff who handed it over)."""
+        row = self._live_activation(session, token)
+        if signed_in is not None:
+            record_when_done(
+                session,
+                Actor(signed_in.id, signed_in.display_name, signed_in.unit_id, client),
+                "user.activation_refused",
+                "user",
+                row.user_id,
+                self.now(),
+                reason="signed_in",
+            )
+            raise ActivationSignedIn()
+        user = row.user
+        if problem := password_problem(password, user.username):
+            raise UserInvalid(problem)
+        if not self.require_totp:
+            user.password_hash = hash_password(password)
+            self._activated(session, row, client)
+            return ActivationStep(None)
+        secret = pyotp.random_base32()
+        row.pending_password_hash = hash_password(password)
+        row.pending_totp_secret = self.secrets.seal(user.id, secret)
+        session.flush()
+        return ActivationStep(pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER))
+
+    def pending_activation_uri(self, row: Activation) -> str | None:
+        if row.pending_totp_secret is None:
+            return None
+        secret = self.secrets.open(row.user_id, row.pending_totp_secret)
+        return pyotp.TOTP(secret).provisioning_uri(name=row.user.username, issuer_name=TOTP_ISSUER)
+
+    def confirm_activation(
+        self, session: Session, client: str, token: str, code: str, signed_in: User | None = None
+    ) -> list[str]:
+        """Step two: the first code of the new second factor confirms it and the password; the
+        account is active, and its recovery codes are returned (shown once)."""
+        row = self._live_activation(session, token)
+        if signed_in is not None:
+            record_when_done(
+                session,
+                Actor(signed_in.id, signed_in.display_name, signed_in.unit_id, client),
+                "user.activation_refused",
+                "user",
+                row.user_id,
+                self.now(),
+                reason="signed_in",
+            )
+            raise ActivationSignedIn()
+        if row.pending_password_hash is None or row.pending_totp_secret is None:
+            raise UserInvalid("请先设置密码。")
+        user = row.user
+        secret = self.secrets.open(user.id, row.pending_totp_secret)
+        step = matching_step(pyotp.TOTP(secret), code, self.now())
+        if step is None:
+            raise UserInvalid("动态口令不正确，请核对手机验证器中的 6 位数字。")
+        user.password_hash = row.pending_password_hash
+        user.totp_secret = self.secrets.seal(user.id, secret)
+        user.totp_enabled_at = self.now()
+        user.totp_last_step = step  # the code that confirmed it cannot log in too
+        codes = new_recovery_codes()
+        user.recovery_codes = [_recovery_hash(c) for c in codes]
+        self._activated(session, row, client)
+        return codes
+
+    def _activated(self, session: Session, row: Activation, client: str) -> None:
+        """The link is used up (once: a conditional update, so two racing requests cannot both
+        use it); the account's sessions and tokens from before end."""
+        now = self.now()
+        used = session.execute(
+            update(Activation)
+            .where(Activation.id == row.id, Activation.used_at.is_(None))
+            .values(used_at=now, pending_password_hash=None, pending_totp_secret=None)
+            .execution_options(synchronize_session=False)
+        )
+        if not (isinstance(used, CursorResult) and used.rowcount == 1):
+            raise ActivationInvalid()
+        user = row.user
+        user.must_change_password = False
+        user.password_changed_at = now
+        end_all_sessions(session, user)
+        revoke_all_tokens(session, user, now)
+        record(
+            session,
+            Actor(user.id, user.display_name, user.unit_id, client),
+            "user.activate",
+            "user",
+            user.id,
+            now,
+            reason=row.reason,
+            link_by=row.created_by,
+            totp=user.totp_enabled_at is not None,
+        )
+        session.flush()
 
     def start_totp(self, session: Session, user: User) -> str:
         """A new TOTP secret for the user, not yet in force until confirmed with a code; returns the
@@ -379,11 +756,13 @@ class Accounts:
         """Turn the second factor on with a first code; returns the recovery codes (shown once) and
         a new session's token (the others end: a privilege change rotates the session)."""
         totp = self._totp(user)
-        if totp is None or not totp.verify(code.strip(), for_time=self.now(), valid_window=1):
+        step = None if totp is None else matching_step(totp, code, self.now())
+        if step is None:
             raise UserInvalid("动态口令不正确，请核对手机验证器中的 6 位数字。")
         codes = new_recovery_codes()
         user.recovery_codes = [_recovery_hash(c) for c in codes]
         user.totp_enabled_at = self.now()
+        user.totp_last_step = step
         end_all_sessions(session, user)
         record(
             session, Actor(user.id, user.display_name, user.unit_id), "auth.totp_enable", "user", user.id, self.now()
@@ -466,8 +845,13 @@ class Accounts:
         session.flush()
 
     def enroll_totp(self, session: Session, scope: Scope, user: User) -> tuple[str, list[str]]:
-        """The operator (``docsign user totp``) turns the second factor on for an account at once;
-        returns the secret's address and the recovery codes, to hand to the person."""
+        """The operator (``docsign user totp``) turns the second factor on for a staff account at
+        once; returns the secret's address and the recovery codes, to hand to the person. A signer
+        enrols their own at activation: nobody else may hold the second factor of a seal."""
+        if user.role == Role.SIGNER.value:
+            raise UserInvalid(
+                "签署人（单位负责人）的动态口令只能由本人在激活账号时开通；如需更换，请由教体局重置账号并把激活链接交给本人。"
+            )
         totp = self._new_totp(session, user)
         codes = new_recovery_codes()
         user.recovery_codes = [_recovery_hash(c) for c in codes]
@@ -477,15 +861,30 @@ class Accounts:
         return totp.provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER), codes
 
     def add_user(
-        self, session: Session, scope: Scope, *, username: str, password: str, display_name: str, role: str, unit: Unit
-    ) -> User:
-        """A bureau creates an account for one of its units."""
+        self,
+        session: Session,
+        scope: Scope,
+        *,
+        username: str,
+        password: str | None,
+        display_name: str,
+        role: str,
+        unit: Unit,
+    ) -> tuple[User, ActivationLink | None]:
+        """A bureau (or the operator) creates an account for one of its units. A signer's account,
+        and any account created without a password, gets no usable password: its holder sets one
+        (and the second factor) with the activation link returned, to hand over."""
         scope.require(Role.BUREAU)
         if unit.id not in scope.units:
             raise NotFoundForUser("未找到该单位。")
+        if role == Role.SIGNER.value and password is not None:
+            raise UserInvalid(
+                "签署人（单位负责人）账号不能由他人设定密码：创建后把激活链接交给本人，由本人设置密码并开通动态口令。"
+            )
         user = create_user(
             session, username=username, password=password, display_name=display_name, role=role, unit=unit
         )
+        link = self._activation_link(session, user, "create", self._by(scope)) if password is None else None
         record(
             session,
             scope.actor,
@@ -496,5 +895,6 @@ class Accounts:
             username=user.username,
             role=user.role,
             unit=unit.name,
+            activation=link is not None,
         )
-        return user
+        return user, link

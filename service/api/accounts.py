@@ -7,11 +7,17 @@ from fastapi import APIRouter, Request, Response
 from service.accounts import repository as accounts_repository
 from service.accounts.models import Role
 from service.accounts.schemas import (
+    ActivateConfirmIn,
+    ActivateIn,
+    ActivateOut,
+    ActivationInfo,
+    ActivationLinkOut,
     DelegationIn,
     DelegationOut,
     LoginIn,
+    LoginOut,
+    NewUserOut,
     PasswordIn,
-    ResetOut,
     TokenIn,
     TokenInfo,
     TokenOut,
@@ -33,6 +39,7 @@ from service.http.deps import (
     UserObj,
     clear_session_cookie,
     client_address,
+    optional_user,
     session_token,
     set_session_cookie,
 )
@@ -41,15 +48,19 @@ from service.units import repository as units_repository
 router = APIRouter(prefix="/api", tags=["登录与账号"])
 
 
-@router.post("/auth/login", response_model=UserOut, summary="用户名密码登录（设置会话 Cookie）")
-def login(body: LoginIn, request: Request, response: Response, services: ServicesDep, session: SessionDep) -> UserOut:
+@router.post(
+    "/auth/login",
+    response_model=LoginOut,
+    summary="用户名密码（和动态口令）登录，设置会话 Cookie；notes 为登录提醒（账号被重置、登录失败次数）",
+)
+def login(body: LoginIn, request: Request, response: Response, services: ServicesDep, session: SessionDep) -> LoginOut:
     client = client_address(request, services.settings)
-    user, token = services.accounts.sign_in(
+    signed = services.accounts.sign_in(
         session, client, body.username, body.password, previous=session_token(request, services.settings), otp=body.otp
     )
     session.commit()
-    set_session_cookie(response, token, services.settings)
-    return UserOut.of(user)
+    set_session_cookie(response, signed.token, services.settings)
+    return LoginOut.signed_in(signed.user, signed.notes)
 
 
 @router.post("/auth/logout", status_code=204, summary="退出登录")
@@ -99,10 +110,10 @@ def confirm_totp(
 
 @router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌（有效期 1 到 365 天）")
 def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
-    row, token = services.accounts.new_token(session, user, body.name, body.days)
+    row, token = services.accounts.new_token(session, user, body.name, body.days, body.access)
     session.commit()
     assert row.expires_at is not None
-    return TokenOut(id=row.id, token=token, name=body.name, expires_at=row.expires_at)
+    return TokenOut(id=row.id, token=token, name=body.name, expires_at=row.expires_at, access=row.access)
 
 
 @router.get("/auth/tokens", response_model=list[TokenInfo], summary="本人的 API 令牌")
@@ -119,13 +130,13 @@ def revoke_token(token: TokenObj, scope: ScopeDep, services: ServicesDep, sessio
 
 @router.post(
     "/users/{user_id}/reset-password",
-    response_model=ResetOut,
-    summary="重置账号密码（教体局）：返回一次性密码，对方登录后须立即修改",
+    response_model=ActivationLinkOut,
+    summary="重置账号（教体局）：清除密码和动态口令、吊销令牌，返回交给本人的一次性激活链接",
 )
-def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> ResetOut:
-    temporary = services.accounts.reset_password(session, scope, user)
+def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> ActivationLinkOut:
+    link = services.accounts.reset_password(session, scope, user)
     session.commit()
-    return ResetOut(temporary_password=temporary)
+    return ActivationLinkOut(activation_url=link.url, expires_at=link.expires_at)
 
 
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")
@@ -134,12 +145,17 @@ def list_users(scope: ScopeDep, session: SessionDep) -> list[UserOut]:
     return [UserOut.of(u) for u in accounts_repository.users(session, scope)]
 
 
-@router.post("/users", response_model=UserOut, status_code=201, summary="为单位创建账号（教体局）")
-def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
+@router.post(
+    "/users",
+    response_model=NewUserOut,
+    status_code=201,
+    summary="为单位创建账号（教体局）；签署人账号（及不设初始密码的账号）返回交给本人的一次性激活链接",
+)
+def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> NewUserOut:
     unit = units_repository.get(session, scope, body.unit_id)
     if unit is None:
         raise NotFoundForUser("未找到该单位。")
-    user = services.accounts.add_user(
+    user, link = services.accounts.add_user(
         session,
         scope,
         username=body.username,
@@ -149,7 +165,66 @@ def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: Sess
         unit=unit,
     )
     session.commit()
-    return UserOut.of(user)
+    activation = None if link is None else ActivationLinkOut(activation_url=link.url, expires_at=link.expires_at)
+    return NewUserOut(**UserOut.of(user).model_dump(), activation=activation)
+
+
+# --- activation: the holder of a new or reset account, with the link handed to them -------------
+
+
+def _activation_info(services: ServicesDep, session: SessionDep, token: str) -> ActivationInfo:
+    row = services.accounts.activation(session, token)
+    return ActivationInfo(
+        username=row.user.username,
+        display_name=row.user.display_name,
+        unit_name=row.user.unit.name,
+        role_title=UserOut.of(row.user).role_title,
+        expires_at=row.expires_at,
+        reason=row.reason,
+        totp_required=services.accounts.require_totp,
+        otpauth_uri=services.accounts.pending_activation_uri(row),
+    )
+
+
+@router.get("/activation/{token}", response_model=ActivationInfo, summary="激活链接对应的账号（不需登录）")
+def activation_info(token: str, services: ServicesDep, session: SessionDep) -> ActivationInfo:
+    return _activation_info(services, session, token)
+
+
+@router.post(
+    "/activation/{token}",
+    response_model=ActivateOut,
+    summary="激活账号第一步：本人设置密码；须用动态口令时返回验证器地址",
+)
+def activate(token: str, body: ActivateIn, request: Request, services: ServicesDep, session: SessionDep) -> ActivateOut:
+    signed_in = optional_user(request, services, session)
+    step = services.accounts.activate(
+        session, client_address(request, services.settings), token, body.password, signed_in
+    )
+    session.commit()
+    if step.otpauth_uri is None:
+        return ActivateOut(active=True, note="账号已激活，请用新密码登录。")
+    return ActivateOut(
+        active=False,
+        otpauth_uri=step.otpauth_uri,
+        note="用手机验证器扫描或输入此地址，再把显示的 6 位数字提交到 POST /api/activation/{token}/confirm。",
+    )
+
+
+@router.post(
+    "/activation/{token}/confirm",
+    response_model=TotpConfirmOut,
+    summary="激活账号第二步：输入验证器的 6 位数字，开通动态口令；返回恢复码（只显示一次）",
+)
+def confirm_activation(
+    token: str, body: ActivateConfirmIn, request: Request, services: ServicesDep, session: SessionDep
+) -> TotpConfirmOut:
+    signed_in = optional_user(request, services, session)
+    codes = services.accounts.confirm_activation(
+        session, client_address(request, services.settings), token, body.code, signed_in
+    )
+    session.commit()
+    return TotpConfirmOut(recovery_codes=codes)
 
 
 @router.get("/units/{unit_id}/delegations", response_model=list[DelegationOut], summary="单位的签署委托")

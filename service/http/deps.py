@@ -16,10 +16,10 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from service.accounts import repository as accounts_repository
-from service.accounts.errors import NotAuthenticated, PasswordChangeRequired
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TokenReadOnly
 from service.accounts.models import ApiToken, Delegation, User
 from service.accounts.scope import Scope
-from service.accounts.service import user_for_session, user_for_token
+from service.accounts.service import token_for
 from service.archive import repository as archive_repository
 from service.archive.models import Document
 from service.audit.service import record_apart
@@ -95,15 +95,18 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         writes = request.method not in READ_METHODS
-        user = user_for_token(session, auth[7:].strip(), now, writes=writes)
-        if user is None:
-            raise NotAuthenticated("API 令牌无效或已吊销。")
+        row = token_for(session, auth[7:].strip(), now, writes=writes)
+        if row is None:
+            raise NotAuthenticated("API 令牌无效、已过期或已吊销（修改密码、账号被重置都会使令牌作废）。")
+        if writes and row.access != "write":
+            session.rollback()
+            raise TokenReadOnly()
         if writes:
             session.commit()  # the token's last use, whatever becomes of the request's own work
-        return user
+        return row.user
     token = session_token(request, services.settings)
     if token:
-        return user_for_session(session, token, now)
+        return services.accounts.session_user(session, token)
     return None
 
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 
-from service.accounts.errors import AuthFailed, TooManyRequests, TotpNotEnrolled, TotpRequired
-from service.accounts.models import Role, User
+from service.accounts.errors import (
+    ActivationExpired,
+    ActivationInvalid,
+    ActivationSignedIn,
+    AuthFailed,
+    TooManyRequests,
+    TotpNotEnrolled,
+    TotpReplayed,
+    TotpRequired,
+)
+from service.accounts.models import ROLE_TITLES, Role, User
 from service.documents.stamp import qr_matrix
 from service.errors import DocsignError
 from service.http.deps import (
@@ -64,7 +74,7 @@ def login(
     if not errors:
         client = client_address(request, services.settings)
         try:
-            user, token = services.accounts.sign_in(
+            signed = services.accounts.sign_in(
                 session,
                 client,
                 username.strip(),
@@ -79,12 +89,14 @@ def login(
             errors["password"] = (
                 "用户名或密码错误，请重新输入。" if exc.message == AuthFailed.default_message else exc.message
             )
-        except (TotpRequired, TotpNotEnrolled) as exc:
+        except (TotpRequired, TotpNotEnrolled, TotpReplayed) as exc:
             errors["otp"] = exc.message
         else:
-            target = "/password" if user.must_change_password else _safe_next(next)
-            response = RedirectResponse(target, status_code=303)
-            set_session_cookie(response, token, services.settings)
+            target = "/password" if signed.user.must_change_password else _safe_next(next)
+            response: Response = RedirectResponse(target, status_code=303)
+            if signed.notes:  # the holder reads them before going on
+                response = render(request, "login_notes.html", signed.user, notes=signed.notes, target=target)
+            set_session_cookie(response, signed.token, services.settings)
             return response
     return render(request, "login.html", None, next=_safe_next(next), values={"username": username[:64]}, errors=errors)
 
@@ -182,3 +194,103 @@ def totp_confirm(
     response = render(request, "totp.html", user, uri=None, codes=codes, errors={})
     set_session_cookie(response, token, services.settings)
     return response
+
+
+# --- activation: the holder of a new or reset account, with the link handed to them -------------
+
+
+def _activation_page(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    token: str,
+    status_code: int = 200,
+    **context: object,
+) -> Response:
+    try:
+        row = services.accounts.activation(session, token)
+    except DocsignError as exc:
+        return render(request, "activate.html", None, problem=exc.message, status_code=exc.http_status)
+    uri = context.pop("uri", None) or services.accounts.pending_activation_uri(row)
+    info = {
+        "username": row.user.username,
+        "display_name": row.user.display_name,
+        "unit_name": row.user.unit.name,
+        "role_title": ROLE_TITLES.get(Role(row.user.role), row.user.role),
+        "reason": row.reason,
+        "totp_required": services.accounts.require_totp,
+    }
+    expires = row.expires_at.astimezone(zoneinfo.ZoneInfo(services.settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
+    context.setdefault("errors", {})
+    return render(
+        request,
+        "activate.html",
+        None,
+        status_code=status_code,
+        token=token,
+        info=info,
+        expires=expires,
+        uri=uri,
+        qr=qr_svg(str(uri)) if uri else None,
+        codes=None,
+        active=False,
+        problem=None,
+        **context,
+    )
+
+
+@router.get("/activate/{token}")
+def activate_page(request: Request, services: ServicesDep, session: SessionDep, token: str) -> Response:
+    return _activation_page(request, services, session, token)
+
+
+@router.post("/activate/{token}")
+def activate(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    token: str,
+    password: Annotated[str, Form()] = "",
+    password_again: Annotated[str, Form()] = "",
+) -> Response:
+    """Step one: the password (and, where a second factor is required, a new secret to enrol)."""
+    if password != password_again:
+        return _activation_page(
+            request, services, session, token, 422, errors={"password_again": "两次输入的密码不一致。"}
+        )
+    signed_in = optional_user(request, services, session)
+    try:
+        step = services.accounts.activate(
+            session, client_address(request, services.settings), token, password, signed_in
+        )
+        session.commit()
+    except (ActivationInvalid, ActivationExpired, ActivationSignedIn) as exc:
+        session.rollback()
+        return render(request, "activate.html", None, problem=exc.message, status_code=exc.http_status)
+    except DocsignError as exc:
+        session.rollback()
+        return _activation_page(request, services, session, token, 422, errors={"password": exc.message})
+    if step.otpauth_uri is None:
+        return render(request, "activate.html", None, active=True, codes=None, problem=None)
+    return _activation_page(request, services, session, token, uri=step.otpauth_uri)
+
+
+@router.post("/activate/{token}/confirm")
+def activate_confirm(
+    request: Request, services: ServicesDep, session: SessionDep, token: str, code: Annotated[str, Form()] = ""
+) -> Response:
+    """Step two: the first code turns the second factor on and the account is active; the recovery
+    codes are shown once."""
+    signed_in = optional_user(request, services, session)
+    try:
+        codes = services.accounts.confirm_activation(
+            session, client_address(request, services.settings), token, code, signed_in
+        )
+        session.commit()
+    except (ActivationInvalid, ActivationExpired, ActivationSignedIn) as exc:
+        session.rollback()
+        return render(request, "activate.html", None, problem=exc.message, status_code=exc.http_status)
+    except DocsignError as exc:
+        session.rollback()
+        return _activation_page(request, services, session, token, 422, errors={"code": exc.message})
+    return render(request, "activate.html", None, codes=codes, active=True, problem=None)

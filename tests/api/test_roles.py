@@ -35,8 +35,9 @@ from tests.api.conftest import PASSWORD, Service, running_service, setup_licheng
 from tests.rosters.roster_data import rows
 from tests.rosters.roster_data import xlsx as roster_xlsx
 
-#: Routes nobody owns: signing in and out, and the public verification pages.
-PUBLIC = re.compile(r"^/(api/auth/(login|logout)|login|logout|v(/.*)?)$")
+#: Routes nobody owns: signing in and out, the public verification pages, and the activation links
+#: (their token is the authority; a browser signed in to any account is refused there).
+PUBLIC = re.compile(r"^/(api/auth/(login|logout)|login|logout|v(/.*)?|api/activation/.*|activate/.*)$")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 #: Every account of the district but the school's own, then the school's own last (it may close the case).
@@ -124,12 +125,11 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
         "CampaignIn": {"name": "新任务", "year": 2024, "deadline": _future(service, 3) + "T16:00"},
         "UserIn": {
             "username": "walker-new",
-            "password": "walker-password-1",
             "display_name": "新账号",
             "role": "unit_signer",
             "unit_id": units["WSR-SH"],
         },
-        "TokenIn": {"name": "对接"},
+        "TokenIn": {"name": "对接", "access": "read"},
         "DelegationIn": {"user_id": 0, "starts_on": today, "ends_on": _future(service, 7), "reason": "校长外出学习"},
         # one's own password and second factor: a wrong current password and code keep the walk signed in
         "PasswordIn": {"current_password": "not-my-password", "new_password": "another-long-secret-1"},

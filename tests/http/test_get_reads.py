@@ -106,8 +106,17 @@ def test_no_get_route_writes(tmp_path: Path) -> None:
 
         # a month on: the recurring campaign's next period is due, and nobody has opened it yet
         service.clock.advance(dt.timedelta(days=31))
+        # a signer's account waiting for activation: its link's page and answer are read by anyone
+        service.login("bureau")
+        made = c.post(
+            "/api/users",
+            json={"username": "xx-new-head", "display_name": "新负责人", "role": "unit_signer", "unit_id": xx},
+        )
+        assert made.status_code == 201, made.text
+        activation = made.json()["activation"]["activation_url"].rsplit("/", 1)[-1]
 
         values: dict[str, Any] = {
+            "token": activation,
             "unit_id": xx,
             "school_id": xx,
             "campaign_id": cid,

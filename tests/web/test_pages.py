@@ -40,7 +40,9 @@ def test_login_form_says_what_is_wrong_next_to_the_field_and_signs_in(tmp_path: 
         r = c.post(
             "/login", data={"username": "bureau", "password": PASSWORD, "next": "/campaigns"}, follow_redirects=False
         )
-        assert r.status_code == 303 and r.headers["location"] == "/campaigns"
+        # signed in, and first told of the failure since the last login, with the way on
+        assert r.status_code == 200 and "登录提醒" in r.text and "1 次登录失败" in r.text
+        assert 'href="/campaigns"' in r.text
         assert SESSION_COOKIE in c.cookies
         c.cookies.clear()
 
@@ -174,6 +176,105 @@ def test_a_signer_turns_on_the_second_factor_from_the_pages(tmp_path: Path) -> N
         c.cookies.clear()
         r = c.post("/api/auth/login", json={"username": "wsr-sh-head", "password": PASSWORD})
         assert r.status_code == 401 and r.json()["code"] == "TOTP_REQUIRED"
+
+
+def test_a_principal_activates_their_account_on_the_pages_and_is_told_of_a_reset(tmp_path: Path) -> None:
+    """The activation page (a phone's width, Chinese): password, then the second factor by QR code,
+    then the recovery codes once; the link is used up; a reset sends the principal through it again,
+    and their next login shows who reset the account and when before going on."""
+    import pyotp
+    from fastapi.testclient import TestClient
+
+    with running_service(tmp_path, require_totp=True) as service:
+        bootstrap_bureau(service)
+        c = service.client
+        from sqlalchemy import select as sql_select
+
+        from service.accounts.models import User
+        from service.accounts.scope import Scope
+
+        with service.state.db.session() as s:
+            bureau = s.scalars(sql_select(User).where(User.username == "bureau")).one()
+            uri, _ = service.state.accounts.enroll_totp(s, Scope.operator(s, bureau.unit), bureau)
+            s.commit()
+        staff_totp = pyotp.parse_uri(uri)
+
+        def bureau_in() -> None:
+            service.clock.advance(dt.timedelta(seconds=30))
+            c.cookies.clear()
+            r = c.post(
+                "/api/auth/login",
+                json={"username": "bureau", "password": PASSWORD, "otp": staff_totp.at(service.clock.now())},
+            )
+            assert r.status_code == 200, r.text
+            c.headers["X-CSRF-Token"] = c.cookies["docsign_csrf"]
+
+        bureau_in()
+        unit_id = c.get("/api/auth/me").json()["unit_id"]
+        made = c.post(
+            "/api/users",
+            json={"username": "sh-head", "display_name": "赵明", "role": "unit_signer", "unit_id": unit_id},
+        )
+        path = made.json()["activation"]["activation_url"].removeprefix(service.settings.public_base_url)
+        phone = TestClient(c.app)
+        html = {"accept": "text/html"}
+        page = phone.get(path, headers=html)
+        assert page.status_code == 200 and "赵明" in page.text and "sh-head" in page.text
+        assert 'name="viewport" content="width=device-width' in page.text and "只能使用一次" in page.text
+        mismatch = phone.post(
+            path, data={"password": "zhao-own-secret-1", "password_again": "zhao-own-secret-2"}, headers=html
+        )
+        assert mismatch.status_code == 422 and "不一致" in mismatch.text
+        step = phone.post(
+            path, data={"password": "zhao-own-secret-1", "password_again": "zhao-own-secret-1"}, headers=html
+        )
+        assert step.status_code == 200 and "开通动态口令" in step.text
+        found = re.search(r"otpauth://[^<\s]+", step.text)
+        assert found is not None and read_qr_svg(step.text) == html_unescape(found.group(0))
+        totp = pyotp.parse_uri(html_unescape(found.group(0)))
+        assert phone.get(path, headers=html).text.count("otpauth://") >= 1  # reopened: the same secret waits
+        wrong = phone.post(path + "/confirm", data={"code": "12345x"}, headers=html)
+        assert wrong.status_code == 422 and "动态口令不正确" in wrong.text
+        done = phone.post(path + "/confirm", data={"code": totp.at(service.clock.now())}, headers=html)
+        assert done.status_code == 200 and "账号已激活" in done.text
+        assert len(re.findall(r"[0-9a-f]{6}-[0-9a-f]{6}", done.text)) == 10
+        used = phone.get(path, headers=html)
+        assert used.status_code == 404 and "已经用过" in used.text
+
+        # reset by the bureau; activated again; the next login shows the reset before going on
+        bureau_in()
+        with service.state.db.session() as s:
+            signer_id = s.scalars(sql_select(User.id).where(User.username == "sh-head")).one()
+        again = c.post(f"/api/users/{signer_id}/reset-password").json()["activation_url"]
+        again_path = again.removeprefix(service.settings.public_base_url)
+        page = phone.get(again_path, headers=html)
+        assert "已被教体局重置" in page.text
+        step = phone.post(
+            again_path, data={"password": "zhao-own-secret-3", "password_again": "zhao-own-secret-3"}, headers=html
+        )
+        found = re.search(r"otpauth://[^<\s]+", step.text)
+        assert found is not None
+        totp = pyotp.parse_uri(html_unescape(found.group(0)))
+        assert (
+            phone.post(again_path + "/confirm", data={"code": totp.at(service.clock.now())}, headers=html).status_code
+            == 200
+        )
+        service.clock.advance(dt.timedelta(seconds=30))
+        phone.cookies.clear()
+        notes = phone.post(
+            "/login",
+            data={
+                "username": "sh-head",
+                "password": "zhao-own-secret-3",
+                "otp": totp.at(service.clock.now()),
+                "next": "/sign",
+            },
+            headers=html,
+            follow_redirects=False,
+        )
+        assert notes.status_code == 200 and "登录提醒" in notes.text
+        assert "被 韩玮玮（济南市历城区教育和体育局） 重置" in notes.text and 'href="/sign"' in notes.text
+        assert phone.get("/api/auth/me").json()["username"] == "sh-head"  # signed in behind the notes
 
 
 def read_qr_svg(page: str) -> str:
