@@ -844,14 +844,14 @@ def audit_verify() -> None:
         finally:
             db.dispose()
     ok = report.ok and checked.ok
-    if report.ok:
+    if ok:
+        out.print(f"审计日志完整：共 {report.events} 条记录，哈希链无断点。")
+    elif report.ok:
         out.print(f"审计日志的哈希链完整：共 {report.events} 条记录，无断点。")
     else:
         where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
         out.print(f"[bold red]审计日志被改动[/]：{where}{report.reason}。", highlight=False)
     _print_checkpoint(checked)
-    if ok:
-        out.print("审计日志完整。")
     raise typer.Exit(0 if ok else 1)
 
 
@@ -894,14 +894,14 @@ def access_verify() -> None:
         finally:
             db.dispose()
     ok = report.ok and checked.ok
-    if report.ok:
+    if ok:
+        out.print(f"访问日志完整：共 {report.events} 条记录，哈希链无断点。")
+    elif report.ok:
         out.print(f"访问日志的哈希链完整：共 {report.events} 条记录，无断点。")
     else:
         where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
         out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
     _print_checkpoint(checked)
-    if ok:
-        out.print("访问日志完整。")
     raise typer.Exit(0 if ok else 1)
 
 

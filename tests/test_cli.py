@@ -426,12 +426,12 @@ def test_cli_roster_import_at_one_in_the_morning_is_dated_that_day(tmp_path: Pat
                 (str(cli_roster.id), ["file", "kind", "rows", "skipped"]),
             ]
             assert [e.unit_id for e in imports] == [api_roster.issuer_id, cli_roster.issuer_id]
-            dates = s.scalars(
-                select(Document.fields)
+            issued = s.scalars(
+                select(Document)
                 .join(RosterEntry, RosterEntry.document_id == Document.id)
                 .where(RosterEntry.roster_id == cli_roster.id)
-            ).all()
-            assert len(dates) == 6 and {f["issue_date"] for f in dates} == {day.isoformat()}
+            ).all()  # fields are sealed in the row: read through the model
+            assert len(issued) == 6 and {d.fields["issue_date"] for d in issued} == {day.isoformat()}
 
 
 def test_a_notice_issued_now_is_genuine_in_twelve_years_with_the_scheduled_upkeep_run_by_hand(tmp_path: Path) -> None:

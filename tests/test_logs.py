@@ -3,6 +3,7 @@ an ID number or a phone number, whatever a message or a traceback holds."""
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
@@ -44,7 +45,7 @@ def test_json_lines_carry_the_request_and_the_job_and_no_personal_data() -> None
         finally:
             logs.job_id.reset(job)
             logs.request_id.reset(request)
-        log.warning("outside a request")
+        contextvars.Context().run(log.warning, "outside a request")  # no request, no job: nothing of theirs
     finally:
         logs.configure(json_lines=False, level=logging.WARNING)
     first, second, third = (json.loads(line) for line in out.getvalue().splitlines())

@@ -355,6 +355,7 @@ class EmbeddedRunner(RunnerBase):
     def _run(self, job_id: int) -> None:
         assert self._context is not None, "runner not bound to the services"
         outcome: tuple[str, str | None, str | None] = ("done", None, None)
+        logged = logs.job_id.set(job_id)  # this thread's log lines name the job while it runs
         try:
             with self.db.session() as s:
                 job = s.get(Job, job_id)
@@ -363,7 +364,6 @@ class EmbeddedRunner(RunnerBase):
                 if job.attempts > 1 and self._on_takeover is not None:
                     self._on_takeover(s, job_id)  # what the run that died had half done
                 s.commit()
-                logs.job_id.set(job_id)  # this thread's log lines name the job from here on
                 ctx = self._context(s, job_id)
                 ctx.report = lambda done, total, stage: self._report(job_id, done, total, stage)
                 ctx.heartbeat = lambda: self._heartbeat(job_id)
@@ -386,6 +386,7 @@ class EmbeddedRunner(RunnerBase):
                     done = self._finished.setdefault(job_id, threading.Event())
                 done.set()
                 self._wake.set()
+                logs.job_id.reset(logged)
 
     def _finish(self, job_id: int, status: str, code: str | None, message: str | None) -> None:
         values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None}
