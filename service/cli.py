@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -831,6 +831,13 @@ app.add_typer(audit_app, name="audit")
 def audit_verify() -> None:
     """逐条核对审计日志的哈希链，并与归档中最近的检查点比对（末尾的记录被整段删除时也能发现）；有问题时退出码为 1。"""
     from service.audit.service import verify_chain
+
+    _verify_log("审计日志", verify_chain)
+
+
+def _verify_log(title: str, verify: Callable[[Any], Any]) -> None:
+    """Check a chained log (the audit or the access log) and both logs against the latest
+    checkpoint; exit 1 on any problem."""
     from service.db.session import Database
 
     with _errors():
@@ -839,18 +846,18 @@ def audit_verify() -> None:
         try:
             db.migrate()  # a database never served has no tables yet (and no entries)
             with db.session() as session:
-                report = verify_chain(session)
+                report = verify(session)
                 checked = _checkpoint_report(settings, session)
         finally:
             db.dispose()
     ok = report.ok and checked.ok
     if ok:
-        out.print(f"审计日志完整：共 {report.events} 条记录，哈希链无断点。")
+        out.print(f"{title}完整：共 {report.events} 条记录，哈希链无断点。")
     elif report.ok:
-        out.print(f"审计日志的哈希链完整：共 {report.events} 条记录，无断点。")
+        out.print(f"{title}的哈希链完整：共 {report.events} 条记录，无断点。")
     else:
         where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
-        out.print(f"[bold red]审计日志被改动[/]：{where}{report.reason}。", highlight=False)
+        out.print(f"[bold red]{title}被改动[/]：{where}{report.reason}。", highlight=False)
     _print_checkpoint(checked)
     raise typer.Exit(0 if ok else 1)
 
@@ -879,30 +886,10 @@ app.add_typer(access_app, name="access")
 
 @access_app.command("verify")
 def access_verify() -> None:
-    """逐条核对访问日志的哈希链；有记录被改动或删除时退出码为 1。"""
+    """逐条核对访问日志的哈希链，并与归档中最近的检查点比对；有记录被改动或删除时退出码为 1。"""
     from service.audit.access import verify_access_chain
-    from service.db.session import Database
 
-    with _errors():
-        settings = _settings()
-        db = Database(settings)
-        try:
-            db.migrate()
-            with db.session() as session:
-                report = verify_access_chain(session)
-                checked = _checkpoint_report(settings, session)
-        finally:
-            db.dispose()
-    ok = report.ok and checked.ok
-    if ok:
-        out.print(f"访问日志完整：共 {report.events} 条记录，哈希链无断点。")
-    elif report.ok:
-        out.print(f"访问日志的哈希链完整：共 {report.events} 条记录，无断点。")
-    else:
-        where = f"第 {report.first_bad_id} 号记录" if report.first_bad_id is not None else ""
-        out.print(f"[bold red]访问日志被改动[/]：{where}{report.reason}。", highlight=False)
-    _print_checkpoint(checked)
-    raise typer.Exit(0 if ok else 1)
+    _verify_log("访问日志", verify_access_chain)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="个人信息的保存期限：按期删除学生与监护人的个人信息。")

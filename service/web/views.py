@@ -95,30 +95,3 @@ def page_png(pdf: Path, page: int, temp_root: Path | None, width: int = 900) -> 
         except (OSError, subprocess.SubprocessError) as exc:
             raise ConversionError("无法生成文书页面的图片，请直接下载 PDF 阅读。") from exc
         return Path(str(out) + ".png").read_bytes()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    try:
-        subprocess.run(
-            [
-                "pdftoppm",
-                "-png",
-                "-singlefile",
-                "-f",
-                str(page),
-                "-l",
-                str(page),
-                "-scale-to-x",
-                str(width),
-                "-scale-to-y",
-                "-1",
-                str(pdf),
-                str(tmp),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConversionError("无法生成文书页面的图片，请直接下载 PDF 阅读。") from exc
-    Path(str(tmp) + ".png").replace(out)
-    return out
