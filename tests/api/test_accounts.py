@@ -43,9 +43,17 @@ def _enrol_bureau(service: Service) -> pyotp.TOTP:
     return totp
 
 
+def _next_window(service: Service) -> None:
+    """The clock moves to one second past the start of the next 30-second window, so that the
+    steps that follow are not carried into another window by the real seconds the test takes
+    (the test clock is the wall clock plus an offset)."""
+    now = service.clock.now().timestamp()
+    service.clock.advance(dt.timedelta(seconds=30 - now % 30 + 1))
+
+
 def _next_code(service: Service, totp: pyotp.TOTP) -> str:
-    """A code of a step not used yet: the clock moves to the next 30-second window."""
-    service.clock.advance(dt.timedelta(seconds=30))
+    """A code of a step not used yet."""
+    _next_window(service)
     return totp.at(service.clock.now())
 
 
@@ -74,6 +82,7 @@ def _holder_activates(service: Service, url: str, password: str = PRINCIPAL_PASS
     assert r.status_code == 200 and r.json()["active"] is False, r.text
     totp = pyotp.parse_uri(r.json()["otpauth_uri"])
     assert isinstance(totp, pyotp.TOTP)
+    _next_window(service)
     r = phone.post(f"/api/activation/{token}/confirm", json={"code": totp.at(service.clock.now())})
     assert r.status_code == 200 and len(r.json()["recovery_codes"]) == 10, r.text
     return totp
@@ -105,7 +114,7 @@ def test_everyone_needs_a_second_factor_and_a_code_works_once(tmp_path: Path) ->
         assert [e.actor for e in _actions(service, "auth.totp_replay")] == ["bureau"]
         # an earlier step's code, still inside the window, is a replay too
         service.clock.advance(dt.timedelta(seconds=30))
-        earlier = totp.at(service.clock.now() - dt.timedelta(seconds=30))
+        earlier = totp.at(service.clock.now() - dt.timedelta(seconds=30))  # the window before: `code`'s
         assert earlier == code and _login(service, "bureau", otp=earlier)["code"] == "TOTP_REPLAYED"
         assert _login(service, "bureau", otp=totp.at(service.clock.now()))["status"] == 200
 
