@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +32,9 @@ from service.http import ops
 from service.http.csrf import csrf_protect
 from service.settings import Settings, get_settings
 from service.web.common import LoginRequired, error_page, login_redirect
+
+if TYPE_CHECKING:
+    from service.documents.convert import Converter
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "web" / "static"
@@ -57,18 +61,28 @@ def _error(exc: DocsignError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    warm: bool = True,
+    converter: Converter | None = None,
+) -> FastAPI:
+    """The app. ``warm`` starts LibreOffice and the upload checkers in the background as it
+    starts, so that the first issue and the first upload do not wait for them; without it (a
+    test's short-lived app) each starts when first needed. ``converter`` shares a warm
+    LibreOffice pool that outlives the app (tests)."""
     settings = settings or get_settings()
     settings.check_ready()
     clock = clock or SYSTEM_CLOCK
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings, clock)
+        services = Services.build(settings, clock, converter=converter)
         services.start()
         app.state.service = services
-        # Start soffice now, in the background, so the first issue does not wait for it.
-        threading.Thread(target=_warm, args=(services,), daemon=True).start()
+        if warm:
+            threading.Thread(target=_warm, args=(services,), daemon=True).start()
         try:
             yield
         finally:
@@ -276,3 +290,7 @@ def _warm(services: Services) -> None:
         services.engine.converter.warm_up()
     except DocsignError as exc:  # reported again, with the same message, when a conversion is attempted
         log.warning("LibreOffice did not start: %s", exc.message)
+    try:
+        services.upload_verifier.warm()
+    except OSError as exc:  # likewise: tried again at the first upload
+        log.warning("upload checkers did not start: %s", exc)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from service.clock import Clock
 from service.container import Services
-from service.documents.convert import Converter, ConverterConfig
+from service.documents.convert import Converter
 from service.documents.pipeline import DocumentEngine
 from service.pki.store import Pki
 from service.pki.token import TokenSettings
@@ -119,10 +119,11 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TokenSettings:
 
 
 @pytest.fixture(scope="session")
-def converter(settings: Settings) -> Iterator[Converter]:
-    c = Converter(ConverterConfig(settings.soffice_path, settings.uno_python, timeout=120))
-    yield c
-    c.close()
+def converter() -> Converter:
+    """The test process's one warm LibreOffice pool (closed as the process exits)."""
+    from tests.api.conftest import shared_converter
+
+    return shared_converter()
 
 
 @pytest.fixture(scope="session")

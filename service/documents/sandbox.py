@@ -179,11 +179,16 @@ class _Worker:
         self.process.join(5)
         self.conn.close()
 
-    def stop(self) -> None:
-        """Ask the worker to exit; kill it if it does not (a closed pipe means it already died)."""
-        with suppress(OSError):
+    def ask_to_stop(self) -> None:
+        with suppress(OSError):  # a closed pipe: it already died
             self.conn.send(None)
-        self.process.join(2)
+
+    def stop(self) -> None:
+        """Ask the worker to exit; kill it if it does not. One still starting (importing the
+        checker, not yet reading its pipe) holds no job: it is killed at once."""
+        self.ask_to_stop()
+        if self.ready or self.conn.poll(0):
+            self.process.join(2)
         self.kill()
 
 
@@ -211,8 +216,20 @@ class UploadVerifier:
         self._in_line = 0
         self._count = threading.Lock()
         self._closed = False
-        for _ in range(workers):
-            self._idle.put(self._spawn())
+        #: Workers are started by :meth:`warm` (a server does at start, in the background) or by
+        #: the first upload: a process that never checks an upload never imports the checker.
+        self._workers = workers
+        self._warmed = False
+        self._warming = threading.Lock()
+
+    def warm(self) -> None:
+        """Start the workers now, so that the first upload finds them ready."""
+        with self._warming:
+            if self._warmed or self._closed:
+                return
+            self._warmed = True
+            for _ in range(self._workers):
+                self._idle.put(self._spawn())
 
     def _spawn(self) -> _Worker:
         return _Worker(self._context, self.limits.memory_bytes)
@@ -260,6 +277,9 @@ class UploadVerifier:
 
     def _run(self, pdf: bytes, job: _Job) -> VerificationReport:
         limits = job.limits
+        if not self._warmed:
+            with suppress(OSError):
+                self.warm()
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:  # a replacement failed to start earlier: try again now
@@ -293,12 +313,18 @@ class UploadVerifier:
 
     def close(self) -> None:
         """Stop the workers (idle ones at once; a busy one is stopped by its caller's limits)."""
-        self._closed = True
+        with self._warming:
+            self._closed = True
+        idle: list[_Worker] = []
         while True:
             try:
-                self._idle.get_nowait().stop()
+                idle.append(self._idle.get_nowait())
             except queue.Empty:
-                return
+                break
+        for worker in idle:  # all told first, then each waited for: they exit together
+            worker.ask_to_stop()
+        for worker in idle:
+            worker.stop()
 
 
 def _refused(pdf: bytes, problem: Problem, now: dt.datetime) -> VerificationReport:

@@ -3,8 +3,12 @@ a PKI made for the test, and a clock the test can move forward."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +25,14 @@ from service.app import create_app
 from service.clock import Clock
 from service.container import Services
 from service.db.session import Database
+from service.documents.convert import Converter, ConverterConfig
+from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
 from service.units.models import Unit
+from tests.conftest import TEST_KDF_ROUNDS
 
 PASSWORD = "test-password-1"
+PKI_PASSPHRASE = "api-test-passphrase"
 
 
 @dataclass
@@ -69,24 +77,67 @@ def csrf_cookie(client: TestClient) -> str:
     raise AssertionError("the login set no CSRF cookie")
 
 
-@contextmanager
-def running_service(
-    tmp: Path, database_url: str = "", middleware: Sequence[type] = (), **overrides: Any
-) -> Iterator[Service]:
-    settings = Settings(
+_template_lock = threading.Lock()
+_template: list[Path] = []
+
+
+def pki_template() -> Path:
+    """A local PKI (root, issuing CA, TSA) made once per test process, whose certs folder each
+    running service starts from a copy of: making one costs three RSA keys, about a second, in
+    every test. A copy, so that a test whose clock rolls its TSA over changes only its own."""
+    with _template_lock:
+        if not _template:
+            folder = Path(tempfile.mkdtemp(prefix="docsign-pki-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            Pki.from_settings(_settings(folder)).init()
+            _template.append(folder / "certs")
+        return _template[0]
+
+
+def _settings(tmp: Path, database_url: str = "", **overrides: Any) -> Settings:
+    return Settings(
         data_dir=tmp / "var",
         certs_dir=tmp / "certs",
         templates_dir=PROJECT_ROOT / "templates",
         schemas_dir=PROJECT_ROOT / "schemas",
         database_url=database_url,
         public_base_url="https://kcbx.example.edu.cn",
-        pki_passphrase="api-test-passphrase",  # type: ignore[arg-type]
+        pki_passphrase=PKI_PASSPHRASE,  # type: ignore[arg-type]
+        pki_kdf_rounds=overrides.pop("pki_kdf_rounds", TEST_KDF_ROUNDS),
         verify_rate_per_minute=overrides.pop("verify_rate_per_minute", 10_000),
         login_rate_per_minute=overrides.pop("login_rate_per_minute", 10_000),
         **overrides,
     )
+
+
+_converters: list[Converter] = []
+
+
+def shared_converter() -> Converter:
+    """One warm LibreOffice pool per test process, shared by every running service and the
+    session's engine (as a server shares its pool between requests): starting soffice costs
+    seconds, and most tests convert a few documents."""
+    with _template_lock:
+        if not _converters:
+            settings = Settings()
+            config = ConverterConfig(settings.soffice_path, settings.uno_python, timeout=120)
+            _converters.append(Converter(config))
+            atexit.register(_converters[0].close)
+        return _converters[0]
+
+
+@contextmanager
+def running_service(
+    tmp: Path, database_url: str = "", middleware: Sequence[type] = (), *, warm: bool = False, **overrides: Any
+) -> Iterator[Service]:
+    """The app over a test's own folder; LibreOffice and the upload checkers start when first
+    needed (``warm`` starts them with the app, as a server does)."""
+    settings = _settings(tmp, database_url, **overrides)
+    if not any(key.startswith(("pki_", "certs_")) for key in overrides) and not settings.certs_dir.exists():
+        shutil.copytree(pki_template(), settings.certs_dir)
     clock = Clock()
-    app = create_app(settings, clock)
+    own_office = any(key.startswith(("soffice", "uno_", "conver")) for key in overrides)
+    app = create_app(settings, clock, warm=warm, converter=None if own_office else shared_converter())
     for m in middleware:  # outermost, around the app's own
         app.add_middleware(m)
     with TestClient(app) as client:
