@@ -26,7 +26,7 @@ from service.pki.token import TokenSettings
 from service.settings import PROJECT_ROOT, Settings
 from service.storage.local import LocalArchive
 from tests import checks, sheet_shapes
-from tests.databases import postgres_database
+from tests.databases import migrated_sqlite, postgres_database
 
 if TYPE_CHECKING:
     from devtools.seaweedfs import SeaweedFS
@@ -162,6 +162,19 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
             yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Like ``database_url``, with the newest schema already in place (a copy of a database
+    migrated once per test process): the SQLite file in the test's ``var/``, or its own
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        migrated_sqlite(tmp_path / "var" / "docsign.sqlite3")
+        yield ""
+    else:
+        with postgres_database(migrated=True) as url:
+            yield url
+
+
 @contextmanager
 def built_services(tmp_path: Path, settings: Settings, converter: Converter, database_url: str) -> Iterator[Services]:
     """The service's use cases over a real database, a fresh archive, the session's PKI and
@@ -180,14 +193,14 @@ def built_services(tmp_path: Path, settings: Settings, converter: Converter, dat
 
 @pytest.fixture()
 def services(
-    tmp_path: Path, settings: Settings, pki: Pki, converter: Converter, database_url: str
+    tmp_path: Path, settings: Settings, pki: Pki, converter: Converter, migrated_database_url: str
 ) -> Iterator[Services]:
     """Services on SQLite and on PostgreSQL (each test that takes it runs twice), over a copy of the
     session's PKI: a test that moves its clock on may have its scheduled upkeep roll the TSA over on
     that day, which must never leave the next test a TSA whose certificate starts in the future."""
     own = settings.model_copy(update={"certs_dir": tmp_path / "certs"})
     shutil.copytree(pki.dir, own.certs_dir)
-    with built_services(tmp_path, own, converter, database_url) as built:
+    with built_services(tmp_path, own, converter, migrated_database_url) as built:
         yield built
 
 
@@ -209,14 +222,25 @@ REDIS_FILES = (
 )
 
 
+#: Test files whose tests share a module-scoped fixture (a signed document, 50 archive timestamps,
+#: an installed copy of the project): each goes to one worker whole, so that the fixture is made
+#: once rather than again for every test that worker runs between two of another file's.
+SHARED_FIXTURE_FILES = frozenset(
+    path.relative_to(PROJECT_ROOT).as_posix()
+    for path in (PROJECT_ROOT / "tests").rglob("test_*.py")
+    if 'scope="module"' in path.read_text(encoding="utf-8")
+)
+
+
 def work_unit(nodeid: str) -> str:
     """What pytest-xdist sends to one worker as a whole: the Redis files together, each browser
-    module on its own (its tests walk one story on one demo server, in order), any other test alone."""
+    module on its own (its tests walk one story on one demo server, in order), each file with a
+    module-scoped fixture on its own, any other test alone."""
     path = nodeid.split("::", 1)[0]
     name = path.rsplit("/", 1)[-1]
     if path in REDIS_FILES:
         return "redis"
-    if "browser" in name:
+    if "browser" in name or path in SHARED_FIXTURE_FILES:
         return path
     return nodeid
 

@@ -24,6 +24,7 @@ from service.rosters.models import Roster, RosterEntry
 from service.settings import Settings
 from tests import checks
 from tests.api.conftest import Service, running_service, setup_licheng, signature_data_url
+from tests.conftest import TEST_KDF_ROUNDS
 from tests.documents.test_sign import handwriting
 from tests.rosters.roster_data import rows, xlsx
 from tests.validators import bouncy_castle
@@ -39,13 +40,16 @@ def home(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``docsign ARGS`` in ``home``, with the tests' environment and ``env`` on top of it."""
     env = {
         **os.environ,
         "DOCSIGN_DATA_DIR": str(home / "var"),
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
         "COLUMNS": "120",
+        **(env or {}),
     }
     return subprocess.run([DOCSIGN, *args], cwd=home, env=env, capture_output=True, text=True, timeout=300)
 
@@ -171,6 +175,7 @@ def test_serve_starts_with_the_demo_district_and_audit_verify(home: Path) -> Non
         **os.environ,
         "DOCSIGN_DATA_DIR": str(home / "serve-var"),
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "COLUMNS": "160",
     }
     proc = subprocess.Popen(
@@ -239,6 +244,7 @@ def _cli(service_settings: Settings, *args: str, faketime: str | None = None) ->
         **os.environ,
         "DOCSIGN_DATA_DIR": str(service_settings.data_dir),
         "DOCSIGN_CERTS_DIR": str(service_settings.certs_dir),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "DOCSIGN_PUBLIC_BASE_URL": service_settings.public_base_url,
         "DOCSIGN_PKI_PASSPHRASE": service_settings.pki_passphrase.get_secret_value(),
         "COLUMNS": "160",
@@ -580,13 +586,9 @@ def test_error_lines_say_where_with_what_is_known_and_never_none() -> None:
 
 
 def test_the_root_key_exported_at_init_is_asked_for_by_a_rollover_only(home: Path) -> None:
-    passphrase = {"DOCSIGN_ROOT_KEY_PASSPHRASE": "root-key-kept-in-the-safe"}
-    os.environ.update(passphrase)
-    try:
-        init = run(home, "init", "--export-root-key", "root-offline.key")
-    finally:
-        for name in passphrase:
-            os.environ.pop(name)
+    # production's key-file rounds here (the tests' environment lowers them): `pki status` shows them
+    production = {"DOCSIGN_ROOT_KEY_PASSPHRASE": "root-key-kept-in-the-safe", "DOCSIGN_PKI_KDF_ROUNDS": "600000"}
+    init = run(home, "init", "--export-root-key", "root-offline.key", env=production)
     assert init.returncode == 0, init.stderr
     assert "根证书私钥已导出到 root-offline.key" in init.stdout
     assert not (home / "certs" / "root" / "ca.key").exists()
@@ -771,6 +773,7 @@ def test_add_user_gives_a_signer_an_activation_link_and_no_password(home: Path) 
             **os.environ,
             "DOCSIGN_DATA_DIR": str(home / "var"),
             "DOCSIGN_CERTS_DIR": str(home / "certs"),
+            "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
             "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
         },
         input="clerk-own-secret-5\n",

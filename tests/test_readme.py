@@ -130,9 +130,12 @@ def copy(tmp_path: Path) -> Iterator[Copy]:
     yield Copy(root, clean_environment())
 
 
-@pytest.fixture()
-def installed(copy: Copy) -> Copy:
-    """A fresh copy after `scripts/setup` (which `scripts/run` and `scripts/test` call first)."""
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Copy:
+    """A fresh copy after `scripts/setup` (which `scripts/run` and `scripts/test` call first), made
+    once for the command-line section and the benchmarks (which work in folders of their own):
+    each test takes its own copy of the environment. This module's tests run in one process."""
+    copy = Copy(fresh_copy(tmp_path_factory.mktemp("installed") / "docsign"), clean_environment())
     copy.run("scripts/setup")
     return copy
 
@@ -250,7 +253,7 @@ def test_scripts_test_sets_up_checks_and_runs_tests(copy: Copy) -> None:
 def test_the_command_line_section_runs_as_written_from_top_to_bottom(installed: Copy) -> None:
     """Every line of "命令行", in order, in a fresh copy after setup; the server started by
     `serve --demo` is stopped with Ctrl-C once it answers."""
-    copy = installed
+    copy = Copy(installed.root, dict(installed.env))  # the section's exports stay in this test
     for line in commands("命令行"):
         if line.startswith("export "):
             name, value = line.removeprefix("export ").split("=", 1)

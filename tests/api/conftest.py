@@ -30,6 +30,7 @@ from service.pki.store import Pki
 from service.settings import PROJECT_ROOT, Settings
 from service.units.models import Unit
 from tests.conftest import TEST_KDF_ROUNDS
+from tests.databases import migrated_sqlite
 
 PASSWORD = "test-password-1"
 PKI_PASSPHRASE = "api-test-passphrase"
@@ -133,6 +134,8 @@ def running_service(
     """The app over a test's own folder; LibreOffice and the upload checkers start when first
     needed (``warm`` starts them with the app, as a server does)."""
     settings = _settings(tmp, database_url, **overrides)
+    if not database_url and not (settings.data_dir / "docsign.sqlite3").exists():
+        migrated_sqlite(settings.data_dir / "docsign.sqlite3")  # the newest schema, as the app would make it
     if not any(key.startswith(("pki_", "certs_")) for key in overrides) and not settings.certs_dir.exists():
         shutil.copytree(pki_template(), settings.certs_dir)
     clock = Clock()

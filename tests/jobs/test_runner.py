@@ -28,7 +28,7 @@ from service.jobs.runner import EmbeddedRunner
 from service.rosters.models import PrintBundle, RosterEntry
 from service.settings import Settings
 from service.storage.local import LocalArchive
-from tests.conftest import built_services
+from tests.conftest import TEST_KDF_ROUNDS, built_services
 from tests.databases import postgres_database
 from tests.rosters.roster_data import rows, xlsx
 
@@ -131,6 +131,7 @@ def test_two_servers_share_jobs_by_lease(tmp_path: Path) -> None:
             **os.environ,
             "DOCSIGN_DATA_DIR": str(tmp_path / "var"),
             "DOCSIGN_CERTS_DIR": str(tmp_path / "certs"),
+            "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
             "DOCSIGN_DATABASE_URL": url,
             "DOCSIGN_JOB_LEASE_SECONDS": "4",
             "DOCSIGN_JOB_POLL_SECONDS": "0.5",

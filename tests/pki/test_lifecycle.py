@@ -381,6 +381,7 @@ def docsign(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "DOCSIGN_DATA_DIR": str(home / "var"),
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "DOCSIGN_PKI_PASSPHRASE": PASSPHRASE,
         "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
         "COLUMNS": "160",

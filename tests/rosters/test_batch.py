@@ -22,6 +22,7 @@ from service.rosters.models import PrintBundle, RosterEntry
 from service.settings import Settings
 from service.storage import open_store
 from tests import checks
+from tests.conftest import TEST_KDF_ROUNDS
 from tests.rosters.roster_data import rows, xlsx
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
@@ -34,6 +35,7 @@ def test_killed_batch_resumes_without_duplicates(tmp_path: Path) -> None:
         **os.environ,
         "DOCSIGN_DATA_DIR": str(tmp_path / "var"),
         "DOCSIGN_CERTS_DIR": str(tmp_path / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
         "COLUMNS": "160",
     }

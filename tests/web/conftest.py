@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, Request, sync_playwright
 
 from service.settings import PROJECT_ROOT, Settings
+from tests.conftest import TEST_KDF_ROUNDS
 
 CHROMIUM = os.environ.get("DOCSIGN_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
@@ -45,6 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         **os.environ,
         "DOCSIGN_DATA_DIR": str(home / "var"),
         "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
         "DOCSIGN_PUBLIC_BASE_URL": url,
         # every page is visited at two widths by several users, all from 127.0.0.1: more logins a
         # minute than a person makes (the limit itself is tested through the API)
