@@ -20,6 +20,37 @@ from typing import Any
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 job_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
 user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("user_id", default=None)
+#: The signed-in user of the request being served, found after the request began (by a dependency
+#: that runs in a thread of its own, whose context changes never reach the request's): a cell the
+#: request's context holds, written through :func:`note_user`.
+_request_user: contextvars.ContextVar[list[int | None] | None] = contextvars.ContextVar("request_user", default=None)
+
+
+def begin_request(rid: str) -> tuple[contextvars.Token[str | None], contextvars.Token[list[int | None] | None]]:
+    """A request starts: its id, and an empty cell for its user (:func:`note_user`)."""
+    return request_id.set(rid), _request_user.set([None])
+
+
+def end_request(tokens: tuple[contextvars.Token[str | None], contextvars.Token[list[int | None] | None]]) -> None:
+    request_id.reset(tokens[0])
+    _request_user.reset(tokens[1])
+
+
+def note_user(uid: int) -> None:
+    """The request being served is by this user: every line it writes from now on says so."""
+    cell = _request_user.get()
+    if cell is not None:
+        cell[0] = uid
+    else:
+        user_id.set(uid)
+
+
+def _current_user() -> int | None:
+    cell = _request_user.get()
+    if cell is not None and cell[0] is not None:
+        return cell[0]
+    return user_id.get()
+
 
 #: What never reaches a log: a code in a verification address (the code opens a child's notice),
 #: a bearer or API token, an 18-character 身份证号, a mainland mobile number.
@@ -72,8 +103,7 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, var in (("request_id", request_id), ("job_id", job_id), ("user_id", user_id)):
-            value = var.get()
+        for key, value in (("request_id", request_id.get()), ("job_id", job_id.get()), ("user_id", _current_user())):
             if value is not None:
                 line[key] = value
         if record.exc_text:

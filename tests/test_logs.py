@@ -7,8 +7,14 @@ import contextvars
 import io
 import json
 import logging
+from pathlib import Path
+
+from sqlalchemy import select
 
 from service import logs
+from service.accounts.models import User
+from service.http.deps import UserDep
+from tests.api.conftest import bootstrap_bureau, running_service
 
 
 def test_redact_takes_out_codes_tokens_id_and_phone_numbers() -> None:
@@ -59,3 +65,36 @@ def test_json_lines_carry_the_request_and_the_job_and_no_personal_data() -> None
     assert "Traceback" in second["error"] and "/v/{code}" in second["error"] and "/v/ABCD" not in second["error"]
     assert "[验证码]" in second["error"] and "7K3M" not in second["error"]
     assert "request_id" not in third and "job_id" not in third and third["time"].endswith("+00:00")
+
+
+def test_the_lines_of_a_signed_in_request_name_its_user_and_its_request(tmp_path: Path) -> None:
+    """The user is found by a dependency that runs in a thread of its own; the lines the route then
+    writes (in another thread) carry the user's id and the request's id as answered in the header,
+    and nothing of them stays for a line written after the request."""
+    log = logging.getLogger("service.test")
+
+    def route(user: UserDep) -> dict[str, int]:
+        log.warning("inside the route")
+        return {"id": user.id}
+
+    out = io.StringIO()
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        service.client.app.router.add_api_route("/api/test-log-line", route)  # type: ignore[attr-defined]
+        service.login("bureau")
+        logs.configure(json_lines=True)
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(out)
+        try:
+            r = service.client.get("/api/test-log-line")
+            log.warning("after the request")
+        finally:
+            logs.configure(json_lines=False, level=logging.WARNING)
+        with service.state.db.session() as s:
+            uid = s.scalars(select(User.id).where(User.username == "bureau")).one()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    inside, after = (next(x for x in lines if x["message"] == m) for m in ("inside the route", "after the request"))
+    assert r.json() == {"id": uid}
+    assert inside["user_id"] == uid and inside["request_id"] == r.headers["x-request-id"]
+    assert "user_id" not in after and "request_id" not in after

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.accounts import repository as accounts_repository
 from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TokenReadOnly
 from service.accounts.models import ApiToken, Delegation, User
@@ -103,11 +104,13 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
             raise TokenReadOnly()
         if writes:
             session.commit()  # the token's last use, whatever becomes of the request's own work
+        logs.note_user(row.user_id)
         return row.user
     token = session_token(request, services.settings)
-    if token:
-        return services.accounts.session_user(session, token)
-    return None
+    user = services.accounts.session_user(session, token) if token else None
+    if user is not None:
+        logs.note_user(user.id)  # every log line of the request names who made it
+    return user
 
 
 #: What a user whose password was reset may still do before choosing a new one.

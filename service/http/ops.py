@@ -125,7 +125,7 @@ class RequestIds:
             return
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
-        token = logs.request_id.set(rid)
+        tokens = logs.begin_request(rid)
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -136,7 +136,7 @@ class RequestIds:
         try:
             await self.app(scope, receive, sending)
         finally:
-            logs.request_id.reset(token)
+            logs.end_request(tokens)
 
 
 class WorkCollector(Collector):
