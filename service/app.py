@@ -286,10 +286,13 @@ def _is_page(request: Request) -> bool:
 
 
 def _warm(services: Services) -> None:
-    try:
-        services.engine.converter.warm_up()
-    except DocsignError as exc:  # reported again, with the same message, when a conversion is attempted
-        log.warning("LibreOffice did not start: %s", exc.message)
+    # Under the scale-out profile the workers convert the batches: a web process starts soffice
+    # only if it converts something itself (a single document, a draft).
+    if not services.settings.scale_out:
+        try:
+            services.engine.converter.warm_up()
+        except DocsignError as exc:  # reported again, with the same message, when a conversion is attempted
+            log.warning("LibreOffice did not start: %s", exc.message)
     try:
         services.upload_verifier.warm()
     except OSError as exc:  # likewise: tried again at the first upload
