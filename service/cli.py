@@ -656,7 +656,9 @@ def serve(
             port=port,
             log_level="info",
             log_config=None,  # ours, above: uvicorn's loggers go through the same redacting handler
-            proxy_headers=settings.trust_proxy_headers,
+            # uvicorn's access lines show the client too, by the same rule as client_address
+            proxy_headers=bool(settings.proxy_networks),
+            forwarded_allow_ips=[str(n) for n in settings.proxy_networks] or None,
         )
 
 

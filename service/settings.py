@@ -8,6 +8,7 @@ PKI, in-process workers) work with no configuration at all. Environment variable
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -196,7 +197,12 @@ class Settings(BaseSettings):
     max_sheet_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     #: Largest drawn signature or seal image.
     max_image_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    #: Trust X-Forwarded-For for the client address (only behind a reverse proxy you control).
+    #: The reverse proxies in front of the service, as addresses or networks, comma-separated
+    #: (``127.0.0.1,10.0.8.0/24``): only a request from one of them has its X-Forwarded-For
+    #: believed, and the client is the right-most address in it that is not one of them.
+    trusted_proxies: str = ""
+    #: The older switch: true trusts a proxy on this machine (127.0.0.1, ::1) when
+    #: ``trusted_proxies`` is empty.
     trust_proxy_headers: bool = False
     #: Background jobs (issuing a campaign) run in this many threads of the server process.
     job_workers: int = Field(default=2, ge=1, le=32)
@@ -249,7 +255,22 @@ class Settings(BaseSettings):
         if self.archive_url.startswith("file:"):
             local = self.archive_url.removeprefix("file://").removeprefix("file:")
             self.archive_url = "file://" + _absolute(Path(local)).as_posix()
+        for item in filter(None, (p.strip() for p in self.trusted_proxies.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DOCSIGN_TRUSTED_PROXIES 中的“{item}”不是 IP 地址或网段（例如 127.0.0.1 或 10.0.8.0/24）"
+                ) from None
         return self
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The trusted reverse proxies (none: X-Forwarded-For is never believed)."""
+        items = [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+        if not items and self.trust_proxy_headers:
+            items = ["127.0.0.1", "::1"]
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
     @property
     def scale_out(self) -> bool:

@@ -8,6 +8,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from sqlalchemy import select
+
+from service.audit.models import AuditEvent
 from tests.api.conftest import running_service
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -162,7 +165,7 @@ def test_the_service_behind_the_nginx_site_logs_no_code_and_answers_with_the_pro
     backend, http_port, https_port = _free_port(), _free_port(), _free_port()
     (tmp_path / "nginx").mkdir()
     conf = nginx_config(tmp_path / "nginx", backend, http_port, https_port)
-    with running_service(tmp_path / "service", trust_proxy_headers=True) as service:
+    with running_service(tmp_path / "service", trusted_proxies="127.0.0.1") as service:
         server = uvicorn.Server(uvicorn.Config(service.client.app, port=backend, lifespan="off", log_config=None))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -186,11 +189,22 @@ def test_the_service_behind_the_nginx_site_logs_no_code_and_answers_with_the_pro
                 assert scan.status_code == 404 and scan.json()["found"] is False
                 rid = scan.headers["x-request-id"]
                 assert len(rid) == 32  # nginx's $request_id, carried through the service
+                # the client as nginx saw it (here a forwarded hop, since the test runs on the
+                # proxy's own machine): the service's audit names it, not nginx's 127.0.0.1
+                failed = client.post(
+                    f"{base}/api/auth/login",
+                    json={"username": "nobody", "password": "not-the-password-1"},
+                    headers={"x-forwarded-for": "198.51.100.7"},
+                )
+                assert failed.status_code == 401
         finally:
             proxy.terminate()
             proxy.wait(timeout=30)
             server.should_exit = True
             thread.join(timeout=30)
+        with service.state.db.session() as s:
+            clients = s.scalars(select(AuditEvent.client).where(AuditEvent.action == "auth.login_failed")).all()
+        assert clients == ["198.51.100.7"]
     log = (tmp_path / "nginx" / "access.log").read_text(encoding="utf-8")
     assert '"GET /v/{code}" 404' in log and f"req={rid}" in log
     assert "7K3M" not in log

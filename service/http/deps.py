@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -79,12 +80,26 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def client_address(request: Request, settings: Settings) -> str:
-    if settings.trust_proxy_headers:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            # the right-most address is the one our own proxy added; the others are the client's word
-            return forwarded.split(",")[-1].strip()[:64]
-    return request.client.host if request.client else "unknown"
+    """Who is asking: the peer, unless the peer is a trusted proxy (``DOCSIGN_TRUSTED_PROXIES``);
+    then the right-most address of X-Forwarded-For that is not itself a trusted proxy (each proxy
+    appends the address it was reached from; what lies left of that is the client's own word)."""
+    peer = request.client.host if request.client else "unknown"
+    networks = settings.proxy_networks
+    if not networks or not _among(peer, networks):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _among(hop, networks):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
+
+def _among(address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 #: Requests that only read: they write nothing, not even bookkeeping.
