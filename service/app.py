@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +31,7 @@ from service.container import Services
 from service.errors import DocsignError, InvalidInput, NotFoundForUser
 from service.http import ops
 from service.http.csrf import csrf_protect
+from service.http.deps import UserDep
 from service.settings import Settings, get_settings
 from service.web.common import LoginRequired, error_page, login_redirect
 
@@ -99,7 +101,20 @@ def create_app(
         lifespan=lifespan,
         # every route, including those added later: cookie-authenticated writes need the CSRF token
         dependencies=[Depends(csrf_protect)],
+        # in production the API's description is for signed-in users only (below)
+        docs_url=None if settings.production else "/docs",
+        redoc_url=None if settings.production else "/redoc",
+        openapi_url=None if settings.production else "/openapi.json",
     )
+    if settings.production:
+
+        @app.get("/openapi.json", include_in_schema=False)
+        def private_openapi(user: UserDep) -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", include_in_schema=False)
+        def private_docs(user: UserDep) -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - 接口文档")
 
     @app.exception_handler(DocsignError)
     async def docsign_error(request: Request, exc: DocsignError) -> Response:
