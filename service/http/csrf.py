@@ -4,7 +4,8 @@ Installed once as an application-wide dependency (``service.app``), so a route a
 covered without knowing about it. A write (any method but GET, HEAD, OPTIONS) that carries a
 session cookie must
 
-- come from this site: an ``Origin`` (or, failing that, ``Referer``) naming another host is refused;
+- come from this site: an ``Origin`` (or, failing that, ``Referer``) naming another host is refused
+  (for every write, with a session or not: a login posted from another site is refused too);
 - carry the session's CSRF token (``csrf_token_for``) in the ``X-CSRF-Token`` header or the
   ``csrf_token`` form field. The pages' script (``static/app.js``) adds it to every same-origin
   form, htmx request and ``fetch`` by itself, from the ``docsign_csrf`` cookie.
@@ -48,15 +49,17 @@ async def csrf_protect(request: Request) -> None:
         return
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         return
-    settings: Settings = request.app.state.service.settings
-    session = session_token(request, settings)
-    if not session:
-        return  # nothing to ride on: the route answers NOT_AUTHENTICATED itself if it needs a user
+    # Another site's page never posts here, with a session or without one: a login or an
+    # activation posted from elsewhere would sign the browser in to an account of its choosing.
     origin = request.headers.get("origin") or request.headers.get("referer")
     if origin is not None:
         host = urlsplit(origin).netloc
         if origin == "null" or host != request.headers.get("host"):
             raise CrossSiteRequest()
+    settings: Settings = request.app.state.service.settings
+    session = session_token(request, settings)
+    if not session:
+        return  # nothing to ride on: the route answers NOT_AUTHENTICATED itself if it needs a user
     token = request.headers.get(CSRF_HEADER)
     if token is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")

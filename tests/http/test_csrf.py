@@ -50,6 +50,26 @@ def test_cookie_writes_need_the_sessions_token_and_this_sites_origin(tmp_path: P
         assert r.status_code == 200, r.text
 
 
+def test_a_login_posted_from_another_site_is_refused(tmp_path: Path) -> None:
+    """Login CSRF: another site's page posting its own account's password would sign the
+    browser in as that account (and what the victim then types would go to it)."""
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        c = service.client
+        body = {"username": "bureau", "password": PASSWORD}
+        for origin in ({"Origin": "https://evil.example.com"}, {"Referer": "https://evil.example.com/x"}):
+            r = c.post("/api/auth/login", json=body, headers=origin)
+            assert r.status_code == 403 and r.json()["code"] == "CROSS_SITE_REQUEST", r.text
+            page = c.post("/login", data=body, headers={**origin, "accept": "text/html"}, follow_redirects=False)
+            assert page.status_code == 403 and "其他网站" in page.text
+        assert "docsign_session" not in c.cookies
+        # this site's own login page, and a program that names no origin
+        r = c.post("/login", data=body, headers={"Origin": "http://testserver"}, follow_redirects=False)
+        assert r.status_code == 303 and "docsign_session" in c.cookies
+        c.cookies.clear()
+        assert c.post("/api/auth/login", json=body).status_code == 200
+
+
 def test_a_login_rotates_the_session(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         bootstrap_bureau(service)
