@@ -45,6 +45,7 @@ from service.documents.registry import GUARDIAN_NOTICES, get_kind
 from service.documents.sign import last_signature_time
 from service.errors import InvalidInput
 from service.jobs.models import Job
+from service.sheets.cells import safe_cell
 from service.storage.base import ArchiveCorrupt, ArchivedFileMissing, ArchiveStore, StoreName, sha256_hex
 from service.units.models import Unit
 
@@ -264,7 +265,7 @@ def write_bundle(
         if rows:
             keys = list(rows[0].keys())
             writer.writerow([names.get(k, k) for k in keys])
-            writer.writerows([[row.get(k, "") for k in keys] for row in rows])
+            writer.writerows([[safe_cell(row.get(k, "")) for k in keys] for row in rows])  # opened in Excel
         zf.writestr("manifest.csv", "\ufeff" + buf.getvalue())
     return len(rows)
 

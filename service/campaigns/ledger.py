@@ -12,6 +12,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from service.campaigns.models import STATE_TITLES, Assignment, AssignmentState, Campaign
+from service.sheets.cells import safe_cell
 from service.units.models import UnitType
 
 HEADERS = [
@@ -29,14 +30,6 @@ HEADERS = [
     "转交时间",
     "接收时间",
 ]
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """Text that a spreadsheet would run as a formula is kept as text (a leading apostrophe)."""
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
-        return "'" + value
-    return value
 
 
 def _local(t: dt.datetime | None, tz: zoneinfo.ZoneInfo) -> str:

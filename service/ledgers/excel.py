@@ -11,10 +11,10 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from service.campaigns.ledger import safe_cell
 from service.ledgers.deadlines import DueItem
 from service.ledgers.district import District, Figures
 from service.ledgers.reports import Draft
+from service.sheets.cells import safe_cell
 
 
 def _book(title: str, heading: str) -> tuple[Workbook, Worksheet]:

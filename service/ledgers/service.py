@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from service.accounts.scope import Scope
 from service.audit.models import AuditEvent
 from service.audit.service import mask_id_number, mask_phone, record
-from service.campaigns.ledger import safe_cell
 from service.campaigns.models import TermStart
 from service.campaigns.service import Campaigns
 from service.cases.checks import check_id, parse_date
@@ -55,6 +54,7 @@ from service.rosters.errors import RosterInvalid
 from service.rosters.models import Roster
 from service.rosters.sheet import RosterRow
 from service.sheets import Column, UnreadableSheet, read_sheet, row_error
+from service.sheets.cells import safe_cell
 from service.units.models import Unit, UnitType
 from service.units.service import bureau_of, visible_unit_ids
 

@@ -19,7 +19,6 @@ from service.archive.models import Document
 from service.archive.service import Archive
 from service.audit.schemas import ActorRef
 from service.audit.service import Actor, record_when_done
-from service.campaigns.ledger import safe_cell
 from service.errors import DocsignError, NotFoundForUser, UploadInvalid
 from service.jobs.models import Job
 from service.jobs.runner import JobRunner
@@ -28,6 +27,7 @@ from service.rosters.errors import RosterInvalid
 from service.rosters.models import ROSTER_KINDS, PrintBundle, Roster, RosterEntry
 from service.rosters.sheet import RosterRow, check_roster, schools_in
 from service.rosters.tasks import IssueRoster
+from service.sheets.cells import safe_cell
 from service.units.models import Unit, UnitType
 
 
