@@ -41,7 +41,7 @@ from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequ
 from service.documents.registry import KINDS, example_fields, get_kind, load_schema
 from service.errors import DocsignError, InvalidInput
 from service.retention.service import RULE_TITLES
-from service.settings import Settings, get_settings, private_dir
+from service.settings import PASSPHRASE_BITS, Settings, get_settings, private_dir, strength_bits
 from service.storage import open_store
 from service.storage.base import STORE_NAMES
 from service.storage.derived import DerivedFiles
@@ -181,9 +181,19 @@ RootKeyPassphrase = Annotated[
 
 def _root_key_passphrase(given: str | None, *, new: bool) -> str:
     passphrase: str = given or typer.prompt("根证书私钥文件的口令", hide_input=True, confirmation_prompt=new)
-    if new and len(passphrase) < 12:
-        raise InvalidInput("根证书私钥文件的口令至少 12 位。")
+    if new:
+        _strong_enough(passphrase, "根证书私钥文件的口令")
     return passphrase
+
+
+def _strong_enough(passphrase: str, what: str) -> None:
+    """A new passphrase is refused when it is easy to guess, whatever its length (a repeated word,
+    a run of digits)."""
+    if (bits := strength_bits(passphrase)) < PASSPHRASE_BITS:
+        raise InvalidInput(
+            f"{what}太容易猜到：估计约 {bits:.0f} 位，至少需要 {PASSPHRASE_BITS} 位"
+            "（例如 16 个以上随机字母数字，或 6 个以上随机词语）。"
+        )
 
 
 def _unlock_root(pki: Any, root_key: Path | None, passphrase: str | None) -> None:
@@ -946,8 +956,7 @@ BackupKeyFile = Annotated[
     Path | None,
     typer.Option("--key-file", help="用密钥文件（至少 32 字节的随机内容）代替口令", show_default=False),
 ]
-#: The shortest passphrase and key file a new backup accepts.
-BACKUP_PASSPHRASE_MIN = 12
+#: The shortest key file a new backup accepts (random bytes; a passphrase is judged by its strength).
 BACKUP_KEY_FILE_MIN = 32
 
 
@@ -962,8 +971,8 @@ def _backup_secret(passphrase: str | None, key_file: Path | None, *, new: bool) 
             )
         return secret
     given: str = passphrase or typer.prompt("备份口令", hide_input=True, confirmation_prompt=new)
-    if new and len(given) < BACKUP_PASSPHRASE_MIN:
-        raise InvalidInput(f"备份口令至少 {BACKUP_PASSPHRASE_MIN} 位。")
+    if new:
+        _strong_enough(given, "备份口令")
     return given.encode()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import os
 import secrets
 import shutil
@@ -33,6 +34,51 @@ PKI_KDF_ROUNDS = 600_000
 
 #: Words that mark a value copied from an example rather than chosen; production refuses them.
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "placeholder", "example", "xxxx", "your-", "todo")
+
+
+#: The least estimated strength (bits) production accepts for the PKI passphrase and the secret key.
+PASSPHRASE_BITS = 72
+SECRET_KEY_BITS = 128
+
+
+def strength_bits(text: str) -> float:
+    """A conservative estimate of how hard ``text`` is to guess, in bits.
+
+    Each new character is worth log2 of the alphabet its classes span (digits, lower case, upper
+    case, symbols, other scripts); one that goes on a run of its neighbour (``abc``, ``321``, ``aaa``)
+    is worth one bit, and a stretch of three or more characters seen earlier (``bureau-bureau``)
+    is worth eight bits, whatever its length. Length alone earns nothing: forty ``a`` or
+    ``1234567890`` four times are weak."""
+    text = text[:256]
+    if not text:
+        return 0.0
+    pool = 0
+    if any(c.isdigit() and c.isascii() for c in text):
+        pool += 10
+    if any(c.islower() and c.isascii() for c in text):
+        pool += 26
+    if any(c.isupper() and c.isascii() for c in text):
+        pool += 26
+    if any(c.isascii() and not c.isalnum() for c in text):
+        pool += 33
+    if any(not c.isascii() for c in text):
+        pool += 3000  # common Chinese characters
+    per = math.log2(pool)
+    bits, i = 0.0, 0
+    while i < len(text):
+        # the longest stretch starting here that also starts earlier (it may run on into itself)
+        longest = 0
+        for length in range(len(text) - i, 2, -1):
+            if 0 <= text.find(text[i : i + length], 0, i + length - 1) < i:
+                longest = length
+                break
+        if longest:
+            bits += 8
+            i += longest
+            continue
+        bits += 1 if i and abs(ord(text[i]) - ord(text[i - 1])) <= 1 else per
+        i += 1
+    return bits
 
 
 def _default_soffice() -> str:
@@ -302,15 +348,25 @@ class Settings(BaseSettings):
         passphrase = self.pki_passphrase.get_secret_value()
         if passphrase in ("", DEVELOPMENT_PASSPHRASE):
             problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）未设置，或仍是开发用口令")
-        elif _placeholder(passphrase) or len(passphrase) < 12:
-            problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）是示例值或短于 12 位")
+        elif _placeholder(passphrase):
+            problems.append("DOCSIGN_PKI_PASSPHRASE（私钥口令）是示例值")
+        elif (bits := strength_bits(passphrase)) < PASSPHRASE_BITS:
+            problems.append(
+                f"DOCSIGN_PKI_PASSPHRASE（私钥口令）太容易猜到：估计约 {bits:.0f} 位，至少需要 {PASSPHRASE_BITS} 位"
+                "（例如 16 个以上随机字母数字，或 6 个以上随机词语）"
+            )
         if self.pki_kdf_rounds < PKI_KDF_ROUNDS:
             problems.append(f"DOCSIGN_PKI_KDF_ROUNDS（私钥文件的口令派生轮数）不能少于 {PKI_KDF_ROUNDS}")
         secret = self._configured_secret()
         if secret is None:
             problems.append("DOCSIGN_SECRET_KEY 或 DOCSIGN_SECRET_KEY_FILE（审计日志与表单令牌的密钥）未设置")
-        elif _placeholder(secret) or len(secret) < 32:
-            problems.append("DOCSIGN_SECRET_KEY（审计日志与表单令牌的密钥）是示例值或短于 32 位")
+        elif _placeholder(secret):
+            problems.append("DOCSIGN_SECRET_KEY（审计日志与表单令牌的密钥）是示例值")
+        elif (bits := strength_bits(secret)) < SECRET_KEY_BITS:
+            problems.append(
+                f"DOCSIGN_SECRET_KEY（审计日志与表单令牌的密钥）太容易猜到：估计约 {bits:.0f} 位，至少需要 "
+                f"{SECRET_KEY_BITS} 位（用 `openssl rand -hex 32` 生成）"
+            )
         host = self.public_base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
         if host in ("localhost", "127.0.0.1", "0.0.0.0", "") or _placeholder(self.public_base_url):
             problems.append("DOCSIGN_PUBLIC_BASE_URL（二维码中的验真网址）仍是本机地址或示例值")

@@ -566,9 +566,9 @@ def test_production_settings_that_are_ready(tmp_path: Path) -> None:
         weak.check_ready()
     # the secret may come from a file (a mounted secret) instead
     key = tmp_path / "secret"
-    key.write_text("f" * 48)
+    key.write_text("7c3e9a1f4b8d2e6a0c5f9b3d7e1a4c8f2b6d0e9a3c7f1b5d")
     from_file = ready.model_copy(update={"secret_key": SecretStr(""), "secret_key_file": key})
-    assert from_file.production_problems() == [] and from_file.secret() == b"f" * 48
+    assert from_file.production_problems() == [] and from_file.secret() == key.read_bytes()
 
 
 def test_error_lines_say_where_with_what_is_known_and_never_none() -> None:

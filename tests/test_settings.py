@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from service.settings import PROJECT_ROOT, Settings
+from service.settings import PASSPHRASE_BITS, PROJECT_ROOT, SECRET_KEY_BITS, Settings, strength_bits
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
 
@@ -78,3 +79,30 @@ def test_production_refuses_to_run_without_a_second_factor_or_with_long_sessions
     assert off == ["DOCSIGN_REQUIRE_TOTP（所有账号登录须用动态口令）在生产环境不能关闭"]
     # the new name decides when both are given
     assert ready.model_copy(update={"require_totp": True, "require_staff_totp": False}).production_problems() == []
+
+
+def test_secrets_are_judged_by_how_hard_they_are_to_guess_not_by_length(tmp_path: Path) -> None:
+    """A long passphrase made of one repeated chunk or a run of digits is refused in production; a
+    short random one passes; the messages name the setting and the estimate."""
+    # length earns nothing by itself
+    assert strength_bits("a" * 40) < 50 and strength_bits("1234567890" * 4) < 50
+    assert strength_bits("bureau-bureau-bureau-bureau-bureau") < PASSPHRASE_BITS
+    # random text earns the bits of its alphabet
+    assert strength_bits("Xq7#vR2m!pL9wK4z") > PASSPHRASE_BITS
+    assert strength_bits(os.urandom(32).hex()) > SECRET_KEY_BITS
+    assert strength_bits("lcjt-控辍保学-档案钥匙") > PASSPHRASE_BITS  # Chinese characters count as such
+
+    ready = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        data_dir=tmp_path,
+        pki_passphrase="Xq7#vR2m!pL9wK4z",  # type: ignore[arg-type]
+        secret_key=os.urandom(32).hex(),  # type: ignore[arg-type]
+        public_base_url="https://kcbx.lcjt.gov.cn",
+    )
+    assert ready.production_problems() == []
+    weak = ready.model_copy(
+        update={"pki_passphrase": SecretStr("1234567890" * 3), "secret_key": SecretStr("ab" * 40)}
+    ).production_problems()
+    assert [p for p in weak if p.startswith("DOCSIGN_PKI_PASSPHRASE") and "太容易猜到" in p and "估计约" in p]
+    assert [p for p in weak if p.startswith("DOCSIGN_SECRET_KEY") and "openssl rand -hex 32" in p]
