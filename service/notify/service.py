@@ -35,6 +35,7 @@ from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.cases.models import OPEN_STATUSES
 from service.clock import wall_now
 from service.errors import NotFoundForUser
+from service.jobs.runner import JobRunner
 from service.notify.channels import (
     CHANNEL_TITLES,
     CHANNELS,
@@ -62,6 +63,7 @@ from service.notify.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from service.notify.tasks import SendDeliveries
 from service.settings import Settings
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
@@ -405,9 +407,17 @@ class Notify:
 
     # --- 催办 ---------------------------------------------------------------------------------
 
-    def urge(self, session: Session, scope: Scope, campaign: Campaign, unit_ids: Sequence[int]) -> list[Delivery]:
+    def urge(
+        self,
+        session: Session,
+        scope: Scope,
+        campaign: Campaign,
+        unit_ids: Sequence[int],
+        jobs: JobRunner | None = None,
+    ) -> list[Delivery]:
         """Bureau staff remind the chosen late units now (at most once per unit in
-        ``notify_urge_minutes``), recorded in the audit log."""
+        ``notify_urge_minutes``), recorded in the audit log; with ``jobs``, a job sends them once
+        the caller commits (otherwise the next scheduled run does)."""
         bureau = scope.bureau_staff()
         if campaign.bureau_id != bureau.id:
             raise NotFoundForUser()
@@ -484,6 +494,8 @@ class Notify:
             units=sorted({a.unit_id for a in waiting}),
             messages=len(out),
         )
+        if jobs is not None and out:
+            jobs.enqueue(session, SendDeliveries(delivery_ids=[d.id for d in out]), unit_id=bureau.id)
         return out
 
     # --- sending ------------------------------------------------------------------------------
@@ -573,7 +585,7 @@ class Notify:
             report.sent.append(delivery)
         commit()
 
-    def resend(self, session: Session, scope: Scope, delivery: Delivery) -> Delivery:
+    def resend(self, session: Session, scope: Scope, delivery: Delivery, jobs: JobRunner | None = None) -> Delivery:
         """Bureau staff send a failed (or 状态不明) message again, now."""
         bureau = scope.bureau_staff()
         if delivery.unit_id is None or delivery.unit_id not in visible_unit_ids(session, bureau):
@@ -585,6 +597,8 @@ class Notify:
         delivery.attempts = 0
         session.flush()
         record(session, scope.actor, "notify.resend", "delivery", delivery.id, self.now(), channel=delivery.channel)
+        if jobs is not None:
+            jobs.enqueue(session, SendDeliveries(delivery_ids=[delivery.id]), unit_id=bureau.id)
         return delivery
 
     def test_message(self, session: Session, channel: str, recipient: str, secret: str | None = None) -> Delivery:
