@@ -25,7 +25,7 @@ from service.notify.channels import (
     normalize_recipient,
 )
 from service.notify.errors import DeliveryFailed, RecipientInvalid
-from tests.notify.conftest import SMTP_USER, Mailbox, Provider
+from tests.notify.servers import SMTP_USER, Mailbox, Provider
 
 MESSAGE = Outgoing(
     recipient="",

@@ -28,7 +28,7 @@ from service.settings import Settings
 from tests.conftest import built_services
 from tests.district import load_district, scope_of, unit
 from tests.documents.test_sign import handwriting
-from tests.notify.conftest import Mailbox, Provider
+from tests.notify.servers import Mailbox, Provider
 
 BEIJING = zoneinfo.ZoneInfo("Asia/Shanghai")
 BASE = "https://kcbx.example.edu.cn"
