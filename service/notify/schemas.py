@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -159,3 +160,21 @@ class WebhookDeliveryOut(BaseModel):
             created_at=d.created_at,
             sent_at=d.sent_at,
         )
+
+
+STATUS_TONES = {"sent": "done", "failed": "missing", "sending": "late", "queued": "pending"}
+
+
+def delivery_row(d: Delivery, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """One line of the delivery log page."""
+    out = DeliveryOut.of(d)
+    waiting = ""
+    if d.status == "queued":
+        waiting = f"{d.not_before.astimezone(tz):%m月%d日 %H:%M} 起发送"
+    return {
+        **out.model_dump(),
+        "time": (d.sent_at or d.created_at).astimezone(tz).strftime("%Y年%m月%d日 %H:%M"),
+        "unit": out.unit or "",
+        "tone": STATUS_TONES.get(d.status, "pending"),
+        "waiting": waiting,
+    }
