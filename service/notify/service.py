@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import secrets
 import uuid
 import zoneinfo
@@ -30,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 from service.accounts.models import Role
 from service.accounts.scope import Scope
 from service.audit.models import AuditEvent
-from service.audit.service import record
+from service.audit.service import mask_personal, record
 from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.cases.models import OPEN_STATUSES
 from service.clock import wall_now
@@ -68,6 +69,8 @@ from service.settings import Settings
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
 
+log = logging.getLogger(__name__)
+
 #: The states of an assignment still waiting for its unit.
 WAITING = (AssignmentState.ISSUED, AssignmentState.VIEWED)
 KIND_TITLES = {
@@ -97,6 +100,9 @@ _FROM_AUDIT = {
 #: Back-off of a webhook after each failed attempt: retried for about a day, then failed.
 WEBHOOK_BACKOFF = tuple(dt.timedelta(minutes=m) for m in (1, 5, 30, 120, 300, 600, 600))
 CURSOR = "webhooks"
+#: Overdue notices and escalations only for deadlines passed this recently: a service that starts
+#: sending (or a unit given contacts) does not flood people with last year's late documents.
+OVERDUE_WINDOW = dt.timedelta(days=7)
 
 
 @dataclass
@@ -317,6 +323,8 @@ class Notify:
                             params,
                         )
                     )
+                continue
+            if now - a.deadline > OVERDUE_WINDOW:
                 continue
             items.append(
                 Item(
@@ -570,7 +578,7 @@ class Notify:
                 )
             )
         except (DeliveryFailed, ChannelNotConfigured) as exc:
-            delivery.answer = exc.message[:500]
+            delivery.answer = _scrub(exc.message, delivery)
             if delivery.attempts >= self.settings.notify_max_attempts:
                 delivery.status = DeliveryStatus.FAILED
                 report.failed.append(delivery)
@@ -578,11 +586,20 @@ class Notify:
                 delivery.status = DeliveryStatus.QUEUED
                 delivery.not_before = self.now() + dt.timedelta(minutes=2 ** (delivery.attempts - 1))
                 report.held.append(delivery)
+            log.warning(
+                "notice %s via %s to %s not sent (attempt %s): %s",
+                delivery.message_id,
+                delivery.channel,
+                delivery.recipient_masked,
+                delivery.attempts,
+                delivery.answer,
+            )
         else:
             delivery.status = DeliveryStatus.SENT
             delivery.sent_at = self.now()
-            delivery.answer = answer[:500]
+            delivery.answer = _scrub(answer, delivery)
             report.sent.append(delivery)
+            log.info("notice %s sent via %s to %s", delivery.message_id, delivery.channel, delivery.recipient_masked)
         commit()
 
     def resend(self, session: Session, scope: Scope, delivery: Delivery, jobs: JobRunner | None = None) -> Delivery:
@@ -802,3 +819,10 @@ class Notify:
         report = self.send_due(session, commit)
         report.queued = queued
         return self.send_webhooks(session, commit, report)
+
+
+def _scrub(answer: str, delivery: Delivery) -> str:
+    """A provider's answer as the log keeps it: the recipient (a robot's address holds its key)
+    replaced by its masked form, mobiles and ID numbers masked."""
+    text = answer.replace(delivery.recipient, delivery.recipient_masked) if delivery.recipient else answer
+    return str(mask_personal(text))[:500]

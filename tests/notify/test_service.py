@@ -321,3 +321,47 @@ def test_webhooks_are_signed_retried_and_replayed(notified: Services, provider: 
     last = provider.at("/oa/hook")[-1]
     assert last.headers["webhook-id"] == message_id
     Webhook(secret).verify(last.body, last.headers)
+
+
+def test_a_robot_gets_at_most_twenty_messages_a_minute(notified: Services, provider: Provider) -> None:
+    services = notified
+    robot = provider.url("/cgi-bin/webhook/send?key=busy")
+    with services.db.session() as s:
+        for _ in range(25):
+            services.notify.test_message(s, "wecom", robot)
+        s.commit()
+        report = services.notify.send_due(s, s.commit)
+    assert (len(report.sent), len(report.held)) == (20, 5)
+    assert len(provider.at("/cgi-bin/webhook/send")) == 20
+    services.clock.advance(dt.timedelta(seconds=61))
+    with services.db.session() as s:
+        assert len(services.notify.send_due(s, s.commit).sent) == 5
+    assert len(provider.at("/cgi-bin/webhook/send")) == 25
+
+
+def test_a_message_claimed_by_a_process_that_died_is_never_sent_again_by_itself(
+    notified: Services, smtp: Mailbox
+) -> None:
+    services = notified
+    load_district(services)
+    with services.db.session() as s:
+        delivery = services.notify.test_message(s, "email", "shihe@school.example.cn")
+        delivery.status = "sending"  # claimed and committed, then the process was killed
+        delivery.attempts = 1
+        s.commit()
+        assert services.notify.send_due(s, s.commit).sent == []
+        assert services.notify.run(s, s.commit).sent == []
+    assert smtp.mails == []
+
+
+def test_a_provider_answer_keeps_no_address(notified: Services, provider: Provider) -> None:
+    services = notified
+    robot = provider.url("/cgi-bin/webhook/send?key=secret-key-1")
+    provider.answers["/cgi-bin/webhook/send"] = lambda r: (500, {"errcode": -1, "errmsg": f"bad {robot} 13805310001"})
+    with services.db.session() as s:
+        delivery = services.notify.test_message(s, "wecom", robot)
+        s.commit()
+        services.notify.send_due(s, s.commit)
+        assert delivery.status == "queued" and delivery.answer is not None
+        assert "secret-key-1" not in delivery.answer and "13805310001" not in delivery.answer
+        assert "138****0001" in delivery.answer
