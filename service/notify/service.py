@@ -284,7 +284,12 @@ class Notify:
         waiting = session.scalars(
             select(Assignment)
             .join(Campaign)
-            .where(Assignment.state.in_(WAITING), Assignment.issued_at.is_not(None), Campaign.status == "issued")
+            .where(
+                Assignment.state.in_(WAITING),
+                Assignment.issued_at.is_not(None),
+                Assignment.deadline >= now - OVERDUE_WINDOW,
+                Campaign.status == "issued",
+            )
             .order_by(Assignment.campaign_id, Assignment.unit_id, Assignment.id)
         )
         for a in waiting:
@@ -323,8 +328,6 @@ class Notify:
                             params,
                         )
                     )
-                continue
-            if now - a.deadline > OVERDUE_WINDOW:
                 continue
             items.append(
                 Item(
@@ -732,7 +735,12 @@ class Notify:
         late = session.scalars(
             select(Assignment)
             .join(Campaign)
-            .where(Assignment.state.in_(WAITING), Assignment.deadline <= now, Campaign.status == "issued")
+            .where(
+                Assignment.state.in_(WAITING),
+                Assignment.deadline <= now,
+                Assignment.deadline >= now - OVERDUE_WINDOW,
+                Campaign.status == "issued",
+            )
         )
         for a in late:
             payload = {
