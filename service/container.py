@@ -79,6 +79,7 @@ SCHEDULES = (
     Schedule(retention_tasks.ApplyRetention(), dt.timedelta(days=1)),
     # Notices: reminders and escalations as they fall due, held messages and retries, webhooks.
     Schedule(notify_tasks.RunNotify(), dt.timedelta(minutes=5)),
+    Schedule(notify_tasks.RunCaseNotices(), dt.timedelta(hours=1)),
 )
 #: The columns of other domains that name archived files, by store (recovery keeps what they name).
 FILE_COLUMNS = {
@@ -208,7 +209,7 @@ class Services:
                 clock.now,
                 page_cache=settings.page_cache_dir,
             ),
-            notify=Notify(settings, channels_from_settings(settings, wall_now), clock.now),
+            notify=Notify(settings, channels_from_settings(settings, wall_now), clock.now, ledgers=ledgers),
             jobs=runner,
             verify_limit=rate_limiter(settings, "verify", settings.verify_rate_per_minute),
             login_limit=login_limit,

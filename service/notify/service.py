@@ -37,6 +37,7 @@ from service.cases.models import OPEN_STATUSES
 from service.clock import wall_now
 from service.errors import NotFoundForUser
 from service.jobs.runner import JobRunner
+from service.ledgers.service import Ledgers
 from service.notify.channels import (
     CHANNEL_TITLES,
     CHANNELS,
@@ -146,8 +147,11 @@ class Notify:
         channels: dict[str, Channel],
         now: Callable[[], dt.datetime],
         post: Callable[..., httpx.Response] | None = None,
+        ledgers: Ledgers | None = None,
     ) -> None:
         self.settings = settings
+        #: The case steps' deadlines (``ledgers.deadlines``), for the cases' due items.
+        self.ledgers = ledgers
         self.channels = channels
         self.now = now
         self.tz = zoneinfo.ZoneInfo(settings.timezone)
@@ -361,13 +365,59 @@ class Notify:
                 )
         return items
 
-    def run_rules(self, session: Session) -> list[Delivery]:
-        """Queue what the rules say is due now (each message once, ever). A unit with many items at
-        once gets one digest; the items it replaces are kept in the log as 已并入汇总."""
+    def _case_items(self, session: Session, today: dt.date) -> list[Item]:
+        """Each case step due (复学通知书, 联合劝返, the monthly 劝返, weekly 送教上门...) to its school
+        when it applies, and once overdue to the school, its office and the bureau. The child's name
+        is masked (张*): messages reach group chats and phones."""
+        if self.ledgers is None:
+            return []
+        schools = set(session.scalars(select(Unit.id).where(Unit.type == UnitType.SCHOOL)))
+        items: list[Item] = []
+        for i in self.ledgers.deadlines.items(session, schools, today):
+            if i.case_id is None:
+                continue  # term items and reports: campaigns remind of reports
+            school = session.get(Unit, i.school_id)
+            if school is None:
+                continue
+            student = str(mask_personal(i.student or "", "student"))
+            due = f"{i.due:%Y年%m月%d日}"
+            key = f"case{i.case_id}:{i.kind}:{i.period or ''}:{i.due.isoformat()}"
+            link = f"{self.base}/cases/{i.case_id}"
+            params = {"unit": school.name, "task": i.title, "deadline": due}
+            if not i.overdue:
+                line = f"{school.name}：学生{student}的个案应于 {due} 前完成「{i.title}」。"
+                items.append(Item(school, f"{key}:due", "case.due", f"【个案待办】{i.title}", line, link, None, params))
+                continue
+            line = f"{school.name}：学生{student}的个案「{i.title}」已于 {due} 逾期，请立即办理。"
+            items.append(
+                Item(school, f"{key}:overdue", "case.overdue", f"【个案逾期】{i.title}", line, link, None, params)
+            )
+            above = [u for u in (school.parent, school.parent.parent if school.parent else None) if u is not None]
+            for unit in above:
+                line = f"{unit.name}：「{school.name}」学生{student}的个案「{i.title}」已于 {due} 逾期，请督促办理。"
+                items.append(
+                    Item(
+                        unit,
+                        f"{key}:escalate{unit.id}",
+                        "case.escalation",
+                        f"【个案督办】{i.title}",
+                        line,
+                        link,
+                        None,
+                        params,
+                    )
+                )
+        return items
+
+    def run_rules(self, session: Session, *, cases: bool = True) -> list[Delivery]:
+        """Queue what the rules say is due now (each message once, ever): campaigns' and, with
+        ``cases``, the case steps'. A unit with many items at once gets one digest; the items it
+        replaces are kept in the log as 已并入汇总."""
         now = self.now()
         today = now.astimezone(self.tz).date()
         by_unit: dict[int, list[Item]] = defaultdict(list)
-        for item in self._items(session, now):
+        found = self._items(session, now) + (self._case_items(session, today) if cases else [])
+        for item in found:
             by_unit[item.unit.id].append(item)
         queued: list[Delivery] = []
         for items in by_unit.values():
@@ -819,9 +869,9 @@ class Notify:
 
     # --- one run ------------------------------------------------------------------------------
 
-    def run(self, session: Session, commit: Callable[[], None]) -> RunReport:
+    def run(self, session: Session, commit: Callable[[], None], *, cases: bool = True) -> RunReport:
         """What the schedule does: the rules, the events, then everything due is sent."""
-        queued = self.run_rules(session)
+        queued = self.run_rules(session, cases=cases)
         self.collect_events(session)
         commit()
         report = self.send_due(session, commit)

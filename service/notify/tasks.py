@@ -22,6 +22,13 @@ class RunNotify(JobParams):
     kind: ClassVar[str] = "notify.run"
 
 
+class RunCaseNotices(JobParams):
+    """The same, with the case steps' due items too (hourly: they move by the day, and reading
+    them for every school costs more than the campaigns' assignments)."""
+
+    kind: ClassVar[str] = "notify.cases"
+
+
 class SendDeliveries(JobParams):
     """The messages of one 催办 (or a resend), sent now rather than at the next scheduled run."""
 
@@ -31,7 +38,12 @@ class SendDeliveries(JobParams):
 
 @job(RunNotify)
 def run_notify(ctx: JobContext[Needs], params: RunNotify) -> None:
-    ctx.services.notify.run(ctx.session, ctx.checkpoint)
+    ctx.services.notify.run(ctx.session, ctx.checkpoint, cases=False)
+
+
+@job(RunCaseNotices)
+def run_case_notices(ctx: JobContext[Needs], params: RunCaseNotices) -> None:
+    ctx.services.notify.run(ctx.session, ctx.checkpoint, cases=True)
 
 
 @job(SendDeliveries)

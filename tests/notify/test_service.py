@@ -28,6 +28,7 @@ from service.settings import Settings
 from tests.conftest import built_services
 from tests.district import load_district, scope_of, unit
 from tests.documents.test_sign import handwriting
+from tests.ledgers.term import YEAR, goto, new_case
 from tests.notify.servers import Mailbox, Provider
 
 BEIJING = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -365,3 +366,38 @@ def test_a_provider_answer_keeps_no_address(notified: Services, provider: Provid
         assert delivery.status == "queued" and delivery.answer is not None
         assert "secret-key-1" not in delivery.answer and "13805310001" not in delivery.answer
         assert "138****0001" in delivery.answer
+
+
+def test_a_case_step_due_then_overdue_reaches_the_school_its_office_and_the_bureau(
+    notified: Services, smtp: Mailbox, provider: Provider
+) -> None:
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    goto(services.clock, dt.date(YEAR, 9, 1))
+    with services.db.session() as s:
+        case = new_case(services, s, "wsr-sh-head", "WSR-SH", 51, "韩疑似", confirmed=False)
+        s.commit()
+        link = f"{BASE}/cases/{case.id}"
+    sent = _run(services)
+    assert sorted(k for k in sent if k[0].startswith("case.")) == [
+        ("case.due", "email", "WSR-SH"),
+        ("case.due", "sms", "WSR-SH"),
+        ("case.due", "wecom", "WSR-SH"),
+    ]
+    [mail] = smtp.to("shihe@school.example.cn")
+    assert mail["Subject"].startswith("【个案待办】")
+    text = mail.get_content()
+    assert "学生韩**的个案应于 2027年09月04日 前完成" in text and link in text
+    assert "韩疑似" not in text  # the child's name is masked
+    assert _run(services) == []
+
+    goto(services.clock, dt.date(YEAR, 9, 5))
+    sent = _run(services)
+    assert ("case.overdue", "email", "WSR-SH") in sent
+    assert ("case.escalation", "email", "WSR") in sent and ("case.escalation", "dingtalk", "WSR") in sent
+    assert ("case.escalation", "email", "LCJT") in sent
+    [up] = smtp.to("lcjt@bureau.example.cn")
+    assert up["Subject"].startswith("【个案督办】")
+    assert "「历城区王舍人街道石河小学」学生韩**的个案" in up.get_content() and link in up.get_content()
+    assert _run(services) == []
