@@ -102,3 +102,20 @@ def replay(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: Se
     services.notify.replay(session, scope, delivery)
     session.commit()
     return WebhookDeliveryOut.of(delivery)
+
+
+@router.post(
+    "/webhooks/{subscription_id}/test",
+    response_model=WebhookDeliveryOut,
+    summary="向订阅地址推送一条测试事件（webhook.test），立即发送并返回对方的应答",
+)
+def test_webhook(
+    subscription_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> WebhookDeliveryOut:
+    sub = notify_repository.get_subscription(session, scope, subscription_id)
+    if sub is None:
+        raise NotFoundForUser()
+    delivery = services.notify.test_webhook(session, scope, sub)
+    session.commit()
+    services.notify.send_webhooks(session, session.commit, only=[delivery.id])
+    return WebhookDeliveryOut.of(delivery)

@@ -66,3 +66,13 @@ def get_webhook_delivery(session: Session, scope: Scope, delivery_id: int) -> We
     if not valid_id(delivery_id):
         return None
     return session.scalar(webhook_deliveries_visible_to(scope).where(WebhookDelivery.id == delivery_id))
+
+
+def get_subscription(session: Session, scope: Scope, subscription_id: int) -> WebhookSubscription | None:
+    if not valid_id(subscription_id):
+        return None
+    return session.scalar(
+        select(WebhookSubscription).where(
+            WebhookSubscription.id == subscription_id, WebhookSubscription.bureau_id.in_(scope.units)
+        )
+    )

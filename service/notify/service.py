@@ -807,18 +807,43 @@ class Notify:
                 self._webhook(session, sub, f"overdue:{a.id}", "campaign.overdue", payload)
         session.flush()
 
-    def send_webhooks(self, session: Session, commit: Callable[[], None], report: RunReport | None = None) -> RunReport:
+    def test_webhook(self, session: Session, scope: Scope, sub: WebhookSubscription) -> WebhookDelivery:
+        """A ``webhook.test`` event for one subscription, queued now (the page's 测试 button)."""
+        bureau = scope.bureau_staff()
+        if sub.bureau_id != bureau.id:
+            raise NotFoundForUser()
+        now = self.now()
+        wd = WebhookDelivery(
+            message_id="msg_" + uuid.uuid4().hex,
+            subscription_id=sub.id,
+            event_key=f"test:{uuid.uuid4().hex}",
+            event="webhook.test",
+            payload={"type": "webhook.test", "timestamp": now.isoformat(), "data": {"bureau": bureau.code}},
+            created_at=now,
+            not_before=now,
+        )
+        session.add(wd)
+        session.flush()
+        return wd
+
+    def send_webhooks(
+        self,
+        session: Session,
+        commit: Callable[[], None],
+        report: RunReport | None = None,
+        *,
+        only: Iterable[int] | None = None,
+    ) -> RunReport:
         """POST every due webhook, signed per Standard Webhooks; a failure is retried with back-off
         for about a day (``WEBHOOK_BACKOFF``), then marked failed."""
         report = report or RunReport()
         now = self.now()
-        due = list(
-            session.scalars(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == DeliveryStatus.QUEUED, WebhookDelivery.not_before <= now)
-                .order_by(WebhookDelivery.id)
-            )
+        query = select(WebhookDelivery.id).where(
+            WebhookDelivery.status == DeliveryStatus.QUEUED, WebhookDelivery.not_before <= now
         )
+        if only is not None:
+            query = query.where(WebhookDelivery.id.in_(list(only)))
+        due = list(session.scalars(query.order_by(WebhookDelivery.id)))
         for wid in due:
             wd = session.get(WebhookDelivery, wid)
             if wd is None or wd.status != DeliveryStatus.QUEUED:
@@ -845,7 +870,7 @@ class Notify:
             if ok:
                 wd.status, wd.sent_at = DeliveryStatus.SENT, self.now()
                 report.webhooks_sent += 1
-            elif wd.attempts > len(WEBHOOK_BACKOFF):
+            elif wd.attempts > len(WEBHOOK_BACKOFF) or wd.event == "webhook.test":  # a test is not retried
                 wd.status = DeliveryStatus.FAILED
                 report.webhooks_failed += 1
             else:

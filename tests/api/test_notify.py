@@ -7,6 +7,8 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from standardwebhooks.webhooks import Webhook
+
 from tests.api.conftest import Service, running_service, setup_licheng
 from tests.notify.servers import Mailbox, Provider, provider, smtp
 
@@ -102,6 +104,15 @@ def test_webhook_subscriptions_through_the_api(tmp_path: Path, provider: Provide
         assert r.json()["secret"].startswith("whsec_")
         [listed] = c.get("/api/webhooks").json()
         assert listed["secret"] is None and listed["events"] == ["document.signed"]
+        secret = r.json()["secret"]
+        tested = c.post(f"/api/webhooks/{listed['id']}/test").json()
+        assert tested["status"] == "sent" and tested["event"] == "webhook.test", tested
+        [request] = provider.at("/oa")
+        assert Webhook(secret).verify(request.body, request.headers)["type"] == "webhook.test"
+        provider.answers["/oa"] = lambda r: (500, {"error": "down"})
+        tested = c.post(f"/api/webhooks/{listed['id']}/test").json()
+        assert tested["status"] == "failed" and tested["answer"].startswith("HTTP 500")  # a test is not retried
+        assert [d["event"] for d in c.get("/api/webhooks/deliveries").json()] == ["webhook.test", "webhook.test"]
         service.login("wsr-sh-head")
         r = c.post("/api/webhooks", json={"url": provider.url("/oa"), "events": ["document.signed"]})
         assert r.status_code == 403
