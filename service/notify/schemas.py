@@ -13,12 +13,16 @@ from service.notify.models import STATUS_TITLES, Delivery, UnitContact, WebhookD
 
 
 class ContactIn(BaseModel):
+    """Fields left out stay as they are; an empty string clears one."""
+
     email: str | None = Field(default=None, max_length=120, description="电子邮箱")
     mobile: str | None = Field(default=None, max_length=20, description="接收短信的手机号")
     wecom_webhook: str | None = Field(default=None, max_length=300, description="企业微信群机器人 Webhook 地址")
     dingtalk_webhook: str | None = Field(default=None, max_length=300, description="钉钉群机器人 Webhook 地址")
     dingtalk_secret: str | None = Field(default=None, max_length=100, description="钉钉机器人加签密钥（SEC 开头）")
-    channels: list[str] = Field(default_factory=list, description="接收渠道：email、wecom、dingtalk、sms；空为全部")
+    channels: list[str] | None = Field(
+        default=None, description="接收渠道：email、wecom、dingtalk、sms；空列表为全部已填写的渠道"
+    )
 
 
 class ContactOut(BaseModel):

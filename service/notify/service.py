@@ -108,12 +108,15 @@ OVERDUE_WINDOW = dt.timedelta(days=7)
 
 @dataclass
 class ContactSpec:
+    """A change of a unit's contacts: None keeps a field as it is, "" clears it."""
+
     email: str | None = None
     mobile: str | None = None
     wecom_webhook: str | None = None
     dingtalk_webhook: str | None = None
     dingtalk_secret: str | None = None
-    channels: list[str] = field(default_factory=list)
+    #: The channels the unit reads, in order; None keeps them, [] means every one it has.
+    channels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,23 +169,29 @@ class Notify:
             raise NotFoundForUser()
         if not (scope.acts_for(unit) or scope.has(Role.BUREAU)):
             raise scope.refuse("只有本单位或教体局工作人员可以修改联系方式。")
-        unknown = [c for c in spec.channels if c not in CHANNELS]
+        unknown = [c for c in spec.channels or [] if c not in CHANNELS]
         if unknown:
             raise UnknownChannel(f"没有这种通知渠道：{'、'.join(unknown)}。可选 {'、'.join(CHANNELS)}。")
         contact = session.scalar(select(UnitContact).where(UnitContact.unit_id == unit.id))
         if contact is None:
-            contact = UnitContact(unit=unit, unit_id=unit.id)
+            contact = UnitContact(unit=unit, unit_id=unit.id, channels=[])
             session.add(contact)
 
         def clean(channel: str, value: str | None) -> str | None:
             return normalize_recipient(channel, value) if value and value.strip() else None
 
-        contact.email = clean("email", spec.email)
-        contact.mobile = clean("sms", spec.mobile)
-        contact.wecom_webhook = clean("wecom", spec.wecom_webhook)
-        contact.dingtalk_webhook = clean("dingtalk", spec.dingtalk_webhook)
-        contact.dingtalk_secret = (spec.dingtalk_secret or "").strip() or None
-        contact.channels = list(dict.fromkeys(spec.channels))
+        if spec.email is not None:
+            contact.email = clean("email", spec.email)
+        if spec.mobile is not None:
+            contact.mobile = clean("sms", spec.mobile)
+        if spec.wecom_webhook is not None:
+            contact.wecom_webhook = clean("wecom", spec.wecom_webhook)
+        if spec.dingtalk_webhook is not None:
+            contact.dingtalk_webhook = clean("dingtalk", spec.dingtalk_webhook)
+        if spec.dingtalk_secret is not None:
+            contact.dingtalk_secret = spec.dingtalk_secret.strip() or None
+        if spec.channels is not None:
+            contact.channels = list(dict.fromkeys(spec.channels))
         contact.updated_at = self.now()
         session.flush()
         record(session, scope.actor, "notify.contacts", "unit", unit.id, self.now(), channels=contact.channels)

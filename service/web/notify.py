@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from service.accounts.models import Role
-from service.errors import NotFoundForUser
-from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep
+from service.accounts.models import Role, User
+from service.errors import InvalidInput, NotFoundForUser
+from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep, UnitObj
 from service.notify import repository as notify_repository
-from service.notify.schemas import delivery_row
+from service.notify.schemas import ContactOut, delivery_row
+from service.notify.service import ContactSpec
+from service.units.models import Unit
 from service.web.common import PageUser, flash_redirect, render, tz_of
 
 router = APIRouter(include_in_schema=False)
@@ -67,3 +69,66 @@ def campaign_urge(
     queued = services.notify.urge(session, scope, campaign, unit_id or [], services.jobs)
     session.commit()
     return flash_redirect(f"/campaigns/{campaign.id}?urged={len(queued)}")
+
+
+CHANNEL_CHOICES = [("email", "邮件"), ("wecom", "企业微信群机器人"), ("dingtalk", "钉钉群机器人"), ("sms", "短信")]
+
+
+def _contacts_page(
+    request: Request, user: User, unit: Unit, session: SessionDep, error: str = "", saved: bool = False
+) -> Response:
+    current = ContactOut.of(unit.id, notify_repository.contact(session, unit))
+    return render(
+        request,
+        "unit_contacts.html",
+        user,
+        unit=unit,
+        current=current,
+        choices=CHANNEL_CHOICES,
+        error=error,
+        flash={"tone": "ok", "text": "联系方式已保存。"} if saved else None,
+        status_code=422 if error else 200,
+    )
+
+
+@router.get("/units/{unit_id}/contacts")
+def contacts_page(request: Request, unit: UnitObj, user: PageUser, session: SessionDep, saved: int = 0) -> Response:
+    return _contacts_page(request, user, unit, session, saved=bool(saved))
+
+
+@router.post("/units/{unit_id}/contacts")
+def contacts_save(
+    request: Request,
+    unit: UnitObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    email: Annotated[str, Form()] = "",
+    mobile: Annotated[str, Form()] = "",
+    wecom_webhook: Annotated[str, Form()] = "",
+    dingtalk_webhook: Annotated[str, Form()] = "",
+    dingtalk_secret: Annotated[str, Form()] = "",
+    clear: Annotated[list[str] | None, Form()] = None,
+    channel: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """A field left empty keeps what is stored (the page shows it masked); ``clear`` removes it."""
+    typed = {
+        "email": email,
+        "mobile": mobile,
+        "wecom_webhook": wecom_webhook,
+        "dingtalk_webhook": dingtalk_webhook,
+        "dingtalk_secret": dingtalk_secret,
+    }
+    cleared = set(clear or [])
+    spec = ContactSpec(
+        **{k: ("" if k in cleared else (v.strip() or None)) for k, v in typed.items()},
+        channels=list(channel or []),
+    )
+    try:
+        services.notify.set_contacts(session, scope, unit, spec)
+    except InvalidInput as exc:  # a refusal goes to the error page (403) and the audit log
+        session.rollback()
+        return _contacts_page(request, user, unit, session, error=exc.message)
+    session.commit()
+    return flash_redirect(f"/units/{unit.id}/contacts?saved=1")

@@ -75,3 +75,36 @@ def test_the_bureau_urges_from_the_campaign_page_and_reads_the_log(
         service.login("wsr-xd-head")
         page = c.get("/notices").text
         assert "企业微信群机器人" in page and "重发" not in page and "石河小学" not in page
+
+
+def test_a_units_contacts_are_set_on_its_page_and_shown_masked(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        c = service.client
+        units = setup_licheng(service)
+        service.login("bureau")
+        sh = units["WSR-SH"]
+        assert f'href="/units/{sh}/contacts"' in c.get("/units").text
+        r = c.post(f"/units/{sh}/contacts", data={"mobile": "0531-88120001"})
+        assert r.status_code == 422 and "11位中国大陆手机号" in r.text
+        r = c.post(
+            f"/units/{sh}/contacts",
+            data={"email": "shihe@school.example.cn", "mobile": "13805310001", "channel": ["email", "sms"]},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"] == f"/units/{sh}/contacts?saved=1"
+        page = c.get(r.headers["location"]).text
+        assert "联系方式已保存" in page and "s***@school.example.cn" in page and "138****0001" in page
+        assert "13805310001" not in page and "shihe@" not in page
+        # empty fields keep what is stored; 清除 removes one
+        c.post(f"/units/{sh}/contacts", data={"clear": ["mobile"], "channel": ["email"]})
+        shown = c.get(f"/api/units/{sh}/contacts").json()
+        assert (shown["email"], shown["mobile"], shown["channels"]) == ("s***@school.example.cn", None, ["email"])
+        # a school sets its own; an office's staff may look but not change a school's
+        service.login("wsr-sh-head")
+        r = c.post(
+            f"/units/{sh}/contacts", data={"wecom_webhook": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}
+        )
+        assert r.status_code == 200 and "企业微信群机器人（qyapi.weixin.qq.com）" in r.text
+        service.login("wsr-staff")
+        r = c.post(f"/units/{sh}/contacts", data={"email": "x@y.cn"})
+        assert r.status_code == 403 and "只有本单位或教体局工作人员可以修改联系方式" in r.text
