@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -258,8 +259,11 @@ class Notify:
             not_before=now,
             dedupe_key=dedupe_key,
         )
-        session.add(delivery)
-        session.flush()
+        try:
+            with session.begin_nested():  # another process queuing the same message at once wins
+                session.add(delivery)
+        except IntegrityError:
+            return None
         return delivery
 
     def _queue_item(self, session: Session, item: Item, *, urgent: bool = False) -> list[Delivery]:
