@@ -102,6 +102,7 @@ _FROM_AUDIT = {
 #: Back-off of a webhook after each failed attempt: retried for about a day, then failed.
 WEBHOOK_BACKOFF = tuple(dt.timedelta(minutes=m) for m in (1, 5, 30, 120, 300, 600, 600))
 CURSOR = "webhooks"
+NOTICES_CURSOR = "notices"
 #: Overdue notices and escalations only for deadlines passed this recently: a service that starts
 #: sending (or a unit given contacts) does not flood people with last year's late documents.
 OVERDUE_WINDOW = dt.timedelta(days=7)
@@ -422,6 +423,47 @@ class Notify:
                 )
         return items
 
+    def _audit_items(self, session: Session) -> list[Item]:
+        """Notices of what people did, read from the audit log after its cursor: an office's
+        转交 tells the bureau to receive. The cursor starts at the log's end (no notices of the past)."""
+        cursor = session.get(NotifyCursor, NOTICES_CURSOR)
+        if cursor is None:
+            last = session.scalar(select(func.max(AuditEvent.id)))
+            session.add(NotifyCursor(name=NOTICES_CURSOR, audit_event_id=int(last or 0)))
+            return []
+        items: list[Item] = []
+        top = int(session.scalar(select(func.max(AuditEvent.id))) or 0)
+        events = session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.id > cursor.audit_event_id,
+                AuditEvent.id <= top,
+                AuditEvent.action.in_(["campaign.forward"]),
+            )
+            .order_by(AuditEvent.id)
+        )
+        for e in events:
+            campaign = session.get(Campaign, e.detail.get("campaign"))
+            if campaign is None:
+                continue
+            bureau, count = campaign.bureau, len(e.detail.get("assignments") or [])
+            office = str(e.detail.get("office") or "")
+            line = f"{bureau.name}：{office}已转交所辖学校已签署的「{campaign.name}」{count} 份，请确认接收。"
+            items.append(
+                Item(
+                    bureau,
+                    f"audit{e.id}:forwarded",
+                    "campaign.forwarded",
+                    f"【已转交】{campaign.name}",
+                    line,
+                    f"{self.base}/campaigns/{campaign.id}",
+                    campaign.id,
+                    {"unit": office, "task": campaign.name, "deadline": self._deadline_text(campaign.deadline)},
+                )
+            )
+        cursor.audit_event_id = max(top, cursor.audit_event_id)
+        return items
+
     def run_rules(self, session: Session, *, cases: bool = True) -> list[Delivery]:
         """Queue what the rules say is due now (each message once, ever): campaigns' and, with
         ``cases``, the case steps'. A unit with many items at once gets one digest; the items it
@@ -429,7 +471,8 @@ class Notify:
         now = self.now()
         today = now.astimezone(self.tz).date()
         by_unit: dict[int, list[Item]] = defaultdict(list)
-        found = self._items(session, now) + (self._case_items(session, today) if cases else [])
+        found = self._items(session, now) + self._audit_items(session)
+        found += self._case_items(session, today) if cases else []
         for item in found:
             by_unit[item.unit.id].append(item)
         queued: list[Delivery] = []
@@ -751,11 +794,14 @@ class Notify:
                 )
             )
 
-    def _subscribers(self, session: Session, event: str, unit_id: int | None) -> list[WebhookSubscription]:
+    def _subscribers(
+        self, session: Session, event: str, unit_id: int | None, at: dt.datetime
+    ) -> list[WebhookSubscription]:
+        """The active subscriptions to ``event`` that see ``unit_id`` and existed at ``at``."""
         subs = [
             s
             for s in session.scalars(select(WebhookSubscription).where(WebhookSubscription.active))
-            if event in s.events
+            if event in s.events and s.created_at <= at
         ]
         out = []
         for sub in subs:
@@ -788,7 +834,7 @@ class Notify:
                 if key in e.detail and isinstance(e.detail[key], (str, int)):
                     data[key] = e.detail[key]
             payload = {"type": event, "timestamp": e.at.isoformat(), "data": data}
-            for sub in self._subscribers(session, event, e.unit_id):
+            for sub in self._subscribers(session, event, e.unit_id, e.at):
                 self._webhook(session, sub, f"audit:{e.id}", event, payload)
                 found += 1
         session.flush()
@@ -816,7 +862,7 @@ class Notify:
                     "deadline": a.deadline.isoformat(),
                 },
             }
-            for sub in self._subscribers(session, "campaign.overdue", a.unit_id):
+            for sub in self._subscribers(session, "campaign.overdue", a.unit_id, now):
                 self._webhook(session, sub, f"overdue:{a.id}", "campaign.overdue", payload)
         session.flush()
 

@@ -190,6 +190,10 @@ def test_a_campaign_issued_reminded_overdue_and_urged(notified: Services, smtp: 
         assert zx is not None
         services.campaigns.sign(s, scope_of(s, "wsr-zx-head"), zx, handwriting())
         s.commit()
+        # and its office sends it on to the bureau (转交): the bureau is told to receive it
+        assert zx.campaign is not None
+        services.campaigns.forward(s, scope_of(s, "wsr-staff"), zx.campaign)
+        s.commit()
 
     services.clock.advance(dt.timedelta(days=2))
     sent = _run(services)
@@ -199,6 +203,12 @@ def test_a_campaign_issued_reminded_overdue_and_urged(notified: Services, smtp: 
         ("campaign.reminder", "wecom", "WSR-SH"),
     ]
     assert not any(code == "WSR-ZX" for *_, code in sent)
+    assert ("campaign.forwarded", "email", "LCJT") in sent
+    [forwarded] = [m for m in smtp.to("lcjt@bureau.example.cn") if m["Subject"].startswith("【已转交】")]
+    assert (
+        "历城区王舍人街道教育办公室已转交所辖学校已签署的「2024年控辍保学责任书」1 份，请确认接收。"
+        in forwarded.get_content()
+    )
     assert "还剩不到1天" in smtp.to("shihe@school.example.cn")[-1].get_content()
 
     # past the deadline: the school is told, and its office hears of every late school in one digest
