@@ -77,7 +77,11 @@ def normalize_recipient(channel: str, value: str) -> str:
             raise RecipientInvalid("短信收件人应为11位中国大陆手机号，例如 13805310001。")
         return digits
     if channel in ROBOTS:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a port out of range raises here
+        except ValueError:
+            raise RecipientInvalid("机器人地址应为 https 开头的完整 Webhook 地址。") from None
         local = parts.hostname in ("127.0.0.1", "localhost", "::1")
         if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not local):
             raise RecipientInvalid("机器人地址应为 https 开头的完整 Webhook 地址。")
@@ -194,7 +198,7 @@ class WecomRobot:
         content = f"**{message.subject}**\n{message.body}"
         try:
             response = self.post(message.recipient, json={"msgtype": "markdown", "markdown": {"content": content}})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise DeliveryFailed(f"企业微信机器人无法连接：{exc}") from exc
         return _robot_answer(response, "企业微信机器人")
 
@@ -228,7 +232,7 @@ class DingtalkRobot:
         }
         try:
             response = self.post(url, json=body)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise DeliveryFailed(f"钉钉机器人无法连接：{exc}") from exc
         return _robot_answer(response, "钉钉机器人")
 
@@ -297,7 +301,7 @@ class AliyunSms:
     def send(self, message: Outgoing) -> str:
         try:
             response = self.get(self.endpoint, params=self.request(message))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise DeliveryFailed(f"短信服务无法连接：{exc}") from exc
         text = response.text[:400]
         try:

@@ -29,6 +29,8 @@ def deliveries(
     if status:
         query = query.where(Delivery.status == status)
     if campaign_id is not None:
+        if not valid_id(campaign_id):
+            return []
         query = query.where(Delivery.campaign_id == campaign_id)
     return session.scalars(query.order_by(Delivery.id.desc()).limit(PAGE)).all()
 

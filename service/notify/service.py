@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select
@@ -36,6 +37,7 @@ from service.audit.service import mask_personal, record
 from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.cases.models import OPEN_STATUSES
 from service.clock import wall_now
+from service.db.scoping import valid_id
 from service.errors import NotFoundForUser
 from service.jobs.runner import JobRunner
 from service.ledgers.service import Ledgers
@@ -538,6 +540,7 @@ class Notify:
         bureau = scope.bureau_staff()
         if campaign.bureau_id != bureau.id:
             raise NotFoundForUser()
+        unit_ids = [u for u in unit_ids if valid_id(u)]
         if not unit_ids:
             raise NothingToUrge("请选择要催办的单位。")
         now = self.now()
@@ -756,8 +759,13 @@ class Notify:
         """A bureau subscribes another system; the secret is in the returned row (shown once)."""
         bureau = scope.bureau_staff()
         url = url.strip()
-        if not url.startswith(("https://", "http://")) or len(url) > 500:
-            raise WebhookInvalid("订阅地址应为 http(s) 开头的完整地址。")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a port out of range raises here
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
+            raise WebhookInvalid("订阅地址应为 http(s) 开头的完整地址，例如 https://oa.example.gov.cn/hooks/docsign。")
         unknown = [e for e in events if e not in WEBHOOK_EVENTS]
         if not events or unknown:
             raise WebhookInvalid(f"事件应从 {'、'.join(WEBHOOK_EVENTS)} 中选择。")
@@ -923,7 +931,7 @@ class Notify:
             try:
                 response = self.post(sub.url, content=body, headers=headers)
                 ok, answer = 200 <= response.status_code < 300, f"HTTP {response.status_code} {response.text[:300]}"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                 ok, answer = False, f"无法连接：{exc}"
             wd.answer = answer[:500]
             if ok:
