@@ -99,6 +99,9 @@ def test_webhook_subscriptions_through_the_api(tmp_path: Path, provider: Provide
         service.login("bureau")
         r = c.post("/api/webhooks", json={"url": provider.url("/oa"), "events": ["document.teleported"]})
         assert r.status_code == 422 and r.json()["code"] == "WEBHOOK_INVALID"
+        for odd in ("http://[::1", "ftp://oa.example.cn/x", "http://oa.example.cn:70000/x"):
+            r = c.post("/api/webhooks", json={"url": odd, "events": ["document.signed"]})
+            assert r.status_code == 422 and r.json()["code"] == "WEBHOOK_INVALID", (odd, r.text)
         r = c.post("/api/webhooks", json={"url": provider.url("/oa"), "events": ["document.signed"]})
         assert r.status_code == 201, r.text
         assert r.json()["secret"].startswith("whsec_")

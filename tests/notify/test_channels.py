@@ -171,6 +171,9 @@ def test_recipients_are_checked_and_masked() -> None:
     assert bad.value.code == "NOTIFY_RECIPIENT_INVALID" and "11位" in bad.value.message
     with pytest.raises(RecipientInvalid):
         normalize_recipient("wecom", "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=1")  # not https
+    for odd in ("https://[::1", "https://qyapi.weixin.qq.com:99999/x", "https://"):
+        with pytest.raises(RecipientInvalid):
+            normalize_recipient("dingtalk", odd)
     assert mask_recipient("sms", "13805310001") == "138****0001"
     assert mask_recipient("email", "shihe@school.example.cn") == "s***@school.example.cn"
     assert (
