@@ -256,6 +256,9 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=6, ge=1, le=20)
     #: A bureau's 催办 of one unit for one campaign at most this often.
     notify_urge_minutes: int = Field(default=60, ge=1)
+    #: The delivery log forgets a message's address (e-mail, mobile, robot) this many days after it
+    #: was queued; the masked form and the rest of the row stay.
+    notify_log_days: int = Field(default=180, ge=7, le=3650)
 
     # The scale-out profile.
     #: A Celery broker, e.g. ``redis://127.0.0.1:6379/0``: background jobs then run in Celery

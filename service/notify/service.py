@@ -961,8 +961,26 @@ class Notify:
 
     # --- one run ------------------------------------------------------------------------------
 
+    def forget_addresses(self, session: Session) -> int:
+        """Addresses of messages older than ``notify_log_days`` erased (personal data kept no longer
+        than the log needs it); a message still queued keeps its own."""
+        before = self.now() - dt.timedelta(days=self.settings.notify_log_days)
+        old = session.scalars(
+            select(Delivery).where(
+                Delivery.created_at < before,
+                Delivery.recipient_bidx.is_not(None),
+                Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED, "digested"]),
+            )
+        ).all()
+        for delivery in old:
+            delivery.recipient = ""
+            delivery.secret = None
+        session.flush()
+        return len(old)
+
     def run(self, session: Session, commit: Callable[[], None], *, cases: bool = True) -> RunReport:
         """What the schedule does: the rules, the events, then everything due is sent."""
+        self.forget_addresses(session)
         queued = self.run_rules(session, cases=cases)
         self.collect_events(session)
         commit()

@@ -411,3 +411,20 @@ def test_a_case_step_due_then_overdue_reaches_the_school_its_office_and_the_bure
     assert up["Subject"].startswith("【个案督办】")
     assert "「历城区王舍人街道石河小学」学生韩**的个案" in up.get_content() and link in up.get_content()
     assert _run(services) == []
+
+
+def test_the_log_forgets_addresses_after_its_period(notified: Services, smtp: Mailbox) -> None:
+    services = notified
+    with services.db.session() as s:
+        delivery = services.notify.test_message(s, "email", "shihe@school.example.cn")
+        s.commit()
+        services.notify.send_due(s, s.commit)
+        delivery_id = delivery.id
+    services.clock.advance(dt.timedelta(days=services.settings.notify_log_days + 1))
+    with services.db.session() as s:
+        services.notify.run(s, s.commit)
+    with services.db.session() as s:
+        kept = s.get(Delivery, delivery_id)
+        assert kept is not None and kept.status == "sent"
+        assert kept.recipient == "" and kept.recipient_bidx is None
+        assert kept.recipient_masked == "s***@school.example.cn"
