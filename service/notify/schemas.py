@@ -182,3 +182,13 @@ def delivery_row(d: Delivery, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "tone": STATUS_TONES.get(d.status, "pending"),
         "waiting": waiting,
     }
+
+
+def webhook_row(d: WebhookDelivery, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """One line of the webhook page's delivery log."""
+    return {
+        **WebhookDeliveryOut.of(d).model_dump(),
+        "time": (d.sent_at or d.created_at).astimezone(tz).strftime("%Y年%m月%d日 %H:%M"),
+        "status_title": STATUS_TITLES.get(d.status, d.status),
+        "tone": STATUS_TONES.get(d.status, "pending"),
+    }

@@ -11,8 +11,8 @@ from service.accounts.models import Role, User
 from service.errors import InvalidInput, NotFoundForUser
 from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep, UnitObj
 from service.notify import repository as notify_repository
-from service.notify.schemas import ContactOut, delivery_row
-from service.notify.service import ContactSpec
+from service.notify.schemas import ContactOut, WebhookOut, delivery_row, webhook_row
+from service.notify.service import WEBHOOK_EVENTS, ContactSpec
 from service.units.models import Unit
 from service.web.common import PageUser, flash_redirect, render, tz_of
 
@@ -132,3 +132,45 @@ def contacts_save(
         return _contacts_page(request, user, unit, session, error=exc.message)
     session.commit()
     return flash_redirect(f"/units/{unit.id}/contacts?saved=1")
+
+
+@router.get("/webhooks")
+def webhooks_page(
+    request: Request, user: PageUser, scope: ScopeDep, services: ServicesDep, session: SessionDep, done: str = ""
+) -> Response:
+    scope.bureau_staff()
+    tz = tz_of(services)
+    flash = {
+        "replayed": {"tone": "ok", "text": "已重新排队推送。"},
+        "tested": {"tone": "ok", "text": "测试事件已推送，结果见下方推送记录。"},
+    }.get(done)
+    return render(
+        request,
+        "webhooks.html",
+        user,
+        subscriptions=[WebhookOut.of(s) for s in notify_repository.subscriptions(session, scope)],
+        deliveries=[webhook_row(d, tz) for d in notify_repository.webhook_deliveries(session, scope)],
+        events=WEBHOOK_EVENTS,
+        flash=flash,
+    )
+
+
+@router.post("/webhooks/{subscription_id}/test")
+def webhook_test_page(subscription_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
+    sub = notify_repository.get_subscription(session, scope, subscription_id)
+    if sub is None:
+        raise NotFoundForUser()
+    delivery = services.notify.test_webhook(session, scope, sub)
+    session.commit()
+    services.notify.send_webhooks(session, session.commit, only=[delivery.id])
+    return flash_redirect("/webhooks?done=tested")
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/replay")
+def webhook_replay_page(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
+    delivery = notify_repository.get_webhook_delivery(session, scope, delivery_id)
+    if delivery is None:
+        raise NotFoundForUser()
+    services.notify.replay(session, scope, delivery)
+    session.commit()
+    return flash_redirect("/webhooks?done=replayed")

@@ -6,6 +6,8 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from standardwebhooks.webhooks import Webhook
+
 from tests.api.conftest import running_service, setup_licheng
 from tests.api.test_notify import _campaign
 from tests.notify.servers import Mailbox, Provider, provider, smtp
@@ -108,3 +110,28 @@ def test_a_units_contacts_are_set_on_its_page_and_shown_masked(tmp_path: Path) -
         service.login("wsr-staff")
         r = c.post(f"/units/{sh}/contacts", data={"email": "x@y.cn"})
         assert r.status_code == 403 and "只有本单位或教体局工作人员可以修改联系方式" in r.text
+
+
+def test_the_webhook_page_tests_a_subscription_and_replays_a_delivery(tmp_path: Path, provider: Provider) -> None:
+    with running_service(tmp_path) as service:
+        c = service.client
+        setup_licheng(service)
+        service.login("bureau")
+        r = c.post("/api/webhooks", json={"url": provider.url("/oa"), "events": ["document.issued"]})
+        assert r.status_code == 201, r.text
+        sub = r.json()
+        assert "推送测试事件" in c.get("/webhooks").text
+        r = c.post(f"/webhooks/{sub['id']}/test", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/webhooks?done=tested"
+        page = c.get(r.headers["location"]).text
+        assert "测试事件已推送" in page and "webhook.test" in page and "已发送" in page
+        [delivery] = c.get("/api/webhooks/deliveries").json()
+        r = c.post(f"/webhooks/deliveries/{delivery['id']}/replay", follow_redirects=False)
+        assert r.status_code == 303 and "已重新排队推送" in c.get(r.headers["location"]).text
+        with service.state.db.session() as s:
+            service.state.notify.send_webhooks(s, s.commit)
+        first, again = provider.at("/oa")
+        assert first.headers["webhook-id"] == again.headers["webhook-id"] == delivery["message_id"]
+        Webhook(sub["secret"]).verify(again.body, again.headers)
+        service.login("wsr-sh-head")
+        assert c.get("/webhooks").status_code == 403
