@@ -21,7 +21,15 @@ class DeliveryStatus:
     FAILED = "failed"  # 发送失败 (attempts exhausted)
 
 
-STATUS_TITLES = {"queued": "待发送", "sending": "状态不明", "sent": "已发送", "failed": "发送失败"}
+STATUS_TITLES = {
+    "queued": "待发送",
+    "sending": "状态不明",
+    "sent": "已发送",
+    "failed": "发送失败",
+    # items handled without a message of their own (the log page does not list them)
+    "digested": "已并入汇总",
+    "skipped": "已随下发通知告知",
+}
 
 
 class UnitContact(SealedRow, Base):

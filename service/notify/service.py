@@ -480,6 +480,11 @@ class Notify:
         queued: list[Delivery] = []
         for items in by_unit.values():
             fresh = [i for i in items if not self._known(session, i)]
+            # a document issued close to its deadline: the notice says the deadline, no reminder too
+            issued = {i.key.split(":", 1)[0] for i in fresh if i.kind == "campaign.issued"}
+            covered = [i for i in fresh if i.kind == "campaign.reminder" and i.key.split(":", 1)[0] in issued]
+            self._mark(session, covered, "skipped")
+            fresh = [i for i in fresh if i not in covered]
             if len(fresh) >= self.settings.notify_digest_threshold:
                 queued += self._digest(session, fresh, today)
             else:
@@ -508,21 +513,26 @@ class Notify:
             {"unit": unit.name, "task": f"{len(items)}项待办", "deadline": today.isoformat()},
         )
         sent = self._queue_item(session, digest)
-        for item in items:  # marked, so no later run sends them one by one
+        self._mark(session, items, "digested")  # so no later run sends them one by one
+        return sent
+
+    def _mark(self, session: Session, items: list[Item], status: str) -> None:
+        """Items kept in the log as handled without a message of their own (``digested``: in a
+        digest; ``skipped``: said by another message of the same run)."""
+        for item in items:
             self._queue(
                 session,
                 channel="digest",
-                recipient=unit.name,
+                recipient=item.unit.name,
                 secret=None,
                 kind=item.kind,
                 subject=item.subject,
                 body=item.line,
-                dedupe_key=f"{item.key}:digest",
-                unit=unit,
+                dedupe_key=f"{item.key}:{status}",
+                unit=item.unit,
                 campaign_id=item.campaign_id,
-                status="digested",
+                status=status,
             )
-        return sent
 
     # --- 催办 ---------------------------------------------------------------------------------
 

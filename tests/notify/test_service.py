@@ -428,3 +428,26 @@ def test_the_log_forgets_addresses_after_its_period(notified: Services, smtp: Ma
         assert kept is not None and kept.status == "sent"
         assert kept.recipient == "" and kept.recipient_bidx is None
         assert kept.recipient_masked == "s***@school.example.cn"
+
+
+def test_a_document_issued_close_to_its_deadline_gets_one_notice_not_a_reminder_too(
+    notified: Services, smtp: Mailbox, provider: Provider
+) -> None:
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    _to_beijing(services, 9)
+    _issue(services, deadline_days=2)
+    sent = _run(services)
+    assert {k for k in sent if k[2] == "WSR-SH"} == {
+        ("campaign.issued", "email", "WSR-SH"),
+        ("campaign.issued", "sms", "WSR-SH"),
+        ("campaign.issued", "wecom", "WSR-SH"),
+    }
+    assert _run(services) == []
+    services.clock.advance(dt.timedelta(days=1, hours=1))  # within a day of the deadline: the last reminder
+    assert ("campaign.reminder", "email", "WSR-SH") in _run(services)
+    assert [m["Subject"] for m in smtp.to("shihe@school.example.cn")] == [
+        "【待签署】2024年控辍保学责任书",
+        "【签署提醒】2024年控辍保学责任书",
+    ]
