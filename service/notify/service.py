@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
@@ -683,9 +683,9 @@ class Notify:
 
     def _send_one(self, session: Session, delivery: Delivery, commit: Callable[[], None], report: RunReport) -> None:
         channel = self.channels.get(delivery.channel)
-        delivery.status = DeliveryStatus.SENDING
-        delivery.attempts += 1
-        commit()  # claimed: a process killed from here on never sends it again by itself
+        if not _claim(session, Delivery, delivery.id, commit):
+            return  # another process took it first
+        session.refresh(delivery)
         try:
             if channel is None:
                 raise ChannelNotConfigured(f"{CHANNEL_TITLES.get(delivery.channel, delivery.channel)}渠道未配置。")
@@ -927,9 +927,9 @@ class Notify:
                 continue
             sub = session.get(WebhookSubscription, wd.subscription_id)
             assert sub is not None
-            wd.status = DeliveryStatus.SENDING
-            wd.attempts += 1
-            commit()
+            if not _claim(session, WebhookDelivery, wd.id, commit):
+                continue  # another process took it first
+            session.refresh(wd)
             body = json.dumps(wd.payload, ensure_ascii=False, separators=(",", ":")).encode()
             stamp = wall_now()  # receivers check it against their own clock
             headers = {
@@ -1004,3 +1004,18 @@ def _scrub(answer: str, delivery: Delivery) -> str:
     replaced by its masked form, mobiles and ID numbers masked."""
     text = answer.replace(delivery.recipient, delivery.recipient_masked) if delivery.recipient else answer
     return str(mask_personal(text))[:500]
+
+
+def _claim(
+    session: Session, model: type[Delivery] | type[WebhookDelivery], row_id: int, commit: Callable[[], None]
+) -> bool:
+    """Take a queued row for sending, atomically across processes (one UPDATE on its status), and
+    commit: a process killed from here on never sends it again by itself."""
+    claimed = session.execute(
+        update(model)
+        .where(model.id == row_id, model.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.SENDING, attempts=model.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    commit()
+    return bool(getattr(claimed, "rowcount", 0) == 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +39,16 @@ DING_SECRET = "SEC4f1c0ffee"
 
 @pytest.fixture
 def notified(
-    tmp_path: Path, settings: Settings, pki: Pki, converter: Converter, smtp: Mailbox, provider: Provider
+    tmp_path: Path,
+    settings: Settings,
+    pki: Pki,
+    converter: Converter,
+    smtp: Mailbox,
+    provider: Provider,
+    database_url: str,
 ) -> Iterator[Services]:
-    """Services on SQLite with e-mail and SMS configured to the local servers."""
+    """Services on SQLite and on PostgreSQL (each test runs twice) with e-mail and SMS configured
+    to the local servers."""
     own = settings.model_copy(
         update={
             "certs_dir": tmp_path / "certs",
@@ -54,7 +62,7 @@ def notified(
         }
     )
     shutil.copytree(pki.dir, own.certs_dir)
-    with built_services(tmp_path, own, converter, "") as built:
+    with built_services(tmp_path, own, converter, database_url) as built:
         yield built
 
 
@@ -451,3 +459,24 @@ def test_a_document_issued_close_to_its_deadline_gets_one_notice_not_a_reminder_
         "【待签署】2024年控辍保学责任书",
         "【签署提醒】2024年控辍保学责任书",
     ]
+
+
+def test_two_processes_sending_at_once_send_each_message_once(notified: Services, smtp: Mailbox) -> None:
+    services = notified
+    with services.db.session() as s:
+        for n in range(12):
+            services.notify.test_message(s, "email", f"school{n}@school.example.cn")
+        s.commit()
+
+    def sender() -> None:
+        with services.db.session() as s:
+            services.notify.send_due(s, s.commit)
+
+    workers = [threading.Thread(target=sender) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert sorted(m["To"] for m in smtp.mails) == sorted(f"school{n}@school.example.cn" for n in range(12))
+    with services.db.session() as s:
+        assert {(d.status, d.attempts) for d in s.scalars(select(Delivery))} == {("sent", 1)}
