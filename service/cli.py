@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +40,9 @@ from service.documents.codes import display_code
 from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest, read_fields_file
 from service.documents.registry import KINDS, example_fields, get_kind, load_schema
 from service.errors import DocsignError, InvalidInput
+from service.notify.channels import CHANNEL_TITLES
+from service.notify.errors import DeliveryFailed
+from service.notify.models import STATUS_TITLES, Delivery
 from service.retention.service import RULE_TITLES
 from service.settings import PASSPHRASE_BITS, Settings, get_settings, private_dir, strength_bits
 from service.storage import open_store
@@ -1263,6 +1266,58 @@ def _issued(session: Any, roster_id: int) -> int:
     if roster is None:
         return 0
     return rosters_repository.issued_count(session, Scope.operator(session, roster.issuer, OPERATOR), roster)
+
+
+notify_app = typer.Typer(no_args_is_help=True, help="通知：到期提醒、逾期督办、催办与 Webhook 推送。")
+app.add_typer(notify_app, name="notify")
+
+
+def _print_sent(deliveries: Sequence[Delivery], title: str) -> None:
+    table = Table("渠道", "单位", "收件人", "类别", "标题", "状态", title=title, title_justify="left")
+    for d in deliveries:
+        table.add_row(
+            CHANNEL_TITLES.get(d.channel, d.channel),
+            d.unit.name if d.unit else "",
+            d.recipient_masked,
+            d.kind,
+            d.subject,
+            STATUS_TITLES.get(d.status, d.status),
+        )
+    out.print(table)
+
+
+@notify_app.command("run")
+def notify_run() -> None:
+    """立即执行一次提醒规则并发送到期的通知与 Webhook（与每5分钟的定时任务相同），列出发送了什么。"""
+    with _errors(), _services() as services, services.db.session() as session:
+        report = services.notify.run(session, session.commit)
+        if report.sent:
+            _print_sent(report.sent, f"已发送 {len(report.sent)} 条通知")
+        else:
+            out.print("没有需要发送的通知。")
+        if report.held:
+            out.print(f"另有 {len(report.held)} 条暂缓发送（夜间免打扰、机器人限频或失败后等待重试）。")
+        if report.failed:
+            _print_sent(report.failed, f"{len(report.failed)} 条发送失败（已记入发送记录，可在页面重发）")
+        if report.webhooks_sent or report.webhooks_failed:
+            out.print(f"Webhook：送达 {report.webhooks_sent} 条，未送达 {report.webhooks_failed} 条（将按退避重试）。")
+
+
+@notify_app.command("test")
+def notify_test(
+    channel: Annotated[str, typer.Argument(help="email、wecom、dingtalk 或 sms")],
+    recipient: Annotated[str, typer.Argument(help="邮箱、手机号或机器人 Webhook 地址")],
+    secret: Annotated[str, typer.Option("--secret", help="钉钉机器人的加签密钥（SEC 开头）")] = "",
+) -> None:
+    """发送一条测试消息（不受夜间免打扰限制），并显示服务商的应答。"""
+    with _errors(), _services() as services, services.db.session() as session:
+        delivery = services.notify.test_message(session, channel, recipient, secret or None)
+        session.commit()
+        report = services.notify.send_due(session, session.commit, only=[delivery.id])
+        if report.sent:
+            out.print(f"测试消息已发送到 {delivery.recipient_masked}。服务商应答：{delivery.answer}")
+            return
+        raise DeliveryFailed(f"测试消息未能发送到 {delivery.recipient_masked}：{delivery.answer}")
 
 
 def main() -> None:

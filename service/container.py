@@ -29,7 +29,7 @@ from service.campaigns.service import Campaigns
 from service.cases.models import CaseFile, HomeVisit
 from service.cases.service import Cases
 from service.children import spawn_without_interrupts
-from service.clock import SYSTEM_CLOCK, Clock
+from service.clock import SYSTEM_CLOCK, Clock, wall_now
 from service.crypto import keyring_for
 from service.db.session import Database
 from service.documents.convert import Converter
@@ -39,6 +39,9 @@ from service.jobs.registry import JobContext, report_outage
 from service.jobs.runner import EmbeddedRunner, Schedule
 from service.ledgers.service import Ledgers
 from service.limits import RateLimiter, rate_limiter
+from service.notify import tasks as notify_tasks
+from service.notify.channels import channels_from_settings
+from service.notify.service import Notify
 from service.pki.store import Pki
 from service.retention import tasks as retention_tasks
 from service.retention.rules import RetentionRules
@@ -74,6 +77,9 @@ SCHEDULES = (
     Schedule(archive_tasks.AuditCheckpoint(), dt.timedelta(days=1)),
     # Personal data no longer needed (the retention rules in the settings) is removed each day.
     Schedule(retention_tasks.ApplyRetention(), dt.timedelta(days=1)),
+    # Notices: reminders and escalations as they fall due, held messages and retries, webhooks.
+    Schedule(notify_tasks.RunNotify(), dt.timedelta(minutes=5)),
+    Schedule(notify_tasks.RunCaseNotices(), dt.timedelta(hours=1)),
 )
 #: The columns of other domains that name archived files, by store (recovery keeps what they name).
 FILE_COLUMNS = {
@@ -105,6 +111,8 @@ class Services:
     rosters: Rosters
     ledgers: Ledgers
     retention: Retention
+    #: Reminders, escalation, 催办 and webhooks out (``service/notify``).
+    notify: Notify
     #: The embedded runner, or the Celery runner when a broker is configured.
     jobs: EmbeddedRunner | CeleryRunner
     verify_limit: RateLimiter
@@ -201,6 +209,7 @@ class Services:
                 clock.now,
                 page_cache=settings.page_cache_dir,
             ),
+            notify=Notify(settings, channels_from_settings(settings, wall_now), clock.now, ledgers=ledgers),
             jobs=runner,
             verify_limit=rate_limiter(settings, "verify", settings.verify_rate_per_minute),
             login_limit=login_limit,
@@ -225,9 +234,11 @@ class Services:
 
     def _serves_every_job(
         self,
-    ) -> tuple[archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs, retention_tasks.Needs]:
+    ) -> tuple[
+        archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs, retention_tasks.Needs, notify_tasks.Needs
+    ]:
         """What each domain's jobs need of the services, checked by the type checker (never called)."""
-        return self, self, self, self
+        return self, self, self, self, self
 
     def prepare(self) -> None:
         """What every process does before serving: the schema up to date, the PKI in place (key

@@ -277,6 +277,41 @@ class Settings(BaseSettings):
     #: Cached page images of documents (the signing page's previews) are deleted after this many days.
     retention_page_cache_days: int = Field(default=7, ge=1, le=365)
 
+    # Notices out (service/notify): reminders, escalation and 催办 by e-mail, group robots and SMS.
+    #: The mail server, e.g. ``smtp://user:pass@smtp.example.cn:465?tls=1`` (``?starttls=1`` on 587);
+    #: empty: no e-mail.
+    smtp_url: SecretStr = SecretStr("")
+    #: The From address of notices (e-mail is off without it) and the name shown with it.
+    mail_from: str = ""
+    mail_from_name: str = "控辍保学文书签署平台"
+    #: 阿里云 短信服务 (dysmsapi): the endpoint (a local stand-in in tests), the AccessKey, the approved
+    #: 签名 and the template whose parameters are ``unit``, ``task`` and ``deadline``. SMS is off
+    #: until the key, the 签名 and the template are all set.
+    sms_endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    sms_access_key_id: str = ""
+    sms_access_key_secret: SecretStr = SecretStr("")
+    sms_sign_name: str = ""
+    sms_template_code: str = ""
+    sms_region: str = "cn-hangzhou"
+    #: Seconds to wait for a mail server, a robot or the SMS provider.
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: Reminders this many days before a deadline, to the units that have not signed.
+    notify_remind_days: list[int] = Field(default=[3, 1])
+    #: Quiet hours in Beijing time: no SMS or robot message from ``start`` to ``end`` unless urgent.
+    notify_quiet_start: int = Field(default=22, ge=0, le=23)
+    notify_quiet_end: int = Field(default=7, ge=0, le=23)
+    #: 企业微信 and 钉钉 robots take at most 20 messages a minute each.
+    notify_robot_per_minute: int = Field(default=20, ge=1, le=20)
+    #: One unit gets one digest instead of separate messages when at least this many are due at once.
+    notify_digest_threshold: int = Field(default=3, ge=2)
+    #: Attempts of one message before it is marked failed (back-off doubling from one minute).
+    notify_max_attempts: int = Field(default=6, ge=1, le=20)
+    #: A bureau's 催办 of one unit for one campaign at most this often.
+    notify_urge_minutes: int = Field(default=60, ge=1)
+    #: The delivery log forgets a message's address (e-mail, mobile, robot) this many days after it
+    #: was queued; the masked form and the rest of the row stay.
+    notify_log_days: int = Field(default=180, ge=7, le=3650)
+
     # The scale-out profile.
     #: A Celery broker, e.g. ``redis://127.0.0.1:6379/0``: background jobs then run in Celery
     #: workers (``docsign worker``) instead of this process's threads, and rate limits are kept in

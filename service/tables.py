@@ -28,6 +28,7 @@ from service.ledgers.models import (
     RuleDone,
     SchoolRoll,
 )
+from service.notify.models import Delivery, NotifyCursor, UnitContact, WebhookDelivery, WebhookSubscription
 from service.retention.models import RetentionRecord
 from service.rosters.models import PrintBundle, Roster, RosterEntry
 from service.units.models import Unit
@@ -51,6 +52,7 @@ __all__ = [
     "ColumnMapping",
     "DeadlineRule",
     "Delegation",
+    "Delivery",
     "Document",
     "DocumentVersion",
     "ForwardBatch",
@@ -60,6 +62,7 @@ __all__ = [
     "JobSlice",
     "LoginFailure",
     "LoginSession",
+    "NotifyCursor",
     "PrintBundle",
     "ReportVersion",
     "RetentionRecord",
@@ -69,5 +72,8 @@ __all__ = [
     "SchoolRoll",
     "TermStart",
     "Unit",
+    "UnitContact",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -180,6 +180,7 @@ def assignment_row(a: Assignment, doc: Document | None, now: dt.datetime, tz: zo
     label, tone = state_label(a, now, revoked=bool(doc and doc.status == "revoked"))
     return {
         "unit": a.unit.name,
+        "unit_id": a.unit_id,
         "kind_title": KIND_TITLES.get(a.kind, a.kind),
         "label": label,
         "tone": tone,

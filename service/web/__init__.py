@@ -9,6 +9,7 @@ from service.web import (
     district,
     exchange,
     ledgers,
+    notify,
     reports,
     rosters,
     units,
@@ -30,5 +31,6 @@ ROUTERS = [
         reports,
         district,
         exchange,
+        notify,
     )
 ]

@@ -256,6 +256,7 @@ def campaign_page(
     session: SessionDep,
     filter: str = "all",
     received: int | None = None,
+    urged: int | None = None,
 ) -> Response:
     scope.require(Role.BUREAU)
     words = campaign_words(campaign)
@@ -265,6 +266,12 @@ def campaign_page(
             {"tone": "ok", "text": f"已确认接收 {received} 份。"}
             if received
             else {"tone": "warn", "text": "没有新的可接收的文书或报表：各单位报送或教育办转交后再来确认接收。"}
+        )
+    if urged is not None:
+        flash = (
+            {"tone": "ok", "text": f"已催办：{urged} 条提醒正在发送，可在通知发送记录中查看。"}
+            if urged
+            else {"tone": "warn", "text": "所选单位都没有可用的联系方式，未能发出提醒；已记入发送记录。"}
         )
     tz, now = tz_of(services), services.clock.now()
     status = services.campaigns.status(session, campaign)

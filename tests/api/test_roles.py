@@ -147,6 +147,9 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
         "ReasonBody": {"reason": "休学，批准文件 2024-1 号"},
         "ErasureBody": {"reason": "监护人书面申请删除"},
         "NoticeBody": {"kind": "return_notice", "report_by": _future(service, 7), "issuer": "school"},
+        "ContactIn": {"email": "walker@school.example.cn", "channels": ["email"]},
+        "UrgeIn": {"unit_ids": [units["WSR-SH"]]},
+        "WebhookIn": {"url": "http://127.0.0.1:9/hook", "events": ["document.issued"]},
     }
 
 
@@ -244,7 +247,18 @@ def school_objects(service: Service, units: dict[str, int]) -> dict[str, int]:
         json={"user_id": clerk_id, "starts_on": today, "ends_on": _future(service, 3), "reason": "校长外出"},
     )
     assert delegation.status_code == 201, delegation.text
+    # notices: the school's robot (unreachable here) and a 催办 from the bureau; a webhook subscription
+    service.login("bureau")
+    contacts = c.put(f"/api/units/{units['WSR-SH']}/contacts", json={"wecom_webhook": "http://127.0.0.1:9/send?key=k"})
+    assert contacts.status_code == 200, contacts.text
+    urged = c.post(f"/api/campaigns/{campaign_id}/urge", json={"unit_ids": [units["WSR-SH"]]})
+    assert urged.status_code == 202, urged.text
+    subscription = c.post("/api/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["document.signed"]})
+    assert subscription.status_code == 201, subscription.text
+    service.login(OWNER)
     return {
+        "delivery_id": urged.json()["deliveries"][0]["id"],
+        "subscription_id": subscription.json()["id"],
         "delegation_id": delegation.json()["id"],
         "token_id": token_id,
         "user_id": clerk_id,
