@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 import service.tables  # noqa: F401 - every table registered before any session flushes
+from service.accounts import tasks as account_tasks
 from service.accounts.sealing import SecretBox
 from service.accounts.service import Accounts
 from service.archive import tasks as archive_tasks
@@ -77,6 +78,8 @@ SCHEDULES = (
     Schedule(archive_tasks.AuditCheckpoint(), dt.timedelta(days=1)),
     # Personal data no longer needed (the retention rules in the settings) is removed each day.
     Schedule(retention_tasks.ApplyRetention(), dt.timedelta(days=1)),
+    # Accounts nobody has used for DOCSIGN_ACCOUNT_DORMANT_DAYS are disabled each day.
+    Schedule(account_tasks.DisableDormant(), dt.timedelta(days=1)),
     # Notices: reminders and escalations as they fall due, held messages and retries, webhooks.
     Schedule(notify_tasks.RunNotify(), dt.timedelta(minutes=5)),
     Schedule(notify_tasks.RunCaseNotices(), dt.timedelta(hours=1)),
@@ -235,10 +238,15 @@ class Services:
     def _serves_every_job(
         self,
     ) -> tuple[
-        archive_tasks.Needs, campaign_tasks.Needs, roster_tasks.Needs, retention_tasks.Needs, notify_tasks.Needs
+        archive_tasks.Needs,
+        campaign_tasks.Needs,
+        roster_tasks.Needs,
+        retention_tasks.Needs,
+        notify_tasks.Needs,
+        account_tasks.Needs,
     ]:
         """What each domain's jobs need of the services, checked by the type checker (never called)."""
-        return self, self, self, self, self
+        return self, self, self, self, self, self
 
     def prepare(self) -> None:
         """What every process does before serving: the schema up to date, the PKI in place (key

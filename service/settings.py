@@ -243,6 +243,8 @@ class Settings(BaseSettings):
     max_sheet_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     #: Largest drawn signature or seal image.
     max_image_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    #: Accounts nobody has signed in to for this many days are disabled by a daily job (0: never).
+    account_dormant_days: int = Field(default=90, ge=0, le=3650)
     #: The reverse proxies in front of the service, as addresses or networks, comma-separated
     #: (``127.0.0.1,10.0.8.0/24``): only a request from one of them has its X-Forwarded-For
     #: believed, and the client is the right-most address in it that is not one of them.

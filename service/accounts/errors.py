@@ -87,3 +87,12 @@ class TokenReadOnly(DocsignError):
     code = "TOKEN_READ_ONLY"
     http_status = 403
     default_message = "这个 API 令牌只能读取（access=read），不能提交修改。"
+
+
+class AccountDisabled(DocsignError):
+    """The right password of an account that is disabled or past its end: its holder is told why
+    (an intruder who knows the password learns nothing they could use)."""
+
+    code = "ACCOUNT_DISABLED"
+    http_status = 403
+    default_message = "账号已停用，请联系教体局的系统管理员。"

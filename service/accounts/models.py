@@ -53,8 +53,18 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     last_failed_login_at: Mapped[dt.datetime | None]
     last_failed_login_client: Mapped[str | None] = mapped_column(String(64))
+    #: A temporary account's end: its holder cannot sign in after it (None: no end).
+    expires_at: Mapped[dt.datetime | None]
+    #: When and why the account was disabled (by an administrator, or unused for too long);
+    #: ``active`` is what counts, these say why.
+    disabled_at: Mapped[dt.datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
 
     unit: Mapped[Unit] = relationship(lazy="joined")
+
+    def usable(self, now: dt.datetime) -> bool:
+        """Whether the account may be used now: not disabled, not past its end."""
+        return self.active and (self.expires_at is None or self.expires_at > now)
 
 
 #: A password hash no password matches: an account waiting for activation has no usable password.

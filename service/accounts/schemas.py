@@ -27,6 +27,11 @@ class UserOut(BaseModel):
     must_change_password: bool = False
     #: Waiting for its holder to activate it (no usable password yet).
     activation_pending: bool = False
+    #: Usable (not disabled); a temporary account's end; when it last signed in.
+    active: bool = True
+    disabled_reason: str | None = None
+    expires_at: dt.datetime | None = None
+    last_login_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -42,7 +47,23 @@ class UserOut(BaseModel):
             totp_enabled=user.totp_enabled_at is not None,
             must_change_password=user.must_change_password,
             activation_pending=user.password_hash == NO_PASSWORD,
+            active=user.active,
+            disabled_reason=user.disabled_reason,
+            expires_at=user.expires_at,
+            last_login_at=user.last_login_at,
         )
+
+
+class DisableIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, description="停用原因（写入审计日志，本人登录时可见）")
+
+
+class RoleIn(BaseModel):
+    role: str = Field(description="bureau_staff 或 office_staff（不能改为签署人）")
+
+
+class ExpiryIn(BaseModel):
+    expires_at: dt.datetime | None = Field(description="临时账号的到期时间（带时区）；null 表示不到期")
 
 
 class LoginOut(UserOut):

@@ -29,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from service.accounts.activity import SessionActivity
 from service.accounts.errors import (
+    AccountDisabled,
     ActivationExpired,
     ActivationInvalid,
     ActivationSignedIn,
@@ -41,6 +42,7 @@ from service.accounts.errors import (
 )
 from service.accounts.models import (
     NO_PASSWORD,
+    ROLE_TITLES,
     Activation,
     ApiToken,
     Delegation,
@@ -52,7 +54,7 @@ from service.accounts.models import (
 from service.accounts.passwords import password_problem
 from service.accounts.scope import Scope
 from service.accounts.sealing import SecretBox, is_sealed
-from service.audit.service import Actor, record, record_when_done
+from service.audit.service import SYSTEM, Actor, record, record_when_done
 from service.db.session import Database
 from service.errors import NotFoundForUser
 from service.limits import RateLimiter
@@ -122,18 +124,27 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
+def authenticate(session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
     user = session.scalar(select(User).where(User.username == username))
     stored = user.password_hash if user is not None and user.password_hash != NO_PASSWORD else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthFailed() from None
-    if user is None or not user.active or user.password_hash == NO_PASSWORD:
+    if user is None or user.password_hash == NO_PASSWORD:
         raise AuthFailed()
+    if not user.usable(now or dt.datetime.now(dt.UTC)):
+        raise AccountDisabled(_disabled_words(user, now or dt.datetime.now(dt.UTC)))
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def _disabled_words(user: User, now: dt.datetime) -> str:
+    if user.active and user.expires_at is not None and user.expires_at <= now:
+        return "这是临时账号，已到期停用。需要继续使用请联系教体局的系统管理员。"
+    why = f"（{user.disabled_reason}）" if user.disabled_reason else ""
+    return f"账号已停用{why}，请联系教体局的系统管理员。"
 
 
 def start_session(session: Session, user: User, now: dt.datetime, hours: int) -> str:
@@ -180,7 +191,7 @@ def user_for_session(
     """The user of a live session: before its absolute end, and (given ``idle``) used within that
     long, by the last use written (``last_seen_at``) or ``seen`` (noted in memory, not yet written)."""
     row = session.get(LoginSession, token_hash(token))
-    if row is None or row.expires_at <= now or not row.user.active:
+    if row is None or row.expires_at <= now or not row.user.usable(now):
         return None
     if idle is not None:
         last = max(t for t in (row.created_at, row.last_seen_at, seen) if t is not None)
@@ -221,7 +232,7 @@ def token_for(session: Session, token: str, now: dt.datetime, *, writes: bool) -
     active, holding a usable password and not waiting to change a reset one. A request that
     ``writes`` records the token's last use; a read leaves the token as it was (a GET never writes)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
-    if row is None or row.revoked_at is not None or not row.user.active or row.user.password_hash == NO_PASSWORD:
+    if row is None or row.revoked_at is not None or not row.user.usable(now) or row.user.password_hash == NO_PASSWORD:
         return None
     if row.expires_at is None or row.expires_at <= now:
         return None
@@ -473,9 +484,12 @@ class Accounts:
         now = self.now()
         self._throttle(session, client, username, now)
         try:
-            user = authenticate(session, username, password)
+            user = authenticate(session, username, password, now)
         except AuthFailed:
             self._failed(client, username, now)
+            raise
+        except AccountDisabled:
+            self._failed(client, username, now, "auth.login_disabled")
             raise
         if self.needs_totp(user):
             if user.totp_enabled_at is None:
@@ -623,9 +637,122 @@ class Accounts:
         )
         return link
 
+    # --- the account's life: disable, enable, role, end date, dormant accounts ------------------
+
+    def _managed(self, scope: Scope, user: User, what: str) -> dt.datetime:
+        """Bureau staff manage the accounts of their district's units, never their own."""
+        scope.require(Role.BUREAU)
+        if user.unit_id not in scope.units:
+            raise NotFoundForUser("未找到该账号。")
+        if scope.user is not None and user.id == scope.user.id:
+            raise scope.refuse(f"不能{what}自己的账号。")
+        return self.now()
+
+    def _cut_off(self, session: Session, user: User, now: dt.datetime) -> int:
+        """Its sessions end and its API tokens are revoked; how many tokens were."""
+        end_all_sessions(session, user)
+        return revoke_all_tokens(session, user, now)
+
+    def disable(self, session: Session, scope: Scope, user: User, reason: str) -> None:
+        """The account can no longer be used (a principal who left, a lost phone): its sessions end
+        and its tokens are revoked at once; its documents and history stay."""
+        now = self._managed(scope, user, "停用")
+        reason = " ".join(reason.split())
+        if not reason or len(reason) > 200:
+            raise UserInvalid("请写明停用原因（不超过200个字）。")
+        if not user.active:
+            raise UserInvalid("该账号已经停用。")
+        user.active, user.disabled_at, user.disabled_reason = False, now, reason
+        revoked = self._cut_off(session, user, now)
+        session.flush()
+        record(session, scope.actor, "user.disabled", "user", user.id, now, reason=reason, tokens_revoked=revoked)
+
+    def enable(self, session: Session, scope: Scope, user: User) -> None:
+        """A disabled account is usable again (with the password and second factor it had; its
+        tokens stay revoked). An account disabled for not being used is usually better reset."""
+        now = self._managed(scope, user, "启用")
+        if user.active:
+            raise UserInvalid("该账号没有停用。")
+        before = user.disabled_reason
+        user.active, user.disabled_at, user.disabled_reason = True, None, None
+        user.last_login_at = user.last_login_at or now  # not disabled again as dormant by the next run
+        session.flush()
+        record(session, scope.actor, "user.enabled", "user", user.id, now, was=before)
+
+    def change_role(self, session: Session, scope: Scope, user: User, role: str) -> None:
+        """Another role within its unit. Never into 签署人: a signer's account is new, and its holder
+        sets it up with their own activation link (nobody gains a seal by administration). The
+        account's sessions end and its tokens are revoked: they were granted for the old role."""
+        now = self._managed(scope, user, "修改")
+        try:
+            new = Role(role)
+        except ValueError:
+            raise UserInvalid("角色应为 bureau_staff、office_staff 或 unit_signer。") from None
+        if new.value == user.role:
+            raise UserInvalid("该账号已经是这个角色。")
+        if new is Role.SIGNER:
+            raise scope.refuse("不能把账号改为签署人：签署人账号须新建，由本人用激活链接设置密码并开通动态口令。")
+        if UnitType(user.unit.type) not in ROLE_UNITS[new]:
+            raise UserInvalid(f"「{ROLE_TITLES[new]}」不能属于{user.unit.name}这类单位。")
+        before = user.role
+        user.role = new.value
+        revoked = self._cut_off(session, user, now)
+        session.flush()
+        record(
+            session,
+            scope.actor,
+            "user.role_changed",
+            "user",
+            user.id,
+            now,
+            before=before,
+            after=new.value,
+            tokens_revoked=revoked,
+        )
+
+    def set_expiry(self, session: Session, scope: Scope, user: User, expires_at: dt.datetime | None) -> None:
+        """A temporary account (a substitute, an inspector) ends at ``expires_at``; None: no end."""
+        now = self._managed(scope, user, "修改")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise UserInvalid("到期时间须带时区，例如 2025-07-31T17:00:00+08:00。")
+            if expires_at <= now:
+                raise UserInvalid("到期时间须晚于现在；要立即停用账号请用“停用”。")
+        before = user.expires_at
+        user.expires_at = expires_at
+        session.flush()
+        record(
+            session,
+            scope.actor,
+            "user.expiry_set",
+            "user",
+            user.id,
+            now,
+            before=before.isoformat() if before else None,
+            after=expires_at.isoformat() if expires_at else None,
+        )
+
+    def disable_dormant(self, session: Session, days: int) -> list[User]:
+        """Accounts unused for ``days`` days (the daily job): disabled, each audited. An account
+        never signed in to counts from when it was made; one waiting for activation is left to its
+        link. Returns those disabled."""
+        now = self.now()
+        since = now - dt.timedelta(days=days)
+        candidates = session.scalars(
+            select(User).where(User.active, User.password_hash != NO_PASSWORD, User.created_at < since)
+        ).all()
+        dormant = [u for u in candidates if (u.last_login_at or u.created_at) < since]
+        for user in dormant:
+            user.active, user.disabled_at = False, now
+            user.disabled_reason = f"连续 {days} 天未登录，自动停用"
+            self._cut_off(session, user, now)
+            record(session, SYSTEM, "user.disabled_dormant", "user", user.id, now, days=days)
+        session.flush()
+        return dormant
+
     def _live_activation(self, session: Session, token: str) -> Activation:
         row = session.scalar(select(Activation).where(Activation.token_hash == token_hash(token)))
-        if row is None or row.used_at is not None or not row.user.active:
+        if row is None or row.used_at is not None or not row.user.usable(self.now()):
             raise ActivationInvalid()
         if row.expires_at <= self.now():
             raise ActivationExpired()

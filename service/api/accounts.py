@@ -14,10 +14,13 @@ from service.accounts.schemas import (
     ActivationLinkOut,
     DelegationIn,
     DelegationOut,
+    DisableIn,
+    ExpiryIn,
     LoginIn,
     LoginOut,
     NewUserOut,
     PasswordIn,
+    RoleIn,
     TokenIn,
     TokenInfo,
     TokenOut,
@@ -137,6 +140,40 @@ def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, sessio
     link = services.accounts.reset_password(session, scope, user)
     session.commit()
     return ActivationLinkOut(activation_url=link.url, expires_at=link.expires_at)
+
+
+@router.post("/users/{user_id}/disable", response_model=UserOut, summary="停用账号（教体局）：会话立即结束、令牌吊销")
+def disable_user(
+    body: DisableIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> UserOut:
+    services.accounts.disable(session, scope, user, body.reason)
+    session.commit()
+    return UserOut.of(user)
+
+
+@router.post("/users/{user_id}/enable", response_model=UserOut, summary="重新启用停用的账号（教体局）")
+def enable_user(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
+    services.accounts.enable(session, scope, user)
+    session.commit()
+    return UserOut.of(user)
+
+
+@router.post(
+    "/users/{user_id}/role",
+    response_model=UserOut,
+    summary="修改账号的角色（教体局；不能改为签署人）：会话结束、令牌吊销",
+)
+def change_role(body: RoleIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
+    services.accounts.change_role(session, scope, user, body.role)
+    session.commit()
+    return UserOut.of(user)
+
+
+@router.put("/users/{user_id}/expiry", response_model=UserOut, summary="设置临时账号的到期时间（教体局）；null 取消")
+def set_expiry(body: ExpiryIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
+    services.accounts.set_expiry(session, scope, user, body.expires_at)
+    session.commit()
+    return UserOut.of(user)
 
 
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")

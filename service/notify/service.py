@@ -428,10 +428,10 @@ class Notify:
     def _audit_items(self, session: Session) -> list[Item]:
         """Notices of what people did, read from the audit log after its cursor: an office's
         转交 tells the bureau to receive. The cursor starts at the log's end (no notices of the past)."""
-        cursor = session.get(NotifyCursor, NOTICES_CURSOR)
-        if cursor is None:
-            last = session.scalar(select(func.max(AuditEvent.id)))
-            session.add(NotifyCursor(name=NOTICES_CURSOR, audit_event_id=int(last or 0)))
+        cursor, made = _cursor(
+            session, NOTICES_CURSOR, lambda: int(session.scalar(select(func.max(AuditEvent.id))) or 0)
+        )
+        if made:
             return []
         items: list[Item] = []
         top = int(session.scalar(select(func.max(AuditEvent.id))) or 0)
@@ -830,10 +830,7 @@ class Notify:
 
     def collect_events(self, session: Session) -> int:
         """Webhook deliveries for the audit events since the cursor; no personal data (ids, units)."""
-        cursor = session.get(NotifyCursor, CURSOR)
-        if cursor is None:
-            cursor = NotifyCursor(name=CURSOR, audit_event_id=0)
-            session.add(cursor)
+        cursor, _ = _cursor(session, CURSOR, lambda: 0)
         found = 0
         for e in session.scalars(
             select(AuditEvent).where(AuditEvent.id > cursor.audit_event_id).order_by(AuditEvent.id)
@@ -1019,3 +1016,21 @@ def _claim(
     )
     commit()
     return bool(getattr(claimed, "rowcount", 0) == 1)
+
+
+def _cursor(session: Session, name: str, start: Callable[[], int]) -> tuple[NotifyCursor, bool]:
+    """The cursor ``name``, locked for this transaction (two runs at once read the log once); made
+    at ``start()`` when there is none yet, whether made here (True) or by a run at the same moment."""
+    query = select(NotifyCursor).where(NotifyCursor.name == name).with_for_update()
+    row = session.scalar(query)
+    if row is not None:
+        return row, False
+    try:
+        with session.begin_nested():
+            row = NotifyCursor(name=name, audit_event_id=start())
+            session.add(row)
+        return row, True
+    except IntegrityError:  # another run made it first: use theirs
+        made = session.scalar(query)
+        assert made is not None
+        return made, False

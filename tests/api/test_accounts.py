@@ -379,3 +379,80 @@ def test_a_staff_account_without_a_password_is_activated_and_the_rules_hold(tmp_
         assert r.status_code == 200 and r.json()["active"] is True
         assert _login(service, "clerk", "a-new-long-secret-7")["status"] == 200
         assert c.get("/api/units").status_code == 200
+
+
+def test_an_account_is_disabled_enabled_given_an_end_and_disabled_when_unused(tmp_path: Path) -> None:
+    """The account's life, each step audited: disabled (its session and tokens end at once, its
+    holder told why with the right password only), enabled, another role (never 签署人), an end
+    date for a temporary account, and the daily job that disables accounts nobody used."""
+    from tests.api.conftest import setup_licheng
+
+    with running_service(tmp_path, account_dormant_days=90) as service:
+        setup_licheng(service)
+        c = service.client
+        staff = TestClient(c.app)  # the office clerk's own browser
+        r = staff.post("/api/auth/login", json={"username": "wsr-staff", "password": PASSWORD})
+        assert r.status_code == 200
+        staff.headers["X-CSRF-Token"] = csrf_cookie(staff)
+        token = staff.post("/api/auth/tokens", json={"name": "台账导出", "access": "read"}).json()["token"]
+        service.login("bureau")
+        users = {u["username"]: u for u in c.get("/api/users").json()}
+        clerk = users["wsr-staff"]
+        assert clerk["active"] is True and clerk["last_login_at"] is not None and clerk["expires_at"] is None
+
+        # disabled: at once, everywhere
+        r = c.post(f"/api/users/{clerk['id']}/disable", json={"reason": "调离教育办"})
+        assert r.status_code == 200 and r.json()["active"] is False and r.json()["disabled_reason"] == "调离教育办"
+        assert staff.get("/api/auth/me").status_code == 401
+        assert c.get("/api/auth/me", headers={"authorization": f"Bearer {token}"}).status_code == 401
+        refused = _login(service, "wsr-staff")
+        assert refused["status"] == 403 and refused["code"] == "ACCOUNT_DISABLED" and "调离教育办" in refused["message"]
+        wrong = _login(service, "wsr-staff", "not-the-password-9")
+        assert wrong["status"] == 401 and wrong["code"] == "AUTH_FAILED"  # a guesser learns nothing
+        service.login("bureau")
+        assert c.post(f"/api/users/{clerk['id']}/disable", json={"reason": "again"}).status_code == 422
+        me = c.get("/api/auth/me").json()
+        assert c.post(f"/api/users/{me['id']}/disable", json={"reason": "x"}).status_code == 403  # not oneself
+
+        # enabled: the password it had works again; its token stays revoked
+        assert c.post(f"/api/users/{clerk['id']}/enable").json()["active"] is True
+        assert _login(service, "wsr-staff")["status"] == 200
+        assert c.get("/api/auth/me", headers={"authorization": f"Bearer {token}"}).status_code == 401
+
+        # a role: never 签署人 (a seal is its holder's own, by activation); only one the unit may hold
+        service.login("bureau")
+        r = c.post(f"/api/users/{clerk['id']}/role", json={"role": "unit_signer"})
+        assert r.status_code == 403 and "激活链接" in r.json()["message"]
+        r = c.post(f"/api/users/{clerk['id']}/role", json={"role": "bureau_staff"})
+        assert r.status_code == 422 and "不能属于" in r.json()["message"]
+        assert c.post(f"/api/users/{clerk['id']}/role", json={"role": "chief"}).status_code == 422
+
+        # a temporary account: its end in the future, then past it
+        past = (service.clock.now() - dt.timedelta(hours=1)).isoformat()
+        assert c.put(f"/api/users/{clerk['id']}/expiry", json={"expires_at": past}).status_code == 422
+        end = (service.clock.now() + dt.timedelta(days=1)).isoformat()
+        assert c.put(f"/api/users/{clerk['id']}/expiry", json={"expires_at": end}).json()["expires_at"] is not None
+        service.clock.advance(dt.timedelta(days=1, minutes=1))
+        ended = _login(service, "wsr-staff")
+        assert ended["status"] == 403 and "临时账号" in ended["message"]
+        service.login("bureau")
+        assert c.put(f"/api/users/{clerk['id']}/expiry", json={"expires_at": None}).json()["expires_at"] is None
+
+        # unused for 90 days: disabled by the daily job; an account used since stays
+        service.clock.advance(dt.timedelta(days=91))
+        service.login("bureau")
+        with service.state.db.session() as s:
+            dormant = {u.username for u in service.state.accounts.disable_dormant(s, 90)}
+            s.commit()
+        assert "wsr-staff" in dormant and "hjl-staff" in dormant and "bureau" not in dormant
+        assert "wsr-sh-head" in dormant  # activated and never signed in since: counted from its making
+        refused = _login(service, "hjl-staff")
+        assert refused["code"] == "ACCOUNT_DISABLED" and "90 天未登录" in refused["message"]
+
+        actions = [e.action for e in _actions(service, "user.disabled")] + [
+            a
+            for a in ("user.enabled", "user.role_changed", "user.expiry_set", "user.disabled_dormant")
+            if _actions(service, a)
+        ]
+        assert actions == ["user.disabled", "user.enabled", "user.expiry_set", "user.disabled_dormant"]
+        assert [e.actor for e in _actions(service, "auth.login_disabled")][:1] == ["wsr-staff"]

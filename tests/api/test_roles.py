@@ -122,6 +122,9 @@ def json_bodies(service: Service, units: dict[str, int]) -> dict[str, dict[str, 
     return {
         "SignIn": {"signature_png": signature_data_url(), "confirm": True},
         "RevokeIn": {"reason": "发文有误"},
+        "DisableIn": {"reason": "调离"},
+        "RoleIn": {"role": "office_staff"},
+        "ExpiryIn": {"expires_at": _future(service, 30) + "T17:00:00+08:00"},
         "CampaignIn": {"name": "新任务", "year": 2024, "deadline": _future(service, 3) + "T16:00"},
         "UserIn": {
             "username": "walker-new",
