@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
+from sqlalchemy import select
 
 from service.archive.service import record_issued
 from service.db.session import Database
@@ -556,3 +557,11 @@ def test_every_page_at_both_widths(browser: Browser, server: Server, campaign_id
     both_widths(browser, server, "bureau", "/units", "units")
     both_widths(browser, server, "wsr-staff", "/office", "office")
     both_widths(browser, server, "hjl-xx-head", "/sign", "sign-list")
+    # the notices' pages: the delivery log, webhooks, a unit's contacts
+    both_widths(browser, server, "bureau", "/notices", "notices")
+    both_widths(browser, server, "bureau", "/webhooks", "webhooks")
+    db = Database(server.settings())
+    with db.session() as s:
+        school = s.scalars(select(Unit.id).where(Unit.code == "WSR-SH")).one()
+    db.dispose()
+    both_widths(browser, server, "bureau", f"/units/{school}/contacts", "unit-contacts")
