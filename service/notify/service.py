@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from service.accounts.models import Role
+from service.accounts.models import Role, User
 from service.accounts.scope import Scope
 from service.audit.models import AuditEvent
 from service.audit.service import mask_personal, record
@@ -427,7 +427,9 @@ class Notify:
 
     def _audit_items(self, session: Session) -> list[Item]:
         """Notices of what people did, read from the audit log after its cursor: an office's
-        转交 tells the bureau to receive. The cursor starts at the log's end (no notices of the past)."""
+        转交 tells the bureau to receive; an account reset or disabled is told to its unit (its
+        head hears of a reset nobody asked for). The cursor starts at the log's end (no notices of
+        the past)."""
         cursor, made = _cursor(
             session, NOTICES_CURSOR, lambda: int(session.scalar(select(func.max(AuditEvent.id))) or 0)
         )
@@ -440,11 +442,14 @@ class Notify:
             .where(
                 AuditEvent.id > cursor.audit_event_id,
                 AuditEvent.id <= top,
-                AuditEvent.action.in_(["campaign.forward"]),
+                AuditEvent.action.in_(["campaign.forward", *ACCOUNT_EVENTS]),
             )
             .order_by(AuditEvent.id)
         )
         for e in events:
+            if e.action in ACCOUNT_EVENTS:
+                items.extend(self._account_item(session, e))
+                continue
             campaign = session.get(Campaign, e.detail.get("campaign"))
             if campaign is None:
                 continue
@@ -465,6 +470,38 @@ class Notify:
             )
         cursor.audit_event_id = max(top, cursor.audit_event_id)
         return items
+
+    def _account_item(self, session: Session, e: AuditEvent) -> list[Item]:
+        user = session.get(User, int(e.object_id)) if e.object_id.isdigit() else None
+        if user is None:
+            return []
+        when = e.at.astimezone(self.tz).strftime("%Y年%-m月%-d日 %H:%M")
+        who = f"「{user.display_name}」（{user.username}）"
+        subject, what = ACCOUNT_EVENTS[e.action]
+        if e.action == "user.password_reset":
+            line = (
+                f"{user.unit.name}：账号{who}于 {when} 被 {e.actor} 重置，密码和动态口令已清除，须由本人用激活链接重新设置。"
+                "如果不是本单位申请的重置，请立即联系教体局。"
+            )
+        else:
+            reason = e.detail.get("reason") or ("长期未登录" if e.action == "user.disabled_dormant" else "")
+            line = (
+                f"{user.unit.name}：账号{who}于 {when} 被停用"
+                + (f"（{reason}）" if reason else "")
+                + "。如有疑问请联系教体局。"
+            )
+        return [
+            Item(
+                user.unit,
+                f"audit{e.id}:{e.action}",
+                what,
+                subject,
+                line,
+                f"{self.base}/login",
+                None,
+                {"unit": user.unit.name, "task": subject.strip("【】"), "deadline": when},
+            )
+        ]
 
     def run_rules(self, session: Session, *, cases: bool = True) -> list[Delivery]:
         """Queue what the rules say is due now (each message once, ever): campaigns' and, with
@@ -1016,6 +1053,14 @@ def _claim(
     )
     commit()
     return bool(getattr(claimed, "rowcount", 0) == 1)
+
+
+#: Account events a unit is told of: (subject, kind of message).
+ACCOUNT_EVENTS = {
+    "user.password_reset": ("【账号已重置】", "account.reset"),
+    "user.disabled": ("【账号已停用】", "account.disabled"),
+    "user.disabled_dormant": ("【账号已停用】", "account.disabled"),
+}
 
 
 def _cursor(session: Session, name: str, start: Callable[[], int]) -> tuple[NotifyCursor, bool]:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from service.accounts.models import User
 from service.campaigns.models import Assignment, Campaign
 from service.campaigns.service import CampaignSpec
 from service.container import Services
@@ -480,3 +481,31 @@ def test_two_processes_sending_at_once_send_each_message_once(notified: Services
     assert sorted(m["To"] for m in smtp.mails) == sorted(f"school{n}@school.example.cn" for n in range(12))
     with services.db.session() as s:
         assert {(d.status, d.attempts) for d in s.scalars(select(Delivery))} == {("sent", 1)}
+
+
+def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
+    notified: Services, smtp: Mailbox, provider: Provider
+) -> None:
+    """The school's head learns of a reset of their account at once, on the unit's channels (a reset
+    nobody asked for is how a seal would be taken over), and of an account disabled; once each."""
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    _to_beijing(services, 10)
+    assert _run(services) == []  # the first run starts reading the log at its end
+    with services.db.session() as s:
+        bureau = scope_of(s, "bureau")
+        head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
+        services.accounts.reset_password(s, bureau, head)
+        services.accounts.disable(s, bureau, head, "校长调任")
+        s.commit()
+    sent = _run(services)
+    assert ("account.reset", "email", "WSR-SH") in sent and ("account.disabled", "email", "WSR-SH") in sent
+    assert ("account.reset", "sms", "WSR-SH") in sent
+    reset = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已重置】")]
+    assert len(reset) == 1
+    text = reset[0].get_content()
+    assert "wsr-sh-head" in text and "被 韩玮玮（济南市历城区教育和体育局） 重置" in text and "请立即联系教体局" in text
+    disabled = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已停用】")]
+    assert len(disabled) == 1 and "校长调任" in disabled[0].get_content()
+    assert _run(services) == []  # once each
