@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.errors import NotFoundForUser
-from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep, UnitObj
+from service.http.deps import (
+    CampaignObj,
+    DeliveryObj,
+    ScopeDep,
+    ServicesDep,
+    SessionDep,
+    SubscriptionObj,
+    UnitObj,
+    WebhookDeliveryObj,
+)
 from service.notify import repository as notify_repository
 from service.notify.schemas import (
     ContactIn,
@@ -59,10 +67,7 @@ def list_deliveries(
 @router.post(
     "/notify/deliveries/{delivery_id}/resend", response_model=DeliveryOut, summary="重发一条失败的通知（教体局）"
 )
-def resend(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> DeliveryOut:
-    delivery = notify_repository.get(session, scope, delivery_id)
-    if delivery is None:
-        raise NotFoundForUser()
+def resend(delivery: DeliveryObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> DeliveryOut:
     services.notify.resend(session, scope, delivery, services.jobs)
     session.commit()
     return DeliveryOut.of(delivery)
@@ -95,10 +100,9 @@ def list_webhook_deliveries(scope: ScopeDep, session: SessionDep) -> list[Webhoo
     response_model=WebhookDeliveryOut,
     summary="重新推送一个事件（同一消息编号，重新签名）",
 )
-def replay(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> WebhookDeliveryOut:
-    delivery = notify_repository.get_webhook_delivery(session, scope, delivery_id)
-    if delivery is None:
-        raise NotFoundForUser()
+def replay(
+    delivery: WebhookDeliveryObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> WebhookDeliveryOut:
     services.notify.replay(session, scope, delivery)
     session.commit()
     return WebhookDeliveryOut.of(delivery)
@@ -110,11 +114,8 @@ def replay(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: Se
     summary="向订阅地址推送一条测试事件（webhook.test），立即发送并返回对方的应答",
 )
 def test_webhook(
-    subscription_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep
+    sub: SubscriptionObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> WebhookDeliveryOut:
-    sub = notify_repository.get_subscription(session, scope, subscription_id)
-    if sub is None:
-        raise NotFoundForUser()
     delivery = services.notify.test_webhook(session, scope, sub)
     session.commit()
     services.notify.send_webhooks(session, session.commit, only=[delivery.id])

@@ -33,6 +33,8 @@ from service.container import Services
 from service.errors import NotFoundForUser
 from service.jobs import repository as jobs_repository
 from service.jobs.models import Job
+from service.notify import repository as notify_repository
+from service.notify.models import Delivery, WebhookDelivery, WebhookSubscription
 from service.rosters import repository as rosters_repository
 from service.rosters.models import Roster
 from service.settings import Settings
@@ -223,6 +225,35 @@ def visible_user(user_id: int, scope: ScopeDep, session: SessionDep) -> User:
     if user is None:
         raise NotFoundForUser("未找到该账号。")
     return user
+
+
+def visible_delivery(delivery_id: int, scope: ScopeDep, session: SessionDep) -> Delivery:
+    """A message of the delivery log, of the user's units."""
+    delivery = notify_repository.get(session, scope, delivery_id)
+    if delivery is None:
+        raise NotFoundForUser("未找到该通知。")
+    return delivery
+
+
+def visible_webhook_delivery(delivery_id: int, scope: ScopeDep, session: SessionDep) -> WebhookDelivery:
+    """A webhook push of the user's bureau."""
+    delivery = notify_repository.get_webhook_delivery(session, scope, delivery_id)
+    if delivery is None:
+        raise NotFoundForUser("未找到该推送记录。")
+    return delivery
+
+
+def visible_subscription(subscription_id: int, scope: ScopeDep, session: SessionDep) -> WebhookSubscription:
+    """A webhook subscription of the user's bureau."""
+    sub = notify_repository.get_subscription(session, scope, subscription_id)
+    if sub is None:
+        raise NotFoundForUser("未找到该订阅。")
+    return sub
+
+
+DeliveryObj = Annotated[Delivery, Depends(visible_delivery)]
+WebhookDeliveryObj = Annotated[WebhookDelivery, Depends(visible_webhook_delivery)]
+SubscriptionObj = Annotated[WebhookSubscription, Depends(visible_subscription)]
 
 
 def visible_token(token_id: int, scope: ScopeDep, session: SessionDep) -> ApiToken:

@@ -8,8 +8,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from service.accounts.models import Role, User
-from service.errors import InvalidInput, NotFoundForUser
-from service.http.deps import CampaignObj, ScopeDep, ServicesDep, SessionDep, UnitObj
+from service.errors import InvalidInput
+from service.http.deps import (
+    CampaignObj,
+    DeliveryObj,
+    ScopeDep,
+    ServicesDep,
+    SessionDep,
+    SubscriptionObj,
+    UnitObj,
+    WebhookDeliveryObj,
+)
 from service.notify import repository as notify_repository
 from service.notify.schemas import ContactOut, WebhookOut, delivery_row, webhook_row
 from service.notify.service import WEBHOOK_EVENTS, ContactSpec
@@ -49,10 +58,7 @@ def notices_page(
 
 
 @router.post("/notices/{delivery_id}/resend")
-def notice_resend(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
-    delivery = notify_repository.get(session, scope, delivery_id)
-    if delivery is None:
-        raise NotFoundForUser()
+def notice_resend(delivery: DeliveryObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
     services.notify.resend(session, scope, delivery, services.jobs)
     session.commit()
     return flash_redirect("/notices?resent=1")
@@ -156,10 +162,7 @@ def webhooks_page(
 
 
 @router.post("/webhooks/{subscription_id}/test")
-def webhook_test_page(subscription_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
-    sub = notify_repository.get_subscription(session, scope, subscription_id)
-    if sub is None:
-        raise NotFoundForUser()
+def webhook_test_page(sub: SubscriptionObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
     delivery = services.notify.test_webhook(session, scope, sub)
     session.commit()
     services.notify.send_webhooks(session, session.commit, only=[delivery.id])
@@ -167,10 +170,9 @@ def webhook_test_page(subscription_id: int, scope: ScopeDep, services: ServicesD
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/replay")
-def webhook_replay_page(delivery_id: int, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> Response:
-    delivery = notify_repository.get_webhook_delivery(session, scope, delivery_id)
-    if delivery is None:
-        raise NotFoundForUser()
+def webhook_replay_page(
+    delivery: WebhookDeliveryObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
+) -> Response:
     services.notify.replay(session, scope, delivery)
     session.commit()
     return flash_redirect("/webhooks?done=replayed")
