@@ -70,6 +70,8 @@ class Document(SealedRow, Base):
     receipt_digest: Mapped[str | None] = mapped_column(String(96))
     #: Wrong digits typed for this notice's receipt; past a few, the receipt is locked.
     receipt_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The last wrong try: past the free tries, each next one waits longer (never a lock).
+    receipt_failed_at: Mapped[dt.datetime | None]
 
     issuer: Mapped[Unit | None] = relationship(foreign_keys=[issuer_unit_id], lazy="joined")
     subject: Mapped[Unit | None] = relationship(foreign_keys=[subject_unit_id], lazy="joined")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service.archive.models import STATUS_TITLES, Document, DocumentStatus
-from service.archive.service import RECEIPT_TRIES, Receipt, StoredVerdict, UploadCheck, versions
+from service.archive.service import Receipt, StoredVerdict, UploadCheck, receipt_wait, versions
 from service.documents.registry import GUARDIAN_NOTICES, get_kind
 
 
@@ -160,10 +160,15 @@ class Verification:
 
     @classmethod
     def of_document(
-        cls, doc: Document, verdict: Callable[[], StoredVerdict | None], tz: zoneinfo.ZoneInfo
+        cls,
+        doc: Document,
+        verdict: Callable[[], StoredVerdict | None],
+        tz: zoneinfo.ZoneInfo,
+        now: dt.datetime | None = None,
     ) -> Verification:
         """A document's page: its public fields (names masked) and whether it is genuine; ``verdict``
-        is asked only for a valid document, and None from it means the check has not run yet."""
+        is asked only for a valid document, and None from it means the check has not run yet;
+        ``now`` (the service's clock) decides whether a guardian's receipt must wait."""
         pub = doc.public
         facts = [
             ("文书", pub.get("title", "")),
@@ -260,8 +265,8 @@ class Verification:
                 v.facts.append(("监护人确认", f"已于 {doc.confirmed_at.astimezone(tz):%Y年%m月%d日 %H:%M} 确认阅知"))
             elif doc.receipt_digest is None:
                 v.receipt_note = "学校没有登记监护人的电话号码，无法在此确认阅知，请直接告知学校。"
-            elif doc.receipt_failures >= RECEIPT_TRIES:
-                v.receipt_note = "电话号码后四位输错次数过多，已不能在此确认阅知，请直接联系学校。"
+            elif wait := receipt_wait(doc, now or dt.datetime.now(dt.UTC)):
+                v.receipt_note = _slowed_words(wait)
             else:
                 v.can_confirm = True
             v.data["confirmed"] = doc.confirmed_at is not None
@@ -273,7 +278,7 @@ class Verification:
         self.receipt_message = {
             Receipt.CONFIRMED: "感谢您确认已阅知，学校已收到您的回执。",
             Receipt.WRONG_DIGITS: "电话号码后四位不对，请核对学校登记的监护人电话后重新输入。",
-            Receipt.LOCKED: "电话号码后四位输错次数过多，已不能在此确认阅知，请直接联系学校。",
+            Receipt.SLOWED: "电话号码后四位输错次数较多，请稍后再试；也可以直接联系学校。",
             Receipt.NO_PHONE: "学校没有登记监护人的电话号码，无法在此确认阅知，请直接告知学校。",
             Receipt.NOT_OPEN: "这份文书不需要（或已不能）确认阅知。",
         }[outcome]
@@ -345,3 +350,9 @@ class Verification:
         described.sha256 = check.sha256
         described.can_confirm = False
         return described
+
+
+def _slowed_words(wait: dt.timedelta) -> str:
+    minutes = max(1, -(-int(wait.total_seconds()) // 60))
+    when = f"{minutes} 分钟" if minutes < 120 else f"{-(-minutes // 60)} 小时"
+    return f"电话号码后四位输错次数较多，请 {when}后再试；也可以直接联系学校。"

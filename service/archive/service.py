@@ -293,9 +293,11 @@ REQUEST_GRACE = dt.timedelta(minutes=10)
 GENUINE, NOT_GENUINE = "genuine", "not_genuine"
 #: Intact and once proven, but its newest timestamp no longer proves the signing time: not forged.
 NEEDS_TIMESTAMP = "needs_timestamp"
-#: Wrong tries at a notice's receipt digits before the receipt is locked (10,000 possible endings:
-#: five tries give a guesser a 1 in 2,000 chance).
+#: Wrong tries at a notice's receipt digits before each next try waits (10,000 possible endings:
+#: five tries give a guesser a 1 in 2,000 chance; the doubling waits after them, up to a day, make
+#: guessing on hopeless, and a family never waits more than a day for a stranger's guesses).
 RECEIPT_TRIES = 5
+RECEIPT_WAIT_MAX = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -345,9 +347,21 @@ class StoredVerdict:
 class Receipt(StrEnum):
     CONFIRMED = "confirmed"
     WRONG_DIGITS = "wrong_digits"
-    LOCKED = "locked"
+    #: Too many wrong tries of late: the next one waits (the wait grows; a stranger's guesses never
+    #: lock the family out for longer than a day).
+    SLOWED = "slowed"
     NO_PHONE = "no_phone"
     NOT_OPEN = "not_open"
+
+
+def receipt_wait(doc: Document, now: dt.datetime) -> dt.timedelta:
+    """How long the next try of a guardian's receipt must wait: nothing for the first
+    ``RECEIPT_TRIES`` wrong tries, then 1, 2, 4 … minutes after the last wrong one, at most a day."""
+    if doc.receipt_failures < RECEIPT_TRIES or doc.receipt_failed_at is None:
+        return dt.timedelta(0)
+    step = min(doc.receipt_failures - RECEIPT_TRIES, 11)  # 2**11 minutes > a day
+    wait = min(dt.timedelta(minutes=2**step), RECEIPT_WAIT_MAX)
+    return max(doc.receipt_failed_at + wait - now, dt.timedelta(0))
 
 
 def receipt_digest(phone: str | None) -> str | None:
@@ -902,12 +916,19 @@ class Archive:
             return Receipt.CONFIRMED
         if doc.receipt_digest is None:
             return Receipt.NO_PHONE
-        if doc.receipt_failures >= RECEIPT_TRIES:
-            return Receipt.LOCKED
+        now = self.now()
+        if receipt_wait(doc, now):
+            return Receipt.SLOWED
         if not receipt_matches(doc.receipt_digest, digits):
-            doc.receipt_failures += 1
-            return Receipt.LOCKED if doc.receipt_failures >= RECEIPT_TRIES else Receipt.WRONG_DIGITS
-        doc.confirmed_at = self.now()
+            # one statement: tries at the same moment from many clients are each counted
+            session.execute(
+                update(Document)
+                .where(Document.id == doc.id)
+                .values(receipt_failures=Document.receipt_failures + 1, receipt_failed_at=now)
+            )
+            session.refresh(doc, ["receipt_failures", "receipt_failed_at"])
+            return Receipt.SLOWED if receipt_wait(doc, now) else Receipt.WRONG_DIGITS
+        doc.confirmed_at = now
         doc.confirmed_via = "phone_digits"
         record(
             session,

@@ -77,7 +77,10 @@ def _described(services: ServicesDep, session: SessionDep, code: str) -> tuple[V
     doc = archive.find(session, code)
     if doc is None:
         return Verification.not_found(), None
-    return Verification.of_document(doc, lambda: archive.stored_verdict(session, doc), tz_of(services)), doc.id
+    described = Verification.of_document(
+        doc, lambda: archive.stored_verdict(session, doc), tz_of(services), services.clock.now()
+    )
+    return described, doc.id
 
 
 @router.get("/v", summary="验真页面：输入验证码或上传 PDF", response_class=Response)

@@ -279,19 +279,33 @@ def test_a_receipt_asks_for_the_guardians_phone_digits(tmp_path: Path) -> None:
             assert event is not None and event.detail == {"via": "phone_digits"}
 
 
-def test_a_receipt_locks_after_a_few_wrong_tries(tmp_path: Path) -> None:
+def test_wrong_receipt_digits_slow_the_next_try_down_but_never_lock_the_family_out(tmp_path: Path) -> None:
+    """Five free tries; then each next try waits 1, 2, 4 … minutes after the last wrong one (at
+    most a day), for every client alike: a stranger's guesses slow the family down, never shut them
+    out, and guessing 10,000 endings becomes hopeless."""
     with running_service(tmp_path) as service:
         setup_licheng(service)
         code, document_id = _case_notice(service)
         c = service.client
         c.cookies.clear()
-        answers = [
-            c.post(f"/v/{code}/confirm", data={"digits": d}, headers={"accept": "application/json"}).json()["receipt"]
-            for d in ("1111", "2222", "3333", "4444", "5555", "0001")
-        ]
-        assert answers == ["wrong_digits"] * 4 + ["locked", "locked"]
+
+        def confirm(digits: str) -> str:
+            r = c.post(f"/v/{code}/confirm", data={"digits": digits}, headers={"accept": "application/json"})
+            return str(r.json()["receipt"])
+
+        answers = [confirm(d) for d in ("1111", "2222", "3333", "4444", "5555", "0001")]
+        assert answers == ["wrong_digits"] * 4 + ["slowed", "slowed"]  # even the right digits wait
         assert _document(service, document_id).confirmed_at is None
-        assert "输错次数过多" in c.get(f"/v/{code}").text
+        assert "1 分钟后再试" in c.get(f"/v/{code}").text
+        service.clock.advance(dt.timedelta(minutes=1, seconds=1))
+        assert confirm("6666") == "slowed"  # the 6th wrong try: the next waits 2 minutes
+        service.clock.advance(dt.timedelta(minutes=1))
+        assert confirm("0001") == "slowed"
+        assert "分钟后再试" in c.get(f"/v/{code}").text
+        service.clock.advance(dt.timedelta(minutes=1, seconds=1))
+        assert confirm("0001") == "confirmed"  # the family, after the wait
+        doc = _document(service, document_id)
+        assert doc.confirmed_at is not None and doc.receipt_failures == 6
 
 
 def test_only_a_page_a_person_sees_counts_as_opened(tmp_path: Path) -> None:
