@@ -478,7 +478,13 @@ class Notify:
         when = e.at.astimezone(self.tz).strftime("%Y年%-m月%-d日 %H:%M")
         who = f"「{user.display_name}」（{user.username}）"
         subject, what = ACCOUNT_EVENTS[e.action]
-        if e.action == "user.password_reset":
+        if e.action in ("user.activate", "auth.totp_enable"):
+            what_done = "用激活链接设置了密码和动态口令" if e.action == "user.activate" else "开通了动态口令"
+            line = (
+                f"{user.unit.name}：账号{who}于 {when} {what_done}。如果不是本人操作（例如激活链接被别人先打开），"
+                "请立即联系教体局停用并重置该账号。"
+            )
+        elif e.action == "user.password_reset":
             line = (
                 f"{user.unit.name}：账号{who}于 {when} 被 {e.actor} 重置，密码和动态口令已清除，须由本人用激活链接重新设置。"
                 "如果不是本单位申请的重置，请立即联系教体局。"
@@ -1060,6 +1066,9 @@ ACCOUNT_EVENTS = {
     "user.password_reset": ("【账号已重置】", "account.reset"),
     "user.disabled": ("【账号已停用】", "account.disabled"),
     "user.disabled_dormant": ("【账号已停用】", "account.disabled"),
+    # the holder's own steps, told to the unit: a link opened by someone else first shows here
+    "user.activate": ("【账号已激活】", "account.activated"),
+    "auth.totp_enable": ("【动态口令已开通】", "account.second_factor"),
 }
 
 

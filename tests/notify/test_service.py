@@ -509,3 +509,18 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     disabled = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已停用】")]
     assert len(disabled) == 1 and "校长调任" in disabled[0].get_content()
     assert _run(services) == []  # once each
+
+    # an activation is told to the unit too: a link someone else opened first shows up at once
+    with services.db.session() as s:
+        head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
+        services.accounts.enable(s, scope_of(s, "bureau"), head)
+        link = services.accounts.reset_password(s, scope_of(s, "bureau"), head)
+        s.commit()
+    token = link.url.rsplit("/", 1)[-1]
+    with services.db.session() as s:
+        services.accounts.activate(s, "203.0.113.8", token, "zhao-ming-own-secret-9", None)
+        s.commit()
+    sent = _run(services)
+    assert ("account.activated", "email", "WSR-SH") in sent
+    [activated] = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已激活】")]
+    assert "如果不是本人操作" in activated.get_content() and "wsr-sh-head" in activated.get_content()
