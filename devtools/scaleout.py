@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from service.errors import DocsignError
 
@@ -29,8 +31,14 @@ class ScaleOutFailed(DocsignError):
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    """TERM to the process group, then KILL if it has not exited within ``timeout`` seconds."""
-    if proc is None or proc.poll() is not None:
+    """TERM to the process group, then KILL if it has not exited within ``timeout`` seconds. A
+    group whose leader already died (a killed Celery worker) may still hold its pool processes:
+    they are killed at once."""
+    if proc is None:
+        return
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -159,9 +167,64 @@ class WebServer:
         self.stop()
         raise ScaleOutFailed(f"Web 服务 {timeout:.0f} 秒内未就绪，请查看日志 {self.log_path}。")
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout: float = 10.0) -> None:
         _stop(self.proc, timeout)
         self.proc = None
+
+
+class Component(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+@dataclass
+class Supervisor:
+    """Keeps the profile's processes up: one that dies is cleaned up (what is left of its process
+    group killed) and started again, after 1, 2, 4 … seconds (at most ``max_delay``) when it keeps
+    dying; more than ``limit`` restarts of one component within ``window`` seconds is a fault that
+    restarting will not fix, and ``check`` raises."""
+
+    components: dict[str, Component]
+    out: Callable[[str], None] = print
+    limit: int = 5
+    window: float = 300.0
+    max_delay: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    _restarts: dict[str, list[float]] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> None:
+        now = self.clock()
+        for name, component in self.components.items():
+            if component.running:
+                continue
+            if name not in self._due:
+                component.stop(1.0)  # whatever the dead process left in its group goes now
+                recent = [t for t in self._restarts.get(name, []) if now - t < self.window]
+                if len(recent) >= self.limit:
+                    raise ScaleOutFailed(
+                        f"{name}在 {self.window:.0f} 秒内重启 {len(recent)} 次仍然退出，请查看日志后再启动。"
+                    )
+                delay = min(self.max_delay, 2.0 ** len(recent) - 1) if recent else 0.0
+                self._due[name] = now + delay
+                self.out(f"{name}意外退出，{delay:.0f} 秒后重启。")
+            if self._due[name] <= now:
+                del self._due[name]
+                self._restarts.setdefault(name, []).append(now)
+                try:
+                    component.start()
+                except ScaleOutFailed as exc:
+                    self.out(f"{name}重启失败：{exc.message}")
+                    continue
+                self.out(f"{name}已重启。")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,15 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {args.workers} 个工作进程（含定时任务），日志在 {data / 'logs'}")
         print("按 Ctrl-C 停止全部进程。", flush=True)
+        supervisor = Supervisor(
+            {"SeaweedFS": store, "工作进程": workers, "Web 服务": web}, out=lambda line: print(line, flush=True)
+        )
         while not stop_requested:
-            for name, running in (
-                ("SeaweedFS", store.running),
-                ("工作进程", workers.running),
-                ("Web 服务", web.proc is not None and web.proc.poll() is None),
-            ):
-                if not running:
-                    print(f"{name}意外退出，请查看日志 {data / 'logs'}，正在停止其余进程。")
-                    return 1
+            supervisor.check()
             time.sleep(0.5)
     except DocsignError as exc:
         print(f"错误 [{exc.code}] {exc.message}")

@@ -254,6 +254,9 @@ class SeaweedFS:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        else:  # weed died: anything left in its group goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         # weed mini puts its internal gRPC sockets at fixed names in /tmp and leaves them behind
         for name, port in self._grpc_sockets():
             with contextlib.suppress(FileNotFoundError):

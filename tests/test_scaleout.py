@@ -1,5 +1,6 @@
 """``scripts/scaleout``: the whole profile starts (SeaweedFS, Celery workers with beat, the web
-server), answers, runs the schedules through beat, and stops every process it started."""
+server), answers, runs the schedules through beat, restarts a worker killed outright (its orphaned
+pool processes gone), and stops every process it started."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -65,10 +67,13 @@ def test_the_profile_starts_answers_runs_schedules_and_stops_everything(tmp_path
             text=True,
             start_new_session=True,
         )
+        lines: list[str] = []
         try:
             assert proc.stdout is not None
             started = proc.stdout.readline()
             assert "扩展部署已在本机启动" in started, started + proc.stdout.read()
+            stdout = proc.stdout
+            threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True).start()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v", timeout=10) as r:
                 assert r.status == 200
             # beat's first tick enqueues every schedule and a worker runs them
@@ -82,13 +87,27 @@ def test_the_profile_starts_answers_runs_schedules_and_stops_everything(tmp_path
                 time.sleep(1)
             engine.dispose()
             assert wanted <= kinds, kinds
-            processes = _tree(proc.pid)
+            # a worker killed outright (OOM, kill -9) leaves its pool behind; the script clears it and
+            # starts a new worker
+            (worker,) = [p for p in children_of(proc.pid) if b"worker" in _cmdline(p)]
+            pool = children_of(worker)
+            assert pool
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not any("工作进程已重启" in line for line in lines):
+                time.sleep(0.5)
+            assert any("工作进程意外退出" in line for line in lines), lines
+            assert any("工作进程已重启" in line for line in lines), lines
+            assert not [p for p in pool if _alive(p)], "the dead worker's pool processes were left running"
+            (again,) = [p for p in children_of(proc.pid) if b"worker" in _cmdline(p)]
+            assert again != worker and children_of(again)
+            processes = _tree(proc.pid) | set(pool)
             assert len(processes) >= 4  # the script, weed, the worker and its pool, the web server
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0
-            assert "已全部停止" in proc.stdout.read()
             time.sleep(0.5)
-            alive = [p for p in processes if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+            assert any("已全部停止" in line for line in lines), lines
+            alive = [p for p in processes if _alive(p)]
             assert not alive, alive
         finally:
             if proc.poll() is None:  # a failed check: the script still stops what it started
@@ -98,6 +117,17 @@ def test_the_profile_starts_answers_runs_schedules_and_stops_everything(tmp_path
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _state(pid: int) -> str:

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.crypto import Keyring, keyring_for
 from service.db.sealed import KEYRING
 from service.settings import Settings, private_dir
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -58,6 +60,8 @@ def private_sqlite_file(path: Path) -> None:
 
 
 def alembic_config(engine: Engine, audit_key: bytes | None = None, keyring: Keyring | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -68,8 +72,34 @@ def alembic_config(engine: Engine, audit_key: bytes | None = None, keyring: Keyr
     return cfg
 
 
+REVISION = re.compile(r'^revision = "([^"]+)"$', re.MULTILINE)
+
+
+def newest_revision() -> str:
+    """The newest migration's revision, read from the newest file: the files are numbered in the
+    order they apply (``0023_receipt_slowdown.py``; a test holds this to Alembic's own head)."""
+    newest = max((MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    found = REVISION.search(newest.read_text(encoding="utf-8"))
+    if found is None:
+        raise RuntimeError(f"{newest.name} names no revision")
+    return found.group(1)
+
+
+def at_newest(engine: Engine) -> bool:
+    """Whether the schema is already at the newest migration (one query, no Alembic loaded)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) == [newest_revision()]
+
+
 def migrate(engine: Engine, audit_key: bytes | None = None, keyring: Keyring | None = None) -> None:
-    """Bring the schema to the newest migration (run at every start)."""
+    """Bring the schema to the newest migration (run at every start). A schema already there is
+    left alone without loading Alembic and the migrations: most starts, and every command."""
+    if at_newest(engine):
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine, audit_key, keyring), "head")
 
 
