@@ -33,6 +33,7 @@ from service.http import ops
 from service.http.csrf import csrf_protect
 from service.http.deps import UserDep
 from service.settings import Settings, get_settings
+from service.storage.base import REQUEST_PATIENCE
 from service.web.common import LoginRequired, error_page, login_redirect
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ def create_app(
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=max(settings.max_pdf_bytes, settings.max_sheet_bytes) + 1024 * 1024)
     app.add_middleware(SecurityHeaders, hsts=settings.cookies_secure)
+    app.add_middleware(StorePatience, seconds=settings.s3_request_retry_seconds)
     app.add_middleware(ops.RequestMetrics)  # every answer counted, refusals included
     app.add_middleware(ops.RequestIds)  # outermost: every log line of a request carries its id
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -229,6 +231,23 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class StorePatience:
+    """While a request is answered, an unreachable object store is retried for ``seconds`` only,
+    then answered 503 ARCHIVE_UNAVAILABLE (a download fails fast with a message, not after a
+    minute's wait); background work keeps the store's whole patience."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = REQUEST_PATIENCE.set(self.seconds)  # copied into the threads that serve the request
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            REQUEST_PATIENCE.reset(token)
 
 
 class BodyLimit:

@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     #: Seconds the archive keeps retrying while the object store cannot be reached (a restart, a
     #: failover) before the work stops with ARCHIVE_UNAVAILABLE.
     s3_retry_seconds: float = Field(default=60.0, gt=0)
+    #: The same while a person waits for an answer (a download, a page): a request hears of an
+    #: outage after this long (503 ARCHIVE_UNAVAILABLE) instead of waiting the whole retry time.
+    s3_request_retry_seconds: float = Field(default=5.0, gt=0)
     #: Ask the object store to encrypt every object it keeps (``ServerSideEncryption: AES256``,
     #: SSE-S3: the store holds the key). SeaweedFS, MinIO (with a KMS) and every cloud S3 do; turn
     #: it off only for a store that refuses the header.

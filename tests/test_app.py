@@ -46,3 +46,49 @@ def test_in_production_the_api_description_is_for_signed_in_users_only(tmp_path:
         assert "/openapi.json" not in schema.json()["paths"]
         docs = client.get("/docs", headers=signed_in)
         assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_while_a_request_waits_an_unreachable_store_is_answered_in_seconds_not_after_its_patience() -> None:
+    import threading
+
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from service.app import StorePatience
+    from service.errors import DocsignError
+    from service.storage.s3 import S3Archive, connect_from_settings
+    from tests.storage.test_store import closed_port
+
+    settings = Settings(
+        archive_url="s3://docsign",
+        s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",  # a stopped store
+        s3_access_key_id="docsign",
+        s3_secret_access_key="secret",  # type: ignore[arg-type]
+    )
+    # background work would wait ten minutes for the store to come back
+    store = S3Archive(connect_from_settings(settings), "docsign", "documents", patience=600.0)
+    app = FastAPI()
+    app.add_middleware(StorePatience, seconds=0.5)
+
+    @app.get("/file")
+    def download() -> bytes:  # served in a worker thread, as the real downloads are
+        return store.get("0" * 64)
+
+    @app.exception_handler(DocsignError)
+    async def refused(request: object, exc: DocsignError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
+
+    answers: list[tuple[int, dict[str, str]]] = []
+
+    def ask() -> None:
+        with TestClient(app) as client:
+            r = client.get("/file")
+            answers.append((r.status_code, r.json()))
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(120)  # far less than the store's patience; a wait for it would leave no answer
+    assert answers, "the request waited for the background patience"
+    status, body = answers[0]
+    assert status == 503 and body["code"] == "ARCHIVE_UNAVAILABLE"
+    assert "已重试 0.5 秒仍未恢复" in body["message"]

@@ -9,6 +9,7 @@ streamed reads included (a mismatch is raised at the end of the stream).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,20 @@ class ArchiveCorrupt(DocsignError):
 class ArchivedFileMissing(NotFound):
     code = "ARCHIVED_FILE_MISSING"
     default_message = "归档中没有这个文件。"
+
+
+#: While a request is answered: how long the store may keep retrying an unreachable object store
+#: (None outside requests: background work waits the store's whole patience). A person waiting for
+#: a download hears of an outage in seconds; a job rides it out.
+REQUEST_PATIENCE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "docsign_request_patience", default=None
+)
+
+
+def patience_now(patience: float) -> float:
+    """How long to keep retrying now: ``patience``, or less while a request waits."""
+    limit = REQUEST_PATIENCE.get()
+    return patience if limit is None else min(patience, limit)
 
 
 class ArchiveUnavailable(DocsignError):

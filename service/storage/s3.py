@@ -60,6 +60,7 @@ from service.storage.base import (
     OnRetry,
     StoreName,
     check_key,
+    patience_now,
     sha256_hex,
 )
 from service.workdir import temp_dir
@@ -299,7 +300,8 @@ class S3Archive:
     def _call(self, fn: Callable[[], T], *, expected: frozenset[str] = frozenset()) -> T:
         """``fn()``, retried while the store cannot be reached. A ClientError whose code is in
         ``expected`` is raised as it is for the caller; any other failure becomes one of ours."""
-        deadline = time.monotonic() + self.patience
+        patience = patience_now(self.patience)
+        deadline = time.monotonic() + patience
         pause = FIRST_PAUSE
         attempt = 0
         while True:
@@ -323,7 +325,7 @@ class S3Archive:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ArchiveUnavailable(
-                    f"暂时无法连接归档存储（对象存储），已重试 {self.patience:g} 秒仍未恢复。已完成的工作不会丢失，"
+                    f"暂时无法连接归档存储（对象存储），已重试 {patience:g} 秒仍未恢复。已完成的工作不会丢失，"
                     "请稍后重试，工作会从中断处继续；如果持续出现，请联系管理员检查对象存储。"
                 ) from error
             if self.on_retry is not None:
@@ -492,7 +494,7 @@ class S3Archive:
                     now = time.monotonic()
                     stalled_since = stalled_since or now
                     failures += 1
-                    if now - stalled_since > self.patience:
+                    if now - stalled_since > patience_now(self.patience):
                         raise ArchiveUnavailable() from exc
                     if self.on_retry is not None:
                         self.on_retry(failures, exc)
