@@ -309,6 +309,9 @@ class Settings(BaseSettings):
     notify_robot_per_minute: int = Field(default=20, ge=1, le=20)
     #: One unit gets one digest instead of separate messages when at least this many are due at once.
     notify_digest_threshold: int = Field(default=3, ge=2)
+    #: Failed logins of one account since its last good one after which its unit is told (once a
+    #: streak): someone may be guessing a principal's password.
+    notify_failed_logins: int = Field(default=5, ge=3, le=100)
     #: Attempts of one message before it is marked failed (back-off doubling from one minute).
     notify_max_attempts: int = Field(default=6, ge=1, le=20)
     #: A bureau's 催办 of one unit for one campaign at most this often.
@@ -329,6 +332,9 @@ class Settings(BaseSettings):
     celery_visibility_timeout: int = Field(default=3600, ge=60)
     #: Seconds between two runs of beat's tick (due schedules enqueued, lost work sent again).
     celery_tick_seconds: float = Field(default=30.0, ge=1)
+    #: Workers publish Celery's task events (received, started, succeeded, failed), so ``celery
+    #: events``, Flower or an exporter can watch them; off only where the broker's traffic matters.
+    celery_task_events: bool = True
     #: Worker processes started by ``docsign worker`` (each with its own LibreOffice).
     celery_concurrency: int = Field(default=2, ge=1, le=64)
 

@@ -120,6 +120,8 @@ def maintain_pki(session: Session, services: Needs, *, replace_issuing: bool = F
     now = services.clock.now()
     for line in report.lines():
         record(session, SYSTEM, "pki.maintain", "pki", "local", now, done=line)
+    for need in report.attention:  # a person must act: told to the bureau by the notices
+        record(session, SYSTEM, "pki.attention", "pki", "local", now, need=need)
     if report.renewed or report.tsa is not None or report.issuing is not None:
         services.jobs.enqueue(session, Recheck(), active_key="archive.recheck")
     return report

@@ -94,7 +94,8 @@ def _make_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        worker_send_task_events=settings.celery_task_events,
+        task_send_sent_event=settings.celery_task_events,
         beat_schedule={"docsign.tick": {"task": "docsign.tick", "schedule": settings.celery_tick_seconds}},
         beat_schedule_filename=str(settings.work_dir / "celerybeat-schedule"),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import secrets
@@ -442,13 +443,20 @@ class Notify:
             .where(
                 AuditEvent.id > cursor.audit_event_id,
                 AuditEvent.id <= top,
-                AuditEvent.action.in_(["campaign.forward", *ACCOUNT_EVENTS]),
+                AuditEvent.action.in_(["campaign.forward", "auth.login_failed", "pki.attention", *ACCOUNT_EVENTS]),
             )
             .order_by(AuditEvent.id)
         )
+        streaks: set[int] = set()
         for e in events:
             if e.action in ACCOUNT_EVENTS:
                 items.extend(self._account_item(session, e))
+                continue
+            if e.action == "auth.login_failed":
+                items.extend(self._failed_logins_item(session, e, streaks))
+                continue
+            if e.action == "pki.attention":
+                items.extend(self._pki_items(session, e))
                 continue
             campaign = session.get(Campaign, e.detail.get("campaign"))
             if campaign is None:
@@ -470,6 +478,56 @@ class Notify:
             )
         cursor.audit_event_id = max(top, cursor.audit_event_id)
         return items
+
+    def _failed_logins_item(self, session: Session, e: AuditEvent, streaks: set[int]) -> list[Item]:
+        """An account failing to sign in again and again is told to its unit once a streak (the
+        streak ends at the next good login): someone may be guessing a principal's password."""
+        user = session.scalar(select(User).where(User.username == e.object_id))
+        if user is None or user.id in streaks or user.failed_logins < self.settings.notify_failed_logins:
+            return []
+        streaks.add(user.id)
+        since = user.last_login_at or user.created_at
+        last = (user.last_failed_login_at or e.at).astimezone(self.tz).strftime("%Y年%-m月%-d日 %H:%M")
+        client = user.last_failed_login_client or "未知地址"
+        line = (
+            f"{user.unit.name}：账号「{user.display_name}」（{user.username}）自上次登录以来已登录失败 "
+            f"{user.failed_logins} 次，最近一次在 {last}，来自 {client}。如果不是本人输错，可能有人在猜测密码："
+            "请本人尽快修改密码，必要时联系教体局的系统管理员。"
+        )
+        return [
+            Item(
+                user.unit,
+                f"failed{user.id}:{since.isoformat()}",
+                "account.failed_logins",
+                "【登录失败过多】",
+                line,
+                f"{self.base}/login",
+                None,
+                {"unit": user.unit.name, "task": "账号登录失败过多", "deadline": last},
+            )
+        ]
+
+    def _pki_items(self, session: Session, e: AuditEvent) -> list[Item]:
+        """What the PKI's daily upkeep could not do alone (a rollover with the root key offline, a
+        root CRL to publish by hand) is told to the bureau, once for each distinct matter."""
+        need = str(e.detail.get("need") or "")
+        if not need:
+            return []
+        digest = hashlib.sha256(need.encode()).hexdigest()[:16]
+        bureaus = session.scalars(select(Unit).where(Unit.type == UnitType.BUREAU, Unit.parent_id.is_(None)))
+        return [
+            Item(
+                bureau,
+                f"pki:{digest}",
+                "pki.attention",
+                "【证书需处理】",
+                f"{bureau.name}：电子签章证书的例行维护需要人工处理：{need}",
+                f"{self.base}/",
+                None,
+                {"unit": bureau.name, "task": "电子签章证书维护", "deadline": need[:40]},
+            )
+            for bureau in bureaus
+        ]
 
     def _account_item(self, session: Session, e: AuditEvent) -> list[Item]:
         user = session.get(User, int(e.object_id)) if e.object_id.isdigit() else None

@@ -7,18 +7,20 @@ their own: ``.venv/bin/pytest -m scaleout`` (and ``-m "not scaleout"`` for the r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import random
 import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -30,7 +32,7 @@ from service.archive.models import Document, DocumentVersion
 from service.campaigns.models import Assignment
 from service.container import Services
 from service.demo import load_demo
-from service.jobs.celery_runner import STAGE_STORE_RETRY, CeleryRunner
+from service.jobs.celery_runner import STAGE_STORE_RETRY, CeleryRunner, celery_app
 from service.jobs.models import Job, JobSlice
 from service.pki.store import Pki
 from service.rosters.models import PrintBundle, Roster, RosterEntry
@@ -42,6 +44,8 @@ from tests.databases import postgres_database
 from tests.rosters.roster_data import rows, xlsx
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from devtools.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.scaleout
@@ -327,6 +331,24 @@ def test_slices_whose_messages_the_broker_lost_are_sent_again_when_the_queue_is_
         broker.flushdb()
 
 
+def _task_events(app: Celery) -> list[str]:
+    """The types of the Celery task events published from now on (a listener thread)."""
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def heard(event: dict[str, Any]) -> None:
+        seen.append(event["type"])
+        ready.set()  # the first: the workers' heartbeats the wake-up asked for
+
+    def listen() -> None:
+        with contextlib.suppress(Exception), app.connection_for_read() as conn:
+            app.events.Receiver(conn, handlers={"*": heard}).capture(limit=None, timeout=None, wakeup=True)
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert ready.wait(30), "no worker answered the events receiver's wake-up"
+    return seen
+
+
 def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None:
     """The Licheng campaign's 12 documents as slices of the Celery runner, marked issued once."""
     from service.audit.models import AuditEvent
@@ -341,11 +363,16 @@ def test_a_campaign_is_issued_in_slices_by_the_workers(profile: Profile) -> None
         campaign = services.campaigns.create(
             s, bureau, CampaignSpec(name="2024年控辍保学责任书", year=2024, deadline=deadline, issue_date=None)
         )
+        events = _task_events(celery_app(services.settings))  # what Flower or `celery events` would see
         job, _ = services.campaigns.start_issue(s, bureau, campaign, services.jobs)
         s.commit()
         campaign_id, job_id = campaign.id, job.id
     ended = _wait(profile, job_id, 180)
     assert (ended.status, ended.done, ended.total) == ("done", 12, 12), (ended.error_code, ended.error_message)
+    until = time.monotonic() + 20
+    while time.monotonic() < until and not {"task-sent", "task-started", "task-succeeded"} <= set(events):
+        time.sleep(0.2)
+    assert {"task-sent", "task-received", "task-started", "task-succeeded"} <= set(events), events
     with services.db.session() as s:
         slices = s.scalars(select(JobSlice).where(JobSlice.job_id == job_id)).all()
         assert sum(p.total for p in slices) == 12 and all(p.status == "done" for p in slices)

@@ -524,3 +524,74 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     assert ("account.activated", "email", "WSR-SH") in sent
     [activated] = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已激活】")]
     assert "如果不是本人操作" in activated.get_content() and "wsr-sh-head" in activated.get_content()
+
+
+def test_a_unit_hears_once_a_streak_when_its_account_keeps_failing_to_sign_in(
+    notified: Services, smtp: Mailbox, provider: Provider
+) -> None:
+    """Wrong passwords for the principal from many addresses (someone guessing): four tell nobody,
+    seven tell the school once, with the count and the last address; more failures add nothing; after a good login a new streak
+    is told again. Failures for a name nobody has tell nobody."""
+    from service.accounts.errors import AuthFailed
+    from tests.api.conftest import PASSWORD
+
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    _to_beijing(services, 10)
+    assert _run(services) == []
+
+    def fail(times: int, username: str = "wsr-sh-head") -> None:
+        for n in range(times):
+            with services.db.session() as s, pytest.raises(AuthFailed):
+                services.accounts.sign_in(s, f"198.51.100.{n + 1}", username, "not-the-password")
+            services.clock.advance(dt.timedelta(minutes=1))
+
+    fail(4)
+    fail(3, "no-such-user")
+    assert not [k for k in _run(services) if k[0] == "account.failed_logins"]
+    fail(3)
+    sent = _run(services)
+    assert ("account.failed_logins", "email", "WSR-SH") in sent and ("account.failed_logins", "sms", "WSR-SH") in sent
+    [told] = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"] == "【登录失败过多】"]
+    assert "wsr-sh-head" in told.get_content() and "已登录失败 7 次" in told.get_content()
+    assert "来自 198.51.100.3" in told.get_content()  # the last try's address
+    fail(2)
+    assert _run(services) == []
+
+    with services.db.session() as s:  # the holder signs in: the streak ends
+        head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
+        head.failed_logins, head.last_login_at = 0, services.clock.now()
+        s.commit()
+    fail(5)
+    assert ("account.failed_logins", "email", "WSR-SH") in _run(services)
+    assert len([m for m in smtp.to("shihe@school.example.cn") if m["Subject"] == "【登录失败过多】"]) == 2
+    assert PASSWORD  # the district's real password was never tried
+
+
+def test_what_the_pki_upkeep_cannot_do_alone_is_told_to_the_bureau_once(
+    notified: Services, smtp: Mailbox, provider: Provider, tmp_path: Path
+) -> None:
+    """With the root's key kept offline (as the README's production steps do), the root's CRL
+    coming due is a matter for a person: the bureau is told, once however often the job runs."""
+    from service.archive.tasks import maintain_pki
+
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    _to_beijing(services, 10)
+    assert _run(services) == []
+    services.pki.export_root_key(tmp_path / "root.key", "kept-in-the-safe")
+    services.clock.advance(dt.timedelta(days=320))  # the root's yearly CRL within 60 days of its end
+    told: list[list[tuple[str, str, str]]] = []
+    for _ in range(2):  # the daily job, twice: the same matter told once
+        with services.db.session() as s:
+            maintain_pki(s, services)
+            s.commit()
+        told.append([k for k in _run(services) if k[0] == "pki.attention"])
+        services.clock.advance(dt.timedelta(days=1))
+    assert ("pki.attention", "email", "LCJT") in told[0] and told[1] == []
+    [mail] = [m for m in smtp.mails if m["Subject"] == "【证书需处理】"]
+    assert (
+        "根证书的吊销列表需要重新发布" in mail.get_content() and "docsign pki refresh --root-key" in mail.get_content()
+    )
