@@ -53,6 +53,13 @@ def timestamped_after(session: Session, after: int) -> int:
     return session.scalar(query) or 0
 
 
+def versions_by_event(session: Session) -> list[tuple[str, int]]:
+    """Archived versions by what made them (issued, signed, timestamped …): the notices issued and
+    signed, as counters for the metrics."""
+    query = select(DocumentVersion.event, func.count()).group_by(DocumentVersion.event)
+    return [(event, n) for event, n in session.execute(query).all()]
+
+
 def verification_backlog(session: Session) -> int:
     """Archived versions the background check has not verified yet (erased documents aside)."""
     query = (

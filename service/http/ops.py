@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +35,7 @@ from service.clock import wall_now
 from service.errors import DocsignError
 from service.http.deps import ServicesDep
 from service.jobs import repository as jobs_repository
+from service.notify import repository as notify_repository
 
 if TYPE_CHECKING:
     from service.container import Services
@@ -145,7 +146,7 @@ class WorkCollector(Collector):
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         jobs = GaugeMetricFamily("docsign_jobs", "Background jobs by kind and state.", labels=["kind", "status"])
         slices = GaugeMetricFamily("docsign_job_slices", "Slices of split jobs by state.", labels=["status"])
         stalled = GaugeMetricFamily(
@@ -157,6 +158,16 @@ class WorkCollector(Collector):
         backlog = GaugeMetricFamily(
             "docsign_verification_backlog", "Archived versions the background check has not verified yet."
         )
+        versions = CounterMetricFamily(
+            "docsign_document_versions",
+            "Archived document versions by what made them (issued, signed, timestamped ...); rate() gives notices per second.",
+            labels=["event"],
+        )
+        deliveries = GaugeMetricFamily(
+            "docsign_notify_deliveries",
+            "Messages in the delivery log by channel and state.",
+            labels=["channel", "status"],
+        )
         with self.services.db.session() as s:
             for kind, status, n in jobs_repository.counts_by_kind_and_status(s):
                 jobs.add_metric([kind, status], n)
@@ -167,7 +178,11 @@ class WorkCollector(Collector):
                 progress.add_metric([str(job_id), kind, "done"], done)
                 progress.add_metric([str(job_id), kind, "total"], total)
             backlog.add_metric([], archive_repository.verification_backlog(s))
-        yield from (jobs, slices, stalled, progress, backlog)
+            for event, n in archive_repository.versions_by_event(s):
+                versions.add_metric([event], n)
+            for channel, status, n in notify_repository.delivery_counts(s):
+                deliveries.add_metric([channel, status], n)
+        yield from (jobs, slices, stalled, progress, backlog, versions, deliveries)
         depth = self.services.jobs.queue_depth()
         if depth is not None:
             queue = GaugeMetricFamily("docsign_queue_depth", "Messages waiting in the broker's queue.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
@@ -78,3 +78,12 @@ def get_subscription(session: Session, scope: Scope, subscription_id: int) -> We
             WebhookSubscription.id == subscription_id, WebhookSubscription.bureau_id.in_(scope.units)
         )
     )
+
+
+# --- the operator's metrics: the whole log -----------------------------------------------------
+
+
+def delivery_counts(session: Session) -> list[tuple[str, str, int]]:
+    """Messages in the delivery log by channel and state (queued, sent, failed …)."""
+    query = select(Delivery.channel, Delivery.status, func.count()).group_by(Delivery.channel, Delivery.status)
+    return [(channel, status, n) for channel, status, n in session.execute(query).all()]

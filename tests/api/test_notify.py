@@ -84,6 +84,9 @@ def test_urge_through_the_api(tmp_path: Path, smtp: Mailbox, provider: Provider)
         assert by_unit["历城区王舍人街道石河小学"]["status"] == "sent"
         assert by_unit["历城区王舍人街道辛甸小学"]["status_title"] == "发送失败"
         assert "13805310001" not in str(log) and "shihe@" not in str(log)
+        metrics = c.get("/metrics").text  # the operator's dashboard counts messages by channel
+        assert 'docsign_notify_deliveries{channel="email",status="sent"}' in metrics
+        assert "shihe@" not in metrics
 
         # a school sees its own messages only, and may not urge
         service.login("wsr-sh-head")

@@ -82,6 +82,7 @@ def test_metrics_count_routes_and_scans_and_read_the_work_without_a_code(tmp_pat
         assert 'docsign_http_request_seconds_bucket{le="0.5",route="/v/{code}"}' in text
         assert "docsign_verification_backlog" in text and "docsign_job_slices_stalled 0.0" in text
         assert "docsign_process_start_time_seconds" in text
+        assert 'docsign_document_versions_total{event="issued"} 1.0' in text  # the one notice
         assert code not in text and code.replace("-", "") not in text  # codes never become labels
     with running_service(tmp_path / "open") as service:
         # without a token: this machine only
