@@ -158,6 +158,11 @@ class WorkCollector(Collector):
         backlog = GaugeMetricFamily(
             "docsign_verification_backlog", "Archived versions the background check has not verified yet."
         )
+        last_done = GaugeMetricFamily(
+            "docsign_job_last_done_timestamp_seconds",
+            "When a job of each kind last finished well (Unix time): a schedule that stopped falls behind.",
+            labels=["kind"],
+        )
         versions = CounterMetricFamily(
             "docsign_document_versions",
             "Archived document versions by what made them (issued, signed, timestamped ...); rate() gives notices per second.",
@@ -178,11 +183,13 @@ class WorkCollector(Collector):
                 progress.add_metric([str(job_id), kind, "done"], done)
                 progress.add_metric([str(job_id), kind, "total"], total)
             backlog.add_metric([], archive_repository.verification_backlog(s))
+            for kind, at in jobs_repository.last_done_by_kind(s):
+                last_done.add_metric([kind], at.timestamp())
             for event, n in archive_repository.versions_by_event(s):
                 versions.add_metric([event], n)
             for channel, status, n in notify_repository.delivery_counts(s):
                 deliveries.add_metric([channel, status], n)
-        yield from (jobs, slices, stalled, progress, backlog, versions, deliveries)
+        yield from (jobs, slices, stalled, progress, backlog, last_done, versions, deliveries)
         depth = self.services.jobs.queue_depth()
         if depth is not None:
             queue = GaugeMetricFamily("docsign_queue_depth", "Messages waiting in the broker's queue.")

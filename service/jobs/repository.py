@@ -50,3 +50,10 @@ def stalled_slices(session: Session, now: dt.datetime) -> int:
 def running_progress(session: Session) -> list[tuple[int, str, int, int]]:
     rows = session.execute(select(Job.id, Job.kind, Job.done, Job.total).where(Job.status == "running"))
     return [(int(i), kind, int(done), int(total)) for i, kind, done, total in rows]
+
+
+def last_done_by_kind(session: Session) -> list[tuple[str, dt.datetime]]:
+    """When a job of each kind last finished well: a daily schedule (the audit checkpoint, the PKI's
+    upkeep) that stopped running shows as a time falling behind."""
+    rows = session.execute(select(Job.kind, func.max(Job.finished_at)).where(Job.status == "done").group_by(Job.kind))
+    return [(kind, at if at.tzinfo else at.replace(tzinfo=dt.UTC)) for kind, at in rows if at is not None]
