@@ -103,6 +103,16 @@ def migrate(engine: Engine, audit_key: bytes | None = None, keyring: Keyring | N
     command.upgrade(alembic_config(engine, audit_key, keyring), "head")
 
 
+def write_first(session: Session) -> None:
+    """On SQLite, take the database's write lock now, as this transaction's first statement. A
+    transaction that reads and then writes fails at once ("database is locked") when another
+    connection committed in between (WAL keeps the reader on its snapshot, and busy_timeout does
+    not help it); one that writes first waits its turn. Call it with no transaction open.
+    PostgreSQL needs nothing."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 0"))
+
+
 def has_writes(session: Session) -> bool:
     """Whether the session's transaction has written anything (flushed or not) since it began."""
     return bool(session.info.get("wrote")) or bool(session.new or session.dirty or session.deleted)

@@ -39,6 +39,7 @@ from service.campaigns.models import Assignment, AssignmentState, Campaign
 from service.cases.models import OPEN_STATUSES
 from service.clock import wall_now
 from service.db.scoping import valid_id
+from service.db.session import write_first
 from service.errors import NotFoundForUser
 from service.jobs.runner import JobRunner
 from service.ledgers.service import Ledgers
@@ -1087,7 +1088,11 @@ class Notify:
         return len(old)
 
     def run(self, session: Session, commit: Callable[[], None], *, cases: bool = True) -> RunReport:
-        """What the schedule does: the rules, the events, then everything due is sent."""
+        """What the schedule does: the rules, the events, then everything due is sent. The rules
+        read much and then write (the cursor, the log): on SQLite they hold the write lock from the
+        start, so another run or a request writing meanwhile makes them wait, not fail."""
+        commit()  # whatever the job read before ends here
+        write_first(session)
         self.forget_addresses(session)
         queued = self.run_rules(session, cases=cases)
         self.collect_events(session)

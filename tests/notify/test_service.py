@@ -595,3 +595,40 @@ def test_what_the_pki_upkeep_cannot_do_alone_is_told_to_the_bureau_once(
     assert (
         "根证书的吊销列表需要重新发布" in mail.get_content() and "docsign pki refresh --root-key" in mail.get_content()
     )
+
+
+def test_runs_at_the_same_time_as_other_writers_wait_their_turn_instead_of_failing(
+    notified: Services, smtp: Mailbox, provider: Provider
+) -> None:
+    """The rules read much, then write their cursor and log. With requests and another run writing
+    all the while (on SQLite a reader that then writes would meet "database is locked" at once),
+    every run finishes and the first run's cursor is made once."""
+    from service.audit.service import SYSTEM, record
+
+    services = notified
+    load_district(services)
+    _contacts(services, provider)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            with services.db.session() as s:
+                record(s, SYSTEM, "test.write", "test", "1", services.clock.now())
+                s.commit()
+
+    def runner() -> None:
+        try:
+            for _ in range(3):
+                _run(services)
+        except BaseException as exc:  # the failure the test is about
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=runner), threading.Thread(target=runner)]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join(120)
+    stop.set()
+    threads[0].join(30)
+    assert errors == []
