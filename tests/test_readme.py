@@ -242,8 +242,11 @@ def test_scripts_run_serves_the_demo_district_that_issues_a_campaign_and_a_roste
 
 
 def test_scripts_test_sets_up_checks_and_runs_tests(copy: Copy) -> None:
-    """`scripts/test` from a fresh copy, with its smallest run (one small test file)."""
+    """`scripts/test` from a fresh copy, with its smallest run (one small test file). The type
+    checker starts from this checkout's cache when it has one (the same sources: only its time)."""
     assert commands("两条命令")[1] == "scripts/test"
+    if (PROJECT_ROOT / ".mypy_cache").is_dir():
+        shutil.copytree(PROJECT_ROOT / ".mypy_cache", copy.root / ".mypy_cache")
     done = copy.run("scripts/test tests/test_workdir.py -p no:randomly", timeout=1500)
     for step in ("== setup done", "== ruff", "== mypy", "== import contracts", "== pytest"):
         assert step in done.stdout, done.stdout
