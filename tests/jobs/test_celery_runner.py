@@ -1,8 +1,8 @@
 """The scale-out profile on real components: PostgreSQL, Redis (DB 6) as Celery's broker, real
 Celery workers (``docsign worker``, prefork), SeaweedFS as the archive. No eager mode, no fake S3.
 
-These runs take minutes; they carry the ``scaleout`` mark, so they can run in a pytest process of
-their own: ``.venv/bin/pytest -m scaleout`` (and ``-m "not scaleout"`` for the rest).
+These runs take minutes; they carry the ``scaleout`` mark (``.venv/bin/pytest -m scaleout`` runs
+only them). Under ``scripts/test`` they go to one worker first, with the other Redis files.
 """
 
 from __future__ import annotations
