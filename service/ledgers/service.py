@@ -59,6 +59,8 @@ from service.units.models import Unit, UnitType
 from service.units.service import bureau_of, visible_unit_ids
 
 LEDGERS = {"children": "适龄儿童台账", "suspected": "疑似辍学学生台账", "dropouts": "辍学学生台账"}
+#: The school keeps its 适龄儿童台账: its office and the bureau read it and urge, they do not write it.
+LEDGER_OWN = "适龄儿童台账由学校自己填报：上级单位只能查看和督促，不能代为修改。"
 #: Which statuses a case has while on each ledger, and which it had when it left it.
 ON_LEDGER = {
     "suspected": (CaseStatus.SUSPECTED,),
@@ -470,6 +472,7 @@ class Ledgers:
         (added, already there)."""
         if school.id not in scope.units or school.type != UnitType.SCHOOL:
             raise NotFoundForUser("未找到该学校。")
+        scope.require_own(school, LEDGER_OWN)
         try:
             sheet = read_sheet(data, filename, CHILD_COLUMNS)
         except UnreadableSheet as exc:
@@ -554,6 +557,7 @@ class Ledgers:
 
     def report_child(self, session: Session, scope: Scope, entry: ChildEntry, day: dt.date | None) -> None:
         """The child reported (报到) at school on ``day``."""
+        scope.require_own(entry.school, LEDGER_OWN)
         if day is None:
             raise CaseInvalid("请填写报到日期。")
         if day > self.today():
@@ -565,6 +569,7 @@ class Ledgers:
         session.flush()
 
     def mark_migrant(self, session: Session, scope: Scope, entry: ChildEntry, migrant: bool) -> None:
+        scope.require_own(entry.school, LEDGER_OWN)
         entry.migrant = migrant
         entry.updated_at = self.now()
         entry.updated_by = scope.actor.label[:80]
@@ -573,6 +578,7 @@ class Ledgers:
 
     def child_missing(self, session: Session, scope: Scope, entry: ChildEntry) -> Case:
         """A child who did not report is entered as 失学 (疑似) on the suspected ledger."""
+        scope.require_own(entry.school, LEDGER_OWN)
         if entry.reported_on is not None:
             raise CaseInvalid("该儿童已报到。")
         if entry.case_id is not None:

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from service.accounts.errors import Forbidden
 from service.cases.errors import CaseClosed, CaseInvalid
 from service.cases.models import Case, CaseClosure, CaseFile, CaseStatus
 from service.container import Services
@@ -192,6 +193,18 @@ def test_the_childrens_ledger_from_a_first_grade_roster(services: Services) -> N
 
         entries = {e.student_name: e for e in s.scalars(select(ChildEntry))}
         assert {n for n, e in entries.items() if e.migrant} == {"林二"}
+        # the school keeps its ledger: its office and the bureau see it, and change nothing in it
+        for above in ("wsr-staff", "wsr-head", "bureau"):
+            for attempt in (
+                lambda by: services.ledgers.import_children(s, by, school, YEAR, xlsx([header, *kids]), "代填.xlsx"),
+                lambda by: services.ledgers.report_child(s, by, entries["陈一"], dt.date(YEAR, 8, 25)),
+                lambda by: services.ledgers.mark_migrant(s, by, entries["陈一"], True),
+                lambda by: services.ledgers.child_missing(s, by, entries["黄三"]),
+            ):
+                with pytest.raises(Forbidden, match="适龄儿童台账由学校自己填报"):
+                    attempt(scope_of(s, above))
+            s.rollback()
+        assert services.ledgers.child(s, scope_of(s, "bureau"), entries["陈一"].id).reported_on is None
         goto(services.clock, TERM_START)
         services.ledgers.report_child(s, head, entries["陈一"], TERM_START)
         services.ledgers.report_child(s, head, entries["林二"], TERM_START)
