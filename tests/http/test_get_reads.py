@@ -132,6 +132,7 @@ def test_no_get_route_writes(tmp_path: Path) -> None:
             "kind": "pledge",
             "which": "root",
             "period": "2026-10",
+            "log": "events",
         }
         report_values = {**values, "assignment_id": report.id, "kind": "monthly"}
 
