@@ -1123,7 +1123,7 @@ def _print_totp(uri: str, codes: list[str]) -> None:
     out.print("恢复码（每个可代替动态口令使用一次，请打印后交本人保管）：" + "  ".join(codes), highlight=False)
 
 
-user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置密码。")
+user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置、重新启用。")
 app.add_typer(user_app, name="user")
 
 
@@ -1157,6 +1157,21 @@ def user_totp(username: Annotated[str, typer.Argument(help="用户名")]) -> Non
         session.commit()
         out.print(f"已为 {user.username}（{user.unit.name}）开通动态口令。")
         _print_totp(uri, codes)
+
+
+@user_app.command("enable")
+def user_enable(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """重新启用停用的账号（管理员账号只能这样启用，例如长期未登录被自动停用的管理员）。"""
+    from service.accounts import repository as accounts_repository
+    from service.accounts.scope import Scope
+
+    with _errors(), _services() as services, services.db.session() as session:
+        user = accounts_repository.by_username(session, username)
+        if user is None:
+            raise InvalidInput(f"没有用户名为「{username}」的账号。")
+        services.accounts.enable(session, Scope.operator(session, user.unit, OPERATOR), user)
+        session.commit()
+        out.print(f"已启用账号 {user.username}（{user.unit.name}）。")
 
 
 roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")

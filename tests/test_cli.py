@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import zoneinfo
@@ -802,3 +803,11 @@ def test_add_user_gives_a_signer_an_activation_link_and_no_password(home: Path) 
     assert elsewhere.returncode == 2 and "不能设置这种角色的账号" in elsewhere.stderr
     reset = run(home, "user", "reset", "sjgly")
     assert reset.returncode == 0 and "已重置账号 sjgly" in reset.stdout and "/activate/" in reset.stdout
+    # an administrator disabled (unused for too long) is enabled here too
+    assert run(home, "user", "enable", "sjgly").returncode == 2  # not disabled
+    with sqlite3.connect(home / "var" / "docsign.sqlite3") as db:
+        db.execute("UPDATE users SET active = 0, disabled_reason = '90 天未登录' WHERE username = 'sjgly'")
+    enabled = run(home, "user", "enable", "sjgly")
+    assert enabled.returncode == 0 and "已启用账号 sjgly" in enabled.stdout, enabled.stderr
+    with sqlite3.connect(home / "var" / "docsign.sqlite3") as db:
+        assert db.execute("SELECT active FROM users WHERE username = 'sjgly'").fetchone() == (1,)
