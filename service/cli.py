@@ -1058,7 +1058,14 @@ def backup_restore(
 def add_user(
     username: Annotated[str, typer.Argument(help="用户名")],
     unit_code: Annotated[str, typer.Argument(help="所属单位代码")],
-    role: Annotated[str, typer.Option("--role", help="bureau_staff、office_staff 或 unit_signer")] = "bureau_staff",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="bureau_staff、office_staff、unit_signer，或三员之一：system_admin（系统管理员）、"
+            "security_admin（安全管理员）、audit_admin（审计管理员）",
+        ),
+    ] = "bureau_staff",
     name: Annotated[str, typer.Option("--name", help="姓名")] = "",
     password: Annotated[
         str | None,
@@ -1068,7 +1075,7 @@ def add_user(
         ),
     ] = None,
 ) -> None:
-    """创建账号（第一个教体局账号用它创建，之后可在网页或接口中创建）。签署人账号得到交给本人的一次性激活链接。"""
+    """创建账号。安装时用它创建三员（系统管理员、安全管理员、审计管理员各一人，分别交给不同的人），之后的业务账号由系统管理员在接口中创建；管理员账号只能用本命令创建。签署人账号得到交给本人的一次性激活链接。"""
     from service.accounts.models import Role
     from service.accounts.scope import Scope
     from service.units import repository as units_repository
@@ -1116,8 +1123,24 @@ def _print_totp(uri: str, codes: list[str]) -> None:
     out.print("恢复码（每个可代替动态口令使用一次，请打印后交本人保管）：" + "  ".join(codes), highlight=False)
 
 
-user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置密码。")
+user_app = typer.Typer(no_args_is_help=True, help="账号维护：动态口令、重置、重新启用。")
 app.add_typer(user_app, name="user")
+
+
+@user_app.command("reset")
+def user_reset(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """重置账号（管理员账号只能这样重置）：清除密码和动态口令、吊销令牌，打印交给本人的一次性激活链接。"""
+    from service.accounts import repository as accounts_repository
+    from service.accounts.scope import Scope
+
+    with _errors(), _services() as services, services.db.session() as session:
+        user = accounts_repository.by_username(session, username)
+        if user is None:
+            raise InvalidInput(f"没有用户名为「{username}」的账号。")
+        link = services.accounts.reset_password(session, Scope.operator(session, user.unit, OPERATOR), user)
+        session.commit()
+        out.print(f"已重置账号 {user.username}（{user.unit.name}）。")
+        _print_activation(link.url, link.expires_at, services.settings.timezone)
 
 
 @user_app.command("totp")
@@ -1134,6 +1157,21 @@ def user_totp(username: Annotated[str, typer.Argument(help="用户名")]) -> Non
         session.commit()
         out.print(f"已为 {user.username}（{user.unit.name}）开通动态口令。")
         _print_totp(uri, codes)
+
+
+@user_app.command("enable")
+def user_enable(username: Annotated[str, typer.Argument(help="用户名")]) -> None:
+    """重新启用停用的账号（管理员账号只能这样启用，例如长期未登录被自动停用的管理员）。"""
+    from service.accounts import repository as accounts_repository
+    from service.accounts.scope import Scope
+
+    with _errors(), _services() as services, services.db.session() as session:
+        user = accounts_repository.by_username(session, username)
+        if user is None:
+            raise InvalidInput(f"没有用户名为「{username}」的账号。")
+        services.accounts.enable(session, Scope.operator(session, user.unit, OPERATOR), user)
+        session.commit()
+        out.print(f"已启用账号 {user.username}（{user.unit.name}）。")
 
 
 roster_app = typer.Typer(no_args_is_help=True, help="名单：导入学生与监护人名单，批量签发通知书。")

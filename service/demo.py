@@ -1,6 +1,7 @@
 """A small demo district modelled on the Licheng notice, for trying the service out.
 
-One bureau, two 街道教育办 with three schools each, two 区直学校, and an account for every role.
+One bureau, two 街道教育办 with three schools each, two 区直学校, and an account for every role
+(the three administrators too).
 All demo accounts share one password (printed by ``docsign demo``); they are for a demo only.
 """
 
@@ -64,6 +65,10 @@ def load_demo(session: Session) -> list[DemoAccount] | None:
         accounts.append(DemoAccount(username, role.value, units[code].name, name))
 
     add("bureau", Role.BUREAU, "LCJT", "韩玮玮")
+    # the three administrators (三员), each a different person
+    add("sysadmin", Role.SYSTEM_ADMIN, "LCJT", "系统管理员高峰")
+    add("secadmin", Role.SECURITY_ADMIN, "LCJT", "安全管理员孟琳")
+    add("auditor", Role.AUDIT_ADMIN, "LCJT", "审计管理员薛静")
     for code, _, kind, _, head in DEMO_UNITS:
         if kind == "街道教育办":
             add(f"{code.lower()}-staff", Role.OFFICE, code, f"{units[code].name[3:7]}办事员")

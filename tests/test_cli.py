@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import zoneinfo
@@ -757,7 +758,8 @@ def test_add_user_gives_a_signer_an_activation_link_and_no_password(home: Path) 
     """`docsign add-user --role unit_signer` asks for no password and prints a one-time link for the
     principal; the operator cannot enrol a signer's second factor; a staff account gets its password."""
     assert run(home, "init").returncode == 0
-    assert run(home, "demo").returncode == 0
+    demo = run(home, "demo")
+    assert demo.returncode == 0 and all(name in demo.stdout for name in ("sysadmin", "secadmin", "auditor"))
     made = run(home, "add-user", "wsr-sh-vice", "WSR-SH", "--role", "unit_signer", "--name", "副校长")
     assert made.returncode == 0, made.stderr
     link = re.search(r"https://kcbx\.example\.edu\.cn/activate/[\w-]+", made.stdout)
@@ -766,19 +768,46 @@ def test_add_user_gives_a_signer_an_activation_link_and_no_password(home: Path) 
     assert refused.returncode == 2 and "激活链接" in refused.stderr
     totp = run(home, "user", "totp", "wsr-sh-vice")
     assert totp.returncode == 2 and "本人" in totp.stderr and "otpauth://" not in totp.stdout
+    env = {
+        **os.environ,
+        "DOCSIGN_DATA_DIR": str(home / "var"),
+        "DOCSIGN_CERTS_DIR": str(home / "certs"),
+        "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
+        "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
+    }
     staff = subprocess.run(
         [DOCSIGN, "add-user", "clerk-2", "LCJT", "--role", "bureau_staff"],
         cwd=home,
-        env={
-            **os.environ,
-            "DOCSIGN_DATA_DIR": str(home / "var"),
-            "DOCSIGN_CERTS_DIR": str(home / "certs"),
-            "DOCSIGN_PKI_KDF_ROUNDS": str(TEST_KDF_ROUNDS),
-            "DOCSIGN_PUBLIC_BASE_URL": "https://kcbx.example.edu.cn",
-        },
+        env=env,
         input="clerk-own-secret-5\n",
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert staff.returncode == 0 and "已创建账号 clerk-2" in staff.stdout and "/activate/" not in staff.stdout
+
+    # the three administrators are made here at installation (the bureau's, nowhere else), and an
+    # administrator's account is reset here too: a link for its holder, never a password
+    for username, role in (("xtgly", "system_admin"), ("aqgly", "security_admin"), ("sjgly", "audit_admin")):
+        admin = subprocess.run(
+            [DOCSIGN, "add-user", username, "LCJT", "--role", role, "--name", "管理员"],
+            cwd=home,
+            env=env,
+            input="admin-own-secret-5\n",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert admin.returncode == 0 and f"已创建账号 {username}" in admin.stdout, admin.stderr
+    elsewhere = run(home, "add-user", "sjgly-2", "WSR-SH", "--role", "audit_admin", "--password", "admin-own-secret-6")
+    assert elsewhere.returncode == 2 and "不能设置这种角色的账号" in elsewhere.stderr
+    reset = run(home, "user", "reset", "sjgly")
+    assert reset.returncode == 0 and "已重置账号 sjgly" in reset.stdout and "/activate/" in reset.stdout
+    # an administrator disabled (unused for too long) is enabled here too
+    assert run(home, "user", "enable", "sjgly").returncode == 2  # not disabled
+    with sqlite3.connect(home / "var" / "docsign.sqlite3") as db:
+        db.execute("UPDATE users SET active = 0, disabled_reason = '90 天未登录' WHERE username = 'sjgly'")
+    enabled = run(home, "user", "enable", "sjgly")
+    assert enabled.returncode == 0 and "已启用账号 sjgly" in enabled.stdout, enabled.stderr
+    with sqlite3.connect(home / "var" / "docsign.sqlite3") as db:
+        assert db.execute("SELECT active FROM users WHERE username = 'sjgly'").fetchone() == (1,)

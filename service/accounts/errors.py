@@ -68,13 +68,13 @@ class TotpReplayed(DocsignError):
 class ActivationInvalid(DocsignError):
     code = "ACTIVATION_INVALID"
     http_status = 404
-    default_message = "激活链接无效或已经用过。请向教体局索取新的激活链接。"
+    default_message = "激活链接无效或已经用过。请向教体局的系统管理员或安全管理员索取新的激活链接。"
 
 
 class ActivationExpired(DocsignError):
     code = "ACTIVATION_EXPIRED"
     http_status = 410
-    default_message = "激活链接已过期。请向教体局索取新的激活链接。"
+    default_message = "激活链接已过期。请向教体局的系统管理员或安全管理员索取新的激活链接。"
 
 
 class ActivationSignedIn(DocsignError):

@@ -17,9 +17,31 @@ class Role(StrEnum):
     OFFICE = "office_staff"
     #: A principal or office director: reads and signs their own unit's documents.
     SIGNER = "unit_signer"
+    #: 系统管理员 (三员): creates accounts, disables and enables them, sets their end dates.
+    SYSTEM_ADMIN = "system_admin"
+    #: 安全管理员 (三员): resets accounts (password and second factor), changes roles, revokes tokens.
+    SECURITY_ADMIN = "security_admin"
+    #: 审计管理员 (三员): reads and exports the audit log and the access log; changes nothing.
+    AUDIT_ADMIN = "audit_admin"
 
 
-ROLE_TITLES = {Role.BUREAU: "教体局工作人员", Role.OFFICE: "教育办工作人员", Role.SIGNER: "单位负责人（签署人）"}
+ROLE_TITLES = {
+    Role.BUREAU: "教体局工作人员",
+    Role.OFFICE: "教育办工作人员",
+    Role.SIGNER: "单位负责人（签署人）",
+    Role.SYSTEM_ADMIN: "系统管理员",
+    Role.SECURITY_ADMIN: "安全管理员",
+    Role.AUDIT_ADMIN: "审计管理员",
+}
+
+#: The three administrators (三员分立). They hold no business role: they see no child's data, sign
+#: nothing and issue nothing; each account holds one role, so nobody is two of them.
+ADMIN_ROLES = frozenset({Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN})
+
+
+def is_admin(role: str | None) -> bool:
+    """Whether ``role`` is one of the three administrators'."""
+    return role in {r.value for r in ADMIN_ROLES}
 
 
 class User(Base):

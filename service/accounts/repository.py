@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
-from service.accounts.models import ApiToken, Delegation, Role, User
+from service.accounts.models import ADMIN_ROLES, ApiToken, Delegation, Role, User
 from service.accounts.scope import Scope
 from service.db.scoping import valid_id
 from service.units.models import Unit
@@ -19,8 +19,11 @@ def _own_user_id(scope: Scope) -> int:
 
 
 def visible_to(scope: Scope) -> Select[tuple[User]]:
-    """Oneself, and for bureau and office staff the accounts of their units."""
-    others = User.unit_id.in_(scope.units) if scope.has(Role.BUREAU, Role.OFFICE) else false()
+    """Oneself; for bureau and office staff the accounts of their units; for the three
+    administrators the accounts of the units they manage (the district)."""
+    units = set(scope.units) if scope.has(Role.BUREAU, Role.OFFICE) else set()
+    units |= scope.manages
+    others = User.unit_id.in_(units) if units else false()
     return select(User).where(or_(User.id == _own_user_id(scope), others))
 
 
@@ -32,6 +35,24 @@ def users(session: Session, scope: Scope) -> Sequence[User]:
     return session.scalars(visible_to(scope).order_by(User.id)).all()
 
 
+def managed_unit(session: Session, scope: Scope, unit_id: int) -> Unit | None:
+    """A unit whose accounts the user administers (the system administrator, the operator)."""
+    if not valid_id(unit_id) or not scope.manages:
+        return None
+    return session.scalar(select(Unit).where(Unit.id == unit_id, Unit.id.in_(scope.manages)))
+
+
+def matching_ids(session: Session, scope: Scope, text: str, limit: int = 200) -> list[int]:
+    """The ids of the accounts the user sees whose username or name holds ``text``."""
+    text = text.strip()
+    if not text:
+        return []
+    query = visible_to(scope).where(
+        or_(User.username.contains(text, autoescape=True), User.display_name.contains(text, autoescape=True))
+    )
+    return list(session.scalars(query.with_only_columns(User.id).order_by(User.id).limit(limit)))
+
+
 def delegate_candidate(session: Session, scope: Scope, unit: Unit, user_id: int) -> User | None:
     """An account ``unit`` may delegate signing to: one of the user's units or of the units above ``unit``."""
     above = []
@@ -41,14 +62,17 @@ def delegate_candidate(session: Session, scope: Scope, unit: Unit, user_id: int)
         above.append(node.id)
     if not valid_id(user_id):
         return None
-    return session.scalar(select(User).where(User.id == user_id, User.unit_id.in_([*scope.units, *above])))
+    # never an administrator: they sign nothing, not even by a delegation
+    admins = [r.value for r in ADMIN_ROLES]
+    query = select(User).where(User.id == user_id, User.unit_id.in_([*scope.units, *above]), User.role.not_in(admins))
+    return session.scalar(query)
 
 
 def tokens_visible_to(scope: Scope) -> Select[tuple[ApiToken]]:
-    """One's own API tokens; bureau staff also see those of their district's accounts."""
+    """One's own API tokens; the security administrator also those of the district's accounts."""
     others = (
-        ApiToken.user_id.in_(select(User.id).where(User.unit_id.in_(scope.units)))
-        if scope.has(Role.BUREAU)
+        ApiToken.user_id.in_(select(User.id).where(User.unit_id.in_(scope.manages)))
+        if scope.manages and scope.has(Role.SECURITY_ADMIN)
         else false()
     )
     return select(ApiToken).where(or_(ApiToken.user_id == _own_user_id(scope), others))

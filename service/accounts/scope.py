@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.accounts.errors import Forbidden
-from service.accounts.models import Delegation, Role, User
+from service.accounts.models import Delegation, Role, User, is_admin
 from service.audit.service import Actor
+from service.db.scoping import Sees
 from service.units.models import Unit, UnitType
 from service.units.service import visible_unit_ids
 
@@ -22,15 +23,26 @@ def may_export_full(user: User) -> bool:
     return user.role == Role.BUREAU.value or (user.role == Role.SIGNER.value and user.unit.type == UnitType.SCHOOL)
 
 
+@dataclass(frozen=True)
+class _Units:
+    units: frozenset[int]
+
+
 @dataclass
 class Scope:
     """``user`` is None for the operator of the command line, who acts for ``unit`` with the keys of
-    the machine it runs on (and so with every role)."""
+    the machine it runs on (and so with every role).
+
+    ``units`` are the units whose business (documents, cases, rosters, ledgers, campaigns) the user
+    sees: empty for the three administrators, whatever their unit. ``manages`` are the units whose
+    accounts (and names) the administrators see: the bureau's tree for each of the three (and the
+    operator), empty for everyone else; what each may change there is its role's alone."""
 
     user: User | None
     unit: Unit
     units: set[int]
     actor: Actor
+    manages: set[int] = field(default_factory=set)
     #: Units whose signer has delegated signing to this user for today (``Delegation``).
     delegated: frozenset[int] = field(default_factory=frozenset)
     #: What this user was refused, in order; the request's face writes them to the audit log.
@@ -45,23 +57,44 @@ class Scope:
     @classmethod
     def of_user(cls, session: Session, user: User, client: str | None = None, today: dt.date | None = None) -> Scope:
         delegated: frozenset[int] = frozenset()
-        if today is not None:
+        if today is not None and not is_admin(user.role):  # an administrator signs for nobody
             delegated = frozenset(
                 d.unit_id
                 for d in session.scalars(select(Delegation).where(Delegation.user_id == user.id))
                 if d.active_on(today)
             )
+        tree = visible_unit_ids(session, user.unit)
         return cls(
             user=user,
             unit=user.unit,
-            units=visible_unit_ids(session, user.unit),
+            # an administrator's unit is the bureau, but none of its business is theirs to see
+            units=set() if is_admin(user.role) else tree,
             actor=Actor(user.id, f"{user.display_name}（{user.unit.name}）", user.unit_id, client),
             delegated=delegated,
+            manages=tree if is_admin(user.role) else set(),
         )
 
     @classmethod
     def operator(cls, session: Session, unit: Unit, label: str = "命令行") -> Scope:
-        return cls(user=None, unit=unit, units=visible_unit_ids(session, unit), actor=Actor(None, label, unit.id))
+        tree = visible_unit_ids(session, unit)
+        return cls(user=None, unit=unit, units=tree, actor=Actor(None, label, unit.id), manages=set(tree))
+
+    @property
+    def reads_audit(self) -> bool:
+        """Only the audit administrator (审计管理员) reads the audit and access logs on the web and
+        the API (the command line's operator verifies them with ``docsign audit verify``)."""
+        return self.user is not None and self.user.role == Role.AUDIT_ADMIN.value
+
+    @property
+    def administered(self) -> Sees:
+        """The units the administrators see by name (for their filters and forms), as a scope the
+        units' repository reads."""
+        return _Units(frozenset(self.manages))
+
+    @property
+    def is_admin(self) -> bool:
+        """One of the three administrators (never the command line's operator)."""
+        return self.user is not None and is_admin(self.user.role)
 
     @property
     def role(self) -> str | None:
@@ -86,7 +119,7 @@ class Scope:
         the command line acts for any unit it sees."""
         if self.user is None:
             return unit.id in self.units
-        return self.user.unit_id == unit.id
+        return self.user.unit_id == unit.id and not self.is_admin
 
     def require_own(self, unit: Unit, message: str | None = None) -> None:
         """Only the unit's own accounts change the unit's records (a school's cases, its reports)."""
@@ -109,6 +142,14 @@ class Scope:
         if self.user.role not in allowed:
             raise self.refuse(f"您的账号不能以「{unit.name}」的名义签章：只有该单位负责人（签署人）可以。")
 
+    def keeps_units(self) -> Unit:
+        """The bureau whose unit tree the user keeps (imports): its staff, or its system
+        administrator (系统管理员: accounts and units); anyone else is refused."""
+        self.require(Role.BUREAU, Role.SYSTEM_ADMIN, message="只有教体局工作人员或系统管理员可以导入单位。")
+        if self.user is not None and self.user.role == Role.SYSTEM_ADMIN.value:
+            return self.user.unit
+        return self.bureau()
+
     def bureau_staff(self) -> Unit:
         """The bureau of its staff; anyone else is refused."""
         self.require(Role.BUREAU)
@@ -116,6 +157,6 @@ class Scope:
 
     def bureau(self) -> Unit:
         """The bureau the user acts for; only bureau staff may act as a bureau."""
-        if self.unit.type != UnitType.BUREAU:
+        if self.unit.type != UnitType.BUREAU or self.is_admin:
             raise self.refuse("只有教体局工作人员可以进行此操作。")
         return self.unit

@@ -50,6 +50,7 @@ from service.accounts.models import (
     LoginSession,
     Role,
     User,
+    is_admin,
 )
 from service.accounts.passwords import password_problem
 from service.accounts.scope import Scope
@@ -85,7 +86,14 @@ ROLE_UNITS = {
     Role.BUREAU: {UnitType.BUREAU},
     Role.OFFICE: {UnitType.OFFICE},
     Role.SIGNER: {UnitType.OFFICE, UnitType.SCHOOL, UnitType.BUREAU},
+    Role.SYSTEM_ADMIN: {UnitType.BUREAU},
+    Role.SECURITY_ADMIN: {UnitType.BUREAU},
+    Role.AUDIT_ADMIN: {UnitType.BUREAU},
 }
+
+#: Said when an administrator's account would be made, changed or reset from the web or the API:
+#: that is done on the server, where each of the three is made at installation.
+ADMIN_ON_SERVER = "管理员账号（系统管理员、安全管理员、审计管理员）只能在服务器上用命令行（docsign add-user、docsign user reset）创建和重置。"
 
 
 def token_hash(token: str) -> str:
@@ -450,7 +458,7 @@ class Accounts:
         if user.reset_at is not None and (user.last_login_at is None or user.reset_at > user.last_login_at):
             notes.append(
                 f"您的账号于 {self._local(user.reset_at)} 被 {user.reset_by or '管理员'} 重置（密码与动态口令已清除，"
-                "原有会话和 API 令牌已作废），之后由持激活链接的人重新激活。如非您本人申请，请立即联系教体局并修改密码。"
+                "原有会话和 API 令牌已作废），之后由持激活链接的人重新激活。如非您本人申请，请立即联系教体局的安全管理员并修改密码。"
             )
         if user.failed_logins:
             last = (
@@ -495,7 +503,7 @@ class Accounts:
             if user.totp_enabled_at is None:
                 if user.role == Role.SIGNER.value:  # only its holder enrols it, by activation
                     raise TotpNotEnrolled(
-                        "您的账号须使用动态口令登录，但尚未开通。请联系教体局重置您的账号，"
+                        "您的账号须使用动态口令登录，但尚未开通。请联系教体局的安全管理员重置您的账号，"
                         "用交给您本人的激活链接设置密码并开通动态口令。"
                     )
                 raise TotpNotEnrolled()
@@ -540,9 +548,9 @@ class Accounts:
         return row, token
 
     def revoke_token(self, session: Session, scope: Scope, token: ApiToken) -> None:
-        """A user revokes their own token; bureau staff any token of an account in their district."""
+        """A user revokes their own token; the security administrator any token of an account in the district."""
         own = scope.user is not None and token.user_id == scope.user.id
-        if not own and not (scope.has(Role.BUREAU) and token.user.unit_id in scope.units):
+        if not own and not (scope.has(Role.SECURITY_ADMIN) and token.user.unit_id in scope.manages):
             raise NotFoundForUser("未找到该令牌。")
         if token.revoked_at is None:
             token.revoked_at = self.now()
@@ -603,16 +611,12 @@ class Accounts:
         return scope.actor.label
 
     def reset_password(self, session: Session, scope: Scope, user: User) -> ActivationLink:
-        """Bureau staff reset an account of their district: its password and second factor are
-        cleared, its sessions end and its API tokens are revoked, and its holder activates it again
-        with the link returned (to hand over). The bureau never holds a password of the account;
-        the holder is told of the reset (when, by whom) at their next login."""
-        scope.require(Role.BUREAU)
-        if user.unit_id not in scope.units:
-            raise NotFoundForUser("未找到该账号。")
-        if scope.user is not None and user.id == scope.user.id:
-            raise scope.refuse("不能重置自己的账号，请使用修改密码。")
-        now = self.now()
+        """The security administrator (安全管理员) resets an account of the district: its password and
+        second factor are cleared, its sessions end and its API tokens are revoked, and its holder
+        activates it again with the link returned (to hand over). The administrator never holds a
+        password of the account; the holder is told of the reset (when, by whom) at their next
+        login. An administrator's account is reset on the command line only."""
+        now = self._managed(scope, user, "重置", Role.SECURITY_ADMIN)
         user.password_hash = NO_PASSWORD
         user.totp_secret = None
         user.totp_enabled_at = None
@@ -639,13 +643,16 @@ class Accounts:
 
     # --- the account's life: disable, enable, role, end date, dormant accounts ------------------
 
-    def _managed(self, scope: Scope, user: User, what: str) -> dt.datetime:
-        """Bureau staff manage the accounts of their district's units, never their own."""
-        scope.require(Role.BUREAU)
-        if user.unit_id not in scope.units:
+    def _managed(self, scope: Scope, user: User, what: str, role: Role) -> dt.datetime:
+        """An administrator of ``role`` (or the operator) manages the accounts of the district's
+        units, never their own; another administrator's account only on the command line."""
+        scope.require(role, message=f"只有{ROLE_TITLES[role]}可以{what}账号。")
+        if user.unit_id not in scope.manages:
             raise NotFoundForUser("未找到该账号。")
         if scope.user is not None and user.id == scope.user.id:
-            raise scope.refuse(f"不能{what}自己的账号。")
+            raise scope.refuse(f"不能{what}自己的账号。" + ("请使用修改密码。" if what == "重置" else ""))
+        if scope.user is not None and is_admin(user.role):
+            raise scope.refuse(ADMIN_ON_SERVER)
         return self.now()
 
     def _cut_off(self, session: Session, user: User, now: dt.datetime) -> int:
@@ -656,7 +663,7 @@ class Accounts:
     def disable(self, session: Session, scope: Scope, user: User, reason: str) -> None:
         """The account can no longer be used (a principal who left, a lost phone): its sessions end
         and its tokens are revoked at once; its documents and history stay."""
-        now = self._managed(scope, user, "停用")
+        now = self._managed(scope, user, "停用", Role.SYSTEM_ADMIN)
         reason = " ".join(reason.split())
         if not reason or len(reason) > 200:
             raise UserInvalid("请写明停用原因（不超过200个字）。")
@@ -670,7 +677,7 @@ class Accounts:
     def enable(self, session: Session, scope: Scope, user: User) -> None:
         """A disabled account is usable again (with the password and second factor it had; its
         tokens stay revoked). An account disabled for not being used is usually better reset."""
-        now = self._managed(scope, user, "启用")
+        now = self._managed(scope, user, "启用", Role.SYSTEM_ADMIN)
         if user.active:
             raise UserInvalid("该账号没有停用。")
         before = user.disabled_reason
@@ -683,13 +690,15 @@ class Accounts:
         """Another role within its unit. Never into 签署人: a signer's account is new, and its holder
         sets it up with their own activation link (nobody gains a seal by administration). The
         account's sessions end and its tokens are revoked: they were granted for the old role."""
-        now = self._managed(scope, user, "修改")
+        now = self._managed(scope, user, "修改角色", Role.SECURITY_ADMIN)
         try:
             new = Role(role)
         except ValueError:
             raise UserInvalid("角色应为 bureau_staff、office_staff 或 unit_signer。") from None
         if new.value == user.role:
             raise UserInvalid("该账号已经是这个角色。")
+        if is_admin(new.value):
+            raise scope.refuse(ADMIN_ON_SERVER)
         if new is Role.SIGNER:
             raise scope.refuse("不能把账号改为签署人：签署人账号须新建，由本人用激活链接设置密码并开通动态口令。")
         if UnitType(user.unit.type) not in ROLE_UNITS[new]:
@@ -712,7 +721,7 @@ class Accounts:
 
     def set_expiry(self, session: Session, scope: Scope, user: User, expires_at: dt.datetime | None) -> None:
         """A temporary account (a substitute, an inspector) ends at ``expires_at``; None: no end."""
-        now = self._managed(scope, user, "修改")
+        now = self._managed(scope, user, "设置到期时间", Role.SYSTEM_ADMIN)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise UserInvalid("到期时间须带时区，例如 2025-07-31T17:00:00+08:00。")
@@ -922,6 +931,8 @@ class Accounts:
         problems = []
         if not delegate.active or delegate.unit_id not in above:
             problems.append("受托人应为本单位或上级单位的在用账号")
+        if is_admin(delegate.role):
+            problems.append("管理员账号不能受托签署")
         if scope.user is not None and delegate.id == scope.user.id:
             problems.append("不能委托给自己")
         if ends_on < starts_on:
@@ -977,7 +988,7 @@ class Accounts:
         enrols their own at activation: nobody else may hold the second factor of a seal."""
         if user.role == Role.SIGNER.value:
             raise UserInvalid(
-                "签署人（单位负责人）的动态口令只能由本人在激活账号时开通；如需更换，请由教体局重置账号并把激活链接交给本人。"
+                "签署人（单位负责人）的动态口令只能由本人在激活账号时开通；如需更换，请由安全管理员重置账号并把激活链接交给本人。"
             )
         totp = self._new_totp(session, user)
         codes = new_recovery_codes()
@@ -998,12 +1009,15 @@ class Accounts:
         role: str,
         unit: Unit,
     ) -> tuple[User, ActivationLink | None]:
-        """A bureau (or the operator) creates an account for one of its units. A signer's account,
-        and any account created without a password, gets no usable password: its holder sets one
-        (and the second factor) with the activation link returned, to hand over."""
-        scope.require(Role.BUREAU)
-        if unit.id not in scope.units:
+        """The system administrator (系统管理员, or the operator) creates an account for one of the
+        district's units. A signer's account, and any account created without a password, gets no
+        usable password: its holder sets one (and the second factor) with the activation link
+        returned, to hand over. The three administrators' accounts are made on the command line."""
+        scope.require(Role.SYSTEM_ADMIN, message="只有系统管理员可以创建账号。")
+        if unit.id not in scope.manages:
             raise NotFoundForUser("未找到该单位。")
+        if scope.user is not None and is_admin(role):
+            raise scope.refuse(ADMIN_ON_SERVER)
         if role == Role.SIGNER.value and password is not None:
             raise UserInvalid(
                 "签署人（单位负责人）账号不能由他人设定密码：创建后把激活链接交给本人，由本人设置密码并开通动态口令。"

@@ -46,7 +46,6 @@ from service.http.deps import (
     session_token,
     set_session_cookie,
 )
-from service.units import repository as units_repository
 
 router = APIRouter(prefix="/api", tags=["登录与账号"])
 
@@ -134,7 +133,7 @@ def revoke_token(token: TokenObj, scope: ScopeDep, services: ServicesDep, sessio
 @router.post(
     "/users/{user_id}/reset-password",
     response_model=ActivationLinkOut,
-    summary="重置账号（教体局）：清除密码和动态口令、吊销令牌，返回交给本人的一次性激活链接",
+    summary="重置账号（安全管理员）：清除密码和动态口令、吊销令牌，返回交给本人的一次性激活链接",
 )
 def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> ActivationLinkOut:
     link = services.accounts.reset_password(session, scope, user)
@@ -142,7 +141,9 @@ def reset_password(user: UserObj, scope: ScopeDep, services: ServicesDep, sessio
     return ActivationLinkOut(activation_url=link.url, expires_at=link.expires_at)
 
 
-@router.post("/users/{user_id}/disable", response_model=UserOut, summary="停用账号（教体局）：会话立即结束、令牌吊销")
+@router.post(
+    "/users/{user_id}/disable", response_model=UserOut, summary="停用账号（系统管理员）：会话立即结束、令牌吊销"
+)
 def disable_user(
     body: DisableIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep
 ) -> UserOut:
@@ -151,7 +152,7 @@ def disable_user(
     return UserOut.of(user)
 
 
-@router.post("/users/{user_id}/enable", response_model=UserOut, summary="重新启用停用的账号（教体局）")
+@router.post("/users/{user_id}/enable", response_model=UserOut, summary="重新启用停用的账号（系统管理员）")
 def enable_user(user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
     services.accounts.enable(session, scope, user)
     session.commit()
@@ -161,7 +162,7 @@ def enable_user(user: UserObj, scope: ScopeDep, services: ServicesDep, session: 
 @router.post(
     "/users/{user_id}/role",
     response_model=UserOut,
-    summary="修改账号的角色（教体局；不能改为签署人）：会话结束、令牌吊销",
+    summary="修改账号的角色（安全管理员；不能改为签署人或管理员）：会话结束、令牌吊销",
 )
 def change_role(body: RoleIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
     services.accounts.change_role(session, scope, user, body.role)
@@ -169,7 +170,9 @@ def change_role(body: RoleIn, user: UserObj, scope: ScopeDep, services: Services
     return UserOut.of(user)
 
 
-@router.put("/users/{user_id}/expiry", response_model=UserOut, summary="设置临时账号的到期时间（教体局）；null 取消")
+@router.put(
+    "/users/{user_id}/expiry", response_model=UserOut, summary="设置临时账号的到期时间（系统管理员）；null 取消"
+)
 def set_expiry(body: ExpiryIn, user: UserObj, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> UserOut:
     services.accounts.set_expiry(session, scope, user, body.expires_at)
     session.commit()
@@ -178,7 +181,7 @@ def set_expiry(body: ExpiryIn, user: UserObj, scope: ScopeDep, services: Service
 
 @router.get("/users", response_model=list[UserOut], summary="本人可见单位的账号")
 def list_users(scope: ScopeDep, session: SessionDep) -> list[UserOut]:
-    scope.require(Role.BUREAU, Role.OFFICE)
+    scope.require(Role.BUREAU, Role.OFFICE, Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN)
     return [UserOut.of(u) for u in accounts_repository.users(session, scope)]
 
 
@@ -186,10 +189,11 @@ def list_users(scope: ScopeDep, session: SessionDep) -> list[UserOut]:
     "/users",
     response_model=NewUserOut,
     status_code=201,
-    summary="为单位创建账号（教体局）；签署人账号（及不设初始密码的账号）返回交给本人的一次性激活链接",
+    summary="为单位创建账号（系统管理员）；签署人账号（及不设初始密码的账号）返回交给本人的一次性激活链接",
 )
 def add_user(body: UserIn, scope: ScopeDep, services: ServicesDep, session: SessionDep) -> NewUserOut:
-    unit = units_repository.get(session, scope, body.unit_id)
+    scope.require(Role.SYSTEM_ADMIN, message="只有系统管理员可以创建账号。")
+    unit = accounts_repository.managed_unit(session, scope, body.unit_id)
     if unit is None:
         raise NotFoundForUser("未找到该单位。")
     user, link = services.accounts.add_user(

@@ -256,6 +256,8 @@ class Ledgers:
     def unit_for(self, session: Session, scope: Scope, unit_id: int | None) -> Unit:
         """The unit whose ledger the user asks for: their own by default, or one they see."""
         if unit_id is None:
+            if scope.unit.id not in scope.units:  # an administrator sees no ledger, not even its bureau's
+                raise NotFoundForUser("未找到该单位。")
             return scope.unit
         unit = session.get(Unit, unit_id)
         if unit is None or unit.id not in scope.units:

@@ -26,13 +26,13 @@ from service.units.models import Unit, UnitType
 
 class ActsForBureau(Protocol):
     """Who imports a unit sheet, as this domain needs them (an ``accounts.scope.Scope`` is one):
-    how they appear in the audit log, and the bureau they act for as its staff."""
+    how they appear in the audit log, and the bureau whose unit tree they keep."""
 
     @property
     def actor(self) -> Actor: ...
 
-    def bureau_staff(self) -> Unit:
-        """The bureau; refuses anyone who is not its staff."""
+    def keeps_units(self) -> Unit:
+        """The bureau; refuses anyone who is neither its staff nor its system administrator."""
         ...
 
 
@@ -246,9 +246,9 @@ def bureau_of(unit: Unit) -> Unit:
 def import_units_sheet(
     session: Session, scope: ActsForBureau, data: bytes, filename: str, now: dt.datetime
 ) -> ImportResult:
-    """A bureau imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
+    """A bureau (its staff or its system administrator) imports its unit sheet: every bad row is in the SheetInvalid's details and nothing
     is written; otherwise the units are created or updated and the import is audited."""
-    bureau = scope.bureau_staff()
+    bureau = scope.keeps_units()
     try:
         rows = read_sheet(data, filename)
         result = import_units(session, rows, bureau)

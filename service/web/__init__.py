@@ -3,6 +3,7 @@
 from service.web import (
     accounts,
     assignments,
+    audit,
     campaigns,
     cases,
     deadlines,
@@ -32,5 +33,6 @@ ROUTERS = [
         district,
         exchange,
         notify,
+        audit,
     )
 ]

@@ -44,6 +44,12 @@ def home(request: Request, user: Annotated[User | None, Depends(optional_user)])
         return RedirectResponse("/dashboard", status_code=303)
     if user.role == Role.OFFICE:
         return RedirectResponse("/office", status_code=303)
+    if user.role == Role.AUDIT_ADMIN:
+        return RedirectResponse("/audit", status_code=303)
+    if user.role == Role.SYSTEM_ADMIN:
+        return RedirectResponse("/units", status_code=303)
+    if user.role == Role.SECURITY_ADMIN:
+        return RedirectResponse("/account/totp", status_code=303)
     return RedirectResponse("/sign", status_code=303)
 
 

@@ -124,10 +124,11 @@ def test_tokens_and_new_accounts(services: Services) -> None:
         assert not s.dirty  # reading with a token records nothing
         assert user_for_token(s, token, services.clock.now(), writes=True) is found
         assert s.dirty  # a write with it records its last use
+        admin = scope_of(s, "sysadmin")  # the system administrator makes accounts
         with pytest.raises(UserInvalid, match="激活链接"):  # nobody sets a signer's password for them
             services.accounts.add_user(
                 s,
-                bureau,
+                admin,
                 username="wsr-xd-clerk",
                 password="a-long-password-1",
                 display_name="辛甸小学教务",
@@ -136,7 +137,7 @@ def test_tokens_and_new_accounts(services: Services) -> None:
             )
         user, link = services.accounts.add_user(
             s,
-            bureau,
+            admin,
             username="wsr-xd-clerk",
             password=None,
             display_name="辛甸小学教务",
@@ -145,15 +146,26 @@ def test_tokens_and_new_accounts(services: Services) -> None:
         )
         s.commit()
         assert user.unit.code == "WSR-XD" and link is not None and "/activate/" in link.url
-        with pytest.raises(Forbidden):
+        for other in ("wsr-staff", "bureau", "secadmin", "auditor"):  # nobody else, bureau staff included
+            with pytest.raises(Forbidden):
+                services.accounts.add_user(
+                    s,
+                    scope_of(s, other),
+                    username="another",
+                    password=None,
+                    display_name="某人",
+                    role="unit_signer",
+                    unit=unit(s, "WSR-XD"),
+                )
+        with pytest.raises(Forbidden, match="docsign add-user"):  # an administrator only on the command line
             services.accounts.add_user(
                 s,
-                scope_of(s, "wsr-staff"),
-                username="another",
+                admin,
+                username="second-auditor",
                 password=None,
                 display_name="某人",
-                role="unit_signer",
-                unit=unit(s, "WSR-XD"),
+                role="audit_admin",
+                unit=unit(s, "LCJT"),
             )
         actions = s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
         assert actions == ["auth.token_create", "user.create"]

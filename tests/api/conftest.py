@@ -160,14 +160,26 @@ def activate(service: Service, url: str, password: str = PASSWORD) -> dict[str, 
 def bootstrap_bureau(
     service: Service, code: str = "LCJT", name: str = "济南市历城区教育和体育局", username: str = "bureau"
 ) -> None:
-    """The first bureau and its first account, as `docsign add-user` makes them."""
+    """The first bureau, its first staff account and its three administrators (三员: ``sysadmin``,
+    ``secadmin``, ``auditor``), as `docsign add-user` makes them at installation."""
     db: Database = service.state.db
     with db.session() as s:
         unit = Unit(code=code, name=name, type="bureau", head_name="刘建华")
         s.add(unit)
         s.flush()
         create_user(s, username=username, password=PASSWORD, display_name="韩玮玮", role="bureau_staff", unit=unit)
+        if username == "bureau":
+            for admin, role, person in ADMINS:
+                create_user(s, username=admin, password=PASSWORD, display_name=person, role=role, unit=unit)
         s.commit()
+
+
+#: The three administrators every test district has (username, role, name).
+ADMINS = (
+    ("sysadmin", "system_admin", "高峰"),
+    ("secadmin", "security_admin", "孟琳"),
+    ("auditor", "audit_admin", "薛静"),
+)
 
 
 LICHENG = [
@@ -214,6 +226,7 @@ def setup_licheng(service: Service) -> dict[str, int]:
     assert r.status_code == 200, r.text
     assert r.json() == {"created": 10, "updated": 0}
     units = {u["code"]: u["id"] for u in c.get("/api/units").json()}
+    service.login("sysadmin")  # the system administrator makes the accounts
     for code, *_ in LICHENG[1:]:
         # a signer's account has no password until its holder activates it with the link
         r = c.post(
@@ -239,4 +252,5 @@ def setup_licheng(service: Service) -> dict[str, int]:
                 },
             )
             assert r.status_code == 201, r.text
+    service.login("bureau")
     return units

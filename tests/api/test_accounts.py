@@ -32,10 +32,11 @@ def _login(service: Service, username: str, password: str = PASSWORD, otp: str |
     return {"status": r.status_code} | dict(r.json())
 
 
-def _enrol_bureau(service: Service) -> pyotp.TOTP:
-    """The first bureau account's second factor, as `docsign add-user` prints it at installation."""
+def _enrol_bureau(service: Service, username: str = "bureau") -> pyotp.TOTP:
+    """A first account's second factor (the bureau's, an administrator's), as `docsign add-user`
+    prints it at installation."""
     with service.state.db.session() as s:
-        user = s.scalars(select(User).where(User.username == "bureau")).one()
+        user = s.scalars(select(User).where(User.username == username)).one()
         uri, _ = service.state.accounts.enroll_totp(s, Scope.operator(s, user.unit), user)
         s.commit()
     totp = pyotp.parse_uri(uri)
@@ -57,12 +58,12 @@ def _next_code(service: Service, totp: pyotp.TOTP) -> str:
     return totp.at(service.clock.now())
 
 
-def _bureau_in(service: Service, totp: pyotp.TOTP) -> None:
-    assert _login(service, "bureau", otp=_next_code(service, totp))["status"] == 200
+def _bureau_in(service: Service, totp: pyotp.TOTP, username: str = "bureau") -> None:
+    assert _login(service, username, otp=_next_code(service, totp))["status"] == 200
 
 
 def _new_signer(service: Service, username: str = "sh-head") -> str:
-    """The bureau creates a signer account (no password): the activation link it gets."""
+    """The system administrator creates a signer account (no password): the activation link it gets."""
     unit_id = service.client.get("/api/auth/me").json()["unit_id"]
     r = service.client.post(
         "/api/users", json={"username": username, "display_name": "赵明", "role": "unit_signer", "unit_id": unit_id}
@@ -119,7 +120,7 @@ def test_everyone_needs_a_second_factor_and_a_code_works_once(tmp_path: Path) ->
         assert _login(service, "bureau", otp=totp.at(service.clock.now()))["status"] == 200
 
         # a signer needs it too: enrolled by its holder at activation, never by the operator
-        _bureau_in(service, totp)
+        _bureau_in(service, _enrol_bureau(service, "sysadmin"), "sysadmin")
         url = _new_signer(service)
         with service.state.db.session() as s:
             signer = s.scalars(select(User).where(User.username == "sh-head")).one()
@@ -138,7 +139,7 @@ def test_everyone_needs_a_second_factor_and_a_code_works_once(tmp_path: Path) ->
         assert [n for n in me["notes"] if "1 次登录失败" in n], me["notes"]  # the replay, told to the holder
         assert c.get("/api/auth/me").json()["username"] == "sh-head"
 
-        # a signer from before (a password, no second factor) is sent to the bureau for a reset
+        # a signer from before (a password, no second factor) is sent to the security administrator for a reset
         with service.state.db.session() as s:
             unit = s.scalars(select(User).where(User.username == "sh-head")).one().unit
             create_user(s, username="old-head", password=PASSWORD, display_name="钱红", role="unit_signer", unit=unit)
@@ -147,23 +148,25 @@ def test_everyone_needs_a_second_factor_and_a_code_works_once(tmp_path: Path) ->
         assert r["code"] == "TOTP_NOT_ENROLLED" and "重置" in r["message"] and "激活链接" in r["message"]
 
 
-def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> None:
-    """Every way an administrator might sign as a school: create the signer and log in, use the
-    activation link themselves, reset the principal and log in, enrol its second factor, make a
-    token for it. Each fails; the principal is told of the reset at their next login."""
+def test_the_administrators_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> None:
+    """Every way an administrator might sign as a school: the system administrator creates the
+    signer and logs in, or uses the activation link themselves; the security administrator resets
+    the principal and logs in, enrols its second factor, makes a token for it. Each fails; the
+    principal is told of the reset at their next login."""
     with running_service(tmp_path, require_totp=True) as service:
         bootstrap_bureau(service)
         c = service.client
-        totp = _enrol_bureau(service)
-        _bureau_in(service, totp)
+        system = _enrol_bureau(service, "sysadmin")
+        security = _enrol_bureau(service, "secadmin")
+        _bureau_in(service, system, "sysadmin")
         unit_id = c.get("/api/auth/me").json()["unit_id"]
 
-        # 1. create the signer with a password of the bureau's choosing: refused
+        # 1. create the signer with a password of the administrator's choosing: refused
         r = c.post(
             "/api/users",
             json={
                 "username": "sh-head",
-                "password": "bureau-chosen-pw-1",
+                "password": "admin-chosen-pw-1",
                 "display_name": "赵明",
                 "role": "unit_signer",
                 "unit_id": unit_id,
@@ -172,25 +175,28 @@ def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> N
         assert r.status_code == 422 and "激活链接" in r.json()["message"]
         # created without one: nothing to log in with (no password works, not even an empty one)
         url = _new_signer(service)
-        for guess in ("bureau-chosen-pw-1", PASSWORD, "!activation-pending"):
+        for guess in ("admin-chosen-pw-1", PASSWORD, "!activation-pending"):
             assert _login(service, "sh-head", guess or "x")["status"] == 401
-        # 2. the bureau opens the link itself in its signed-in browser: refused, audited
-        _bureau_in(service, totp)
+        # 2. the administrator opens the link itself in its signed-in browser: refused, audited
+        _bureau_in(service, system, "sysadmin")
         token = url.rsplit("/", 1)[-1]
-        r = c.post(f"/api/activation/{token}", json={"password": "bureau-chosen-pw-2"})
+        r = c.post(f"/api/activation/{token}", json={"password": "admin-chosen-pw-2"})
         assert r.status_code == 409 and r.json()["code"] == "ACTIVATION_SIGNED_IN"
-        assert [e.actor for e in _actions(service, "user.activation_refused")] == ["韩玮玮"]
+        assert [e.actor for e in _actions(service, "user.activation_refused")] == ["高峰"]
         # the principal activates it on their own phone
         own = _holder_activates(service, url)
         assert _login(service, "sh-head", PRINCIPAL_PASSWORD, _next_code(service, own))["status"] == 200
         principal_token = c.post("/api/auth/tokens", json={"name": "学籍系统"}).json()
         principal_cookie = c.cookies["docsign_session"]
 
-        # 3. reset the principal: the bureau gets a link, never a password; the old credentials,
-        # the principal's session and tokens all stop working
-        _bureau_in(service, totp)
+        # 3. the system administrator may not reset; the security administrator gets a link, never a
+        # password; the old credentials, the principal's session and tokens all stop working
+        _bureau_in(service, system, "sysadmin")
         with service.state.db.session() as s:
             signer_id = s.scalars(select(User.id).where(User.username == "sh-head")).one()
+        r = c.post(f"/api/users/{signer_id}/reset-password")
+        assert r.status_code == 403 and "安全管理员" in r.json()["message"]
+        _bureau_in(service, security, "secadmin")
         r = c.post(f"/api/users/{signer_id}/reset-password")
         assert r.status_code == 200 and set(r.json()) == {"activation_url", "expires_at", "note"}
         reset_url = r.json()["activation_url"]
@@ -203,14 +209,14 @@ def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> N
         assert c.get("/api/auth/me", headers=bearer).status_code == 401
         c.cookies.clear()
         # 4. the operator's enrolment of its second factor: refused (see the test above); and a token
-        # the bureau makes is its own, whatever it asks for
-        _bureau_in(service, totp)
+        # the administrator makes is its own, whatever it asks for
+        _bureau_in(service, security, "secadmin")
         mine = c.post("/api/auth/tokens", json={"name": "对接", "user_id": signer_id}).json()
         assert c.get("/api/auth/me", headers={"Authorization": f"Bearer {mine['token']}"}).json()["username"] == (
-            "bureau"
+            "secadmin"
         )
         # ... and its signed-in browser cannot use the reset link either
-        r = c.post(f"/api/activation/{reset_url.rsplit('/', 1)[-1]}", json={"password": "bureau-chosen-pw-3"})
+        r = c.post(f"/api/activation/{reset_url.rsplit('/', 1)[-1]}", json={"password": "admin-chosen-pw-3"})
         assert r.status_code == 409
 
         # the principal activates again (new password, new second factor) and is told of the reset
@@ -219,7 +225,7 @@ def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> N
         me = _login(service, "sh-head", "zhao-ming-new-secret-4", _next_code(service, again))
         # (the try with the old password after the reset is one failure the principal is told of too)
         assert me["status"] == 200 and len(me["notes"]) == 2, me["notes"]
-        assert "被 韩玮玮（济南市历城区教育和体育局） 重置" in me["notes"][0] and "1 次登录失败" in me["notes"][1]
+        assert "被 孟琳（济南市历城区教育和体育局） 重置" in me["notes"][0] and "1 次登录失败" in me["notes"][1]
         # told once
         assert _login(service, "sh-head", "zhao-ming-new-secret-4", _next_code(service, again))["notes"] == []
         with service.state.db.session() as s:
@@ -230,12 +236,67 @@ def test_bureau_staff_cannot_end_up_holding_a_signers_login(tmp_path: Path) -> N
         assert [e.detail["reason"] for e in _actions(service, "user.activate")] == ["create", "reset"]
 
 
+def test_bureau_staff_try_every_way_to_gain_a_schools_seal_and_fail_each(tmp_path: Path) -> None:
+    """Bureau staff no longer administer accounts: creating a signer (or any account), resetting
+    the principal, changing a role, disabling or ending an account, revoking or making a token for
+    someone else, recording a delegation for the school: each refused, and the principal's login
+    stays the principal's own."""
+    from tests.api.conftest import setup_licheng
+
+    with running_service(tmp_path) as service:
+        units = setup_licheng(service)
+        c = service.client
+        with service.state.db.session() as s:
+            head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
+            head_id, head_hash = head.id, head.password_hash
+        service.login("wsr-sh-head")
+        principal_token = c.post("/api/auth/tokens", json={"name": "学籍系统"}).json()
+        service.login("bureau")
+        bureau_id = c.get("/api/auth/me").json()["id"]
+        school = units["WSR-SH"]
+        body = {"username": "sh-seal", "display_name": "赵明", "role": "unit_signer", "unit_id": school}
+        attempts = [
+            c.post("/api/users", json=body),
+            c.post("/api/users", json=body | {"password": "bureau-chosen-pw-1"}),
+            c.post("/api/users", json=body | {"role": "bureau_staff", "unit_id": units["LCJT"]}),
+            c.post(f"/api/users/{head_id}/reset-password"),
+            c.post(f"/api/users/{head_id}/role", json={"role": "office_staff"}),
+            c.post(f"/api/users/{head_id}/disable", json={"reason": "调离"}),
+            c.put(f"/api/users/{head_id}/expiry", json={"expires_at": None}),
+            c.post(f"/api/auth/tokens/{principal_token['id']}/revoke"),
+            c.post(
+                f"/api/units/{school}/delegations",
+                json={"user_id": bureau_id, "starts_on": "2020-01-01", "ends_on": "2030-01-01", "reason": "代签"},
+            ),
+        ]
+        assert [r.status_code for r in attempts] == [403, 403, 403, 403, 403, 403, 403, 404, 403], [
+            (r.status_code, r.text[:120]) for r in attempts
+        ]
+        assert "系统管理员" in attempts[0].json()["message"] and attempts[0].json()["code"] == "FORBIDDEN"
+        assert "安全管理员" in attempts[3].json()["message"]
+        # a token the bureau makes is its own, whatever it names
+        mine = c.post("/api/auth/tokens", json={"name": "对接", "user_id": head_id}).json()
+        assert c.get("/api/auth/me", headers={"Authorization": f"Bearer {mine['token']}"}).json()["username"] == (
+            "bureau"
+        )
+        with service.state.db.session() as s:
+            head = s.get(User, head_id)
+            assert head is not None and head.password_hash == head_hash and head.role == "unit_signer" and head.active
+            assert s.scalar(select(User).where(User.username == "sh-seal")) is None
+        assert not _actions(service, "user.password_reset") and not _actions(service, "user.role_changed")
+        assert c.get("/api/auth/me", headers={"Authorization": f"Bearer {principal_token['token']}"}).status_code == 200
+        # each refusal is in the audit log, for the audit administrator to see
+        denied = _actions(service, "access.denied")
+        assert len([e for e in denied if e.actor_user_id == bureau_id]) >= 8
+
+
 def test_an_activation_link_works_once_and_expires(tmp_path: Path) -> None:
     with running_service(tmp_path, require_totp=True) as service:
         bootstrap_bureau(service)
         c = service.client
-        totp = _enrol_bureau(service)
-        _bureau_in(service, totp)
+        totp = _enrol_bureau(service, "sysadmin")
+        security = _enrol_bureau(service, "secadmin")
+        _bureau_in(service, totp, "sysadmin")
         url = _new_signer(service)
         _holder_activates(service, url)
         phone = TestClient(service.client.app)
@@ -246,14 +307,14 @@ def test_an_activation_link_works_once_and_expires(tmp_path: Path) -> None:
         assert phone.get("/api/activation/not-a-token").status_code == 404
 
         # a second account's link, left for longer than 72 hours
-        _bureau_in(service, totp)
+        _bureau_in(service, totp, "sysadmin")
         late = _new_signer(service, "xd-head").rsplit("/", 1)[-1]
         assert phone.get(f"/api/activation/{late}").status_code == 200  # reading it changes nothing
         service.clock.advance(dt.timedelta(hours=service.settings.activation_hours, seconds=1))
         r = phone.post(f"/api/activation/{late}", json={"password": "own-secret-of-xd-7"})
         assert r.status_code == 410 and r.json()["code"] == "ACTIVATION_EXPIRED"
         # a step one without its code leaves the account without a password
-        _bureau_in(service, totp)
+        _bureau_in(service, security, "secadmin")
         with service.state.db.session() as s:
             xd_id = s.scalars(select(User.id).where(User.username == "xd-head")).one()
         fresh = c.post(f"/api/users/{xd_id}/reset-password").json()["activation_url"].rsplit("/", 1)[-1]
@@ -354,7 +415,7 @@ def test_a_staff_account_without_a_password_is_activated_and_the_rules_hold(tmp_
     with running_service(tmp_path) as service:
         bootstrap_bureau(service)
         c = service.client
-        service.login("bureau")
+        service.login("sysadmin")
         unit_id = c.get("/api/auth/me").json()["unit_id"]
         for weak, why in (
             ("short1", "至少需要 10 位"),
@@ -395,7 +456,7 @@ def test_an_account_is_disabled_enabled_given_an_end_and_disabled_when_unused(tm
         assert r.status_code == 200
         staff.headers["X-CSRF-Token"] = csrf_cookie(staff)
         token = staff.post("/api/auth/tokens", json={"name": "台账导出", "access": "read"}).json()["token"]
-        service.login("bureau")
+        service.login("sysadmin")
         users = {u["username"]: u for u in c.get("/api/users").json()}
         clerk = users["wsr-staff"]
         assert clerk["active"] is True and clerk["last_login_at"] is not None and clerk["expires_at"] is None
@@ -409,7 +470,7 @@ def test_an_account_is_disabled_enabled_given_an_end_and_disabled_when_unused(tm
         assert refused["status"] == 403 and refused["code"] == "ACCOUNT_DISABLED" and "调离教育办" in refused["message"]
         wrong = _login(service, "wsr-staff", "not-the-password-9")
         assert wrong["status"] == 401 and wrong["code"] == "AUTH_FAILED"  # a guesser learns nothing
-        service.login("bureau")
+        service.login("sysadmin")
         assert c.post(f"/api/users/{clerk['id']}/disable", json={"reason": "again"}).status_code == 422
         me = c.get("/api/auth/me").json()
         assert c.post(f"/api/users/{me['id']}/disable", json={"reason": "x"}).status_code == 403  # not oneself
@@ -419,13 +480,20 @@ def test_an_account_is_disabled_enabled_given_an_end_and_disabled_when_unused(tm
         assert _login(service, "wsr-staff")["status"] == 200
         assert c.get("/api/auth/me", headers={"authorization": f"Bearer {token}"}).status_code == 401
 
-        # a role: never 签署人 (a seal is its holder's own, by activation); only one the unit may hold
-        service.login("bureau")
+        # a role, by the security administrator (not the system administrator): never 签署人 (a seal
+        # is its holder's own, by activation) nor an administrator's; only one the unit may hold
+        assert c.post(f"/api/users/{clerk['id']}/role", json={"role": "bureau_staff"}).status_code == 403
+        service.login("secadmin")
         r = c.post(f"/api/users/{clerk['id']}/role", json={"role": "unit_signer"})
         assert r.status_code == 403 and "激活链接" in r.json()["message"]
         r = c.post(f"/api/users/{clerk['id']}/role", json={"role": "bureau_staff"})
         assert r.status_code == 422 and "不能属于" in r.json()["message"]
         assert c.post(f"/api/users/{clerk['id']}/role", json={"role": "chief"}).status_code == 422
+        r = c.post(f"/api/users/{clerk['id']}/role", json={"role": "audit_admin"})
+        assert r.status_code == 403 and "docsign add-user" in r.json()["message"]
+        # nor may it disable, enable or end an account: that is the system administrator's
+        assert c.post(f"/api/users/{clerk['id']}/disable", json={"reason": "调离"}).status_code == 403
+        service.login("sysadmin")
 
         # a temporary account: its end in the future, then past it
         past = (service.clock.now() - dt.timedelta(hours=1)).isoformat()
@@ -435,7 +503,7 @@ def test_an_account_is_disabled_enabled_given_an_end_and_disabled_when_unused(tm
         service.clock.advance(dt.timedelta(days=1, minutes=1))
         ended = _login(service, "wsr-staff")
         assert ended["status"] == 403 and "临时账号" in ended["message"]
-        service.login("bureau")
+        service.login("sysadmin")
         assert c.put(f"/api/users/{clerk['id']}/expiry", json={"expires_at": None}).json()["expires_at"] is None
 
         # unused for 90 days: disabled by the daily job; an account used since stays

@@ -107,6 +107,7 @@ def test_campaign_rules(tmp_path: Path) -> None:
         assert r.status_code == 422 and r.json()["code"] == "CAMPAIGN_INVALID"
         assert (count(service, Campaign), count(service, AuditEvent)) == before
         # a user for a unit that does not exist
+        service.login("sysadmin")
         r = c.post(
             "/api/users",
             json={

@@ -40,8 +40,11 @@ from tests.rosters.roster_data import xlsx as roster_xlsx
 PUBLIC = re.compile(r"^/(api/auth/(login|logout)|login|logout|v(/.*)?|api/activation/.*|activate/.*)$")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
-#: Every account of the district but the school's own, then the school's own last (it may close the case).
-OTHERS = ("bureau", "wsr-staff", "wsr-head", "wsr-xd-head", "hjl-staff", "hjl-xx-head")
+#: Every account of the district but the school's own, the three administrators (三员) and a
+#: disabled account of the school itself, then the school's own last (it may close the case).
+ADMINS = ("sysadmin", "secadmin", "auditor")
+DISABLED = "wsr-sh-former"
+OTHERS = ("bureau", "wsr-staff", "wsr-head", "wsr-xd-head", "hjl-staff", "hjl-xx-head", *ADMINS, DISABLED)
 OWNER = "wsr-sh-head"
 
 
@@ -75,8 +78,8 @@ def snapshot(service: Service) -> Snapshot:
         )
 
 
-def violations(service: Service, before: Snapshot, after: Snapshot, unit_id: int) -> list[str]:
-    """What changed in another unit's name between two snapshots."""
+def violations(service: Service, before: Snapshot, after: Snapshot, unit_id: int | None) -> list[str]:
+    """What changed in another unit's name between two snapshots (with ``unit_id`` None: anything)."""
     found = []
     for doc_id, issuer in after.documents.items():
         if doc_id not in before.documents and issuer != unit_id:
@@ -306,11 +309,31 @@ def test_every_state_changing_route_by_every_role_acts_only_for_the_users_own_un
         forms["/cases/new"]["school_id"] = str(units["WSR-SH"])
         routes = writes(service)
         with service.state.db.session() as s:
-            user_units = {u.username: u.unit_id for u in s.scalars(select(User))}
+            create_user(
+                s,
+                username=DISABLED,
+                password=PASSWORD,
+                display_name="石河小学前任校长",
+                role="unit_signer",
+                unit=s.get(Unit, units["WSR-SH"]),  # type: ignore[arg-type]
+            )
+            s.commit()
+            # an administrator and a disabled account may change nothing in anyone's name, their
+            # own unit's included (None is no unit)
+            user_units: dict[str, int | None] = {
+                u.username: None if u.role.endswith("_admin") or u.username == DISABLED else u.unit_id
+                for u in s.scalars(select(User))
+            }
 
         calls = refused = 0
         for username in (*OTHERS, OWNER):
             service.login(username)
+            if username == DISABLED:
+                # its browser was signed in when the system administrator disabled it
+                with service.state.db.session() as s:
+                    former = s.scalars(select(User).where(User.username == DISABLED)).one()
+                    service.state.accounts.disable(s, Scope.operator(s, former.unit), former, "离任")
+                    s.commit()
             for method, path, body_schema, page in routes:
                 url = path
                 for p in re.findall(r"{(\w+)}", path):
@@ -336,11 +359,14 @@ def test_every_state_changing_route_by_every_role_acts_only_for_the_users_own_un
                 assert r.status_code < 500, (username, method, url, r.status_code, r.text[:300])
                 found = violations(service, before, snapshot(service), user_units[username])
                 assert not found, (username, method, url, r.status_code, found)
+                if username == DISABLED:
+                    # signed out at once: refused, or sent to the login page
+                    assert r.status_code == 401 or (page and r.url.path == "/login"), (method, url, r.status_code)
                 if username != OWNER and r.status_code in (403, 404):
                     refused += 1
         assert len(routes) >= 30, routes
         assert calls == len(routes) * (len(OTHERS) + 1)
-        assert refused >= 60  # the walk reached the role checks, not only the body checks
+        assert refused >= 120  # the walk reached the role checks, not only the body checks
 
 
 def test_a_school_signer_cannot_sign_or_issue_for_another_unit(tmp_path: Path) -> None:

@@ -23,12 +23,12 @@ LAST = ("revoke", "reset-password", "/auth/password", "/auth/logout", "/auth/tot
 
 
 def role_tokens(service: Service) -> dict[str, str]:
-    """The Licheng district, and an API token of the bureau, an office and a school; the client is
-    left signed out (the generated requests carry only the token)."""
+    """The Licheng district, and an API token of the bureau, an office, a school and the audit
+    administrator; the client is left signed out (the generated requests carry only the token)."""
     c = service.client
     setup_licheng(service)
     tokens = {}
-    for user in ("bureau", "wsr-staff", "wsr-sh-head"):
+    for user in ("bureau", "wsr-staff", "wsr-sh-head", "auditor"):  # the auditor: the audit log's reads
         service.login(user)
         tokens[user] = c.post("/api/auth/tokens", json={"name": "fuzz", "days": 30}).json()["token"]
     c.cookies.clear()

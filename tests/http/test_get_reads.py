@@ -107,7 +107,7 @@ def test_no_get_route_writes(tmp_path: Path) -> None:
         # a month on: the recurring campaign's next period is due, and nobody has opened it yet
         service.clock.advance(dt.timedelta(days=31))
         # a signer's account waiting for activation: its link's page and answer are read by anyone
-        service.login("bureau")
+        service.login("sysadmin")
         made = c.post(
             "/api/users",
             json={"username": "xx-new-head", "display_name": "新负责人", "role": "unit_signer", "unit_id": xx},
@@ -132,6 +132,7 @@ def test_no_get_route_writes(tmp_path: Path) -> None:
             "kind": "pledge",
             "which": "root",
             "period": "2026-10",
+            "log": "events",
         }
         report_values = {**values, "assignment_id": report.id, "kind": "monthly"}
 
@@ -154,7 +155,17 @@ def test_no_get_route_writes(tmp_path: Path) -> None:
         event.listen(engine, "after_cursor_execute", record)
         walked = 0
         try:
-            for user in ("bureau", "wsr-staff", "wsr-head", "hjl-xx-head", "token", None):
+            for user in (
+                "bureau",
+                "wsr-staff",
+                "wsr-head",
+                "hjl-xx-head",
+                "sysadmin",
+                "secadmin",
+                "auditor",
+                "token",
+                None,
+            ):
                 c.cookies.clear()
                 c.headers.pop("authorization", None)
                 if user == "token":

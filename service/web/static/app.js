@@ -28,6 +28,10 @@
   }
   document.addEventListener("submit", function (event) { addToken(event.target); }, true);
   document.addEventListener("formdata", function (event) {
+    // a GET form (a filter, an export) is a read: its token would only end up in the address
+    var form = event.target;
+    var method = ((form && form.getAttribute && form.getAttribute("method")) || "get").toLowerCase();
+    if (method !== "post") return;
     var token = csrfToken();
     if (token && !event.formData.has("csrf_token")) event.formData.set("csrf_token", token);
   }, true);
