@@ -507,10 +507,9 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     _to_beijing(services, 10)
     assert _run(services) == []  # the first run starts reading the log at its end
     with services.db.session() as s:
-        bureau = scope_of(s, "bureau")
         head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
-        services.accounts.reset_password(s, bureau, head)
-        services.accounts.disable(s, bureau, head, "校长调任")
+        services.accounts.reset_password(s, scope_of(s, "secadmin"), head)
+        services.accounts.disable(s, scope_of(s, "sysadmin"), head, "校长调任")
         s.commit()
     sent = _run(services)
     assert ("account.reset", "email", "WSR-SH") in sent and ("account.disabled", "email", "WSR-SH") in sent
@@ -518,7 +517,7 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     reset = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已重置】")]
     assert len(reset) == 1
     text = reset[0].get_content()
-    assert "wsr-sh-head" in text and "被 韩玮玮（济南市历城区教育和体育局） 重置" in text and "请立即联系教体局" in text
+    assert "wsr-sh-head" in text and "被 安全管理员孟琳（济南市历城区教育和体育局） 重置" in text and "请立即联系教体局" in text
     disabled = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已停用】")]
     assert len(disabled) == 1 and "校长调任" in disabled[0].get_content()
     assert _run(services) == []  # once each
@@ -526,8 +525,8 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     # an activation is told to the unit too: a link someone else opened first shows up at once
     with services.db.session() as s:
         head = s.scalars(select(User).where(User.username == "wsr-sh-head")).one()
-        services.accounts.enable(s, scope_of(s, "bureau"), head)
-        link = services.accounts.reset_password(s, scope_of(s, "bureau"), head)
+        services.accounts.enable(s, scope_of(s, "sysadmin"), head)
+        link = services.accounts.reset_password(s, scope_of(s, "secadmin"), head)
         s.commit()
     token = link.url.rsplit("/", 1)[-1]
     with services.db.session() as s:
