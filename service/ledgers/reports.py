@@ -490,6 +490,9 @@ class Reports:
         that changes nothing."""
         kind = self._assignment(scope, assignment)
         unit = assignment.unit
+        # office staff prepare and review the office's report; its head (or whom the head delegated
+        # to) puts the office's seal on it
+        scope.require_signer_for(unit)
         draft = self.draft(session, unit, assignment.period)
         if reviewed != draft.digest:
             raise CaseInvalid(f"核对之后数据有变化，请重新核对{kind.short}后再签章。")

@@ -112,6 +112,12 @@ def test_monthly_report_from_the_data_summed_up_the_tree_and_corrected(services:
         assert od.parts == ["历城区王舍人街道石河小学", "历城区王舍人街道辛甸小学"]
         assert od.missing == ["历城区王舍人街道中学"]
         s.commit()
+        # the office's staff prepare and review it; only its head puts the office's seal on it
+        staff = scope_of(s, "wsr-staff")
+        assert reports.review(s, staff, mine["WSR"]).digest == od.digest
+        with pytest.raises(Forbidden, match="只有该单位负责人"):
+            reports.sign(s, staff, mine["WSR"], od.digest)
+        s.rollback()
         reports.sign(s, office, mine["WSR"], od.digest)
         s.commit()
         bd = reports.draft(s, unit(s, "LCJT"), f"{YEAR}-10")
