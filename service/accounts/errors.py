@@ -89,6 +89,12 @@ class TokenReadOnly(DocsignError):
     default_message = "这个 API 令牌只能读取（access=read），不能提交修改。"
 
 
+class TokenOutOfScope(DocsignError):
+    code = "TOKEN_OUT_OF_SCOPE"
+    http_status = 403
+    default_message = "这个 API 令牌不能用于该接口。"
+
+
 class AccountDisabled(DocsignError):
     """The right password of an account that is disabled or past its end: its holder is told why
     (an intruder who knows the password learns nothing they could use)."""

@@ -132,6 +132,9 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime | None]
     #: ``write`` (any request) or ``read`` (GET, HEAD and OPTIONS only).
     access: Mapped[str] = mapped_column(String(8), default="write", server_default="write")
+    #: The domains (``TOKEN_DOMAINS`` keys: ``rosters``, ``ledgers`` …) the token may be used for;
+    #: None: every domain its holder's role reaches.
+    domains: Mapped[list[str] | None] = mapped_column(JSON)
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -105,6 +105,11 @@ class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, title="令牌用途，例如 学籍系统对接")
     days: int = Field(default=90, ge=1, le=365, title="有效天数（1 到 365）")
     access: Literal["read", "write"] = Field(default="write", title="权限：read（只读）或 write（读写）")
+    domains: list[str] | None = Field(
+        default=None,
+        title='适用范围：不填为全部；例如 ["rosters", "ledgers"] 只能用于名单与台账接口',
+        max_length=20,
+    )
 
 
 class TokenOut(BaseModel):
@@ -113,6 +118,7 @@ class TokenOut(BaseModel):
     name: str
     expires_at: dt.datetime
     access: str = "write"
+    domains: list[str] | None = None
     note: str = "令牌只显示这一次，请妥善保存。调用接口时放在请求头 Authorization: Bearer <令牌>。"
 
 
@@ -125,6 +131,7 @@ class TokenInfo(BaseModel):
     last_used_at: dt.datetime | None = Field(description="最近一次用该令牌提交修改的时间（只读请求不记录）")
     revoked_at: dt.datetime | None
     access: str = "write"
+    domains: list[str] | None = None
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenInfo:
@@ -132,6 +139,7 @@ class TokenInfo(BaseModel):
             id=t.id,
             name=t.name,
             access=t.access,
+            domains=t.domains,
             created_at=t.created_at,
             expires_at=t.expires_at,
             last_used_at=t.last_used_at,

@@ -209,10 +209,29 @@ def user_for_session(
 
 
 TOKEN_ACCESS = ("read", "write")
+#: What a token may be limited to: the API's domains, by key, with their titles (the API's groups).
+TOKEN_DOMAINS = {
+    "campaigns": "签署任务",
+    "assignments": "签署",
+    "documents": "文书",
+    "cases": "辍学个案与通知书",
+    "rosters": "名单与批量通知书",
+    "ledgers": "台账与报表",
+    "units": "单位与账号",
+    "notify": "通知与推送",
+    "accounts": "登录与账号",
+    "audit": "审计",
+}
 
 
 def create_token(
-    session: Session, user: User, name: str, now: dt.datetime, days: int = 90, access: str = "write"
+    session: Session,
+    user: User,
+    name: str,
+    now: dt.datetime,
+    days: int = 90,
+    access: str = "write",
+    domains: list[str] | None = None,
 ) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name or len(name) > 64:
@@ -221,6 +240,12 @@ def create_token(
         raise UserInvalid("令牌有效期应为 1 到 365 天。")
     if access not in TOKEN_ACCESS:
         raise UserInvalid("令牌权限应为 read（只读）或 write（读写）。")
+    if domains is not None:
+        unknown = [d for d in domains if d not in TOKEN_DOMAINS]
+        if unknown or not domains:
+            choices = "、".join(f"{k}（{t}）" for k, t in TOKEN_DOMAINS.items())
+            raise UserInvalid(f"令牌的适用范围应从以下选择至少一项：{choices}。")
+        domains = sorted(set(domains))
     token = "dst_" + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
@@ -229,6 +254,7 @@ def create_token(
         created_at=now,
         expires_at=now + dt.timedelta(days=days),
         access=access,
+        domains=domains,
     )
     session.add(row)
     session.flush()
@@ -530,10 +556,16 @@ class Accounts:
     # --- API tokens ---------------------------------------------------------------------------
 
     def new_token(
-        self, session: Session, user: User, name: str, days: int = 90, access: str = "write"
+        self,
+        session: Session,
+        user: User,
+        name: str,
+        days: int = 90,
+        access: str = "write",
+        domains: list[str] | None = None,
     ) -> tuple[ApiToken, str]:
         now = self.now()
-        row, token = create_token(session, user, name, now, days, access)
+        row, token = create_token(session, user, name, now, days, access, domains)
         record(
             session,
             Actor(user.id, user.display_name, user.unit_id),
@@ -544,6 +576,7 @@ class Accounts:
             name=name,
             days=days,
             access=access,
+            domains=row.domains,
         )
         return row, token
 

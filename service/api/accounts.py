@@ -112,10 +112,12 @@ def confirm_totp(
 
 @router.post("/auth/tokens", response_model=TokenOut, summary="为程序对接创建 API 令牌（有效期 1 到 365 天）")
 def new_token(body: TokenIn, user: UserDep, services: ServicesDep, session: SessionDep) -> TokenOut:
-    row, token = services.accounts.new_token(session, user, body.name, body.days, body.access)
+    row, token = services.accounts.new_token(session, user, body.name, body.days, body.access, body.domains)
     session.commit()
     assert row.expires_at is not None
-    return TokenOut(id=row.id, token=token, name=body.name, expires_at=row.expires_at, access=row.access)
+    return TokenOut(
+        id=row.id, token=token, name=body.name, expires_at=row.expires_at, access=row.access, domains=row.domains
+    )
 
 
 @router.get("/auth/tokens", response_model=list[TokenInfo], summary="本人的 API 令牌")

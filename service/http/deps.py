@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from service import logs
 from service.accounts import repository as accounts_repository
-from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TokenReadOnly
+from service.accounts.errors import NotAuthenticated, PasswordChangeRequired, TokenOutOfScope, TokenReadOnly
 from service.accounts.models import ApiToken, Delegation, User
 from service.accounts.scope import Scope
-from service.accounts.service import token_for
+from service.accounts.service import TOKEN_DOMAINS, token_for
 from service.archive import repository as archive_repository
 from service.archive.models import Document
 from service.audit.service import record_apart
@@ -104,6 +104,18 @@ def _among(address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IP
     return any(ip in network for network in networks)
 
 
+#: The API's groups (each router's tag) by the domain key a token names (``TOKEN_DOMAINS``); a
+#: test holds every API route to one of them.
+DOMAIN_OF_TAG = {title: key for key, title in TOKEN_DOMAINS.items()}
+
+
+def route_domain(request: Request) -> str | None:
+    """The domain of the API route answering ``request`` (by its group), None for any other route."""
+    route = request.scope.get("route")
+    tags = getattr(route, "tags", None) or []
+    return DOMAIN_OF_TAG.get(str(tags[0])) if tags else None
+
+
 #: Requests that only read: they write nothing, not even bookkeeping.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -119,6 +131,13 @@ def optional_user(request: Request, services: ServicesDep, session: SessionDep) 
         if writes and row.access != "write":
             session.rollback()
             raise TokenReadOnly()
+        if row.domains is not None and (domain := route_domain(request)) not in row.domains:
+            session.rollback()
+            allowed = "、".join(TOKEN_DOMAINS[d] for d in row.domains if d in TOKEN_DOMAINS)
+            what = f"「{TOKEN_DOMAINS[domain]}」" if domain in TOKEN_DOMAINS else "该"
+            raise TokenOutOfScope(
+                f"这个 API 令牌只能用于{allowed}的接口，不能用于{what}接口；请换用适用范围包含它的令牌。"
+            )
         if writes:
             session.commit()  # the token's last use, whatever becomes of the request's own work
         logs.note_user(row.user_id)

@@ -411,6 +411,44 @@ def test_tokens_expire_are_revoked_with_the_password_and_may_only_read(tmp_path:
         assert changed.detail["tokens_revoked"] == 3  # every one not revoked yet, the expired one too
 
 
+def test_a_token_limited_to_some_domains_is_refused_everywhere_else(tmp_path: Path) -> None:
+    """A 学籍 system that only fetches rosters and ledgers gets a token for those two groups of the
+    API: it works there and is refused (403 TOKEN_OUT_OF_SCOPE, in Chinese) in every other group."""
+    from fastapi.routing import APIRoute
+
+    from service.http.deps import DOMAIN_OF_TAG
+
+    with running_service(tmp_path) as service:
+        bootstrap_bureau(service)
+        c = service.client
+        service.login("bureau")
+        r = c.post("/api/auth/tokens", json={"name": "学籍系统", "domains": ["rosters", "ledgers"], "access": "read"})
+        assert r.status_code == 200 and r.json()["domains"] == ["ledgers", "rosters"], r.text
+        token = r.json()["token"]
+        r = c.post("/api/auth/tokens", json={"name": "乱填", "domains": ["everything"]})
+        assert r.status_code == 422 and "rosters（名单与批量通知书）" in r.json()["message"]
+        assert c.post("/api/auth/tokens", json={"name": "空", "domains": []}).status_code == 422
+        assert [t["domains"] for t in c.get("/api/auth/tokens").json()] == [["ledgers", "rosters"]]
+        c.cookies.clear()
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert c.get("/api/rosters", headers=bearer).status_code == 200
+        for path, group in (
+            ("/api/cases", "辍学个案与通知书"),
+            ("/api/campaigns", "签署任务"),
+            ("/api/auth/me", "登录与账号"),
+        ):
+            r = c.get(path, headers=bearer)
+            assert r.status_code == 403 and r.json()["code"] == "TOKEN_OUT_OF_SCOPE", (path, r.text)
+            assert (
+                f"不能用于「{group}」接口" in r.json()["message"]
+                and "台账与报表、名单与批量通知书" in r.json()["message"]
+            )
+    # every group of the API can be named in a token
+    for route in service.client.app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute) and route.path.startswith("/api/"):
+            assert route.tags and route.tags[0] in DOMAIN_OF_TAG, route.path
+
+
 def test_a_staff_account_without_a_password_is_activated_and_the_rules_hold(tmp_path: Path) -> None:
     with running_service(tmp_path) as service:
         bootstrap_bureau(service)
