@@ -537,18 +537,18 @@ class DocumentEngine:
 
     def verify(self, pdf: bytes) -> VerificationReport:
         """The strict verifier, on a file we made or hold (in this process)."""
-        roots, crls = self._trust()
-        return verify_pdf(pdf, roots, crls, now=self._now() if self._now is not None else None)
+        roots, crls, pinned = self._trust()
+        return verify_pdf(pdf, roots, crls, now=self._now() if self._now is not None else None, pinned=pinned)
 
     def verify_untrusted(self, pdf: bytes, verifier: UploadVerifier) -> VerificationReport:
         """The same verifier on a file from anyone, in a separate process under hard limits."""
-        roots, crls = self._trust()
-        return verifier.verify(pdf, roots, crls, now=self._now() if self._now is not None else None)
+        roots, crls, pinned = self._trust()
+        return verifier.verify(pdf, roots, crls, now=self._now() if self._now is not None else None, pinned=pinned)
 
-    def _trust(self) -> tuple[list[Any], list[bytes]]:
+    def _trust(self) -> tuple[list[Any], list[bytes], frozenset[str] | None]:
         roots = [_asn1_cert(c) for c in self.pki.trust_roots()]
         crls = [c.public_bytes(serialization.Encoding.DER) for c in self.pki.crls()]
-        return roots, crls
+        return roots, crls, self.pki.imported_fingerprints()
 
 
 @dataclass(frozen=True)

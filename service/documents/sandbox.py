@@ -84,6 +84,7 @@ class _Job:
     crls: list[bytes]
     now: dt.datetime
     limits: UploadLimits
+    pinned: frozenset[str] | None = None
 
 
 def _serve(conn: Connection, memory_bytes: int) -> None:
@@ -126,6 +127,7 @@ def _serve_one(conn: Connection) -> bool:
         now=job.now,
         max_revisions=job.limits.max_revisions,
         max_signatures=job.limits.max_signatures,
+        pinned=job.pinned,
     )
     conn.send(("ok", report))
     return True
@@ -241,6 +243,7 @@ class UploadVerifier:
         crls: Sequence[bytes] = (),
         *,
         now: dt.datetime | None = None,
+        pinned: frozenset[str] | None = None,
     ) -> VerificationReport:
         """Check an upload like :func:`~service.documents.verify.verify_pdf`, within the limits.
 
@@ -262,7 +265,7 @@ class UploadVerifier:
             if not self._slots.acquire(timeout=limits.wall_seconds):
                 raise VerifierBusy()
             try:
-                return self._run(pdf, _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits))
+                return self._run(pdf, _Job(pdf, [r.dump() for r in trust_roots], list(crls), now, limits, pinned))
             finally:
                 self._slots.release()
         finally:

@@ -225,8 +225,14 @@ def verify_pdf(
     now: dt.datetime | None = None,
     max_revisions: int | None = None,
     max_signatures: int | None = None,
+    pinned: frozenset[str] | None = None,
 ) -> VerificationReport:
     """Check ``data`` against ``trust_roots`` and the current ``crls`` (DER) at ``now``.
+
+    The first root is the service's own; the others (``certs/trust/``) were added for units that
+    brought their own certificate, and vouch for those certificates only: given ``pinned`` (the
+    SHA-256 of every certificate imported for a unit), a signature whose path ends at another root
+    and whose certificate is not pinned is refused (``CERTIFICATE_NOT_FOR_THIS_SIGNER``).
 
     ``now`` is the validation time (the service's clock; the system's when omitted).
     ``max_revisions`` and ``max_signatures`` refuse, once parsed and before any signature is
@@ -271,7 +277,7 @@ def verify_pdf(
     moments = _timeline(embedded, now)
     last_signature = max((i for i, s in enumerate(embedded) if s.sig_object_type == "/Sig"), default=-1)
     for i, sig in enumerate(embedded):
-        judge = _Judge(evidence, now, moments[i])
+        judge = _Judge(evidence, now, moments[i], _Pins(trust_roots[0].dump() if trust_roots else b"", pinned))
         if sig.sig_object_type == "/DocTimeStamp":
             report.signatures.append(judge.document_timestamp(sig))
         else:
@@ -395,13 +401,39 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@dataclass(frozen=True)
+class _Pins:
+    """The service's own root (DER), and the certificates other roots may vouch for (None: any)."""
+
+    own_root: bytes
+    pinned: frozenset[str] | None
+
+    def problems(self, status: Any, signer: str) -> list[Problem]:
+        path = getattr(status, "validation_path", None)
+        if self.pinned is None or path is None or not status.trusted:
+            return []
+        anchor = getattr(path.trust_anchor, "certificate", None)
+        if anchor is None or anchor.dump() == self.own_root:
+            return []
+        if hashlib.sha256(status.signing_cert.dump()).hexdigest() in self.pinned:
+            return []
+        return [
+            Problem(
+                "CERTIFICATE_NOT_FOR_THIS_SIGNER",
+                f"「{signer}」的签章证书来自另行信任的根证书，却不是本系统为任何单位导入的证书："
+                "另行信任的根证书只为导入了其证书的单位担保。",
+            )
+        ]
+
+
 class _Judge:
     """Checks one embedded signature or document timestamp against the evidence."""
 
-    def __init__(self, evidence: Evidence, now: dt.datetime, timestamp_moment: _Moment) -> None:
+    def __init__(self, evidence: Evidence, now: dt.datetime, timestamp_moment: _Moment, pins: _Pins) -> None:
         self.ev = evidence
         self.now = now
         self.ts_moment = timestamp_moment
+        self.pins = pins
 
     def _context(self, moment: dt.datetime) -> Any:
         return self.ev.context(moment, past=moment < self.now)
@@ -438,6 +470,7 @@ class _Judge:
         elif not status.valid:
             problems.append(Problem("SIGNATURE_INVALID", f"「{signer}」的签名值无效。"))
         problems.extend(self._certificate_problems(status, signer, judged_at, "签章证书"))
+        problems.extend(self.pins.problems(status, signer))
         revocation_evidence = self._revocation_evidence(status.validation_path, judged_at)
         problems.extend(self._compromise_problems(status.validation_path, signer, "签章证书"))
 

@@ -221,6 +221,13 @@ class Pki:
         """The local root and any extra roots placed in certs/trust/."""
         return self.authority.trust_roots()
 
+    def imported_fingerprints(self) -> frozenset[str] | None:
+        """The SHA-256 of every certificate imported for a unit (its history too): all that the
+        extra roots of certs/trust/ may vouch for. None when there is no extra root."""
+        if len(self.trust_roots()) == 1:
+            return None
+        return self.units.imported_fingerprints()
+
     def rollover_issuing(
         self, margin: dt.timedelta = ISSUING_ROLLOVER, *, now: dt.datetime | None = None, force: bool = False
     ) -> IssuingRollover | None:

@@ -12,6 +12,7 @@ unit's name as printed on the seal.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -172,6 +173,17 @@ class Units:
         if not (d / "cert.crt").exists():
             raise UnitCertificateMissing(f"单位「{key}」没有签章证书。")
         return history(d, d / "cert.crt")
+
+    def imported_fingerprints(self) -> frozenset[str]:
+        """The SHA-256 (hex, of the DER) of every certificate of every unit that brought its own."""
+        found: set[str] = set()
+        for key in self.unit_keys():
+            d = self.dir / key
+            if _meta(d).get("source") == "local":
+                continue
+            for cert in history(d, d / "cert.crt"):
+                found.add(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest())
+        return frozenset(found)
 
     def current_certificate(self, key: str) -> tuple[x509.Certificate, bool]:
         """A unit's current certificate as written, and whether it was imported (not from the local CA)."""

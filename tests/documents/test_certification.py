@@ -310,3 +310,49 @@ def test_documents_issued_from_threads_at_once_are_each_valid(
         [(_, _, _, ok)] = checks.pyhanko_statuses(pdf, root)
         assert ok, key
         assert checks.qpdf_check(pdf).returncode == 0, key
+
+
+def test_an_extra_root_vouches_only_for_the_certificates_imported_under_it(
+    settings: Settings, pki: Pki, converter: Converter, tmp_path: Path
+) -> None:
+    """A root in certs/trust/ is there for units that brought their own certificate. A signature
+    by any other certificate under that root (anyone that CA ever served) is not genuine here;
+    once a unit imports its certificate, its signatures are."""
+    fields = example_fields(KINDS["enrollment_notice"], settings.schemas_dir)
+    # another service's PKI (the session's) stands in for an outside CA
+    outside = DocumentEngine(settings, pki=pki, converter=converter, archive=LocalArchive(tmp_path / "outside"))
+    theirs = outside.issue(IssueRequest("enrollment_notice", fields))
+    outside.close()
+
+    ours = Pki(tmp_path / "certs", PASSPHRASE, settings.pki_organization, settings.public_base_url)
+    ours.init()
+    (tmp_path / "certs" / "trust").mkdir()
+    (tmp_path / "certs" / "trust" / "outside.crt").write_bytes(
+        pki.root_certificate().public_bytes(serialization.Encoding.PEM)
+    )
+    engine = DocumentEngine(
+        settings.model_copy(update={"certs_dir": tmp_path / "certs"}),
+        pki=ours,
+        converter=converter,
+        archive=LocalArchive(tmp_path / "archive"),
+    )
+
+    def problems(pdf: bytes) -> dict[str, list[str]]:
+        return {s.field_name: [p.code for p in s.problems] for s in engine.verify(pdf).signatures}
+
+    assert problems(theirs.pdf)["Issuer"] == ["CERTIFICATE_NOT_FOR_THIS_SIGNER"]
+    # the unit imports its own certificate (with its chain) from that CA: now it is vouched for
+    unit = pki.units.get(theirs.issuer_key)
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"unit",
+        unit.private_key,  # type: ignore[arg-type]
+        unit.certificate,
+        unit.chain,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    ours.import_pkcs12("school-own", p12, "pw")
+    assert problems(theirs.pdf)["Issuer"] == []
+    assert engine.verify(theirs.pdf).genuine
+    # the service's own documents are judged as before
+    assert engine.verify(engine.issue(IssueRequest("enrollment_notice", fields)).pdf).genuine
+    engine.close()
