@@ -684,9 +684,17 @@ def worker(
         bool, typer.Option("--beat/--no-beat", help="同时运行定时任务（整个集群只能有一个进程带 --beat）")
     ] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", help="日志级别")] = "INFO",
+    queues: Annotated[
+        str,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="取哪些队列的任务，逗号分隔：batch（批量签发）、upkeep（定时维护）；默认两者轮流取",
+        ),
+    ] = "batch,upkeep",
 ) -> None:
     """启动后台任务工作进程（扩展部署：需要设置 DOCSIGN_BROKER_URL）。"""
-    from service.jobs.celery_runner import celery_app, serve_with, worker_settings
+    from service.jobs.celery_runner import QUEUES, celery_app, serve_with, worker_settings
 
     with _errors():
         settings = _settings()
@@ -694,6 +702,9 @@ def worker(
             raise InvalidInput(
                 "未设置 DOCSIGN_BROKER_URL：单机部署由 docsign serve 自己执行后台任务，无需单独启动工作进程。"
             )
+        names = [q.strip() for q in queues.split(",") if q.strip()]
+        if not names or any(q not in QUEUES for q in names):
+            raise InvalidInput(f"队列「{queues}」无效：应为 batch、upkeep 或 batch,upkeep。")
         services = Services.build(settings)
         try:
             services.prepare()  # the schema and the PKI in place before any process takes work
@@ -707,6 +718,7 @@ def worker(
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
+            "--queues=" + ",".join(QUEUES[q] for q in names),
         ]
         if beat:
             argv.append("--beat")

@@ -146,6 +146,8 @@ def test_bad_input_is_explained_without_a_traceback(home: Path) -> None:
     unknown = run(home, "issue", "admission", "--data", "bad.json", "--out", "x.pdf")
     assert unknown.returncode == 2 and "[UNKNOWN_TEMPLATE]" in unknown.stderr
     assert not (home / "x.pdf").exists()
+    queues = run(home, "worker", "--queues", "batch,reports", env={"DOCSIGN_BROKER_URL": "redis://127.0.0.1:6379/6"})
+    assert queues.returncode == 2 and "应为 batch、upkeep 或 batch,upkeep" in queues.stderr, queues.stderr
 
 
 def test_templates_lists_every_document(home: Path) -> None:

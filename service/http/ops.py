@@ -192,9 +192,16 @@ class WorkCollector(Collector):
         yield from (jobs, slices, stalled, progress, backlog, last_done, versions, deliveries)
         depth = self.services.jobs.queue_depth()
         if depth is not None:
-            queue = GaugeMetricFamily("docsign_queue_depth", "Messages waiting in the broker's queue.")
+            queue = GaugeMetricFamily("docsign_queue_depth", "Messages waiting in the broker's batch queue.")
             queue.add_metric([], depth)
             yield queue
+        upkeep = self.services.jobs.upkeep_queue_depth()
+        if upkeep is not None:
+            waiting = GaugeMetricFamily(
+                "docsign_upkeep_queue_depth", "Messages waiting in the broker's upkeep queue (tick, scheduled jobs)."
+            )
+            waiting.add_metric([], upkeep)
+            yield waiting
         tick = self.services.jobs.last_tick_age()
         if tick is not None:
             age = GaugeMetricFamily(

@@ -52,8 +52,15 @@ from service.workdir import pid_alive
 
 log = logging.getLogger(__name__)
 
-#: The one queue of the service's tasks.
+#: The queue of the work people start (a roster's notices, a campaign, their slices).
 QUEUE = "docsign"
+#: The queue of upkeep: beat's tick and the scheduled jobs (verification, timestamps, the PKI,
+#: notices). A worker takes from both in turn, so upkeep never waits behind a batch's thousands
+#: of slices, and a batch loses only the moments upkeep takes; ``docsign worker --queues upkeep``
+#: (or ``batch``) gives either its own workers.
+UPKEEP_QUEUE = "docsign.upkeep"
+#: What ``docsign worker --queues`` names.
+QUEUES = {"batch": QUEUE, "upkeep": UPKEEP_QUEUE}
 #: The Redis key where a worker notes when it last ran beat's tick (its heartbeat for /readyz).
 TICK_KEY = "docsign:last-tick"
 #: A queued job whose task has not started after this long is sent again (its message was lost).
@@ -96,7 +103,13 @@ def _make_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=settings.celery_task_events,
         task_send_sent_event=settings.celery_task_events,
-        beat_schedule={"docsign.tick": {"task": "docsign.tick", "schedule": settings.celery_tick_seconds}},
+        beat_schedule={
+            "docsign.tick": {
+                "task": "docsign.tick",
+                "schedule": settings.celery_tick_seconds,
+                "options": {"queue": UPKEEP_QUEUE},
+            }
+        },
         beat_schedule_filename=str(settings.work_dir / "celerybeat-schedule"),
     )
     _register_tasks(app)
@@ -228,6 +241,8 @@ class CeleryRunner(RunnerBase):
         self.lease = lease
         self.poll = poll
         self.schedules = list(schedules)
+        #: Jobs of these kinds are upkeep, sent to UPKEEP_QUEUE.
+        self.upkeep_kinds = frozenset(sched.kind for sched in self.schedules)
         self.host = socket.gethostname()[:40]
         self._token = secrets.token_hex(4)
         self._stopping = threading.Event()
@@ -241,11 +256,17 @@ class CeleryRunner(RunnerBase):
 
     def _announce(self, job_id: int) -> None:
         # The task is sent once the job row is visible to the workers.
-        self.send("docsign.job", job_id)
+        with self.db.session() as s:
+            kind = s.scalar(select(Job.kind).where(Job.id == job_id))
+        self.send_job(job_id, kind)
 
-    def send(self, task: str, ident: int) -> None:
+    def send_job(self, job_id: int, kind: str | None) -> None:
+        """A whole job's task: upkeep to its own queue, the rest with the batches."""
+        self.send("docsign.job", job_id, UPKEEP_QUEUE if kind in self.upkeep_kinds else QUEUE)
+
+    def send(self, task: str, ident: int, queue: str = QUEUE) -> None:
         try:
-            self.app.send_task(task, args=[ident], queue=QUEUE)
+            self.app.send_task(task, args=[ident], queue=queue)
         except Exception:  # the broker is away: beat's tick sends it again (RESEND_AFTER)
             log.exception("sending %s(%s)", task, ident)
 
@@ -473,7 +494,7 @@ class CeleryRunner(RunnerBase):
             outcome = ("failed", "INTERNAL_ERROR", f"任务意外失败（{type(exc).__name__}），请联系管理员查看日志。")
         self._end_job(job_id, *outcome)
         if outcome[0] == "queued":
-            self.send("docsign.job", job_id)
+            self.send_job(job_id, kind)
 
     def _report_job(self, job_id: int, done: int, total: int, stage: str | None) -> None:
         with self.db.session() as s:
@@ -695,7 +716,7 @@ class CeleryRunner(RunnerBase):
                     started.append(job.id)
             s.commit()
         for job_id in started:
-            self.send("docsign.job", job_id)
+            self.send("docsign.job", job_id, UPKEEP_QUEUE)
         return started
 
     def resend_lost(self) -> int:
@@ -705,13 +726,17 @@ class CeleryRunner(RunnerBase):
         now = wall_now()
         sent = 0
         with self.db.session() as s:
-            for job_id in s.scalars(select(Job.id).where(Job.status == "queued", Job.created_at < now - RESEND_AFTER)):
-                self.send("docsign.job", job_id)
-                sent += 1
-            for job_id in s.scalars(
-                select(Job.id).where(Job.status == "running", Job.lease_expires_at < now, Job.lease_owner.is_not(None))
+            for job_id, kind in s.execute(
+                select(Job.id, Job.kind).where(Job.status == "queued", Job.created_at < now - RESEND_AFTER)
             ):
-                self.send("docsign.job", job_id)
+                self.send_job(job_id, kind)
+                sent += 1
+            for job_id, kind in s.execute(
+                select(Job.id, Job.kind).where(
+                    Job.status == "running", Job.lease_expires_at < now, Job.lease_owner.is_not(None)
+                )
+            ):
+                self.send_job(job_id, kind)
                 sent += 1
             for slice_id in s.scalars(
                 select(JobSlice.id).where(
@@ -786,9 +811,15 @@ class CeleryRunner(RunnerBase):
         return None
 
     def queue_depth(self) -> int | None:
-        """Messages waiting in the broker's queue (None if it cannot be read)."""
+        """Messages waiting in the broker's batch queue (None if it cannot be read)."""
+        return self._length(QUEUE)
+
+    def upkeep_queue_depth(self) -> int | None:
+        return self._length(UPKEEP_QUEUE)
+
+    def _length(self, queue: str) -> int | None:
         try:
-            return int(self._redis().llen(QUEUE))
+            return int(self._redis().llen(queue))
         except Exception:
             return None
 

@@ -125,6 +125,11 @@ class RunnerBase:
         takes jobs from the database)."""
         return None
 
+    def upkeep_queue_depth(self) -> int | None:
+        """Messages waiting in the broker's upkeep queue (beat's tick, scheduled jobs); None
+        where there is no broker."""
+        return None
+
     def last_tick_age(self) -> float | None:
         """Seconds since a worker last ran beat's tick; None where there are no workers apart."""
         return None

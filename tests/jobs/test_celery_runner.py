@@ -415,3 +415,32 @@ def test_a_worker_killed_whole_is_replaced_and_beat_sends_its_work_again(profile
     job = _wait(profile, job_id, 240)
     assert job.status == "done", (job.error_code, job.error_message, replacement.log_tail(60))
     _check_roster(profile, roster_id, count, nss_db="", samples=0)
+
+
+def test_upkeep_does_not_wait_behind_a_batchs_slices(profile: Profile) -> None:
+    """Scheduled upkeep goes to its own queue: a job enqueued while a roster's slices fill the
+    batch queue runs as soon as a worker finishes the slice in hand, not after the whole batch."""
+    from service.campaigns.tasks import OpenPeriods
+    from service.jobs.celery_runner import UPKEEP_QUEUE
+
+    services = profile.services
+    assert isinstance(services.jobs, CeleryRunner) and OpenPeriods.kind in services.jobs.upkeep_kinds
+    roster_id = profile.import_roster(400, seed=23)
+    batch = profile.start_issue(roster_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (services.jobs.queue_depth() or 0) < 3:
+        time.sleep(0.2)  # the batch is cut into slices of 50, two of them running
+    assert (services.jobs.queue_depth() or 0) >= 3
+    with services.db.session() as s:
+        upkeep, _ = services.jobs.enqueue(s, OpenPeriods())
+        s.commit()  # sent to the upkeep queue now
+        upkeep_id = upkeep.id
+    assert _wait(profile, upkeep_id, 120).status == "done"
+    with services.db.session() as s:
+        waiting = s.scalar(
+            select(func.count()).select_from(JobSlice).where(JobSlice.job_id == batch, JobSlice.status == "queued")
+        )
+    assert profile.job(batch).status == "running" and (waiting or 0) >= 1, waiting
+    assert services.jobs.upkeep_queue_depth() == 0 and UPKEEP_QUEUE == "docsign.upkeep"
+    ended = _wait(profile, batch, 420)
+    assert (ended.status, ended.done) == ("done", 400)
