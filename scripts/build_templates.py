@@ -844,11 +844,11 @@ def _page_break_before(paragraph) -> None:
 
 def case_file() -> None:
     """The 案卷 of one dropout case for a court or the 检察院: a cover with the seal of the unit that
-    made it (the bureau, the case's office or its school), the
-    目录 (page numbers filled in once the pages are laid out), the 劝返 record, each document's
-    verification record, the guardian's receipts and the case's history; the originals follow as
-    pages and are embedded whole. Each section heading carries a bookmark (sec…: LibreOffice escapes an underscore in a destination name) that tells the
-    service on which page it starts."""
+    made it (the bureau, the case's office or its school), the 目录 (page numbers filled in once the
+    pages are laid out), the 劝返 record, each document's verification record, the guardian's
+    receipts and the case's history; the originals follow as pages and are embedded whole. Each section heading carries a bookmark (``secattempts`` …, no
+    underscore: LibreOffice escapes it in a destination's name) that tells the service on which
+    page the section starts, for the 目录."""
     d = Doc()
     d.blank()
     d.title("控辍保学个案案卷", after_lines=1)
@@ -899,7 +899,7 @@ def case_file() -> None:
         d.bookmark(p, name)
 
     heading("一、劝返记录", "secattempts")
-    t = d.table([11, 27, 30, 16, 42, 30])
+    t = d.table([11, 31, 28, 14, 42, 30])
     d.row(t, ["序号", "日期", "劝返人员", "方式", "经过与结果", "附件"], size=SMALL_PT, header=True, font=H1_FONT)
     d.row(t, [("{%tr for a in attempts %}", 6)], min_height_mm=None)
     row = d.row(
@@ -953,7 +953,7 @@ def case_file() -> None:
     d.row(t, [("{%tr endif %}", 4)], min_height_mm=None)
 
     heading("四、办理经过", "sectimeline")
-    t = d.table([42, 40, 74])
+    t = d.table([48, 44, 64])
     d.row(t, ["时间（北京时间）", "经办", "事项"], size=SMALL_PT, header=True, font=H1_FONT)
     d.row(t, [("{%tr for e in events %}", 3)], min_height_mm=None)
     _justify(d.row(t, ["{{ e.at }}", "{{ e.actor }}", "{{ e.what }}"], size=SMALL_PT), 2)
