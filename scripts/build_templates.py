@@ -1,4 +1,4 @@
-"""Builds the seven official .docx templates in templates/ (run: .venv/bin/python scripts/build_templates.py).
+"""Builds the official .docx templates in templates/ (run: .venv/bin/python scripts/build_templates.py).
 
 The committed .docx files are the product: a bureau opens and edits them in Word or WPS. This
 script is how they were made, kept so a change to the shared layout (margins, fonts, signature
@@ -832,6 +832,135 @@ def info_report() -> None:
     period_report("info_report", "学生失学辍学信息报告", "报告时", children=True)
 
 
+def _page_break_before(paragraph) -> None:
+    """Start ``paragraph`` on a new page (w:pageBreakBefore, after w:keepNext as the schema asks)."""
+    ppr = paragraph._p.get_or_add_pPr()
+    keep = ppr.find(qn("w:keepNext"))
+    if keep is not None:
+        keep.addnext(_el("w:pageBreakBefore"))
+    else:
+        ppr.insert(0, _el("w:pageBreakBefore"))
+
+
+def case_file() -> None:
+    """The 案卷 of one dropout case for a court or the 检察院: a cover with the seal of the unit that
+    made it (the bureau, the case's office or its school), the 目录 (page numbers filled in once the
+    pages are laid out), the 劝返 record, each document's verification record, the guardian's
+    receipts and the case's history; the originals follow as pages and are embedded whole. Each section heading carries a bookmark (``secattempts`` …, no
+    underscore: LibreOffice escapes it in a destination's name) that tells the service on which
+    page the section starts, for the 目录."""
+    d = Doc()
+    d.blank()
+    d.title("控辍保学个案案卷", after_lines=1)
+    t = d.table([40, 116])
+    for label, expr in (
+        ("案卷编号", "{{ case_no }}"),
+        ("学生姓名", "{{ student_name }}"),
+        ("性别", "{{ sex }}"),
+        ("出生日期", "{{ birth_date|cn_date }}"),
+        ("身份证号", "{{ student_id_number }}"),
+        ("学校", "{{ school_name }}"),
+        ("年级班级", "{{ grade_class }}"),
+        ("监护人", "{{ guardians|dash }}"),
+        ("辍学日期", "{% if dropout_date %}{{ dropout_date|cn_date }}{% else %}—{% endif %}"),
+        ("当前状态", "{{ status }}"),
+        (
+            "卷内材料",
+            "劝返记录 {{ attempts|length }} 次，文书 {{ documents|length }} 份，附件 {{ attachment_count }} 件",
+        ),
+        ("本卷页数", "共 {{ total_pages }} 页"),
+    ):
+        _justify(d.row(t, [label, expr], min_height_mm=9), 1)
+    d.blank()
+    d.plain(
+        "本案卷由{{ unit_name }}根据本系统保存的记录生成，卷内文书原件以未经改动的电子文件形式附于本卷"
+        "（PDF 附件），其数字签名可逐一核验；本卷整体由{{ unit_name }}数字签名并加盖时间戳。",
+        size=14,
+        line=int(LINE_TWIPS * 0.9),
+    )
+    dated_signature(d, "{{ unit_name }}", "{{ made_date|cn_date }}", "sigissuer")
+    # 目录: a new page
+    p = d._para()
+    fmt(p, align="center", line=LINE_TWIPS, after=LINE_TWIPS)
+    run(p, "目　录", font=TITLE_FONT, size=TITLE_PT, spacing=0)
+    _page_break_before(p)
+    d.bookmark(p, "sectoc")
+    toc = d.table([136, 20], borders=False)
+    d.row(toc, [("{%tr for e in toc %}", 2)], min_height_mm=None)
+    r = d.row(toc, ["{{ e.title }}", "{{ e.page }}"], align="left", size=14, min_height_mm=8)
+    r.cells[1].paragraphs[0]._p.pPr.find(qn("w:jc")).set(qn("w:val"), "right")
+    d.row(toc, [("{%tr endfor %}", 2)], min_height_mm=None)
+
+    def heading(text: str, name: str) -> None:
+        p = d._para()
+        fmt(p, line=LINE_TWIPS, keep_next=True, after=int(LINE_TWIPS * 0.3))
+        run(p, text, font=H1_FONT, spacing=0)
+        _page_break_before(p)
+        d.bookmark(p, name)
+
+    heading("一、劝返记录", "secattempts")
+    t = d.table([11, 31, 28, 14, 42, 30])
+    d.row(t, ["序号", "日期", "劝返人员", "方式", "经过与结果", "附件"], size=SMALL_PT, header=True, font=H1_FONT)
+    d.row(t, [("{%tr for a in attempts %}", 6)], min_height_mm=None)
+    row = d.row(
+        t,
+        [
+            "{{ loop.index }}",
+            "{{ a.date|cn_date }}",
+            "{{ a.staff }}",
+            "{{ a.method }}",
+            "{{ a.result }}{% if a.note %}（{{ a.note }}）{% endif %}",
+            "{{ a.files|dash }}",
+        ],
+        size=SMALL_PT,
+    )
+    _justify(row, 4)
+    d.row(t, [("{%tr endfor %}", 6)], min_height_mm=None)
+    d.row(t, [("{%tr if not attempts %}", 6)], min_height_mm=None)
+    d.row(t, [("本案无劝返记录", 6)], size=SMALL_PT)
+    d.row(t, [("{%tr endif %}", 6)], min_height_mm=None)
+
+    heading("二、文书及核验记录", "secdocuments")
+    d.tag("{%p for doc in documents %}")
+    t = d.table([36, 120])
+    d.row(t, [("{{ loop.index }}. {{ doc.title }}", 2)], size=SMALL_PT, font=H1_FONT, align="left", keep_next=True)
+    for label, expr in (
+        ("签发单位", "{{ doc.issuer }}"),
+        ("签发时间", "{{ doc.issued_at }}"),
+        ("签署时间", "{{ doc.signed_at }}"),
+        ("验证码", "{{ doc.code }}"),
+        ("核验地址", "{{ doc.url }}"),
+        ("文书状态", "{{ doc.status }}"),
+        ("核验结论", "{{ doc.verdict }}"),
+        ("原件 SHA-256", "{{ doc.sha256 }}"),
+        ("卷内位置", "第 {{ doc.pages }} 页；原件见 PDF 附件「{{ doc.attachment }}」"),
+    ):
+        _justify(d.row(t, [label, expr], size=SMALL_PT, align="left", keep_next=True), 1)
+    d.blank(line=int(LINE_TWIPS * 0.4))
+    d.tag("{%p endfor %}")
+    d.tag("{%p if not documents %}")
+    d.plain("本案未签发文书。", size=14)
+    d.tag("{%p endif %}")
+
+    heading("三、监护人回执", "secreceipts")
+    t = d.table([46, 30, 40, 40])
+    d.row(t, ["文书", "验证码末四位", "首次查看", "确认已阅知"], size=SMALL_PT, header=True, font=H1_FONT)
+    d.row(t, [("{%tr for r in receipts %}", 4)], min_height_mm=None)
+    d.row(t, ["{{ r.title }}", "{{ r.code_tail }}", "{{ r.opened|dash }}", "{{ r.confirmed|dash }}"], size=SMALL_PT)
+    d.row(t, [("{%tr endfor %}", 4)], min_height_mm=None)
+    d.row(t, [("{%tr if not receipts %}", 4)], min_height_mm=None)
+    d.row(t, [("本案没有需要监护人回执的通知书", 4)], size=SMALL_PT)
+    d.row(t, [("{%tr endif %}", 4)], min_height_mm=None)
+
+    heading("四、办理经过", "sectimeline")
+    t = d.table([48, 44, 64])
+    d.row(t, ["时间（北京时间）", "经办", "事项"], size=SMALL_PT, header=True, font=H1_FONT)
+    d.row(t, [("{%tr for e in events %}", 3)], min_height_mm=None)
+    _justify(d.row(t, ["{{ e.at }}", "{{ e.actor }}", "{{ e.what }}"], size=SMALL_PT), 2)
+    d.row(t, [("{%tr endfor %}", 3)], min_height_mm=None)
+    save(d, "case_file")
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     enrollment_notice()
@@ -844,6 +973,7 @@ def main() -> int:
     monthly_report()
     weekly_report()
     info_report()
+    case_file()
     return 0
 
 

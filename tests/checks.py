@@ -42,6 +42,15 @@ def pdftotext(data: bytes) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def pdftotext_layout(data: bytes, page: int) -> str:
+    """Text of one page as laid out (``-layout``): a table's row stays one line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "doc.pdf"
+        pdf.write_bytes(data)
+        args = ["pdftotext", "-enc", "UTF-8", "-layout", "-f", str(page), "-l", str(page), str(pdf), "-"]
+        return subprocess.run(args, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
 def pdffonts(data: bytes) -> list[dict[str, str]]:
     """Rows of ``pdffonts``: name, type, emb."""
     lines = _run(["pdffonts"], data).stdout.splitlines()[2:]

@@ -2,14 +2,25 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from service.archive.schemas import document_brief
 from service.cases import repository as cases_repository
 from service.cases.models import Case
-from service.cases.schemas import AttemptBody, CaseBody, ConfirmBody, ErasureBody, NoticeBody, ReturnedBody, case_view
+from service.cases.schemas import (
+    AttemptBody,
+    CaseBody,
+    ConfirmBody,
+    ErasureBody,
+    NoticeBody,
+    ReturnedBody,
+    case_file_name,
+    case_view,
+)
 from service.cases.service import CaseIn, GuardianIn
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
 from service.http.reads import ReadsDep
@@ -200,6 +211,28 @@ def case_register(case: CaseObj, scope: ScopeDep, services: ServicesDep, session
     doc = services.cases.register(session, scope, case)
     session.commit()
     return document_brief(doc)
+
+
+@router.post(
+    "/cases/{case_id}/file",
+    summary="生成案卷（交法院、检察院）：封面、目录、一生一表、劝返记录及附件、文书原件及核验记录、回执、办理经过，由教体局签章",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "案卷 PDF，原件作为 PDF 附件嵌入"}},
+)
+def case_file(case: CaseObj, scope: ScopeDep, services: ServicesDep, session: SessionDep, reads: ReadsDep) -> Response:
+    doc, issued = services.cases.case_file(session, scope, case)
+    session.commit()
+    reads.case(case, case_file=doc.id)  # the file shows the child in full
+    return Response(
+        issued.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(case_file_name(case))}",
+            "X-Document-Id": str(doc.id),
+            "X-Verification-Code": issued.code,
+            "X-Content-SHA256": issued.sha256,
+        },
+    )
 
 
 @router.get(

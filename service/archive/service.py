@@ -73,7 +73,7 @@ def stored_pdf(doc: Document, sha256: str | None = None) -> str:
 if TYPE_CHECKING:
     from service.accounts.scope import Scope
     from service.db.session import Database
-    from service.documents.pipeline import DocumentEngine, IssuedDocument, IssueRequest
+    from service.documents.pipeline import Appendix, DocumentEngine, IssuedDocument, IssueRequest
     from service.documents.sandbox import UploadVerifier
     from service.documents.verify import VerificationReport
 
@@ -538,15 +538,21 @@ class Archive:
         record_as: RecordAs,
         actor: Actor,
         action: str = "document.issue",
+        appendix: Appendix | None = None,
         **audit: Any,
     ) -> tuple[Document, IssuedDocument]:
         """One document: issued, archived, recorded with its first version and an audit entry
-        (``action``, with ``audit`` as detail). Flushes; the caller commits."""
+        (``action``, with ``audit`` as detail). With an ``appendix`` (a case file), its pages follow
+        the template's and its files are embedded before the issuer certifies the whole. Flushes;
+        the caller commits."""
 
         def journal(keys: list[str]) -> None:
             self._journal_request(session, "documents", keys)
 
-        issued = self.engine.issue(request, before_store=journal)
+        if appendix is not None:
+            issued = self.engine.issue_assembled(request, appendix, before_store=journal)
+        else:
+            issued = self.engine.issue(request, before_store=journal)
         doc = record_issued(
             session,
             issued,

@@ -24,3 +24,9 @@ class NoticeNotDue(InvalidInput):
     code = "NOTICE_NOT_DUE"
     http_status = 409
     default_message = "现在还不能发这份通知书。"
+
+
+class CaseFileUnavailable(InvalidInput):
+    code = "CASE_FILE_UNAVAILABLE"
+    http_status = 409
+    default_message = "现在还不能生成该个案的案卷。"

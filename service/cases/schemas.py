@@ -215,6 +215,11 @@ DOWNLOAD_TYPES = {
 }
 
 
+def case_file_name(case: Case) -> str:
+    """The download name of a case's 案卷."""
+    return f"案卷-{case.student_name}-{case.id}.pdf"
+
+
 def attachment_type(filename: str) -> tuple[str, str]:
     """(media type, ``inline`` or ``attachment``) of a case's attachment, by its name."""
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""

@@ -12,19 +12,34 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
+from service.archive.models import STATUS_TITLES as DOCUMENT_STATUS_TITLES
 from service.archive.models import Document, DocumentStatus
-from service.archive.service import Archive, RecordAs, receipt_digest
+from service.archive.service import Archive, RecordAs, receipt_digest, stored_pdf
+from service.audit.models import AuditEvent
 from service.audit.service import Actor, record
+from service.cases.casefile import (
+    CASE_FILE_KIND,
+    RECEIPT_WAYS,
+    Originals,
+    Part,
+    document_code,
+    event_text,
+    moment,
+    page_span,
+    sorted_events,
+    toc,
+    verdict_words,
+)
 from service.cases.checks import check_guardian, check_id
-from service.cases.errors import CaseClosed, CaseInvalid, DuplicateCase, NoticeNotDue
+from service.cases.errors import CaseClosed, CaseFileUnavailable, CaseInvalid, DuplicateCase, NoticeNotDue
 from service.cases.models import (
     ATTEMPT_METHODS,
     CASE_NOTICE_KINDS,
@@ -46,9 +61,13 @@ from service.cases.models import (
 )
 from service.cases.notices import notice_fields, sent_notices
 from service.db.sealed import index_of
-from service.documents.pipeline import IssueRequest
+from service.documents.codes import verification_url
+from service.documents.pipeline import Appendix, IssuedDocument, IssueRequest
+from service.documents.registry import GUARDIAN_NOTICES, get_kind
+from service.documents.sign import last_signature_time
 from service.errors import NotFoundForUser
 from service.units.models import Unit, UnitType
+from service.units.service import bureau_of
 
 #: 延缓入学/休学 on the grounds of 联合劝返 needs this many of them (Suiyang 三: 经联合劝返三次以上).
 JOINT_FOR_DEFERRAL = 3
@@ -693,6 +712,193 @@ class Cases:
             old.superseded_by_id = row.id
         session.flush()
         return row
+
+    # --- the 案卷 -----------------------------------------------------------------------------
+
+    def case_file(self, session: Session, scope: Scope, case: Case) -> tuple[Document, IssuedDocument]:
+        """The case's 案卷 for a court or the 检察院: the 一生一表, every 劝返 with its attachments,
+        every document with its verification record, the guardian's receipts and the history in
+        one PDF with a 目录, the originals embedded unaltered, the whole certified by the unit
+        that makes it (制卷单位) and archived with a verification code of its own (audited as
+        ``case.file``). The bureau (its staff), the case's office and its school make it, each
+        with its own key like every document it signs: the court's copy is the bureau's. It shows
+        the child's data in full."""
+        school = case.school
+        maker = scope.unit
+        if case.school_id not in scope.units or maker.id not in {
+            school.id,
+            school.parent_id,
+            bureau_of(school).id,
+        }:
+            raise scope.refuse("只有教体局、本校和本校所属教育办可以生成该个案的案卷。")
+        scope.require_signer_for(maker)
+        if case.erased_at is not None:
+            raise CaseFileUnavailable("该个案的个人信息已按期删除（或依申请删除），不能再生成案卷。")
+        register = self._current_register(session, case)
+        if register is None:
+            if maker.id == school.id:
+                register = self.register(session, scope, case)
+            else:
+                raise CaseFileUnavailable("该个案还没有一生一表，请学校先生成一生一表，再生成案卷。")
+        originals = Originals()
+        docs = list(
+            session.scalars(
+                select(Document)
+                .where(
+                    Document.case_id == case.id,
+                    Document.kind != CASE_FILE_KIND,
+                    Document.status != DocumentStatus.ERASED,
+                )
+                .order_by(Document.issued_at, Document.id)
+            )
+        )
+        docs.sort(key=lambda d: d.id != register.id)  # the 一生一表 first
+        titles = {d.kind: get_kind(d.kind).title for d in docs}
+        store = self.archive.documents
+        base = self.engine.settings.public_base_url
+        documents: list[dict[str, Any]] = []
+        receipts: list[dict[str, Any]] = []
+        shown: list[tuple[dict[str, Any], Part | None]] = []
+
+        def add_document(doc: Document, label: str) -> None:
+            pdf = store.get(stored_pdf(doc))
+            code = document_code(pdf)
+            title = titles[doc.kind]
+            name = originals.embed(f"{title}.pdf", pdf, f"{title}（原件，验证码 {code}）")
+            part = originals.show(label.format(title=title, code=code), pdf, name)
+            entry = {
+                "title": title,
+                "issuer": doc.issuer.name if doc.issuer else str(doc.public.get("issuer", "")),
+                "issued_at": moment(doc.issued_at, self.tz),
+                "signed_at": moment(last_signature_time(pdf), self.tz) or "—",
+                "code": "-".join(code[i : i + 4] for i in range(0, len(code), 4)),
+                "url": verification_url(base, code),
+                "status": DOCUMENT_STATUS_TITLES[DocumentStatus(doc.status)],
+                "verdict": verdict_words(self.archive.verdict_now(session, doc)),
+                "sha256": doc.current_sha256,
+                "attachment": name,
+            }
+            documents.append(entry)
+            shown.append((entry, part))
+            if doc.kind in GUARDIAN_NOTICES:
+                receipt = {"title": title, "code_tail": code[-4:]}
+                if doc.opened_at:
+                    receipt["opened"] = f"{moment(doc.opened_at, self.tz)}（共 {doc.opened_count} 次）"
+                if doc.confirmed_at:
+                    via = RECEIPT_WAYS.get(doc.confirmed_via or "", "")
+                    receipt["confirmed"] = moment(doc.confirmed_at, self.tz) + (f"（{via}）" if via else "")
+                receipts.append(receipt)
+
+        # pages in reading order: the 一生一表, the 劝返 attachments, then the other documents
+        add_document(register, "附件一 {title}")
+        files = list(session.scalars(select(CaseFile).where(CaseFile.case_id == case.id).order_by(CaseFile.id)))
+        attached: dict[int, list[tuple[str, Part | None]]] = {}
+        for f in files:
+            data = self.archive.stores["files"].get(f.sha256)
+            name = originals.embed(f.filename, data, f"劝返附件「{f.filename}」（原件）")
+            part = originals.show(f"附件二 {f.filename}", data, name)
+            attached.setdefault(f.attempt_id or 0, []).append((f.filename, part))
+        for n, doc in enumerate((d for d in docs if d.id != register.id), 1):
+            add_document(doc, f"附件三-{n} {{title}}")
+        appendix_pdf = originals.to_bytes()
+        doc_ids = {str(d.id) for d in docs}
+        events = sorted_events(
+            list(
+                session.scalars(
+                    select(AuditEvent).where(
+                        or_(
+                            (AuditEvent.object_type == "case") & (AuditEvent.object_id == str(case.id)),
+                            (AuditEvent.object_type == "document") & AuditEvent.object_id.in_(doc_ids),
+                        )
+                    )
+                )
+            )
+        )
+        sections = [
+            ("目录", "sectoc"),
+            ("一、劝返记录", "secattempts"),
+            ("二、文书及核验记录", "secdocuments"),
+            ("三、监护人回执", "secreceipts"),
+            ("四、办理经过", "sectimeline"),
+        ]
+        fixed: dict[str, Any] = {
+            "unit_name": maker.name,
+            "made_date": self.today().isoformat(),
+            "case_no": f"个案第 {case.id} 号",
+            "student_name": case.student_name,
+            "sex": case.sex,
+            "birth_date": case.birth_date.isoformat(),
+            "student_id_number": case.id_number or "",
+            "school_name": school.name,
+            "grade_class": case.grade_class,
+            "status": STATUS_TITLES[CaseStatus(case.status)],
+            "attachment_count": len(files),
+            "receipts": receipts,
+            "events": [
+                {
+                    "at": moment(e.at, self.tz),
+                    "actor": e.actor[:80],
+                    "what": event_text(e.action, e.detail, titles)[:300],
+                }
+                for e in events
+            ],
+        }
+        guardians = "；".join(f"{g.name}（{g.relation}）" for g in case.guardians)
+        if guardians:
+            fixed["guardians"] = guardians[:200]
+        if case.dropout_date:
+            fixed["dropout_date"] = case.dropout_date.isoformat()
+
+        def refill(text_pages: int, marks: Mapping[str, int]) -> dict[str, Any]:
+            for entry, part in shown:
+                entry["pages"] = page_span(text_pages + part.start + 1, part.pages) if part else "—"
+            attempts = []
+            for a in case.attempts:
+                shown_files = [
+                    f"{name}（第 {page_span(text_pages + part.start + 1, part.pages)} 页）"
+                    if part
+                    else f"{name}（见 PDF 附件）"
+                    for name, part in attached.get(a.id, [])
+                ]
+                item = {"date": a.date.isoformat(), "staff": a.staff, "method": a.method, "result": a.result}
+                if a.note:
+                    item["note"] = a.note
+                if shown_files:
+                    item["files"] = "；".join(shown_files)[:600]
+                attempts.append(item)
+            return {
+                **fixed,
+                "total_pages": text_pages + len(originals.pdf.pages),
+                "toc": toc(text_pages, marks, originals.parts, sections),
+                "attempts": attempts,
+                "documents": [dict(d) for d in documents],
+            }
+
+        self.engine.pki.ensure_unit(maker.cert_key, maker.name)
+        return self.archive.issue(
+            session,
+            IssueRequest(CASE_FILE_KIND, refill(0, {}), issuer_key=maker.cert_key),
+            RecordAs(issuer=maker, case_id=case.id),
+            scope.actor,
+            action="case.file",
+            appendix=Appendix(appendix_pdf, tuple(originals.files), refill),
+            case=case.id,
+            documents=len(docs),
+            attachments=len(files),
+        )
+
+    @staticmethod
+    def _current_register(session: Session, case: Case) -> Document | None:
+        return session.scalar(
+            select(Document)
+            .where(
+                Document.case_id == case.id,
+                Document.kind == "dropout_register",
+                Document.status == DocumentStatus.VALID,
+            )
+            .order_by(Document.id.desc())
+            .limit(1)
+        )
 
 
 def closure_text(closure: CaseClosure | None) -> str:

@@ -9,6 +9,7 @@ document is archived only once it is signed, so a failure leaves nothing half-ma
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pikepdf
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
 from pypdf import PdfReader
@@ -55,6 +57,9 @@ Progress = Callable[[str, int, int], None]
 #: Told the hashes of signed documents just before they are archived.
 BeforeStore = Callable[[list[str]], None]
 STAGES = ("render", "convert", "split", "stamp", "sign", "archive")
+#: Layouts of an assembled document before its page numbers must have settled: the second one
+#: fills them in, a third only when filling them in moved a page.
+MAX_LAYOUTS = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,28 @@ class IssueRequest:
     signature_image: bytes | None = None
     #: An image of the issuer's real seal, used instead of the drawn one.
     seal_image: bytes | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A file a document carries whole (a PDF attachment: an archived original, unaltered)."""
+
+    name: str
+    data: bytes
+    description: str
+    mime_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class Appendix:
+    """What a document assembled from records carries after its template's pages (a case file's
+    originals): ``pdf``'s pages, and ``files`` embedded. ``refill`` gives the fields again once
+    the template's pages are laid out (their count, and the page, from 1, of each bookmark), so a
+    table of contents can name the pages."""
+
+    pdf: bytes | None
+    files: tuple[EmbeddedFile, ...]
+    refill: Callable[[int, Mapping[str, int]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -402,10 +429,38 @@ class DocumentEngine:
         ]
         return tasks, starts
 
+    def issue_assembled(
+        self, request: IssueRequest, appendix: Appendix, before_store: BeforeStore | None = None
+    ) -> IssuedDocument:
+        """One document whose template's pages are followed by ``appendix``'s pages and which embeds
+        ``appendix``'s files, certified as a whole and archived. The template is laid out again with
+        the fields ``appendix.refill`` gives for its pages until they no longer change (a table of
+        contents whose page numbers move its own pages)."""
+        prepared = self._prepare([request])
+        for _ in range(MAX_LAYOUTS):
+            batch, text = self._render_and_convert(prepared)
+            reader = PdfReader(io.BytesIO(text))
+            marks = {name: a.page + 1 for name, a in document_anchors(reader).get(0, {}).items()}
+            fields = dict(appendix.refill(len(reader.pages), marks))
+            again = self._prepare([dataclasses.replace(request, fields=fields, code=prepared[0].code)])
+            if again[0].fields == prepared[0].fields:
+                break
+            prepared = again
+        else:
+            raise LayoutError("目录页码无法稳定，案卷未能生成。")
+        return next(self._finish(batch, _joined(text, appendix.pdf), False, before_store, files=appendix.files))
+
     def _finish(
-        self, batch: list[_Prepared], pdf: bytes, use_pool: bool, before_store: BeforeStore | None = None
+        self,
+        batch: list[_Prepared],
+        pdf: bytes,
+        use_pool: bool,
+        before_store: BeforeStore | None = None,
+        files: tuple[EmbeddedFile, ...] = (),
     ) -> Iterator[IssuedDocument]:
         tasks, starts = self._sign_tasks(batch, pdf)
+        if files:
+            tasks = [dataclasses.replace(t, files=files) for t in tasks]
         base = self.settings.public_base_url
         pool = self._pool if use_pool else None
         results: list[FinishedDocument]
@@ -567,6 +622,8 @@ class SignTask:
     reason: str
     #: The time for the local TSA (the service clock), or None for the system's.
     at: dt.datetime | None = None
+    #: Files embedded in the document before it is certified (a case file's originals).
+    files: tuple[EmbeddedFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -603,6 +660,10 @@ def finish_batch(batch: SignBatch, signing: SigningEngine) -> list[FinishedDocum
         t = time.perf_counter()
         task = batch.tasks[i]
         appearances[i] = Appearance(task.seal_name, open_image(task.seal_image), open_image(task.signature_image))
+        for f in task.files:
+            doc.attachments[f.name] = pikepdf.AttachedFileSpec(
+                doc, f.data, description=f.description, filename=f.name, mime_type=f.mime_type
+            )
         dress(
             doc,
             signatory=signatory,
@@ -660,6 +721,17 @@ class _Prepared:
     code: str
     issuer_key: str
     issuer_name: str
+
+
+def _joined(pdf: bytes, appendix: bytes | None) -> bytes:
+    """``pdf`` with ``appendix``'s pages after its own (its named destinations kept)."""
+    if appendix is None:
+        return pdf
+    with pikepdf.open(io.BytesIO(pdf)) as doc, pikepdf.open(io.BytesIO(appendix)) as more:
+        doc.pages.extend(more.pages)
+        out = io.BytesIO()
+        doc.save(out)
+        return out.getvalue()
 
 
 def read_fields_file(path: Path) -> Any:

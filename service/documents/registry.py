@@ -170,6 +170,18 @@ KINDS: dict[str, DocumentKind] = {
             public_fields=("unit_name", "period_label"),
             names_children=True,
         ),
+        DocumentKind(
+            # 案卷: one case's record for a court or the 检察院, its originals embedded unaltered;
+            # certified by the unit that made it, the bureau's for a court (``Cases.case_file``)
+            key="case_file",
+            title="控辍保学个案案卷",
+            issuer=SignerSlot("Unit", "制卷单位", "sigissuer", name_field="unit_name"),
+            issuer_field="unit_name",
+            date_field="made_date",
+            public_fields=("school_name",),
+            subject_field="student_name",
+            names_children=True,
+        ),
     )
 }
 

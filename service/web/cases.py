@@ -27,7 +27,7 @@ from service.cases.models import (
     Case,
     CaseStatus,
 )
-from service.cases.schemas import attachment_type, case_view
+from service.cases.schemas import attachment_type, case_file_name, case_view
 from service.cases.service import CaseIn, GuardianIn
 from service.errors import DocsignError, InvalidInput, NotFoundForUser, UploadInvalid
 from service.http.deps import CaseObj, ScopeDep, ServicesDep, SessionDep
@@ -575,6 +575,36 @@ def case_notice(
 
     # the error shows at the notice form, which keeps the date and the kind that were chosen
     return _action(request, case, user, services, session, run, "notice", {"report_by": report_by, "kind": kind})
+
+
+@router.post("/cases/{case_id}/file")
+def case_file_download(
+    request: Request,
+    case: CaseObj,
+    user: PageUser,
+    scope: ScopeDep,
+    services: ServicesDep,
+    session: SessionDep,
+    reads: ReadsDep,
+) -> Response:
+    """生成案卷: the case file, certified by the bureau and archived, downloaded at once."""
+    try:
+        doc, issued = services.cases.case_file(session, scope, case)
+        session.commit()
+    except DocsignError as exc:
+        session.rollback()
+        page = _case_page(request, user, case, services, session, {"file": exc.message})
+        reads.case(case)
+        return page
+    reads.case(case, case_file=doc.id)  # the file shows the child in full
+    return Response(
+        issued.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(case_file_name(case))}",
+            "X-Verification-Code": issued.code,
+        },
+    )
 
 
 @router.post("/cases/{case_id}/register")
