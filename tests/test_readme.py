@@ -282,7 +282,7 @@ def test_the_command_line_section_runs_as_written_from_top_to_bottom(installed: 
 #: The 性能 section's benchmarks with their smallest options (the README gives the defaults).
 BENCH_OPTIONS = {
     "bench/pipeline.py": "--count 4 --chunk 2 --single-runs 1 --verify-sample 2",
-    "bench/notices.py": "--count 30 --single 2 --naive 2",
+    "bench/notices.py": "--count 12 --single 1 --naive 1",
     "bench/verify.py": "--seconds 1 --notices 2",
 }
 

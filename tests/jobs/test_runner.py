@@ -125,7 +125,7 @@ def test_two_servers_share_jobs_by_lease(tmp_path: Path) -> None:
     """Two servers on one database: the job runs in one (the lease holds the other off while it is
     alive), and when that one is killed mid-roster the other takes it over and ends it, issuing
     nothing twice. Both are up before the job exists, so the roster needs only to outlast the kill."""
-    notices = 600
+    notices = 250
     with postgres_database() as url:
         env = {
             **os.environ,
