@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from service.accounts.scope import Scope
 from service.db.scoping import valid_id
-from service.notify.models import Delivery, UnitContact, WebhookDelivery, WebhookSubscription
+from service.notify.channels import CHANNELS
+from service.notify.models import Delivery, DeliveryStatus, UnitContact, WebhookDelivery, WebhookSubscription
 from service.units.models import Unit
 
 #: Rows of the delivery log one page or answer shows.
@@ -84,6 +85,11 @@ def get_subscription(session: Session, scope: Scope, subscription_id: int) -> We
 
 
 def delivery_counts(session: Session) -> list[tuple[str, str, int]]:
-    """Messages in the delivery log by channel and state (queued, sent, failed …)."""
+    """Messages in the delivery log by channel and state (queued, sent, failed …); every channel's
+    sent and failed are there from the start (0), so a rate over them has a series to work on."""
     query = select(Delivery.channel, Delivery.status, func.count()).group_by(Delivery.channel, Delivery.status)
-    return [(channel, status, n) for channel, status, n in session.execute(query).all()]
+    counts = {(channel, status): int(n) for channel, status, n in session.execute(query).all()}
+    for channel in CHANNELS:
+        for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED):
+            counts.setdefault((channel, status), 0)
+    return [(channel, status, n) for (channel, status), n in sorted(counts.items())]
