@@ -97,34 +97,31 @@ def _person(text: str, ids: Iterable[int], id_column: Any, name_column: Any) -> 
     return or_(*matches) if matches else false()
 
 
-def _events_query(f: LogFilter) -> Select[tuple[AuditEvent]]:
-    query = select(AuditEvent)
+def _filtered(
+    query: Select[tuple[Row]], f: LogFilter, user_id: Any, name: Any, unit_id: Any, action: Any, at: Any
+) -> Select[tuple[Row]]:
+    """``query`` narrowed by the filter, over the given columns of either log."""
     if f.person or f.person_ids:
-        query = query.where(_person(f.person, f.person_ids, AuditEvent.actor_user_id, AuditEvent.actor))
+        query = query.where(_person(f.person, f.person_ids, user_id, name))
     if f.unit_id is not None:
-        query = query.where(AuditEvent.unit_id == f.unit_id)
+        query = query.where(unit_id == f.unit_id)
     if f.action:
-        query = query.where(AuditEvent.action.startswith(f.action, autoescape=True))
+        query = query.where(action.startswith(f.action, autoescape=True))
     if f.since is not None:
-        query = query.where(AuditEvent.at >= f.since)
+        query = query.where(at >= f.since)
     if f.until is not None:
-        query = query.where(AuditEvent.at < f.until)
+        query = query.where(at < f.until)
     return query
+
+
+def _events_query(f: LogFilter) -> Select[tuple[AuditEvent]]:
+    e = AuditEvent
+    return _filtered(select(e), f, e.actor_user_id, e.actor, e.unit_id, e.action, e.at)
 
 
 def _access_query(f: LogFilter) -> Select[tuple[AccessEntry]]:
-    query = select(AccessEntry)
-    if f.person or f.person_ids:
-        query = query.where(_person(f.person, f.person_ids, AccessEntry.user_id, AccessEntry.username))
-    if f.unit_id is not None:
-        query = query.where(AccessEntry.unit_id == f.unit_id)
-    if f.action:
-        query = query.where(AccessEntry.subject.startswith(f.action, autoescape=True))
-    if f.since is not None:
-        query = query.where(AccessEntry.at >= f.since)
-    if f.until is not None:
-        query = query.where(AccessEntry.at < f.until)
-    return query
+    a = AccessEntry
+    return _filtered(select(a), f, a.user_id, a.username, a.unit_id, a.subject, a.at)
 
 
 def _page(session: Session, query: Select[tuple[Row]], order: Any, page: int, size: int) -> Page[Row]:
