@@ -48,9 +48,8 @@ def notified(
     provider: Provider,
     migrated_database_url: str,
 ) -> Iterator[Services]:
-    """Services on SQLite and on PostgreSQL (each test runs twice; those marked ``sqlite_only``
-    once: their rules read and write nothing the two databases treat differently) with e-mail and
-    SMS configured to the local servers."""
+    """Services on SQLite and on PostgreSQL (each test runs twice), each over a copy of a migrated
+    database, with e-mail and SMS configured to the local servers."""
     own = settings.model_copy(
         update={
             "certs_dir": tmp_path / "certs",
@@ -66,10 +65,6 @@ def notified(
     shutil.copytree(pki.dir, own.certs_dir)
     with built_services(tmp_path, own, converter, migrated_database_url) as built:
         yield built
-
-
-#: The rules on SQLite alone: what concerns the databases (claims, cursors, locks, races) runs on both.
-sqlite_only = pytest.mark.parametrize("migrated_database_url", ["sqlite"], indirect=True)
 
 
 def _to_beijing(services: Services, hour: int) -> None:
@@ -259,7 +254,6 @@ def test_a_campaign_issued_reminded_overdue_and_urged(notified: Services, smtp: 
     assert refused.value.code == "NOTIFY_URGED_TOO_OFTEN" and "石河小学" in refused.value.message
 
 
-@sqlite_only
 def test_quiet_hours_hold_robots_and_sms_but_not_mail(notified: Services, smtp: Mailbox, provider: Provider) -> None:
     services = notified
     load_district(services)
@@ -281,7 +275,6 @@ def test_quiet_hours_hold_robots_and_sms_but_not_mail(notified: Services, smtp: 
     assert sorted(k[1] for k in _run(services)) == ["dingtalk", "sms", "wecom"]
 
 
-@sqlite_only
 def test_a_failing_provider_is_retried_with_back_off(notified: Services, smtp: Mailbox, provider: Provider) -> None:
     services = notified
     load_district(services)
@@ -350,7 +343,6 @@ def test_webhooks_are_signed_retried_and_replayed(notified: Services, provider: 
     Webhook(secret).verify(last.body, last.headers)
 
 
-@sqlite_only
 def test_a_robot_gets_at_most_twenty_messages_a_minute(notified: Services, provider: Provider) -> None:
     services = notified
     robot = provider.url("/cgi-bin/webhook/send?key=busy")
@@ -382,7 +374,6 @@ def test_a_message_claimed_by_a_process_that_died_is_never_sent_again_by_itself(
     assert smtp.mails == []
 
 
-@sqlite_only
 def test_a_provider_answer_keeps_no_address(notified: Services, provider: Provider) -> None:
     services = notified
     robot = provider.url("/cgi-bin/webhook/send?key=secret-key-1")
@@ -396,7 +387,6 @@ def test_a_provider_answer_keeps_no_address(notified: Services, provider: Provid
         assert "138****0001" in delivery.answer
 
 
-@sqlite_only
 def test_a_case_step_due_then_overdue_reaches_the_school_its_office_and_the_bureau(
     notified: Services, smtp: Mailbox, provider: Provider
 ) -> None:
@@ -432,7 +422,6 @@ def test_a_case_step_due_then_overdue_reaches_the_school_its_office_and_the_bure
     assert _run(services) == []
 
 
-@sqlite_only
 def test_the_log_forgets_addresses_after_its_period(notified: Services, smtp: Mailbox) -> None:
     services = notified
     with services.db.session() as s:
@@ -450,7 +439,6 @@ def test_the_log_forgets_addresses_after_its_period(notified: Services, smtp: Ma
         assert kept.recipient_masked == "s***@school.example.cn"
 
 
-@sqlite_only
 def test_a_document_issued_close_to_its_deadline_gets_one_notice_not_a_reminder_too(
     notified: Services, smtp: Mailbox, provider: Provider
 ) -> None:
@@ -495,7 +483,6 @@ def test_two_processes_sending_at_once_send_each_message_once(notified: Services
         assert {(d.status, d.attempts) for d in s.scalars(select(Delivery))} == {("sent", 1)}
 
 
-@sqlite_only
 def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     notified: Services, smtp: Mailbox, provider: Provider
 ) -> None:
@@ -517,7 +504,11 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     reset = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已重置】")]
     assert len(reset) == 1
     text = reset[0].get_content()
-    assert "wsr-sh-head" in text and "被 安全管理员孟琳（济南市历城区教育和体育局） 重置" in text and "请立即联系教体局" in text
+    assert (
+        "wsr-sh-head" in text
+        and "被 安全管理员孟琳（济南市历城区教育和体育局） 重置" in text
+        and "请立即联系教体局" in text
+    )
     disabled = [m for m in smtp.to("shihe@school.example.cn") if m["Subject"].startswith("【账号已停用】")]
     assert len(disabled) == 1 and "校长调任" in disabled[0].get_content()
     assert _run(services) == []  # once each
@@ -538,7 +529,6 @@ def test_a_unit_hears_when_one_of_its_accounts_is_reset_or_disabled(
     assert "如果不是本人操作" in activated.get_content() and "wsr-sh-head" in activated.get_content()
 
 
-@sqlite_only
 def test_a_unit_hears_once_a_streak_when_its_account_keeps_failing_to_sign_in(
     notified: Services, smtp: Mailbox, provider: Provider
 ) -> None:
@@ -582,7 +572,6 @@ def test_a_unit_hears_once_a_streak_when_its_account_keeps_failing_to_sign_in(
     assert PASSWORD  # the district's real password was never tried
 
 
-@sqlite_only
 def test_what_the_pki_upkeep_cannot_do_alone_is_told_to_the_bureau_once(
     notified: Services, smtp: Mailbox, provider: Provider, tmp_path: Path
 ) -> None:
