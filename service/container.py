@@ -38,6 +38,8 @@ from service.documents.pipeline import DocumentEngine
 from service.documents.sandbox import UploadLimits, UploadVerifier
 from service.jobs.registry import JobContext, report_outage
 from service.jobs.runner import EmbeddedRunner, Schedule
+from service.ledgers import tasks as ledger_tasks
+from service.ledgers.models import Finding
 from service.ledgers.service import Ledgers
 from service.limits import RateLimiter, rate_limiter
 from service.notify import tasks as notify_tasks
@@ -83,12 +85,14 @@ SCHEDULES = (
     # Notices: reminders and escalations as they fall due, held messages and retries, webhooks.
     Schedule(notify_tasks.RunNotify(), dt.timedelta(minutes=5)),
     Schedule(notify_tasks.RunCaseNotices(), dt.timedelta(hours=1)),
+    # 四查三比对 once a month per bureau (asked daily: a bureau that had no run this month gets one).
+    Schedule(ledger_tasks.CompareMonthly(), dt.timedelta(days=1)),
 )
 #: The columns of other domains that name archived files, by store (recovery keeps what they name).
 FILE_COLUMNS = {
     "documents": (PrintBundle.sha256,),
     "reports": (Assignment.report_sha256,),
-    "files": (CaseFile.sha256, HomeVisit.evidence_sha256),
+    "files": (CaseFile.sha256, HomeVisit.evidence_sha256, Finding.evidence_sha256),
 }
 #: Scans of notices' pages and reads of children's data are written to the database this often
 #: (they are kept in memory until then).
@@ -244,9 +248,10 @@ class Services:
         retention_tasks.Needs,
         notify_tasks.Needs,
         account_tasks.Needs,
+        ledger_tasks.Needs,
     ]:
         """What each domain's jobs need of the services, checked by the type checker (never called)."""
-        return self, self, self, self, self, self
+        return self, self, self, self, self, self, self
 
     def prepare(self) -> None:
         """What every process does before serving: the schema up to date, the PKI in place (key

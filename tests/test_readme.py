@@ -284,6 +284,7 @@ BENCH_OPTIONS = {
     "bench/pipeline.py": "--count 4 --chunk 2 --single-runs 1 --verify-sample 2",
     "bench/notices.py": "--count 12 --single 1 --naive 1",
     "bench/verify.py": "--seconds 1 --notices 2",
+    "bench/compare.py": "--count 500",
 }
 
 

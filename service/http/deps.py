@@ -33,6 +33,8 @@ from service.container import Services
 from service.errors import NotFoundForUser
 from service.jobs import repository as jobs_repository
 from service.jobs.models import Job
+from service.ledgers import repository as ledgers_repository
+from service.ledgers.models import Finding
 from service.notify import repository as notify_repository
 from service.notify.models import Delivery, WebhookDelivery, WebhookSubscription
 from service.rosters import repository as rosters_repository
@@ -231,6 +233,13 @@ def visible_case(case_id: int, scope: ScopeDep, session: SessionDep) -> Case:
     return case
 
 
+def visible_finding(finding_id: int, scope: ScopeDep, session: SessionDep) -> Finding:
+    finding = ledgers_repository.get(session, scope, finding_id)
+    if finding is None:
+        raise NotFoundForUser()
+    return finding
+
+
 def visible_roster(roster_id: int, scope: ScopeDep, session: SessionDep) -> Roster:
     roster = rosters_repository.get(session, scope, roster_id)
     if roster is None:
@@ -300,6 +309,7 @@ AssignmentObj = Annotated[Assignment, Depends(visible_assignment)]
 DocumentObj = Annotated[Document, Depends(visible_document)]
 JobObj = Annotated[Job, Depends(visible_job)]
 CaseObj = Annotated[Case, Depends(visible_case)]
+FindingObj = Annotated[Finding, Depends(visible_finding)]
 RosterObj = Annotated[Roster, Depends(visible_roster)]
 
 

@@ -73,8 +73,42 @@ LEDGER_FIELDS = (
     Field("closure_date", "销号日期"),
     Field("closure_reason", "销号原因"),
 )
-KINDS = {"suspected_import": SUSPECTED_FIELDS, "ledger_export": LEDGER_FIELDS}
-MAPPING_TITLES = {"suspected_import": "全国基础教育管理服务平台疑似辍学名单", "ledger_export": "省台账系统导入表"}
+#: The source lists of 四查三比对 (``ledgers.compare``), by kind, with what each is called.
+LIST_KINDS = {
+    "huji": "公安户籍适龄儿童名单",
+    "xueji": "学籍系统导出名单",
+    "enrolled": "在校学生名单",
+    "poverty": "脱贫户/低保家庭儿童名单",
+    "disabled": "残疾儿童名单",
+    "platform": "平台下发疑似辍学名单",
+}
+#: The kinds whose every row names the child's school.
+SCHOOL_LISTS = frozenset({"xueji", "enrolled"})
+
+
+def list_fields(kind: str) -> tuple[Field, ...]:
+    """What a row of a source list gives the comparison; only the name and the 身份证号 are always
+    required (and the school in the lists of schools)."""
+    return (
+        Field("name", "姓名", True),
+        Field("id_number", "身份证号", True, "id_number"),
+        Field("birth_date", "出生日期", False, "date"),
+        Field("school", "学校名称", kind in SCHOOL_LISTS, "code"),
+        Field("township", "乡镇（街道）"),
+        Field("village", "村（社区）"),
+    )
+
+
+KINDS = {
+    "suspected_import": SUSPECTED_FIELDS,
+    "ledger_export": LEDGER_FIELDS,
+    **{f"list_{kind}": list_fields(kind) for kind in LIST_KINDS},
+}
+MAPPING_TITLES = {
+    "suspected_import": "全国基础教育管理服务平台疑似辍学名单",
+    "ledger_export": "省台账系统导入表",
+    **{f"list_{kind}": title for kind, title in LIST_KINDS.items()},
+}
 
 
 class MappingInvalid(InvalidInput):

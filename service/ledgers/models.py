@@ -177,3 +177,108 @@ class ColumnMapping(Base):
     mapping: Mapped[dict[str, str]] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class SourceList(Base):
+    """One dated version of a list a bureau receives (四查三比对): 公安户籍, the 学籍 export, the
+    schools' enrolment, 脱贫户/低保, 残疾儿童, the platform's 疑似辍学. A new upload is a new version;
+    the comparison reads the latest of each kind (``ledgers.compare``)."""
+
+    __tablename__ = "source_lists"
+    __table_args__ = (UniqueConstraint("bureau_id", "kind", "version", name="uq_source_list"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: huji, xueji, enrolled, poverty, disabled or platform (``compare.LIST_KINDS``).
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    filename: Mapped[str] = mapped_column(String(128))
+    children: Mapped[int]
+    #: Rows whose 身份证号 fails its check digit (kept, never matched: each is a finding).
+    invalid_ids: Mapped[int] = mapped_column(default=0)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(80))
+
+
+class SourceChild(SealedRow, Base):
+    """One child of a source list: the 身份证号 sealed with its blind index (the comparison matches
+    by it alone), the name, birth date and where the list places the child."""
+
+    __tablename__ = "source_children"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("source_lists.id"), index=True)
+    row: Mapped[int]
+    name: Mapped[str] = mapped_column(String(30))
+    id_number = Sealed[str](index="id_number")
+    id_number_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: False when the 身份证号 fails the check (a digit mistyped or transposed).
+    id_valid: Mapped[bool] = mapped_column(default=True)
+    birth_date: Mapped[dt.date | None]
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    #: 乡镇（街道） and 村（社区） as the list writes them.
+    township: Mapped[str] = mapped_column(String(30), default="")
+    village: Mapped[str] = mapped_column(String(30), default="")
+
+
+class CompareRun(Base):
+    """One run of the comparison for a bureau: which list versions it read, what it found."""
+
+    __tablename__ = "compare_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: upload, manual or schedule
+    trigger: Mapped[str] = mapped_column(String(16))
+    #: kind -> source_lists.id of the versions read.
+    lists: Mapped[dict[str, int]] = mapped_column(JSON)
+    #: rule -> findings the run found (new or still there).
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    new_findings: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    actor: Mapped[str] = mapped_column(String(80))
+
+
+class Finding(SealedRow, Base):
+    """A child the comparison found who should be at school and may not be, routed to a school (or
+    to the 街道教育办 of its 乡镇, or the bureau). Its identity is (rule, blind index): a later run
+    finds the same finding again and never reopens one that was answered. Closed only by an
+    answer with its reason (and evidence where there is some)."""
+
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("bureau_id", "rule", "id_number_bidx", name="uq_finding"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The rule that found it (``compare.RULES``).
+    rule: Mapped[str] = mapped_column(String(16))
+    #: Who must answer: the school, else the 街道教育办 of the 乡镇, else the bureau.
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    township: Mapped[str] = mapped_column(String(30), default="")
+    village: Mapped[str] = mapped_column(String(30), default="")
+    student_name: Mapped[str] = mapped_column(String(30))
+    id_number = Sealed[str](index="id_number")
+    id_number_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[str] = mapped_column(String(64))
+    birth_date: Mapped[dt.date | None]
+    #: The lists the child is in (``compare.SOURCE_TITLES`` keys).
+    sources: Mapped[list[str]] = mapped_column(JSON)
+    #: open or answered
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    #: Whether the latest run found it again (an open finding the data no longer shows stays open).
+    current: Mapped[bool] = mapped_column(default=True)
+    first_run_id: Mapped[int] = mapped_column(ForeignKey("compare_runs.id"))
+    last_run_id: Mapped[int] = mapped_column(ForeignKey("compare_runs.id"))
+    found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: transfer, abroad, death, elsewhere, at_school or other (``compare.ANSWERS``).
+    answer: Mapped[str | None] = mapped_column(String(16))
+    answer_note: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[dt.datetime | None]
+    answered_by: Mapped[str | None] = mapped_column(String(80))
+    evidence_filename: Mapped[str | None] = mapped_column(String(128))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    unit: Mapped[Unit] = relationship(lazy="joined", foreign_keys=[unit_id])

@@ -7,10 +7,13 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
+from service.audit.service import mask_id_number
 from service.campaigns.models import Assignment
 from service.campaigns.service import period_label, state_label
+from service.ledgers.compare import ANSWERS, RULES, SOURCE_TITLES
 from service.ledgers.district import District, Figures
-from service.ledgers.models import ReportVersion
+from service.ledgers.exchange import LIST_KINDS
+from service.ledgers.models import CompareRun, Finding, ReportVersion, SourceList
 from service.ledgers.reports import Draft, PeriodKind, differences, period_text
 from service.ledgers.service import Change, Ledger
 from service.units.models import Unit
@@ -119,4 +122,54 @@ def draft_view(draft: Draft, versions: list[ReportVersion], tz: zoneinfo.ZoneInf
             }
             for i, v in enumerate(versions)
         ],
+    }
+
+
+def finding_view(f: Finding, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """A finding as the list and the API show it: the 身份证号 masked."""
+    return {
+        "id": f.id,
+        "rule": f.rule,
+        "reason": RULES.get(f.rule, f.rule),
+        "unit": unit_brief(f.unit),
+        "township": f.township,
+        "village": f.village,
+        "student_name": f.student_name,
+        "id_number": mask_id_number(f.id_number or ""),
+        "birth_date": f.birth_date.isoformat() if f.birth_date else None,
+        "sources": [SOURCE_TITLES.get(k, k) for k in f.sources],
+        "status": f.status,
+        "current": f.current,
+        "found_at": f.found_at.astimezone(tz).isoformat(),
+        "answer": ANSWERS.get(f.answer or "", None),
+        "answer_note": f.answer_note,
+        "answered_at": f.answered_at.astimezone(tz).isoformat() if f.answered_at else None,
+        "answered_by": f.answered_by,
+        "evidence": f.evidence_filename,
+    }
+
+
+def source_list_view(x: SourceList, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": x.id,
+        "kind": x.kind,
+        "title": LIST_KINDS.get(x.kind, x.kind),
+        "version": x.version,
+        "filename": x.filename,
+        "children": x.children,
+        "invalid_ids": x.invalid_ids,
+        "uploaded_at": x.uploaded_at.astimezone(tz).isoformat(),
+        "uploaded_by": x.uploaded_by,
+    }
+
+
+def run_view(run: CompareRun, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "started_at": run.started_at.astimezone(tz).isoformat(),
+        "seconds": run.seconds,
+        "lists": run.lists,
+        "counts": {RULES.get(k, k): v for k, v in run.counts.items()},
+        "new_findings": run.new_findings,
     }

@@ -44,6 +44,7 @@ from service.cases.models import (
 from service.cases.service import CaseIn, Cases, GuardianIn
 from service.db.sealed import index_of
 from service.errors import NotFoundForUser
+from service.ledgers.compare import Compare
 from service.ledgers.deadlines import Deadlines, DueItem
 from service.ledgers.district import District, DistrictFigures
 from service.ledgers.excel import fit_columns
@@ -215,6 +216,7 @@ class Ledgers:
             ),
         )
         self.exchange = Exchange(cases, now)
+        self.compare = Compare(self.exchange, cases.archive, self.tz, now)
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.tz).date()

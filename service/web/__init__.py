@@ -6,6 +6,7 @@ from service.web import (
     audit,
     campaigns,
     cases,
+    compare,
     deadlines,
     district,
     exchange,
@@ -32,6 +33,7 @@ ROUTERS = [
         reports,
         district,
         exchange,
+        compare,
         notify,
         audit,
     )

@@ -35,6 +35,8 @@ from tests.api.conftest import PASSWORD, Service, running_service, setup_licheng
 from tests.rosters.roster_data import rows
 from tests.rosters.roster_data import xlsx as roster_xlsx
 
+#: A 学籍 export of one child of 石河小学 (四查三比对).
+XUEJI = roster_xlsx([("李空挂", "370112201705100032", "历城区王舍人街道石河小学")], ("姓名", "身份证号", "学校名称"))
 #: Routes nobody owns: signing in and out, the public verification pages, and the activation links
 #: (their token is the authority; a browser signed in to any account is refused there).
 PUBLIC = re.compile(r"^/(api/auth/(login|logout)|login|logout|v(/.*)?|api/activation/.*|activate/.*)$")
@@ -180,6 +182,12 @@ def multipart(service: Service, path: str) -> tuple[dict[str, Any], list[tuple[s
             {"kind": "enrollment_notice", "report_by": _future(service, 20)},
             [("file", ("名单.xlsx", sheet, "application/octet-stream"))],
         ),
+        "/api/compare/lists": ({"kind": "xueji"}, [("file", ("学籍.xlsx", XUEJI, "application/octet-stream"))]),
+        "/compare/lists": ({"kind": "xueji"}, [("file", ("学籍.xlsx", XUEJI, "application/octet-stream"))]),
+        "/api/compare/findings/{finding_id}/answer": (
+            {"reason": "transfer", "note": "已转学"},
+            [("evidence", ("转学证明.pdf", b"%PDF-1.7 proof", "application/pdf"))],
+        ),
     }
     return known.get(path, ({}, []))
 
@@ -191,6 +199,7 @@ def page_forms(service: Service) -> dict[str, dict[str, str]]:
         "/cases/{case_id}/attempts": {"date": today, "method": "电话", "staff": "班主任", "result": "未到校"},
         "/cases/{case_id}/notice": {"kind": "return_notice", "report_by": _future(service, 7)},
         "/cases/{case_id}/erasure": {"reason": "监护人书面申请删除"},
+        "/compare/findings/{finding_id}/answer": {"reason": "at_school", "note": "已返校"},
         "/cases/new": {
             "school_id": "0",  # replaced below
             "student_name": "张三",
@@ -261,7 +270,11 @@ def school_objects(service: Service, units: dict[str, int]) -> dict[str, int]:
     assert urged.status_code == 202, urged.text
     subscription = c.post("/api/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["document.signed"]})
     assert subscription.status_code == 201, subscription.text
+    # 四查三比对: a child in 石河小学's 学籍 and not at school, a finding of the school's
+    listed = c.post("/api/compare/lists", data={"kind": "xueji"}, files={"file": ("学籍.xlsx", XUEJI)})
+    assert listed.status_code == 201, listed.text
     service.login(OWNER)
+    finding_id = c.get("/api/compare/findings").json()["findings"][0]["id"]
     return {
         "delivery_id": urged.json()["deliveries"][0]["id"],
         "subscription_id": subscription.json()["id"],
@@ -276,6 +289,7 @@ def school_objects(service: Service, units: dict[str, int]) -> dict[str, int]:
         "unit_id": units["WSR-SH"],
         "school_id": units["WSR-SH"],
         "job_id": int(job_id or 1),
+        "finding_id": finding_id,
     }
 
 
