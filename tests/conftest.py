@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -254,25 +253,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
-        def schedule(self) -> None:
-            if self.collection is None:
-                # The Redis unit (the scale-out profile's real workers, which mostly wait on them)
-                # goes out first, so it runs beside the rest rather than after it; then the units
-                # with the most tests, as pytest-xdist's own reordering would have them.
-                for node, collected in self.registered_collections.items():
-                    self.registered_collections[node] = first_the_redis_unit(collected)
-                self.config.option.loadscopereorder = False
-            super().schedule()
+        def _assign_work_unit(self, node: Any) -> None:
+            # The Redis unit (the scale-out profile's real workers, which mostly wait on them) goes
+            # out first, so it runs beside the rest rather than after it; the other units keep
+            # pytest-xdist's order (most tests first). Only the queue of units is reordered: a
+            # worker is sent indices into its own collection, which must stay as collected.
+            if not getattr(self, "_redis_first", False):
+                self._redis_first = True
+                if "redis" in self.workqueue:
+                    self.workqueue.move_to_end("redis", last=False)
+            super()._assign_work_unit(node)
 
     return Grouped(config, log)
-
-
-def first_the_redis_unit(nodeids: list[str]) -> list[str]:
-    sizes = Counter(work_unit(n) for n in nodeids)
-    position = {n: i for i, n in enumerate(nodeids)}
-
-    def key(nodeid: str) -> tuple[bool, int, str, int]:
-        unit = work_unit(nodeid)
-        return unit != "redis", -sizes[unit], unit, position[nodeid]
-
-    return sorted(nodeids, key=key)
