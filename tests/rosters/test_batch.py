@@ -26,7 +26,7 @@ from tests.conftest import TEST_KDF_ROUNDS
 from tests.rosters.roster_data import rows, xlsx
 
 DOCSIGN = str(Path(sys.executable).with_name("docsign"))
-COUNT = 400
+COUNT = 1000
 SCHOOLS = ["WSR-SH", "WSR-XD", "WSR-ZX", "HJL-XX", "HJL-BX", "HJL-ZX", "SYXX", "DEZX"]
 
 
@@ -71,7 +71,7 @@ def test_killed_batch_resumes_without_duplicates(tmp_path: Path) -> None:
             start_new_session=True,
         )
         # kill it at a random point once it has made some progress (and before it is done)
-        target = progress[-1] + rnd.randint(40, 100)
+        target = progress[-1] + rnd.randint(60, 250)
         deadline = time.monotonic() + 300
         while issued() < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
